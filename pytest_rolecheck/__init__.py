@@ -87,6 +87,6 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
         assert_variants_differ,
         assert_variants_equivalent,
     )
-    from ._tools_render import render_tools_namespace
     from ._toolcalls import ToolCallComparison, compare_tool_calls
+    from ._tools_render import render_tools_namespace
     from .variants import Variant

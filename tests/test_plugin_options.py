@@ -1,0 +1,192 @@
+"""Options, ini keys and markers: validation and precedence (pytester)."""
+
+from __future__ import annotations
+
+import pytest
+
+from pytest_rolecheck._options import OPTIONS
+
+pytest_plugins = ["pytester"]
+
+SHOW_SETTINGS = """
+import json
+from pytest_rolecheck import plugin
+
+def test_show(request, rolecheck):
+    s = rolecheck.settings
+    print("SETTINGS=" + json.dumps({
+        "record_mode": s.record_mode, "model": s.model, "trials": s.trials, "alpha": s.alpha,
+        "margin": s.margin, "concurrency": s.concurrency, "metric": s.metric, "design": s.design,
+        "local": s.local, "temperature": s.temperature, "max_tokens": s.max_tokens,
+    }))
+"""
+
+
+def _settings(result: pytest.RunResult) -> dict[str, object]:
+    import json
+
+    for line in result.outlines:
+        if "SETTINGS=" in line:
+            value: dict[str, object] = json.loads(line.split("SETTINGS=", 1)[1])
+            return value
+    raise AssertionError("no SETTINGS line in output:\n" + result.stdout.str())
+
+
+BAD_VALUES = {
+    "record_mode": ("sometimes", "none, once, all, rewrite"),
+    "concurrency": ("0", "whole number ≥ 1"),
+    "trials": ("3", "whole number ≥ 4"),
+    "alpha": ("1.5", "(0, 1)"),
+    "margin": ("-1", "(0, ∞)"),
+    "design": ("pairs", "all-pairs, seed"),
+    "max_tokens": ("many", "whole number ≥ 1"),
+    "top_logprobs": ("0", "whole number ≥ 1"),
+    "temperature": ("3", "[0, 2]"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(BAD_VALUES))
+def test_bad_cli_value_is_a_usage_error(pytester: pytest.Pytester, name: str) -> None:
+    value, allowed = BAD_VALUES[name]
+    pytester.makepyfile("def test_x(): pass")
+    result = pytester.runpytest(f"--rolecheck-{name.replace('_', '-')}={value}")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines([f"*--rolecheck-{name.replace('_', '-')}*{value}*"])
+    assert allowed in result.stderr.str()
+
+
+@pytest.mark.parametrize("name", sorted(BAD_VALUES))
+def test_bad_ini_value_is_a_usage_error(pytester: pytest.Pytester, name: str) -> None:
+    value, allowed = BAD_VALUES[name]
+    pytester.makeini(f"[pytest]\nrolecheck_{name} = {value}\n")
+    pytester.makepyfile("def test_x(): pass")
+    result = pytester.runpytest()
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines([f"*rolecheck_{name}*{value}*"])
+    assert allowed in result.stderr.str()
+
+
+def test_unknown_metric_is_a_usage_error(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile("def test_x(): pass")
+    result = pytester.runpytest("--rolecheck-metric=cosine")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*--rolecheck-metric*cosine*js*tv*"])
+
+
+def test_defaults(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(SHOW_SETTINGS)
+    result = pytester.runpytest("-s")
+    result.assert_outcomes(passed=1)
+    assert _settings(result) == {
+        "record_mode": "none",
+        "model": None,
+        "trials": 10,
+        "alpha": 0.05,
+        "margin": 0.5,
+        "concurrency": 8,
+        "metric": "js",
+        "design": "all-pairs",
+        "local": False,
+        "temperature": 0.0,
+        "max_tokens": 20,
+    }
+
+
+def test_precedence_marker_over_cli_over_ini(pytester: pytest.Pytester) -> None:
+    pytester.makeini(
+        "[pytest]\nrolecheck_trials = 6\nrolecheck_alpha = 0.01\nrolecheck_margin = 0.3\n"
+        "rolecheck_model = ini-model\nrolecheck_local = true\n"
+    )
+    pytester.makepyfile(
+        SHOW_SETTINGS.replace(
+            "def test_show", "import pytest\n@pytest.mark.rolecheck(trials=12)\ndef test_show"
+        )
+    )
+    result = pytester.runpytest("-s", "--rolecheck-trials=8", "--rolecheck-alpha=0.1")
+    result.assert_outcomes(passed=1)
+    settings = _settings(result)
+    assert settings["trials"] == 12  # marker beats CLI
+    assert settings["alpha"] == 0.1  # CLI beats ini
+    assert settings["margin"] == 0.3  # ini beats default
+    assert settings["model"] == "ini-model"
+    assert settings["local"] is True  # an absent --rolecheck-local switch keeps the ini value
+
+
+def test_class_marker_applies_and_closest_marker_wins(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        """
+        import pytest
+
+        pytestmark = pytest.mark.rolecheck(trials=5, margin=0.25)
+
+        @pytest.mark.rolecheck(trials=7)
+        def test_x(rolecheck):
+            assert rolecheck.settings.trials == 7
+            assert rolecheck.settings.margin == 0.25
+        """
+    )
+    pytester.runpytest().assert_outcomes(passed=1)
+
+
+def test_marker_unknown_argument_errors_the_test(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        """
+        import pytest
+
+        @pytest.mark.rolecheck(trails=7)
+        def test_x(rolecheck):
+            pass
+
+        def test_other():
+            pass
+        """
+    )
+    result = pytester.runpytest()
+    result.assert_outcomes(passed=1, errors=1)
+    result.stdout.fnmatch_lines(["*unknown argument 'trails'*allowed: model, *trials*"])
+
+
+def test_marker_bad_value_errors_the_test(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        """
+        import pytest
+
+        @pytest.mark.rolecheck(alpha=2)
+        def test_x(rolecheck):
+            pass
+        """
+    )
+    result = pytester.runpytest()
+    result.assert_outcomes(errors=1)
+    result.stdout.fnmatch_lines(["*rolecheck(alpha=...)*invalid value '2'*"])
+
+
+def test_marker_is_registered(pytester: pytest.Pytester) -> None:
+    result = pytester.runpytest("--markers")
+    result.stdout.fnmatch_lines(["@pytest.mark.rolecheck(**options)*"])
+
+
+def test_every_option_is_in_help(pytester: pytest.Pytester) -> None:
+    result = pytester.runpytest("--help")
+    text = result.stdout.str()
+    assert "pytest-rolecheck" in text
+    for spec in OPTIONS:
+        assert spec.ini_name in text
+        if spec.cli:
+            assert spec.cli_name in text
+
+
+def test_plugin_import_is_light(pytester: pytest.Pytester) -> None:
+    # Collection must not pay for numpy, scipy, openai or vcrpy.
+    pytester.makepyfile(
+        """
+        import sys
+
+        def test_modules():
+            heavy = {"numpy", "scipy", "openai", "vcr", "httpx2"}
+            loaded = heavy & set(sys.modules)
+            assert not loaded, loaded
+        """
+    )
+    result = pytester.runpytest_subprocess("-p", "no:randomly")
+    result.assert_outcomes(passed=1)
