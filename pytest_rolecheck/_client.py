@@ -1,0 +1,336 @@
+"""The one module that talks to the network, through the official ``openai`` SDK.
+
+:class:`CompletionRunner` sends a batch of chat-completion requests with bounded
+concurrency — ``AsyncOpenAI`` under an ``asyncio`` semaphore, or a sync
+``OpenAI`` client in a thread pool — stamping each request with its call index
+(``x-rolecheck-call``) so a cassette replays every call to the call it was
+recorded from, whatever order the concurrent calls finished in. SDK errors are
+translated into :mod:`pytest_rolecheck._errors` with a message that says what
+to do next.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import threading
+import time
+from collections.abc import Callable, Coroutine, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+import openai
+
+from ._errors import BackendError, CassetteMismatchError, RolecheckUsageError
+
+CALL_INDEX_HEADER = "x-rolecheck-call"
+# Sent when replaying: the SDK insists on a key, and no real key is needed.
+REPLAY_API_KEY = "rolecheck-replay-no-key"
+
+T = TypeVar("T")
+
+AnyClient = openai.OpenAI | openai.AsyncOpenAI
+
+
+@dataclass(frozen=True)
+class CallSpec:
+    """One request of a batch: its index within the test, its arm, its kwargs."""
+
+    index: int
+    arm: str
+    request: Mapping[str, Any]
+
+    def body(self) -> dict[str, Any]:
+        """The JSON body the SDK will send (what the cassette matches on)."""
+        result: dict[str, Any] = json.loads(json.dumps(dict(self.request)))
+        return result
+
+
+@dataclass
+class Usage:
+    """Token usage summed over calls."""
+
+    calls: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+
+    def add(self, response: Any) -> None:
+        self.calls += 1
+        usage = getattr(response, "usage", None)
+        if usage is not None:
+            self.prompt_tokens += int(getattr(usage, "prompt_tokens", 0) or 0)
+            self.completion_tokens += int(getattr(usage, "completion_tokens", 0) or 0)
+
+    @property
+    def total_tokens(self) -> int:
+        return self.prompt_tokens + self.completion_tokens
+
+
+@dataclass
+class Progress:
+    """Live counters, readable from another thread (e.g. a progress display)."""
+
+    total: int = 0
+    done: int = 0
+    started: float = field(default_factory=time.monotonic)
+    usage: Usage = field(default_factory=Usage)
+
+    @property
+    def elapsed(self) -> float:
+        return time.monotonic() - self.started
+
+
+def make_client(
+    *,
+    base_url: str | None,
+    live: bool,
+    max_retries: int = 2,
+    timeout: float = 120.0,
+) -> openai.AsyncOpenAI:
+    """Build the default client from ``OPENAI_API_KEY`` / ``OPENAI_BASE_URL``.
+
+    When nothing will go live (every call replays from a cassette) no key is
+    needed, so a placeholder is used; a real key never reaches a cassette.
+    """
+    api_key = os.environ.get("OPENAI_API_KEY")
+    if not api_key:
+        if live:
+            raise BackendError(
+                "OPENAI_API_KEY is not set, and this test needs live calls (no cassette to "
+                "replay, or a re-recording mode). Set OPENAI_API_KEY (and OPENAI_BASE_URL for "
+                "another OpenAI-compatible server), override the `rolecheck_client` fixture, or "
+                "record against the bundled local model with --rolecheck-local."
+            )
+        api_key = REPLAY_API_KEY
+    return openai.AsyncOpenAI(
+        api_key=api_key,
+        base_url=base_url or os.environ.get("OPENAI_BASE_URL") or None,
+        # Replays never fail transiently; retrying them would only hide a mismatch.
+        max_retries=max_retries if live else 0,
+        timeout=timeout,
+    )
+
+
+def client_secrets(client: Any) -> list[str]:
+    """Values that must never be written to disk (the client's API key)."""
+    key = getattr(client, "api_key", None)
+    return [key] if isinstance(key, str) and key and key != REPLAY_API_KEY else []
+
+
+def client_base_url(client: Any) -> str:
+    return str(getattr(client, "base_url", "") or "")
+
+
+class CompletionRunner:
+    """Run batches of chat completions with bounded concurrency.
+
+    Parameters
+    ----------
+    client
+        An ``openai.AsyncOpenAI`` (calls run on an event loop) or ``openai.OpenAI``
+        (calls run in a thread pool). Azure and other subclasses work alike.
+    concurrency
+        Maximum number of requests in flight.
+    before_call
+        Called with each :class:`CallSpec` before anything is sent (the cassette
+        uses it to fail fast, with a clear message, on a stale or missing entry).
+    """
+
+    def __init__(
+        self,
+        client: AnyClient,
+        *,
+        concurrency: int = 8,
+        before_call: Callable[[CallSpec], None] | None = None,
+        progress: Progress | None = None,
+    ) -> None:
+        if concurrency < 1:
+            raise RolecheckUsageError(f"concurrency must be ≥ 1, got {concurrency}.")
+        self.client = client
+        self.concurrency = concurrency
+        self.before_call = before_call
+        self.progress = progress or Progress()
+
+    @property
+    def usage(self) -> Usage:
+        return self.progress.usage
+
+    def run(self, specs: Sequence[CallSpec]) -> list[Any]:
+        """Send every request and return the responses in the order of ``specs``."""
+        if self.before_call is not None:
+            # Check the whole batch first: a stale cassette fails before any call.
+            for spec in specs:
+                self.before_call(spec)
+        self.progress.total += len(specs)
+        if isinstance(self.client, openai.AsyncOpenAI):
+            return _run_coroutine(self._run_async(specs))
+        if isinstance(self.client, openai.OpenAI):
+            return self._run_threads(specs)
+        raise RolecheckUsageError(
+            f"the rolecheck_client fixture returned {type(self.client).__name__}; expected an "
+            "openai.AsyncOpenAI or openai.OpenAI instance (or None for the default client)."
+        )
+
+    def _record(self, response: Any) -> Any:
+        self.progress.done += 1
+        self.progress.usage.add(response)
+        return response
+
+    async def _run_async(self, specs: Sequence[CallSpec]) -> list[Any]:
+        assert isinstance(self.client, openai.AsyncOpenAI)
+        client = self.client
+        semaphore = asyncio.Semaphore(self.concurrency)
+        results: list[Any] = [None] * len(specs)
+
+        async def one(position: int, spec: CallSpec) -> None:
+            async with semaphore:
+                try:
+                    response = await client.chat.completions.create(
+                        **spec.request, extra_headers={CALL_INDEX_HEADER: str(spec.index)}
+                    )
+                except openai.OpenAIError as exc:
+                    raise translate_error(exc, spec, client_base_url(client)) from exc
+            results[position] = self._record(response)
+
+        try:
+            # TaskGroup cancels the remaining calls as soon as one fails.
+            async with asyncio.TaskGroup() as group:
+                for position, spec in enumerate(specs):
+                    group.create_task(one(position, spec))
+        except BaseExceptionGroup as group_error:
+            raise _first_error(group_error) from None
+        return results
+
+    def _run_threads(self, specs: Sequence[CallSpec]) -> list[Any]:
+        assert isinstance(self.client, openai.OpenAI)
+        client = self.client
+
+        def one(spec: CallSpec) -> Any:
+            try:
+                response = client.chat.completions.create(
+                    **spec.request, extra_headers={CALL_INDEX_HEADER: str(spec.index)}
+                )
+            except openai.OpenAIError as exc:
+                raise translate_error(exc, spec, client_base_url(client)) from exc
+            return self._record(response)
+
+        with ThreadPoolExecutor(max_workers=self.concurrency) as pool:
+            futures = [pool.submit(one, spec) for spec in specs]
+            try:
+                return [future.result() for future in futures]
+            except BaseException:
+                for future in futures:
+                    future.cancel()
+                raise
+
+
+def _first_error(group: BaseExceptionGroup[BaseException]) -> BaseException:
+    for exc in group.exceptions:
+        if isinstance(exc, BaseExceptionGroup):
+            return _first_error(exc)
+        if not isinstance(exc, asyncio.CancelledError):
+            return exc
+    return group.exceptions[0]
+
+
+def _run_coroutine(coro: Coroutine[Any, Any, T]) -> T:
+    """Run ``coro`` to completion, also from inside a running event loop.
+
+    Tests written with pytest-asyncio call us from a running loop, where
+    ``asyncio.run`` is refused; a private thread with its own loop serves them.
+    """
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(coro)
+    box: dict[str, Any] = {}
+
+    def target() -> None:
+        try:
+            box["value"] = asyncio.run(coro)
+        except BaseException as exc:
+            box["error"] = exc
+
+    thread = threading.Thread(target=target, name="rolecheck-runner")
+    thread.start()
+    thread.join()
+    if "error" in box:
+        raise box["error"]
+    result: T = box["value"]
+    return result
+
+
+def _cassette_refusal(exc: BaseException) -> bool:
+    # vcrpy refuses an unmatched request with CannotOverwriteExistingCassetteException;
+    # the SDK wraps it in APIConnectionError. Match by name: this module must not import vcrpy.
+    seen: BaseException | None = exc
+    while seen is not None:
+        if type(seen).__name__ == "CannotOverwriteExistingCassetteException":
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
+def translate_error(exc: openai.OpenAIError, spec: CallSpec, base_url: str) -> Exception:
+    """Turn an SDK error into one of ours, saying what happened and what to do."""
+    where = f"call #{spec.index} ({spec.arm}) to {base_url or 'the API'}"
+    if isinstance(exc, openai.APIStatusError):
+        status = exc.status_code
+        detail = _error_detail(exc)
+        if status == 401:
+            hint = (
+                "the API key was refused: check OPENAI_API_KEY (or the rolecheck_client fixture)."
+            )
+        elif status == 404:
+            hint = (
+                f"model {spec.request.get('model')!r} or the endpoint was not found: check "
+                "--rolecheck-model / rolecheck_model and --rolecheck-base-url."
+            )
+        elif status == 429:
+            hint = "rate limited: lower --rolecheck-concurrency, or retry later."
+        elif "logprob" in detail.lower():
+            hint = (
+                "this model or server does not support logprobs; rolecheck needs "
+                "logprobs=True with top_logprobs=k (set --rolecheck-top-logprobs), or a model that "
+                "returns them."
+            )
+        elif status >= 500:
+            hint = (
+                "the server failed; retry, or read the server's log (with --rolecheck-local, "
+                "the log path is in the error above)."
+            )
+        else:
+            hint = "the request was rejected; check the variant's parameters."
+        return BackendError(f"{where} failed with HTTP {status}: {detail}\n{hint}")
+    if isinstance(exc, openai.APIConnectionError) and _cassette_refusal(exc):
+        return CassetteMismatchError(
+            f"{where}: the request is not in the cassette (it changed since recording). "
+            "Re-record with --rolecheck-record-mode=rewrite."
+        )
+    if isinstance(exc, openai.APITimeoutError):
+        return BackendError(
+            f"{where} timed out. A slow server or model: lower --rolecheck-concurrency, or "
+            "give the client a longer timeout in the rolecheck_client fixture."
+        )
+    if isinstance(exc, openai.APIConnectionError):
+        cause = exc.__cause__ or exc.__context__
+        return BackendError(
+            f"could not connect for {where}: {cause or exc}. Is the server running and the "
+            "base URL right (--rolecheck-base-url / OPENAI_BASE_URL)? To record against the "
+            "bundled local model, pass --rolecheck-local."
+        )
+    return BackendError(f"{where} failed: {exc}")
+
+
+def _error_detail(exc: openai.APIStatusError) -> str:
+    body = exc.body
+    if isinstance(body, Mapping):
+        message = body.get("message") or body.get("error") or body
+        if isinstance(message, Mapping):
+            message = message.get("message", message)
+        text = str(message)
+    else:
+        text = str(exc.message)
+    return text if len(text) <= 500 else text[:500] + " …"

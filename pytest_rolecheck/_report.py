@@ -1,0 +1,165 @@
+"""The run's summary: one row per comparison, as terminal lines or as JSON.
+
+Rows are plain dicts (built by :meth:`Rolecheck._add_row`) so they travel from
+xdist workers to the controller inside ``report.user_properties``. The report
+object only yields lines; the plugin's terminal hook writes them (syrupy style).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import tempfile
+from collections import Counter
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+USER_PROPERTY = "rolecheck"
+REPORT_FORMAT_VERSION = 1
+
+_VERDICT_ORDER = ("different", "inconclusive", "equivalent")
+
+
+def _num(value: Any, digits: int = 3) -> str:
+    if value is None:
+        return "—"
+    if isinstance(value, bool):
+        return str(value)
+    if isinstance(value, int):
+        return str(value)
+    x = float(value)
+    if math.isnan(x):
+        return "nan"
+    if math.isinf(x):
+        return "∞" if x > 0 else "-∞"
+    if x == 0:
+        return "0"
+    if abs(x) < 1e-3:
+        return f"{x:.1e}"
+    return f"{x:.{digits}g}"
+
+
+def _p(value: Any) -> str:
+    if value is None:
+        return "—"
+    x = float(value)
+    return "<0.001" if x < 1e-3 else f"{x:.3f}"
+
+
+def _short_test(nodeid: str | None) -> str:
+    if not nodeid:
+        return "(outside pytest)"
+    return nodeid.rsplit("/", 1)[-1]
+
+
+@dataclass
+class SummaryReport:
+    """All comparison rows of a run, in the order the tests reported them."""
+
+    rows: list[dict[str, Any]] = field(default_factory=list)
+
+    def extend(self, rows: Iterable[Mapping[str, Any]]) -> None:
+        self.rows.extend(dict(row) for row in rows)
+
+    def __bool__(self) -> bool:
+        return bool(self.rows)
+
+    def table(self) -> tuple[list[str], list[list[str]]]:
+        header = [
+            "test",
+            "compared",
+            "verdict",
+            "n",
+            "floor",
+            "T",
+            "ratio [upper]",
+            "p",
+            "calls",
+            "tokens",
+            "source",
+        ]
+        body: list[list[str]] = []
+        for row in self.rows:
+            if row.get("kind") == "tool-calls":
+                floor = excess = "—"
+                ratio = f"TV {_num(row.get('tv'))} [{_num(row.get('tv_upper'))}]"
+            else:
+                floor, excess = _num(row.get("floor")), _num(row.get("excess"))
+                ratio = (
+                    "deterministic"
+                    if row.get("deterministic")
+                    else f"{_num(row.get('ratio'))} [{_num(row.get('ratio_upper'))}]"
+                )
+            tokens = int(row.get("prompt_tokens") or 0) + int(row.get("completion_tokens") or 0)
+            body.append(
+                [
+                    _short_test(row.get("nodeid")),
+                    str(row.get("title", "")),
+                    str(row.get("verdict", "")),
+                    f"{row.get('n_a')}+{row.get('n_b')}",
+                    floor,
+                    excess,
+                    ratio,
+                    _p(row.get("p_value")),
+                    str(row.get("calls", 0)),
+                    str(tokens),
+                    str(row.get("source", "")),
+                ]
+            )
+        return header, body
+
+    def lines(self) -> Iterator[str]:
+        """Yield the terminal summary, a table and a one-line tally."""
+        header, body = self.table()
+        widths = [
+            max(len(h), *(len(r[i]) for r in body)) if body else len(h)
+            for i, h in enumerate(header)
+        ]
+        yield "  ".join(h.ljust(w) for h, w in zip(header, widths, strict=True)).rstrip()
+        yield "  ".join("-" * w for w in widths)
+        for row in body:
+            yield "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip()
+        tally = Counter(str(row.get("verdict")) for row in self.rows)
+        parts = [f"{tally[v]} {v}" for v in _VERDICT_ORDER if tally[v]]
+        calls = sum(int(row.get("calls") or 0) for row in self.rows)
+        live = sum(int(row.get("calls") or 0) for row in self.rows if row.get("source") == "live")
+        tokens = sum(
+            int(row.get("prompt_tokens") or 0) + int(row.get("completion_tokens") or 0)
+            for row in self.rows
+        )
+        yield (
+            f"{len(self.rows)} comparison{'s' if len(self.rows) != 1 else ''}: "
+            f"{', '.join(parts) or 'none'}; {calls} calls ({live} live, {calls - live} replayed), "
+            f"{tokens} tokens"
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        return {"rolecheck_report": REPORT_FORMAT_VERSION, "comparisons": self.rows}
+
+    def write_json(self, path: Path) -> None:
+        """Write the JSON report atomically (a reader never sees half a file)."""
+        write_text_atomic(path, json.dumps(self.to_json(), indent=2, allow_nan=True) + "\n")
+
+
+def write_text_atomic(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def load_report(path: Path) -> list[dict[str, Any]]:
+    """Read the rows of a JSON report written by ``--rolecheck-report``."""
+    data = json.loads(path.read_text(encoding="utf-8"))
+    if not isinstance(data, dict) or "comparisons" not in data:
+        raise ValueError(f"{path} is not a rolecheck JSON report (no 'comparisons' key)")
+    rows: Sequence[dict[str, Any]] = data["comparisons"]
+    return list(rows)

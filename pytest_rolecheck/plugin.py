@@ -1,0 +1,207 @@
+"""pytest hooks of pytest-rolecheck: options, fixtures, cassette lifecycle, summary.
+
+Hooks only; the work lives in :mod:`._session` (running and comparing),
+:mod:`._cassette` (vcrpy) and :mod:`._report` (the summary). Importing this
+module loads no numpy, scipy, openai or vcrpy: a suite that never calls
+rolecheck pays (almost) nothing for having it installed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Generator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from ._errors import RolecheckAssertionError, RolecheckError, RolecheckUsageError
+from ._options import OPTIONS, Settings, apply_marker, resolve_settings
+from ._report import USER_PROPERTY, SummaryReport
+from ._session import LocalBackend, Rolecheck, activate, deactivate
+
+SETTINGS_KEY = pytest.StashKey[Settings]()
+SUMMARY_KEY = pytest.StashKey[SummaryReport]()
+BACKEND_KEY = pytest.StashKey[LocalBackend]()
+OPEN_KEY = pytest.StashKey[set[Rolecheck]]()
+ROLECHECK_KEY = pytest.StashKey[Rolecheck]()
+
+MARKER_HELP = (
+    "rolecheck(**options): per-test defaults for pytest-rolecheck (model, trials, alpha, margin, "
+    "metric, design, max_tokens, top_logprobs, temperature, concurrency)."
+)
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("rolecheck", "pytest-rolecheck: statistical LLM behaviour tests")
+    for spec in OPTIONS:
+        if spec.cli:
+            if spec.flag:
+                group.addoption(
+                    spec.cli_name,
+                    action="store_true",
+                    default=False,
+                    dest=f"rolecheck_{spec.name}",
+                    help=spec.help,
+                )
+            else:
+                group.addoption(
+                    spec.cli_name,
+                    action="store",
+                    default=None,
+                    dest=f"rolecheck_{spec.name}",
+                    metavar=spec.name.upper(),
+                    help=f"{spec.help} (default: {spec.default})",
+                )
+        parser.addini(spec.ini_name, f"{spec.help} (default: {spec.default})", default=None)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", MARKER_HELP)
+    cli = {spec.name: config.getoption(f"rolecheck_{spec.name}") for spec in OPTIONS if spec.cli}
+    ini = {spec.name: config.getini(spec.ini_name) for spec in OPTIONS}
+    try:
+        settings = resolve_settings(cli, ini, rootdir=config.rootpath)
+        if settings.metric != "js":
+            _check_metric(settings.metric)
+    except RolecheckUsageError as exc:
+        raise pytest.UsageError(str(exc)) from None
+    config.stash[SETTINGS_KEY] = settings
+    config.stash[SUMMARY_KEY] = summary = SummaryReport()
+    config.pluginmanager.register(_SummaryCollector(summary), "rolecheck-summary")
+    config.stash[BACKEND_KEY] = LocalBackend()
+    config.stash[OPEN_KEY] = set()
+
+
+def _check_metric(name: str) -> None:
+    # Only a non-default metric pays for importing the distance module here.
+    from ._distances import available_metrics
+
+    if name not in available_metrics():
+        raise RolecheckUsageError(
+            f"--rolecheck-metric: invalid value {name!r}: expected one of "
+            f"{', '.join(available_metrics())} (or a metric registered with register_metric)."
+        )
+
+
+def _is_worker(config: pytest.Config) -> bool:
+    return hasattr(config, "workerinput")
+
+
+@pytest.fixture(scope="session")
+def rolecheck_client() -> Any:
+    """Override to return an ``openai.AsyncOpenAI`` / ``openai.OpenAI`` client.
+
+    The default (``None``) builds a client from ``OPENAI_API_KEY`` and
+    ``OPENAI_BASE_URL`` (or ``--rolecheck-base-url`` / ``--rolecheck-local``).
+    """
+    return None
+
+
+@pytest.fixture(autouse=True)
+def _rolecheck_context(request: pytest.FixtureRequest) -> Generator[Rolecheck]:
+    config = request.config
+    settings = config.stash[SETTINGS_KEY]
+    item = request.node
+    markers = list(item.iter_markers("rolecheck"))
+    for marker in reversed(markers):  # farthest first, so the closest marker wins
+        if marker.args:
+            raise RolecheckUsageError(
+                f"{item.nodeid}: @pytest.mark.rolecheck takes keyword arguments only, got "
+                f"{marker.args!r}."
+            )
+        settings = apply_marker(settings, marker.kwargs, where=item.nodeid)
+    rolecheck = Rolecheck(
+        settings,
+        nodeid=item.nodeid,
+        client_provider=lambda: request.getfixturevalue("rolecheck_client"),
+        backend=config.stash[BACKEND_KEY],
+    )
+    item.stash[ROLECHECK_KEY] = rolecheck
+    config.stash[OPEN_KEY].add(rolecheck)
+    token = activate(rolecheck)
+    try:
+        yield rolecheck
+    finally:
+        deactivate(token)
+        # Normally finished (and saved) by the call report; this is the safety net.
+        rolecheck.finish(save=False)
+        config.stash[OPEN_KEY].discard(rolecheck)
+
+
+@pytest.fixture
+def rolecheck(_rolecheck_context: Rolecheck) -> Rolecheck:
+    """The test's :class:`~pytest_rolecheck.Rolecheck`: run, compare and assert."""
+    return _rolecheck_context
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    report = yield
+    rolecheck = item.stash.get(ROLECHECK_KEY, None)
+    if rolecheck is None:
+        return report
+    excinfo = call.excinfo
+    if (
+        excinfo is not None
+        and excinfo.errisinstance(RolecheckError)
+        and not excinfo.errisinstance(RolecheckAssertionError)
+    ):
+        # Our errors say what happened and what to do; internals would bury that.
+        report.longrepr = f"{excinfo.typename}: {excinfo.value}"
+    if call.when == "call":
+        # A verdict that failed still means every call completed: keep the cassette.
+        save = excinfo is None or excinfo.errisinstance(RolecheckAssertionError)
+        try:
+            rolecheck.finish(save=save)
+        except RolecheckError as exc:
+            report.outcome = "failed"
+            report.longrepr = f"{type(exc).__name__}: {exc}"
+        for row in rolecheck.rows:
+            report.user_properties.append((USER_PROPERTY, row))
+    return report
+
+
+class _SummaryCollector:
+    """Per-run plugin object (like junitxml's): gathers rows from every test report.
+
+    Registered at configure time so its hooks see the config; under xdist the
+    controller's instance receives the workers' reports, rows included.
+    """
+
+    def __init__(self, summary: SummaryReport) -> None:
+        self.summary = summary
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        if report.when != "call":
+            return
+        self.summary.extend(value for key, value in report.user_properties if key == USER_PROPERTY)
+
+
+def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
+    if _is_worker(config):
+        return
+    summary = config.stash.get(SUMMARY_KEY, None)
+    if not summary:
+        return
+    terminalreporter.section("rolecheck")
+    for line in summary.lines():
+        terminalreporter.write_line(line)
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    config = session.config
+    for rolecheck in list(config.stash.get(OPEN_KEY, set())):
+        rolecheck.finish(save=False)  # interrupted tests: leave their cassettes alone
+    if not _is_worker(config):
+        settings = config.stash.get(SETTINGS_KEY, None)
+        summary = config.stash.get(SUMMARY_KEY, None)
+        if settings is not None and settings.report and summary is not None:
+            path = Path(settings.report)
+            if not path.is_absolute():
+                path = config.rootpath / path
+            summary.write_json(path)
+    backend = config.stash.get(BACKEND_KEY, None)
+    if backend is not None:
+        backend.stop()
