@@ -398,6 +398,7 @@ class Rolecheck:
         alpha: float | None = None,
         tolerance: float = 0.2,
         names_only: bool = False,
+        ordered: bool = False,
         seed: int = 0,
         model: str | None = None,
         max_tokens: int | None = None,
@@ -426,6 +427,7 @@ class Rolecheck:
             alpha=alpha if alpha is not None else self.settings.alpha,
             tolerance=tolerance,
             names_only=names_only,
+            ordered=ordered,
             seed=seed,
             labels=labels,
         )

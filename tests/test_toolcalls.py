@@ -1,0 +1,436 @@
+"""Tests of the tool-call outcome comparison (contingency decisions, canonicalisation)."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import math
+from typing import Any
+
+import numpy as np
+import pytest
+from openai.types.chat import ChatCompletion
+
+from pytest_rolecheck._errors import (
+    ResponseFormatError,
+    RolecheckAssertionError,
+    RolecheckUsageError,
+)
+from pytest_rolecheck._toolcalls import (
+    TEXT_OUTCOME,
+    _compare_outcomes,
+    _difference_test,
+    assert_tool_calls_differ,
+    assert_tool_calls_equivalent,
+    compare_tool_calls,
+    tool_call_outcome,
+)
+
+WEATHER_PARIS = ("get_weather", '{"location": "Paris", "unit": "c"}')
+WEATHER_ROME = ("get_weather", '{"location": "Rome"}')
+STOCK = ("get_stock_price", '{"symbol": "AAPL"}')
+
+
+def completion(*calls: tuple[str, Any], content: str | None = None) -> dict[str, Any]:
+    """A chat.completion dict whose message makes the given (name, arguments) calls."""
+    message: dict[str, Any] = {"role": "assistant", "content": content}
+    if calls:
+        message["tool_calls"] = [
+            {"id": f"call_{i}", "type": "function", "function": {"name": n, "arguments": a}}
+            for i, (n, a) in enumerate(calls)
+        ]
+    return {
+        "id": "chatcmpl-1",
+        "object": "chat.completion",
+        "created": 0,
+        "model": "test-model",
+        "choices": [
+            {
+                "index": 0,
+                "message": message,
+                "finish_reason": "tool_calls" if calls else "stop",
+                "logprobs": None,
+            }
+        ],
+    }
+
+
+def text(content: str = "It is sunny.") -> dict[str, Any]:
+    return completion(content=content)
+
+
+def arm(spec: list[tuple[int, dict[str, Any]]]) -> list[dict[str, Any]]:
+    """[(count, response), ...] -> responses."""
+    return [response for count, response in spec for _ in range(count)]
+
+
+# -- outcome canonicalisation ------------------------------------------------------------
+
+
+def test_no_tool_call_is_the_text_outcome() -> None:
+    assert tool_call_outcome(text()) == TEXT_OUTCOME == "<text>"
+    assert tool_call_outcome(completion(content=None)) == "<text>"
+
+
+def test_single_call_outcome_is_canonical_json() -> None:
+    outcome = tool_call_outcome(completion(WEATHER_PARIS))
+    assert outcome == 'get_weather({"location":"Paris","unit":"c"})'
+
+
+def test_argument_key_order_and_spacing_do_not_matter() -> None:
+    a = completion(("f", '{"a": 1, "b": {"y": [1, 2], "x": "é"}}'))
+    b = completion(("f", '{ "b" : {"x":"\\u00e9","y":[1,2]}, "a":1.0 }'))
+    assert tool_call_outcome(a) == tool_call_outcome(b) == 'f({"a":1,"b":{"x":"é","y":[1,2]}})'
+    result = compare_tool_calls([a] * 5, [b] * 5)
+    assert result.verdict == "equivalent"
+    assert result.deterministic
+    assert result.outcomes == ('f({"a":1,"b":{"x":"é","y":[1,2]}})',)
+
+
+def test_empty_arguments_are_an_empty_object() -> None:
+    assert tool_call_outcome(completion(("now", ""))) == "now({})"
+    assert tool_call_outcome(completion(("now", "{}"))) == "now({})"
+
+
+@pytest.mark.parametrize("arguments", ['{"location": "Paris"', "location=Paris", "{'a': 1}", 42])
+def test_invalid_json_is_its_own_outcome(arguments: Any) -> None:
+    assert tool_call_outcome(completion(("get_weather", arguments))) == (
+        "get_weather(invalid arguments)"
+    )
+
+
+def test_invalid_arguments_never_crash_a_comparison() -> None:
+    broken = completion(("get_weather", '{"location": "Par'))
+    result = compare_tool_calls([broken] * 6, [completion(WEATHER_ROME)] * 6)
+    assert result.verdict == "different"
+    assert "get_weather(invalid arguments)" in result.outcomes
+
+
+def test_parallel_calls_are_unordered_by_default() -> None:
+    ab = completion(WEATHER_PARIS, STOCK)
+    ba = completion(STOCK, WEATHER_PARIS)
+    assert (
+        tool_call_outcome(ab)
+        == tool_call_outcome(ba)
+        == ('get_stock_price({"symbol":"AAPL"}) + get_weather({"location":"Paris","unit":"c"})')
+    )
+    assert tool_call_outcome(ab, ordered=True) != tool_call_outcome(ba, ordered=True)
+    assert compare_tool_calls([ab] * 5, [ba] * 5).verdict == "equivalent"
+    assert compare_tool_calls([ab] * 5, [ba] * 5, ordered=True).verdict == "different"
+
+
+def test_names_only_ignores_arguments() -> None:
+    a = [completion(WEATHER_PARIS)] * 6
+    b = [completion(WEATHER_ROME)] * 6
+    assert compare_tool_calls(a, b).verdict == "different"
+    result = compare_tool_calls(a, b, names_only=True)
+    assert result.verdict == "equivalent"
+    assert result.outcomes == ("get_weather",)
+    assert tool_call_outcome(completion(("f", "not json")), names_only=True) == "f"
+
+
+def test_legacy_function_call_is_read() -> None:
+    response = completion(content=None)
+    response["choices"][0]["message"]["function_call"] = {
+        "name": "get_weather",
+        "arguments": '{"location":"Rome"}',
+    }
+    assert tool_call_outcome(response) == 'get_weather({"location":"Rome"})'
+
+
+def test_custom_tool_calls_compare_their_text_input() -> None:
+    response = completion(content=None)
+    response["choices"][0]["message"]["tool_calls"] = [
+        {"id": "c", "type": "custom", "custom": {"name": "sql", "input": "SELECT 1"}}
+    ]
+    assert tool_call_outcome(response) == 'sql({"input":"SELECT 1"})'
+
+
+def test_sdk_objects_are_accepted() -> None:
+    sdk = ChatCompletion.model_validate(completion(WEATHER_PARIS))
+    assert tool_call_outcome(sdk) == tool_call_outcome(completion(WEATHER_PARIS))
+    sdk_text = ChatCompletion.model_validate(text())
+    result = compare_tool_calls([sdk] * 4, [sdk_text] * 4)
+    assert result.counts == {
+        'get_weather({"location":"Paris","unit":"c"})': (4, 0),
+        "<text>": (0, 4),
+    }
+
+
+def test_malformed_responses_raise_a_clear_error() -> None:
+    with pytest.raises(ResponseFormatError, match="no choices"):
+        tool_call_outcome({"choices": []})
+    with pytest.raises(ResponseFormatError, match=r"no choices\[0\]\.message"):
+        tool_call_outcome({"choices": [{"index": 0}]})
+    with pytest.raises(ResponseFormatError, match=r"response 2 of 'A'.*not a chat completion"):
+        compare_tool_calls([text(), text(), "oops", text()], [text()] * 4)
+
+
+# -- decisions ---------------------------------------------------------------------------
+
+
+def test_all_calls_identical_in_both_arms() -> None:
+    result = compare_tool_calls([completion(WEATHER_PARIS)] * 5, [completion(WEATHER_PARIS)] * 7)
+    assert result.verdict == "equivalent"
+    assert result.deterministic
+    assert (result.tv, result.tv_upper, result.p_value) == (0.0, 0.0, 1.0)
+    assert result.test == "none"
+    assert (result.n_a, result.n_b) == (5, 7)
+
+
+def test_one_arm_never_calls_a_tool_deterministic() -> None:
+    result = compare_tool_calls([completion(WEATHER_PARIS)] * 4, [text()] * 4)
+    assert result.verdict == "different"
+    assert result.deterministic
+    assert result.tv == result.tv_upper == 1.0
+    # Fisher's exact test on [[4, 0], [0, 4]]: the two most extreme of C(8, 4) = 70 tables.
+    assert result.p_value == pytest.approx(2 / 70)
+    assert result.test == "fisher-exact"
+
+
+def test_one_arm_never_calls_a_tool_with_noise() -> None:
+    a = arm([(10, completion(WEATHER_PARIS))])
+    b = arm([(8, text()), (2, completion(WEATHER_PARIS))])
+    result = compare_tool_calls(a, b, labels=("api", "prompt"))
+    assert result.verdict == "different"
+    assert not result.deterministic
+    assert result.tv == pytest.approx(0.8)
+    # Fisher's exact test on [[10, 0], [2, 8]], hand-computed with hypergeometric terms:
+    # P(x) = C(12, x) C(8, 10 - x) / C(20, 10); the tables at least as unlikely as the
+    # observed one are x = 10 and x = 2, each C(12, 10) = C(12, 2) = 66 tables out of
+    # C(20, 10) = 184756: p = 132 / 184756.
+    assert result.p_value == pytest.approx(132 / 184756)
+    assert result.counts[TEXT_OUTCOME] == (0, 8)
+
+
+def test_clear_difference_between_two_functions() -> None:
+    a = arm([(15, completion(WEATHER_PARIS)), (5, completion(STOCK))])
+    b = arm([(3, completion(WEATHER_PARIS)), (17, completion(STOCK))])
+    result = assert_tool_calls_differ(a, b)
+    assert result.verdict == "different"
+    assert result.p_value < 1e-3
+    assert result.tv == pytest.approx(0.6)
+
+
+def test_inconclusive_small_sample() -> None:
+    a = arm([(2, completion(WEATHER_PARIS)), (2, text())])
+    b = arm([(3, completion(WEATHER_PARIS)), (1, text())])
+    result = compare_tool_calls(a, b)
+    assert result.verdict == "inconclusive"
+    assert result.p_value == pytest.approx(1.0)
+    assert result.tv == pytest.approx(0.25)
+    assert result.tv_upper >= result.tolerance
+    assert result.recommended_trials is None  # observed TV already above the tolerance
+    assert "run more trials" in result.advice
+    assert "tolerance=" in result.advice
+
+
+def test_inconclusive_recommends_a_number_of_trials() -> None:
+    a = arm([(7, completion(WEATHER_PARIS)), (3, text())])
+    b = arm([(7, completion(WEATHER_PARIS)), (3, text())])
+    result = compare_tool_calls(a, b)
+    assert result.verdict == "inconclusive"
+    assert result.tv == 0.0
+    assert result.recommended_trials is not None
+    assert result.recommended_trials > 10
+    assert f"about {result.recommended_trials} trials per arm" in result.advice
+    assert "names_only=True" in result.advice
+
+
+def test_large_identical_distributions_are_equivalent() -> None:
+    a = arm([(140, completion(WEATHER_PARIS)), (60, text())])
+    b = arm([(145, completion(WEATHER_PARIS)), (55, text())])
+    result = assert_tool_calls_equivalent(a, b)
+    assert result.verdict == "equivalent"
+    assert not result.deterministic
+    assert result.tv == pytest.approx(0.025)
+    assert result.tv < result.tv_upper < 0.2
+
+
+def test_detectable_but_tolerable_difference_is_equivalent_with_a_warning() -> None:
+    outcomes_a = [("f()",)] * 1000 + [()] * 1000
+    outcomes_b = [("f()",)] * 1150 + [()] * 850
+    result = _compare_outcomes(
+        outcomes_a,
+        outcomes_b,
+        alpha=0.05,
+        tolerance=0.2,
+        names_only=False,
+        ordered=False,
+        seed=0,
+        labels=("A", "B"),
+    )
+    assert result.verdict == "equivalent"
+    assert result.p_value < 1e-4
+    assert any("statistically detectable" in w for w in result.warnings)
+
+
+def test_many_unique_arguments_warn_about_names_only() -> None:
+    a = [completion(("search", json.dumps({"q": f"a{i}"}))) for i in range(6)]
+    b = [completion(("search", json.dumps({"q": f"b{i}"}))) for i in range(6)]
+    result = compare_tool_calls(a, b)
+    assert any("names_only=True" in w for w in result.warnings)
+    assert compare_tool_calls(a, b, names_only=True).verdict == "equivalent"
+
+
+# -- difference test ---------------------------------------------------------------------
+
+
+def _brute_force_chi2_p(counts_a: list[int], counts_b: list[int]) -> float:
+    """Exact permutation p-value by enumerating every relabelling of the pooled calls."""
+    pooled = [k for k, c in enumerate(np.add(counts_a, counts_b)) for _ in range(c)]
+    n_a, n = sum(counts_a), len(pooled)
+    cols = np.bincount(pooled, minlength=len(counts_a))
+
+    def chi2(row: np.ndarray) -> float:
+        exp_a, exp_b = cols * n_a / n, cols * (n - n_a) / n
+        return float(((row - exp_a) ** 2 / exp_a + (cols - row - exp_b) ** 2 / exp_b).sum())
+
+    observed = chi2(np.array(counts_a))
+    hits = total = 0
+    for chosen in itertools.combinations(range(n), n_a):
+        row = np.bincount([pooled[i] for i in chosen], minlength=len(counts_a))
+        hits += chi2(row) >= observed - 1e-9
+        total += 1
+    return hits / total
+
+
+@pytest.mark.parametrize(
+    ("counts_a", "counts_b"),
+    [([3, 1, 0], [0, 2, 3]), ([2, 2, 1], [1, 1, 3]), ([4, 0, 0, 1], [1, 2, 1, 1])],
+)
+def test_exact_chi2_matches_brute_force_permutations(
+    counts_a: list[int], counts_b: list[int]
+) -> None:
+    p, test = _difference_test(np.array(counts_a), np.array(counts_b), np.random.default_rng(0))
+    assert test == "exact-chi2"
+    assert p == pytest.approx(_brute_force_chi2_p(counts_a, counts_b), rel=1e-9)
+
+
+def test_large_tables_use_a_seeded_monte_carlo_test() -> None:
+    counts_a = np.array([30] * 8)
+    counts_b = np.array([25, 35, 30, 30, 28, 32, 30, 30])
+    p1, test = _difference_test(counts_a, counts_b, np.random.default_rng(3))
+    p2, _ = _difference_test(counts_a, counts_b, np.random.default_rng(3))
+    assert test == "permutation-chi2"
+    assert p1 == p2
+    assert 0.5 < p1 <= 1.0  # near-identical arms
+    shifted = np.array([60, 10, 60, 10, 30, 30, 30, 10])
+    p3, _ = _difference_test(counts_a, shifted, np.random.default_rng(3))
+    assert p3 == pytest.approx(1 / 10001)  # no sampled table as extreme: (1 + 0) / (1 + B)
+
+
+def test_same_seed_same_result_and_seed_changes_only_the_bound() -> None:
+    a = arm([(6, completion(WEATHER_PARIS)), (4, text())])
+    b = arm([(4, completion(WEATHER_PARIS)), (6, text())])
+    assert compare_tool_calls(a, b, seed=1) == compare_tool_calls(a, b, seed=1)
+    other = compare_tool_calls(a, b, seed=2)
+    assert other.p_value == compare_tool_calls(a, b, seed=1).p_value
+    assert other.tv_upper == pytest.approx(compare_tool_calls(a, b, seed=1).tv_upper, abs=0.03)
+
+
+def test_tv_upper_bound_keeps_the_equivalence_error_below_alpha() -> None:
+    # At the tolerance boundary (true TV = 0.2, one arm never shows the other outcome)
+    # an upper bound that undercovers would declare equivalence too often.
+    rng = np.random.default_rng(2024)
+    n, reps, wrong = 60, 300, 0
+    for rep in range(reps):
+        hits_b = int(rng.binomial(n, 0.2))
+        outcomes_a: list[tuple[str, ...]] = [("f()",)] * n
+        outcomes_b: list[tuple[str, ...]] = [("f()",)] * (n - hits_b) + [()] * hits_b
+        result = _compare_outcomes(
+            outcomes_a,
+            outcomes_b,
+            alpha=0.05,
+            tolerance=0.2,
+            names_only=False,
+            ordered=False,
+            seed=rep,
+            labels=("A", "B"),
+        )
+        wrong += result.verdict == "equivalent"
+    # Binomial(300, 0.05) exceeds 25 with probability < 0.5 %.
+    assert wrong / reps <= 25 / 300
+
+
+# -- validation --------------------------------------------------------------------------
+
+
+def test_needs_four_responses_per_arm() -> None:
+    with pytest.raises(RolecheckUsageError, match=r"arm 'B' has 3 responses.*at least 4 per arm"):
+        compare_tool_calls([text()] * 4, [text()] * 3)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"alpha": 0}, "alpha must be"),
+        ({"alpha": 1.5}, "alpha must be"),
+        ({"tolerance": 0}, "tolerance is the largest"),
+        ({"tolerance": 1.2}, "tolerance is the largest"),
+        ({"seed": -1}, "seed must be"),
+        ({"labels": ("A", "A")}, "labels must be two different"),
+        ({"labels": ("A",)}, "labels must be two different"),
+    ],
+)
+def test_argument_validation(kwargs: dict[str, Any], message: str) -> None:
+    with pytest.raises(RolecheckUsageError, match=message):
+        compare_tool_calls([text()] * 4, [text()] * 4, **kwargs)
+
+
+def test_a_single_response_is_not_an_arm() -> None:
+    with pytest.raises(RolecheckUsageError, match="must be a list of chat completions"):
+        compare_tool_calls(text(), [text()] * 4)  # type: ignore[arg-type]
+
+
+# -- report ------------------------------------------------------------------------------
+
+
+def test_report_lists_counts_side_by_side() -> None:
+    a = arm([(10, completion(WEATHER_PARIS))])
+    b = arm([(8, text()), (2, completion(WEATHER_PARIS))])
+    report = str(compare_tool_calls(a, b, labels=("tools-via-api", "tools-in-prompt")))
+    lines = report.splitlines()
+    assert lines[0] == "tool calls: different (tools-via-api vs tools-in-prompt)"
+    assert lines[1].split() == ["outcome", "tools-via-api", "tools-in-prompt"]
+    assert lines[2].split() == ['get_weather({"location":"Paris","unit":"c"})', "10", "2"]
+    assert lines[3].split() == ["<text>", "0", "8"]
+    assert lines[4].split() == ["total", "10", "10"]
+    assert "TV distance 0.800" in report
+    assert "fisher-exact" in report
+
+
+def test_report_shortens_long_outcomes() -> None:
+    long_call = completion(("f", json.dumps({"text": "x" * 200})))
+    report = str(compare_tool_calls([long_call] * 4, [long_call] * 4))
+    assert max(len(line) for line in report.splitlines()) < 120
+    assert "…" in report
+
+
+def test_to_dict_is_json() -> None:
+    a = arm([(3, completion(WEATHER_PARIS)), (2, text())])
+    b = arm([(1, completion(WEATHER_PARIS)), (4, text())])
+    data = compare_tool_calls(a, b).to_dict()
+    assert json.loads(json.dumps(data)) == data
+    assert data["kind"] == "tool-calls"
+    assert {row["outcome"]: (row["count_a"], row["count_b"]) for row in data["outcomes"]} == {
+        'get_weather({"location":"Paris","unit":"c"})': (3, 1),
+        "<text>": (2, 4),
+    }
+    assert math.isfinite(data["tv_upper"])
+
+
+def test_assert_equivalent_raises_with_the_table() -> None:
+    with pytest.raises(RolecheckAssertionError) as excinfo:
+        assert_tool_calls_equivalent([completion(WEATHER_PARIS)] * 4, [text()] * 4)
+    message = str(excinfo.value)
+    assert "not shown to be equivalent" in message
+    assert "<text>" in message
+    assert "every call in 'A' gave" in message
+
+
+def test_assert_differ_raises_when_identical() -> None:
+    with pytest.raises(RolecheckAssertionError, match="not shown to differ"):
+        assert_tool_calls_differ([text()] * 4, [text()] * 4)
+    result = assert_tool_calls_equivalent([text()] * 4, [text()] * 4)
+    assert result.verdict == "equivalent"
