@@ -1,0 +1,247 @@
+"""The ``rolecheck`` command.
+
+Subcommands register themselves in `build_parser` through an ``add_<name>``
+function that adds a subparser and sets ``handler`` (a function taking the
+parsed namespace and returning an exit code). Heavy modules are imported
+inside the handlers, never at import time.
+
+Exit codes: 0 success, 1 the command failed (e.g. the server did not start),
+2 usage error (bad option), 130 interrupted before finishing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable, Sequence
+from typing import Any
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130
+
+Handler = Callable[[argparse.Namespace], int]
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a number >= 1, got {value}")
+    return value
+
+
+def _port(text: str) -> int:
+    value = _positive_int(text)
+    if value > 65535:
+        raise argparse.ArgumentTypeError(f"expected a port in 1..65535, got {value}")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of seconds, got {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"expected a positive number of seconds, got {text}")
+    return value
+
+
+def add_serve(subparsers: Any) -> None:
+    """Add ``rolecheck serve``: the bundled local model behind an OpenAI-compatible server.
+
+    Parameters
+    ----------
+    subparsers
+        The object returned by ``ArgumentParser.add_subparsers``.
+    """
+    parser: argparse.ArgumentParser = subparsers.add_parser(
+        "serve",
+        help="run the bundled local model (SmolLM2 on llama.cpp) as an OpenAI-compatible server",
+        description="Run the bundled local model (SmolLM2-135M-Instruct on llama.cpp's "
+        "OpenAI-compatible server) in the foreground until Ctrl-C, and print the "
+        "environment variables that point the openai SDK at it. Model names: '<alias>' "
+        "(the model's own chat template, role 'developer' accepted), "
+        "'<alias>+developer-as-system' (developer rewritten to system), "
+        "'<alias>+function-calling' (tools= answered as tool_calls).",
+    )
+    parser.add_argument(
+        "--port", type=_port, default=None, help="port to listen on (default: a free one)"
+    )
+    parser.add_argument(
+        "--host", default="127.0.0.1", help="interface to listen on (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--developer-as-system",
+        action="store_true",
+        help="rewrite developer messages to system on every request (server-wide; per "
+        "request, use the model name '<alias>+developer-as-system')",
+    )
+    parser.add_argument(
+        "--model",
+        dest="model_path",
+        default=None,
+        metavar="GGUF",
+        help="model file (default: the bundled SmolLM2-135M-Instruct)",
+    )
+    parser.add_argument(
+        "--alias",
+        default=None,
+        help="model name the server answers to (default: smollm2-135m-instruct)",
+    )
+    parser.add_argument(
+        "--threads",
+        type=_positive_int,
+        default=1,
+        help="llama.cpp threads (default: %(default)s; more can be far slower on a busy "
+        "2-core machine)",
+    )
+    parser.add_argument(
+        "--n-ctx", type=_positive_int, default=2048, help="context size (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--chat-format",
+        default=None,
+        help="llama.cpp chat format (default: the model's own template; built-in formats "
+        "drop developer messages)",
+    )
+    parser.add_argument(
+        "--timeout",
+        type=_positive_float,
+        default=120.0,
+        help="seconds to wait for the server to start (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--log-file",
+        default=None,
+        metavar="PATH",
+        help="write the server log here (default: a temporary file, printed at start)",
+    )
+    parser.set_defaults(handler=_serve)
+
+
+def _serve(args: argparse.Namespace) -> int:
+    import signal
+    import time
+
+    from ._errors import BackendError, RolecheckUsageError
+    from ._local import DEFAULT_MODEL_ALIAS, LocalServer
+
+    try:
+        server = LocalServer(
+            model_path=args.model_path,
+            alias=args.alias or DEFAULT_MODEL_ALIAS,
+            host=args.host,
+            port=args.port,
+            threads=args.threads,
+            n_ctx=args.n_ctx,
+            chat_format=args.chat_format,
+            developer_as_system=args.developer_as_system,
+            log_path=args.log_file,
+        )
+    except RolecheckUsageError as exc:
+        print(f"rolecheck serve: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+
+    def on_sigterm(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, on_sigterm)
+    serving = False
+    try:
+        try:
+            server.start(timeout=args.timeout)
+        except BackendError as exc:
+            print(f"rolecheck serve: error: {exc}", file=sys.stderr)
+            return EXIT_FAILED
+        _print_serving(server)
+        serving = True
+        while server.running:
+            time.sleep(0.5)
+        print(
+            f"rolecheck serve: the server exited unexpectedly; last log lines:\n"
+            f"{server.tail_log()}",
+            file=sys.stderr,
+        )
+        return EXIT_FAILED
+    except KeyboardInterrupt:
+        print("rolecheck serve: stopping", file=sys.stderr)
+        return EXIT_OK if serving else EXIT_INTERRUPTED
+    finally:
+        server.stop()
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _print_serving(server: Any) -> None:
+    names = ", ".join(
+        [
+            server.model,
+            server.model_for(developer_as_system=True),
+            server.model_for(function_calling=True),
+        ]
+    )
+    lines = [
+        f"rolecheck serve: local model at {server.base_url} "
+        f"(started in {server.startup_seconds:.1f} s)",
+        "Point the openai SDK at it:",
+        f"  export OPENAI_BASE_URL={server.base_url}",
+        "  export OPENAI_API_KEY=anything",
+        f"Model names: {names}",
+        f"Server log: {server.log_path}",
+        "Press Ctrl-C to stop.",
+    ]
+    print("\n".join(lines), flush=True)
+
+
+_SUBCOMMANDS: tuple[Callable[[Any], None], ...] = (add_serve,)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Build the ``rolecheck`` argument parser with every subcommand.
+
+    Returns
+    -------
+    argparse.ArgumentParser
+        The parser; each subcommand sets ``handler`` in the namespace.
+    """
+    parser = argparse.ArgumentParser(
+        prog="rolecheck",
+        description="pytest-rolecheck tools: statistical behaviour checks of LLM chat models.",
+    )
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for add in _SUBCOMMANDS:
+        add(subparsers)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the ``rolecheck`` command.
+
+    Parameters
+    ----------
+    argv : sequence of str, optional
+        Arguments without the program name (default ``sys.argv[1:]``).
+
+    Returns
+    -------
+    int
+        Exit code: 0 success, 1 failure, 2 usage error, 130 interrupted.
+    """
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # --help (0) or a usage error (2)
+        return exc.code if isinstance(exc.code, int) else EXIT_USAGE
+    handler: Handler | None = getattr(args, "handler", None)
+    if handler is None:
+        parser.print_help(sys.stderr)
+        return EXIT_USAGE
+    return handler(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
