@@ -15,14 +15,14 @@ import asyncio
 import json
 import os
 import threading
-import time
 from collections.abc import Callable, Coroutine, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import openai
 
+from ._client_progress import Progress, Usage
 from ._errors import BackendError, CassetteMismatchError, RolecheckUsageError
 
 CALL_INDEX_HEADER = "x-rolecheck-call"
@@ -46,40 +46,6 @@ class CallSpec:
         """The JSON body the SDK will send (what the cassette matches on)."""
         result: dict[str, Any] = json.loads(json.dumps(dict(self.request)))
         return result
-
-
-@dataclass
-class Usage:
-    """Token usage summed over calls."""
-
-    calls: int = 0
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
-
-    def add(self, response: Any) -> None:
-        self.calls += 1
-        usage = getattr(response, "usage", None)
-        if usage is not None:
-            self.prompt_tokens += int(getattr(usage, "prompt_tokens", 0) or 0)
-            self.completion_tokens += int(getattr(usage, "completion_tokens", 0) or 0)
-
-    @property
-    def total_tokens(self) -> int:
-        return self.prompt_tokens + self.completion_tokens
-
-
-@dataclass
-class Progress:
-    """Live counters, readable from another thread (e.g. a progress display)."""
-
-    total: int = 0
-    done: int = 0
-    started: float = field(default_factory=time.monotonic)
-    usage: Usage = field(default_factory=Usage)
-
-    @property
-    def elapsed(self) -> float:
-        return time.monotonic() - self.started
 
 
 def make_client(

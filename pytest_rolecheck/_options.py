@@ -79,10 +79,10 @@ def _text(raw: str) -> str:
     return value
 
 
-def _bool(raw: str) -> bool:
+def _bool(raw: str | bool) -> bool:
     if isinstance(raw, bool):
         return raw
-    value = str(raw).strip().lower()
+    value = raw.strip().lower()
     if value in ("1", "true", "yes", "on"):
         return True
     if value in ("0", "false", "no", "off", ""):

@@ -104,6 +104,9 @@ class Rolecheck:
         for the default one built from ``OPENAI_API_KEY`` / ``OPENAI_BASE_URL``).
     backend
         The shared local backend, used when ``settings.local`` is true.
+    cassette_file
+        An explicit cassette path (e.g. for the ``rolecheck compare`` command);
+        by default the cassette is named after ``nodeid``.
     """
 
     def __init__(
@@ -113,9 +116,14 @@ class Rolecheck:
         nodeid: str | None = None,
         client_provider: Callable[[], AnyClient | None] | None = None,
         backend: LocalBackend | None = None,
+        cassette_file: Path | None = None,
     ) -> None:
+        from ._client_progress import Progress
+
         self.settings = settings
         self.nodeid = nodeid
+        self._cassette_file = cassette_file
+        self.progress = Progress()
         self._client_provider = client_provider
         self._backend = backend
         self._runner: CompletionRunner | None = None
@@ -128,7 +136,9 @@ class Rolecheck:
     # ------------------------------------------------------------------ state
     @property
     def cassette_path(self) -> Path | None:
-        """Where this test's cassette lives (``None`` outside pytest)."""
+        """Where this test's cassette lives (``None``: no cassette, calls go live)."""
+        if self._cassette_file is not None:
+            return self._cassette_file
         if self.nodeid is None:
             return None
         from ._cassette import cassette_path
@@ -195,11 +205,11 @@ class Rolecheck:
             client = make_client(base_url=base_url, live=live)
         before_call = None
         path = self.cassette_path
-        if path is not None and self.nodeid is not None:
+        if path is not None:
             self._cassette = CassetteSession(
                 path,
                 RecordMode(self.settings.record_mode),
-                nodeid=self.nodeid,
+                nodeid=self.nodeid or str(path),
                 secrets=client_secrets(client),
             )
             self._cassette.__enter__()
@@ -209,7 +219,10 @@ class Rolecheck:
                 cassette.check_request(spec.index, spec.body())
 
         return CompletionRunner(
-            client, concurrency=self.settings.concurrency, before_call=before_call
+            client,
+            concurrency=self.settings.concurrency,
+            before_call=before_call,
+            progress=self.progress,
         )
 
     def _run_specs(self, arms: Sequence[tuple[str, Mapping[str, Any]]]) -> list[Any]:

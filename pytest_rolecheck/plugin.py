@@ -176,7 +176,11 @@ class _SummaryCollector:
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         if report.when != "call":
             return
-        self.summary.extend(value for key, value in report.user_properties if key == USER_PROPERTY)
+        self.summary.extend(
+            value
+            for key, value in report.user_properties
+            if key == USER_PROPERTY and isinstance(value, dict)
+        )
 
 
 def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
@@ -192,7 +196,8 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
 
 def pytest_sessionfinish(session: pytest.Session) -> None:
     config = session.config
-    for rolecheck in list(config.stash.get(OPEN_KEY, set())):
+    still_open: set[Rolecheck] = config.stash.get(OPEN_KEY, set())
+    for rolecheck in list(still_open):
         rolecheck.finish(save=False)  # interrupted tests: leave their cassettes alone
     if not _is_worker(config):
         settings = config.stash.get(SETTINGS_KEY, None)
