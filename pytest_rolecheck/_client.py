@@ -22,10 +22,10 @@ from typing import Any, TypeVar
 
 import openai
 
+from ._cassette import CALL_INDEX_HEADER
 from ._client_progress import Progress, Usage
 from ._errors import BackendError, CassetteMismatchError, RolecheckUsageError
 
-CALL_INDEX_HEADER = "x-rolecheck-call"
 # Sent when replaying: the SDK insists on a key, and no real key is needed.
 REPLAY_API_KEY = "rolecheck-replay-no-key"
 
@@ -102,6 +102,10 @@ class CompletionRunner:
     before_call
         Called with each :class:`CallSpec` before anything is sent (the cassette
         uses it to fail fast, with a clear message, on a stale or missing entry).
+    explain
+        Turns a failure raised from inside the transport (e.g. the cassette
+        refusing an unmatched request, which openai 3.x lets through unwrapped)
+        into a clear error, or returns ``None`` to leave it to the SDK mapping.
     """
 
     def __init__(
@@ -110,6 +114,7 @@ class CompletionRunner:
         *,
         concurrency: int = 8,
         before_call: Callable[[CallSpec], None] | None = None,
+        explain: Callable[[BaseException], Exception | None] | None = None,
         progress: Progress | None = None,
     ) -> None:
         if concurrency < 1:
@@ -117,6 +122,7 @@ class CompletionRunner:
         self.client = client
         self.concurrency = concurrency
         self.before_call = before_call
+        self.explain = explain
         self.progress = progress or Progress()
 
     @property
@@ -139,6 +145,15 @@ class CompletionRunner:
             "openai.AsyncOpenAI or openai.OpenAI instance (or None for the default client)."
         )
 
+    def _translate(self, exc: Exception, spec: CallSpec) -> Exception:
+        if self.explain is not None:
+            explained = self.explain(exc)
+            if explained is not None:
+                return explained
+        if isinstance(exc, openai.OpenAIError):
+            return translate_error(exc, spec, client_base_url(self.client))
+        return exc
+
     def _record(self, response: Any) -> Any:
         self.progress.done += 1
         self.progress.usage.add(response)
@@ -156,8 +171,8 @@ class CompletionRunner:
                     response = await client.chat.completions.create(
                         **spec.request, extra_headers={CALL_INDEX_HEADER: str(spec.index)}
                     )
-                except openai.OpenAIError as exc:
-                    raise translate_error(exc, spec, client_base_url(client)) from exc
+                except Exception as exc:
+                    raise self._translate(exc, spec) from exc
             results[position] = self._record(response)
 
         try:
@@ -178,8 +193,8 @@ class CompletionRunner:
                 response = client.chat.completions.create(
                     **spec.request, extra_headers={CALL_INDEX_HEADER: str(spec.index)}
                 )
-            except openai.OpenAIError as exc:
-                raise translate_error(exc, spec, client_base_url(client)) from exc
+            except Exception as exc:
+                raise self._translate(exc, spec) from exc
             return self._record(response)
 
         with ThreadPoolExecutor(max_workers=self.concurrency) as pool:

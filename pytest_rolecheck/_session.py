@@ -204,6 +204,7 @@ class Rolecheck:
                     base_url = LOCAL_REPLAY_BASE_URL
             client = make_client(base_url=base_url, live=live)
         before_call = None
+        explain = None
         path = self.cassette_path
         if path is not None:
             self._cassette = CassetteSession(
@@ -218,10 +219,13 @@ class Rolecheck:
             def before_call(spec: CallSpec) -> None:
                 cassette.check_request(spec.index, spec.body())
 
+            explain = cassette.explain
+
         return CompletionRunner(
             client,
             concurrency=self.settings.concurrency,
             before_call=before_call,
+            explain=explain,
             progress=self.progress,
         )
 
@@ -524,8 +528,10 @@ class Rolecheck:
     def _add_row(
         self, kind: str, labels: tuple[str, str], result: Any, before: tuple[int, int, int]
     ) -> None:
+        from ._jsonish import to_plain
+
         after = self._usage_snapshot()
-        details = result.to_dict()
+        details = to_plain(result.to_dict())
         self._records.rows.append(
             {
                 "nodeid": self.nodeid,
