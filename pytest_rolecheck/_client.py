@@ -28,6 +28,8 @@ from ._errors import BackendError, CassetteMismatchError, RolecheckUsageError
 
 # Sent when replaying: the SDK insists on a key, and no real key is needed.
 REPLAY_API_KEY = "rolecheck-replay-no-key"
+# Sent to the bundled local server, which checks no key.
+LOCAL_API_KEY = "rolecheck-local-no-key"
 
 T = TypeVar("T")
 
@@ -52,6 +54,7 @@ def make_client(
     *,
     base_url: str | None,
     live: bool,
+    api_key: str | None = None,
     max_retries: int = 2,
     timeout: float = 120.0,
 ) -> openai.AsyncOpenAI:
@@ -59,8 +62,9 @@ def make_client(
 
     When nothing will go live (every call replays from a cassette) no key is
     needed, so a placeholder is used; a real key never reaches a cassette.
+    ``api_key`` overrides the environment (the local backend needs none).
     """
-    api_key = os.environ.get("OPENAI_API_KEY")
+    api_key = api_key or os.environ.get("OPENAI_API_KEY")
     if not api_key:
         if live:
             raise BackendError(
@@ -82,7 +86,8 @@ def make_client(
 def client_secrets(client: Any) -> list[str]:
     """Values that must never be written to disk (the client's API key)."""
     key = getattr(client, "api_key", None)
-    return [key] if isinstance(key, str) and key and key != REPLAY_API_KEY else []
+    placeholders = (REPLAY_API_KEY, LOCAL_API_KEY)
+    return [key] if isinstance(key, str) and key and key not in placeholders else []
 
 
 def client_base_url(client: Any) -> str:

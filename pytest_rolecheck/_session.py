@@ -187,7 +187,7 @@ class Rolecheck:
 
     def _make_runner(self) -> CompletionRunner:
         from ._cassette import CassetteSession, RecordMode
-        from ._client import CompletionRunner, client_secrets, make_client
+        from ._client import LOCAL_API_KEY, CompletionRunner, client_secrets, make_client
 
         live = self.live
         client: AnyClient | None = None
@@ -195,14 +195,16 @@ class Rolecheck:
             client = self._client_provider()
         if client is None:
             base_url = self.settings.base_url
+            api_key = None
             if self.settings.local:
+                api_key = LOCAL_API_KEY
                 if live:
                     if self._backend is None:
                         self._backend = LocalBackend()
                     base_url = self._backend.ensure_started().base_url
                 else:
                     base_url = LOCAL_REPLAY_BASE_URL
-            client = make_client(base_url=base_url, live=live)
+            client = make_client(base_url=base_url, live=live, api_key=api_key)
         before_call = None
         explain = None
         path = self.cassette_path

@@ -28,7 +28,7 @@ def rolecheck_client():
 MESSAGES = """
 MESSAGES = [
     {"role": "system", "content": "You are a helpful AI assistant"},
-    {"role": "user", "content": "Produce two stanza rock song lyrics for 'Rockin with my Kitty Cat'"},
+    {"role": "user", "content": "Produce two stanza rock lyrics for 'Rockin with my Kitty Cat'"},
 ]
 """
 
@@ -112,7 +112,8 @@ def test_summary_lists_calls_and_tokens(project: pytest.Pytester) -> None:
     )
     rows = _report(project)
     assert rows[0]["calls"] == 12
-    assert isinstance(rows[0]["completion_tokens"], int) and rows[0]["completion_tokens"] > 0
+    assert isinstance(rows[0]["completion_tokens"], int)
+    assert rows[0]["completion_tokens"] > 0
 
 
 def test_missing_cassette_in_none_mode_says_how_to_record(project: pytest.Pytester) -> None:
@@ -138,7 +139,8 @@ def test_stale_cassette_shows_what_changed_and_the_rewrite_command(
     result.assert_outcomes(failed=1)
     text = result.stdout.str()
     assert "--rolecheck-record-mode=rewrite" in text
-    assert "creative AI" in text and "helpful AI assistant" in text  # the diff
+    assert "creative AI" in text  # the diff shows both sides
+    assert "helpful AI assistant" in text
     assert cassette.read_bytes() == before
 
 
