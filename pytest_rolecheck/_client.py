@@ -134,6 +134,14 @@ class CompletionRunner:
     def usage(self) -> Usage:
         return self.progress.usage
 
+    def close(self) -> None:
+        """Close the client's connections (only call for a client this code created)."""
+        client = self.client
+        if isinstance(client, openai.AsyncOpenAI):
+            _run_coroutine(client.close())
+        elif isinstance(client, openai.OpenAI):
+            client.close()
+
     def run(self, specs: Sequence[CallSpec]) -> list[Any]:
         """Send every request and return the responses in the order of ``specs``."""
         if self.before_call is not None:
@@ -221,31 +229,45 @@ def _first_error(group: BaseExceptionGroup[BaseException]) -> BaseException:
     return group.exceptions[0]
 
 
-def _run_coroutine(coro: Coroutine[Any, Any, T]) -> T:
-    """Run ``coro`` to completion, also from inside a running event loop.
+class _LoopThread:
+    """One event loop, in a daemon thread, that runs every batch of the process.
 
-    Tests written with pytest-asyncio call us from a running loop, where
-    ``asyncio.run`` is refused; a private thread with its own loop serves them.
+    An ``AsyncOpenAI`` client pools connections bound to the loop that opened
+    them, and users hand us session-scoped clients: running each batch under a
+    fresh ``asyncio.run`` would reuse those connections on a closed loop. One
+    long-lived loop also serves callers that already run inside a loop
+    (pytest-asyncio tests), where ``asyncio.run`` is refused.
     """
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        return asyncio.run(coro)
-    box: dict[str, Any] = {}
 
-    def target() -> None:
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    def _ensure(self) -> asyncio.AbstractEventLoop:
+        with self._lock:
+            if self._loop is None or self._loop.is_closed():
+                loop = asyncio.new_event_loop()
+                thread = threading.Thread(
+                    target=loop.run_forever, name="rolecheck-event-loop", daemon=True
+                )
+                thread.start()
+                self._loop = loop
+            return self._loop
+
+    def run(self, coro: Coroutine[Any, Any, T]) -> T:
+        future = asyncio.run_coroutine_threadsafe(coro, self._ensure())
         try:
-            box["value"] = asyncio.run(coro)
-        except BaseException as exc:
-            box["error"] = exc
+            return future.result()
+        except BaseException:
+            future.cancel()  # e.g. Ctrl-C while waiting: stop the calls too
+            raise
 
-    thread = threading.Thread(target=target, name="rolecheck-runner")
-    thread.start()
-    thread.join()
-    if "error" in box:
-        raise box["error"]
-    result: T = box["value"]
-    return result
+
+_LOOP = _LoopThread()
+
+
+def _run_coroutine(coro: Coroutine[Any, Any, T]) -> T:
+    return _LOOP.run(coro)
 
 
 def _cassette_refusal(exc: BaseException) -> bool:

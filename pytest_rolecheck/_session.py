@@ -127,6 +127,7 @@ class Rolecheck:
         self._client_provider = client_provider
         self._backend = backend
         self._runner: CompletionRunner | None = None
+        self._owns_client = False
         self._cassette: CassetteSession | None = None
         self._live: bool | None = None
         self._next_index = 0
@@ -205,6 +206,7 @@ class Rolecheck:
                 else:
                     base_url = LOCAL_REPLAY_BASE_URL
             client = make_client(base_url=base_url, live=live, api_key=api_key)
+            self._owns_client = True
         before_call = None
         explain = None
         path = self.cassette_path
@@ -563,6 +565,8 @@ class Rolecheck:
         if self._finished:
             return
         self._finished = True
+        if self._runner is not None and self._owns_client:
+            self._runner.close()
         cassette, self._cassette = self._cassette, None
         if cassette is None:
             return

@@ -1,0 +1,205 @@
+"""End to end against the real local model behind the real llama.cpp server.
+
+No mocks: these tests record live from SmolLM2-135M-Instruct on 127.0.0.1,
+then replay offline with sockets blocked and compare the numbers. They skip
+when the local backend is not installed, except under CI (``CI=true``), where a
+missing backend is a failure.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from pytest_rolecheck._local import LocalServer, backend_status
+
+pytestmark = pytest.mark.e2e
+pytest_plugins = ["pytester"]
+
+ROOT = Path(__file__).resolve().parents[1]
+PLANTED_KEY = "sk-test-PLANTEDE2EKEY0123456789abcdef"
+
+SMALL_TESTS = """
+from pytest_rolecheck import assert_roles_differ, Variant
+
+MESSAGES = [
+    {"role": "system", "content": "You are a helpful AI assistant"},
+    {"role": "user", "content": "Name a colour."},
+]
+
+def test_roles(rolecheck):
+    rolecheck.assert_roles_differ(MESSAGES, roles=("developer", "system"))
+
+def test_same(rolecheck):
+    v = Variant.from_messages(MESSAGES, label="system")
+    rolecheck.assert_variants_equivalent(v, v)
+"""
+
+INI = """[pytest]
+rolecheck_trials = 4
+rolecheck_max_tokens = 6
+rolecheck_top_logprobs = 5
+rolecheck_report = report.json
+"""
+
+
+def require_backend() -> None:
+    installed, reason = backend_status()
+    if installed:
+        return
+    if os.environ.get("CI") == "true":
+        pytest.fail(f"CI=true and the local backend is missing: {reason}")
+    pytest.skip(f"local backend not installed: {reason}")
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[LocalServer]:
+    require_backend()
+    with LocalServer() as running:
+        yield running
+
+
+def _rows(path: Path) -> list[dict[str, object]]:
+    rows: list[dict[str, object]] = json.loads((path / "report.json").read_text())["comparisons"]
+    return rows
+
+
+def _numbers(rows: list[dict[str, object]]) -> list[tuple[object, ...]]:
+    return [
+        (
+            r["title"],
+            r["verdict"],
+            r["p_value"],
+            r["floor"],
+            r["excess"],
+            r["ratio"],
+            r["ratio_upper"],
+            json.dumps(r["details"]["matrix"]),  # type: ignore[index]
+        )
+        for r in rows
+    ]
+
+
+def test_record_with_local_backend_then_replay_offline(pytester: pytest.Pytester) -> None:
+    """--rolecheck-local starts the server for the live run and stops it at the end."""
+    require_backend()
+    pytester.makeini(INI)
+    pytester.makepyfile(test_small=SMALL_TESTS)
+    recorded = pytester.runpytest_subprocess("--rolecheck-local", "--rolecheck-record-mode=once")
+    recorded.assert_outcomes(passed=2)
+    first = _rows(pytester.path)
+    assert {r["source"] for r in first} == {"live"}
+    assert [r["verdict"] for r in first] == ["different", "equivalent"]
+
+    # The server is gone with the session; sockets are blocked; everything replays.
+    replayed = pytester.runpytest_subprocess(
+        "--rolecheck-local", "--disable-socket", "--allow-unix-socket"
+    )
+    replayed.assert_outcomes(passed=2)
+    second = _rows(pytester.path)
+    assert {r["source"] for r in second} == {"replayed"}
+    assert _numbers(first) == _numbers(second)
+
+
+def test_planted_api_key_never_reaches_a_cassette(
+    pytester: pytest.Pytester, server: LocalServer
+) -> None:
+    """A real client with a real-looking key records against the real server."""
+    pytester.makeini(INI)
+    pytester.makeconftest(
+        f"""
+import openai, pytest
+
+@pytest.fixture(scope="session")
+def rolecheck_client():
+    return openai.AsyncOpenAI(base_url={server.base_url!r}, api_key={PLANTED_KEY!r})
+"""
+    )
+    pytester.makepyfile(test_small=SMALL_TESTS)
+    result = pytester.runpytest_subprocess(
+        "--rolecheck-record-mode=once", f"--rolecheck-model={server.model}"
+    )
+    result.assert_outcomes(passed=2)
+    cassettes = list((pytester.path / "cassettes").rglob("*.json"))
+    assert len(cassettes) == 2
+    for path in cassettes:
+        text = path.read_text()
+        assert PLANTED_KEY not in text
+        assert "PLANTEDE2EKEY" not in text
+        assert "authorization" not in text.lower()
+
+
+def test_developer_role_reaches_the_model_and_the_control_is_identical(
+    pytester: pytest.Pytester, server: LocalServer
+) -> None:
+    """Through the plugin: developer differs from system; developer-as-system does not."""
+    pytester.makeini(INI)
+    pytester.makeconftest(
+        f"""
+import openai, pytest
+
+@pytest.fixture(scope="session")
+def rolecheck_client():
+    return openai.AsyncOpenAI(base_url={server.base_url!r}, api_key="unused")
+"""
+    )
+    pytester.makepyfile(
+        test_control=f"""
+from pytest_rolecheck import Variant
+
+MESSAGES = [
+    {{"role": "system", "content": "You are a helpful AI assistant"}},
+    {{"role": "user", "content": "Name a colour."}},
+]
+
+def test_control(rolecheck):
+    system = Variant.from_messages(MESSAGES, label="system")
+    rewritten = system.with_role("developer").with_params(
+        model={server.model_for(developer_as_system=True)!r}, label="dev-as-sys"
+    )
+    result = rolecheck.assert_variants_equivalent(rewritten, system)
+    assert result.deterministic
+"""
+    )
+    result = pytester.runpytest_subprocess(
+        "--rolecheck-record-mode=once", f"--rolecheck-model={server.model}"
+    )
+    result.assert_outcomes(passed=1)
+
+
+def test_example_suite_replays_offline_with_network_blocked(tmp_path: Path) -> None:
+    """The README's main job: the shipped examples, from the committed cassettes."""
+    report = tmp_path / "examples.json"
+    completed = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "examples",
+            "-p",
+            "no:cacheprovider",
+            "--disable-socket",
+            "--allow-unix-socket",
+            f"--rolecheck-report={report}",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={**os.environ, "OPENAI_API_KEY": "", "OPENAI_BASE_URL": ""},
+    )
+    assert completed.returncode == 0, completed.stdout + completed.stderr
+    assert "0 live" in completed.stdout
+    rows = json.loads(report.read_text())["comparisons"]
+    assert rows, "the example suite made no comparisons"
+    assert {r["source"] for r in rows} == {"replayed"}
+    verdicts = {r["nodeid"].rsplit("::", 1)[-1]: r["verdict"] for r in rows}
+    assert verdicts["test_control_instruction_wording_differs"] == "different"
+    assert verdicts["test_developer_rewritten_as_system_is_equivalent"] == "equivalent"
+    assert verdicts["test_sampled_same_prompt_is_equivalent"] == "equivalent"
