@@ -197,7 +197,23 @@ def _print_serving(server: Any) -> None:
     print("\n".join(lines), flush=True)
 
 
-_SUBCOMMANDS: tuple[Callable[[Any], None], ...] = (add_serve,)
+def _lazy(module: str) -> Callable[[Any], None]:
+    """Register a subcommand whose parser and handler live in ``pytest_rolecheck.<module>``."""
+
+    def add(subparsers: Any) -> None:
+        import importlib
+
+        importlib.import_module(f"pytest_rolecheck.{module}").add_parser(subparsers)
+
+    return add
+
+
+_SUBCOMMANDS: tuple[Callable[[Any], None], ...] = (
+    add_serve,
+    _lazy("_cli_compare"),  # rolecheck compare
+    _lazy("_cli_plan"),  # rolecheck plan
+    _lazy("_cli_report"),  # rolecheck report
+)
 
 
 def build_parser() -> argparse.ArgumentParser:

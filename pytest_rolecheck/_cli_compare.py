@@ -1,0 +1,627 @@
+"""``rolecheck compare``: run one experiment outside pytest and print the verdict.
+
+The defaults are the forum experiment this project started from: ``gpt-4o-mini``,
+the instruction "You are a helpful AI assistant" as a ``developer`` vs a
+``system`` message, the rock-song prompt, 10 trials per arm, 20 tokens, top-20
+logprobs. The statistics use the product's defaults (all-pairs design, ``js``
+metric); ``--design seed --metric seed --temperature 0.00001 --top-p 0.00001``
+reproduces the forum's own printout.
+
+Only argparse is imported at module level: ``rolecheck --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+import threading
+from pathlib import Path
+from typing import IO, Any, Final
+
+SEED_MODEL: Final = "gpt-4o-mini"
+SEED_INSTRUCTION: Final = "You are a helpful AI assistant"
+SEED_PROMPT: Final = "Produce two stanza rock song lyrics for 'Rockin with my Kitty Cat'"
+SEED_ROLES: Final = ("developer", "system")
+RECORD_MODES: Final = ("none", "once", "all", "rewrite")
+DESIGNS: Final = ("all-pairs", "seed")
+
+EXIT_OK: Final = 0
+EXIT_FAILED: Final = 1
+EXIT_USAGE: Final = 2
+EXIT_INTERRUPTED: Final = 130
+
+_DESCRIPTION: Final = """\
+Run an experiment outside pytest: a baseline/trial set of chat completions per arm
+through the openai SDK (OPENAI_API_KEY / OPENAI_BASE_URL, or --local for the bundled
+model), then print the per-trial distances, mean/std/min/max per arm, and the verdict
+(equivalent / different / inconclusive).
+
+The arms are either the same messages with the instruction in two roles (--roles,
+--instruction, --prompt) or two variant files (--variant-a, --variant-b). Defaults
+reproduce the forum experiment's request (gpt-4o-mini, 10 trials, 20 tokens, top-20
+logprobs); add --design seed --metric seed --temperature 0.00001 --top-p 0.00001 for
+its exact method.
+
+Variant file (YAML):
+  label: developer              # optional
+  extends: base.yaml            # optional: start from another variant file
+  messages:                     # required unless extends is given
+    - {role: developer, content: You are a helpful AI assistant}
+    - {role: user, content: "Produce two stanza rock song lyrics for ..."}
+  params: {temperature: 0}      # optional request parameters (win over the flags)
+  derive:                       # optional, applied in order:
+    - role: system              #   role, instruction, append_instruction, preamble,
+                                #   tools, without_tools, parallel_tool_calls,
+                                #   tools_in_system_prompt, params
+
+Exit status: 0 when the experiment ran (whatever the verdict) unless --expect is
+given, then 1 if the verdict differs; 1 when calls or cassettes failed; 2 on bad
+options or files; 130 when interrupted.
+"""
+
+_EPILOG: Final = """\
+examples:
+  rolecheck compare --local
+  rolecheck compare --local --cassette cassettes/roles.json --html report/
+  rolecheck compare --model gpt-4o-mini --variant-a a.yaml --variant-b b.yaml --expect equivalent
+  rolecheck compare --local --design seed --metric seed --temperature 0.00001 --top-p 0.00001
+"""
+
+
+# --------------------------------------------------------------------------- argument types
+
+
+def _int_at_least(low: int) -> Any:
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+        if value < low:
+            raise argparse.ArgumentTypeError(f"expected a whole number >= {low}, got {value}")
+        return value
+
+    return parse
+
+
+def _float_in(low: float, high: float | None, *, low_open: bool = False) -> Any:
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+        too_low = value <= low if low_open else value < low
+        if math.isnan(value) or too_low or (high is not None and value > high):
+            span = f"{'(' if low_open else '['}{low:g}, {'inf' if high is None else f'{high:g}'}]"
+            raise argparse.ArgumentTypeError(f"expected a number in {span}, got {text}")
+        return value
+
+    return parse
+
+
+def add_parser(subparsers: Any) -> argparse.ArgumentParser:
+    """Add ``rolecheck compare`` to the ``rolecheck`` command.
+
+    Parameters
+    ----------
+    subparsers
+        The object returned by ``ArgumentParser.add_subparsers``.
+
+    Returns
+    -------
+    argparse.ArgumentParser
+        The new subparser (its ``handler`` default is :func:`run`).
+    """
+    parser: argparse.ArgumentParser = subparsers.add_parser(
+        "compare",
+        help="run a role/variant experiment outside pytest and print the verdict",
+        description=_DESCRIPTION,
+        epilog=_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    what = parser.add_argument_group("what to compare")
+    what.add_argument(
+        "--instruction",
+        default=None,
+        help=f"instruction message text (default: {SEED_INSTRUCTION!r})",
+    )
+    what.add_argument("--prompt", default=None, help=f"user message (default: {SEED_PROMPT!r})")
+    what.add_argument(
+        "--roles",
+        nargs=2,
+        metavar=("ROLE_A", "ROLE_B"),
+        default=None,
+        help="roles of the instruction in arm A and arm B: system, developer or "
+        "user-prefixed (default: developer system)",
+    )
+    what.add_argument("--variant-a", type=Path, metavar="YAML", help="arm A from a variant file")
+    what.add_argument("--variant-b", type=Path, metavar="YAML", help="arm B from a variant file")
+
+    req = parser.add_argument_group("requests")
+    req.add_argument(
+        "--model",
+        default=None,
+        help=f"model name (default: {SEED_MODEL}; with --local, the bundled model)",
+    )
+    req.add_argument(
+        "--base-url",
+        default=None,
+        help="OpenAI-compatible endpoint (default: $OPENAI_BASE_URL, else OpenAI)",
+    )
+    req.add_argument(
+        "--local",
+        action="store_true",
+        help="start and use the bundled local model (SmolLM2-135M on llama.cpp)",
+    )
+    req.add_argument(
+        "--trials",
+        type=_int_at_least(4),
+        default=10,
+        help="calls per arm, at least 4 (default: %(default)s)",
+    )
+    req.add_argument(
+        "--max-tokens",
+        type=_int_at_least(1),
+        default=20,
+        help="max_tokens per call (default: %(default)s)",
+    )
+    req.add_argument(
+        "--top-logprobs",
+        type=_int_at_least(1),
+        default=20,
+        help="top_logprobs per call (default: %(default)s; OpenAI allows 20)",
+    )
+    req.add_argument(
+        "--temperature",
+        type=_float_in(0.0, 2.0),
+        default=0.0,
+        help="temperature (default: %(default)s)",
+    )
+    req.add_argument(
+        "--top-p",
+        type=_float_in(0.0, 1.0, low_open=True),
+        default=None,
+        help="top_p (default: not sent)",
+    )
+    req.add_argument(
+        "--concurrency",
+        type=_int_at_least(1),
+        default=8,
+        help="calls in flight at once (default: %(default)s)",
+    )
+
+    stats = parser.add_argument_group("statistics")
+    stats.add_argument(
+        "--design",
+        choices=DESIGNS,
+        default="all-pairs",
+        help="all-pairs (default) or seed (one baseline call, per-trial distance "
+        "to it: the forum's design)",
+    )
+    stats.add_argument(
+        "--metric",
+        default="js",
+        help="per-call distance: js (default), tv, tok_l1, first_token, seed",
+    )
+    stats.add_argument(
+        "--alpha",
+        type=_float_in(0.0, 1.0, low_open=True),
+        default=0.05,
+        help="significance level of the difference test (default: %(default)s)",
+    )
+    stats.add_argument(
+        "--margin",
+        type=_float_in(0.0, None, low_open=True),
+        default=0.5,
+        help="equivalence margin as a multiple of the jitter floor (default: "
+        "%(default)s; choose it from an A/A pilot, see `rolecheck plan --help`)",
+    )
+    stats.add_argument(
+        "--max-excess-tv",
+        type=_float_in(0.0, 1.0, low_open=True),
+        default=None,
+        help="absolute tolerance in total-variation units instead of --margin (needs --metric tv)",
+    )
+    stats.add_argument(
+        "--seed",
+        type=_int_at_least(0),
+        default=0,
+        help="seed of the permutation test (default: %(default)s)",
+    )
+    stats.add_argument(
+        "--expect",
+        choices=("equivalent", "different"),
+        default=None,
+        help="exit with status 1 unless the verdict is this",
+    )
+
+    out = parser.add_argument_group("recording and output")
+    out.add_argument(
+        "--cassette",
+        type=Path,
+        metavar="PATH",
+        default=None,
+        help="record the calls to / replay them from this cassette file",
+    )
+    out.add_argument(
+        "--record-mode",
+        choices=RECORD_MODES,
+        default="once",
+        help="with --cassette: once (default: replay if the file exists, else "
+        "record), none (replay only), all/rewrite (call live, replace the file)",
+    )
+    out.add_argument(
+        "--html",
+        type=Path,
+        metavar="DIR",
+        default=None,
+        help="write the HTML report (and its PNG plots) into DIR",
+    )
+    out.add_argument(
+        "--json",
+        type=Path,
+        metavar="PATH",
+        default=None,
+        help="write the JSON report (the input of `rolecheck report` and `rolecheck plan`)",
+    )
+    parser.set_defaults(handler=run)
+    return parser
+
+
+# --------------------------------------------------------------------------- progress
+
+
+class ProgressDisplay:
+    """Shows calls done/total, tokens and elapsed time on stderr while calls run.
+
+    On a terminal the line is redrawn in place every ``interval`` seconds; on
+    anything else (CI logs, pipes) only the final line is written.
+
+    Parameters
+    ----------
+    progress
+        An object with ``total``, ``done``, ``usage.total_tokens`` and
+        ``elapsed`` (``Rolecheck.progress``), read from another thread.
+    stream
+        Where to write (default ``sys.stderr``).
+    interval
+        Seconds between redraws on a terminal.
+    """
+
+    def __init__(self, progress: Any, stream: IO[str] | None = None, interval: float = 0.2):
+        self.progress = progress
+        self.stream = stream if stream is not None else sys.stderr
+        self.interval = interval
+        self.tty = bool(getattr(self.stream, "isatty", lambda: False)())
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._width = 0
+
+    def line(self) -> str:
+        """The current progress line."""
+        p = self.progress
+        total = int(p.total)
+        if total == 0:
+            return f"rolecheck: waiting for the backend ... {p.elapsed:.1f} s"
+        tokens = int(p.usage.total_tokens)
+        return f"rolecheck: calls {int(p.done)}/{total}  tokens {tokens:,}  {p.elapsed:.1f} s"
+
+    def _draw(self, text: str) -> None:
+        pad = max(self._width - len(text), 0)
+        self.stream.write("\r" + text + " " * pad)
+        self.stream.flush()
+        self._width = len(text)
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self.interval):
+            self._draw(self.line())
+
+    def __enter__(self) -> ProgressDisplay:
+        if self.tty:
+            self._thread = threading.Thread(target=self._loop, name="rolecheck-progress")
+            self._thread.daemon = True
+            self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+            self._draw("")
+            self.stream.write("\r")
+        self.stream.write(self.line() + "\n")
+        self.stream.flush()
+
+
+# --------------------------------------------------------------------------- tables
+
+
+def _num(value: float | None, width: int = 9) -> str:
+    if value is None or not math.isfinite(value):
+        return "-".rjust(width)
+    return f"{value:.4g}".rjust(width)
+
+
+def trial_table(comparison: Any) -> list[str]:
+    """The seed-style table: per-trial distances, then mean/std/min/max per arm.
+
+    Seed design: each trial's distance to the baseline call (the forum's
+    numbers). All-pairs design: each call's mean distance to the other calls
+    of its own arm and to the calls of the other arm, then the summary of the
+    within-arm pair distances per arm and of the cross pairs.
+
+    Parameters
+    ----------
+    comparison : Comparison
+        The result of ``compare``.
+
+    Returns
+    -------
+    list of str
+        Lines to print.
+    """
+    import numpy as np
+
+    from ._insight import METRIC_UNITS
+
+    a, b = comparison.labels
+    unit = METRIC_UNITS.get(comparison.metric, "metric units")
+    w = max(len(a), len(b), 9)
+    lines: list[str] = []
+    if comparison.trial_distances_a is not None and comparison.trial_distances_b is not None:
+        da, db = list(comparison.trial_distances_a), list(comparison.trial_distances_b)
+        lines.append(f"Per-trial {comparison.metric} distance to the baseline call ({unit}):")
+        lines.append(f"  {'trial':>5}  {a:>{w}}  {b:>{w}}")
+        for i in range(max(len(da), len(db))):
+            lines.append(
+                f"  {i + 1:>5}  {_num(da[i] if i < len(da) else None, w)}  "
+                f"{_num(db[i] if i < len(db) else None, w)}"
+            )
+        for name in ("mean", "std", "min", "max"):
+            sa = getattr(comparison.summary_a, name)
+            sb = getattr(comparison.summary_b, name)
+            lines.append(f"  {name:>5}  {_num(sa, w)}  {_num(sb, w)}")
+        lines.append("  (std with ddof=0, as numpy computes it)")
+        return lines
+    m = np.asarray(comparison.matrix, dtype=float)
+    n_a, n = comparison.n_a, m.shape[0]
+    lines.append(
+        f"Per-call mean {comparison.metric} distance ({unit}) to the other calls of the same "
+        "arm / of the other arm:"
+    )
+    lines.append(
+        f"  {'call':>5}  {a + ' same':>{w + 5}}  {'other':>{w}}  "
+        f"{b + ' same':>{w + 5}}  {'other':>{w}}"
+    )
+    for i in range(max(n_a, n - n_a)):
+        cells = []
+        for start, stop in ((0, n_a), (n_a, n)):
+            k = start + i
+            if k < stop:
+                own = np.delete(m[k, start:stop], i)
+                other = np.concatenate([m[k, :start], m[k, stop:]])
+                cells.append(f"{_num(float(own.mean()), w + 5)}  {_num(float(other.mean()), w)}")
+            else:
+                cells.append(" " * (2 * w + 7))
+        lines.append(f"  {i + 1:>5}  " + "  ".join(cells).rstrip())
+    lines.append("")
+    lines.append(f"Pair distances ({unit}):")
+    lines.append(f"  {'':<{w + 8}}{'mean':>9}  {'std':>9}  {'min':>9}  {'max':>9}  pairs")
+    iu = np.triu_indices(n, 1)
+    values = m[iu]
+    cross = values[(iu[0] < n_a) & (iu[1] >= n_a)]
+    rows = [
+        (
+            f"within {a}",
+            comparison.summary_a.mean,
+            comparison.summary_a.std,
+            comparison.summary_a.min,
+            comparison.summary_a.max,
+            comparison.summary_a.n,
+        ),
+        (
+            f"within {b}",
+            comparison.summary_b.mean,
+            comparison.summary_b.std,
+            comparison.summary_b.min,
+            comparison.summary_b.max,
+            comparison.summary_b.n,
+        ),
+        (
+            "across arms",
+            float(cross.mean()),
+            float(cross.std()),
+            float(cross.min()),
+            float(cross.max()),
+            int(cross.size),
+        ),
+    ]
+    for name, mean, std, lo, hi, count in rows:
+        lines.append(f"  {name:<{w + 8}}{_num(mean)}  {_num(std)}  {_num(lo)}  {_num(hi)}  {count}")
+    return lines
+
+
+# --------------------------------------------------------------------------- run
+
+
+def _validate(args: argparse.Namespace) -> str | None:
+    """Return a usage error message, or None."""
+    files = (args.variant_a is not None, args.variant_b is not None)
+    if any(files) and not all(files):
+        return "--variant-a and --variant-b go together: pass both variant files."
+    if all(files):
+        clashing = [
+            flag
+            for flag, value in (
+                ("--roles", args.roles),
+                ("--instruction", args.instruction),
+                ("--prompt", args.prompt),
+            )
+            if value is not None
+        ]
+        if clashing:
+            return (
+                f"{', '.join(clashing)} cannot be combined with --variant-a/--variant-b: the "
+                "variant files hold the messages. Put the change into the files (derive: "
+                "[{role: system}]) or drop the variant files."
+            )
+    if args.roles is not None and args.roles[0] == args.roles[1]:
+        return (
+            f"--roles {args.roles[0]} {args.roles[1]} compares a role with itself; for an A/A "
+            "run (to measure the noise floor for `rolecheck plan`) use two identical variant "
+            "files instead."
+        )
+    if args.max_excess_tv is not None and args.metric != "tv":
+        return "--max-excess-tv is in total-variation units: pass --metric tv with it."
+    if args.record_mode != "once" and args.cassette is None:
+        return "--record-mode needs --cassette PATH (the file to record to / replay from)."
+    return None
+
+
+def _variants(args: argparse.Namespace) -> tuple[Any, Any]:
+    from .variants import Variant
+
+    if args.variant_a is not None:
+        from ._variant_files import load_variant
+
+        a, b = load_variant(args.variant_a), load_variant(args.variant_b)
+        if a.label == b.label:
+            a, b = a.with_label(f"{a.label} (A)"), b.with_label(f"{b.label} (B)")
+        return a, b
+    roles = args.roles or SEED_ROLES
+    messages = [
+        {"role": "system", "content": args.instruction or SEED_INSTRUCTION},
+        {"role": "user", "content": args.prompt or SEED_PROMPT},
+    ]
+    base = Variant.from_messages(messages)
+    return base.with_role(roles[0]), base.with_role(roles[1])
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run ``rolecheck compare`` with parsed arguments; return the exit status."""
+    problem = _validate(args)
+    if problem is not None:
+        print(f"rolecheck compare: error: {problem}", file=sys.stderr)
+        return EXIT_USAGE
+
+    from ._errors import CassetteError, RolecheckError, RolecheckUsageError
+
+    try:
+        from ._distances import get_metric
+
+        get_metric(args.metric)  # an unknown metric must fail before any call is paid for
+        variant_a, variant_b = _variants(args)
+        if args.html is not None:
+            from ._plots import require_matplotlib
+
+            require_matplotlib()  # fail before spending calls
+        return _run(args, variant_a, variant_b)
+    except RolecheckUsageError as exc:
+        print(f"rolecheck compare: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except CassetteError as exc:
+        print(
+            f"rolecheck compare: error: {exc}\n(With rolecheck compare, use --record-mode once "
+            "to record a missing cassette, or --record-mode rewrite to re-record it.)",
+            file=sys.stderr,
+        )
+        return EXIT_FAILED
+    except RolecheckError as exc:
+        print(f"rolecheck compare: error: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    except KeyboardInterrupt:
+        print("rolecheck compare: interrupted; nothing was recorded", file=sys.stderr)
+        return EXIT_INTERRUPTED
+
+
+def _run(args: argparse.Namespace, variant_a: Any, variant_b: Any) -> int:
+    from ._options import Settings
+    from ._session import LocalBackend, Rolecheck
+
+    settings = Settings(
+        record_mode=args.record_mode if args.cassette is not None else "all",
+        model=args.model or (None if args.local else SEED_MODEL),
+        base_url=args.base_url,
+        local=args.local,
+        concurrency=args.concurrency,
+        trials=args.trials,
+        alpha=args.alpha,
+        margin=args.margin,
+        metric=args.metric,
+        design=args.design,
+        max_tokens=args.max_tokens,
+        top_logprobs=args.top_logprobs,
+        temperature=args.temperature,
+        rootdir=Path.cwd(),
+    )
+    backend = LocalBackend() if args.local else None
+    rolecheck = Rolecheck(settings, backend=backend, cassette_file=args.cassette)
+    params = {"top_p": args.top_p} if args.top_p is not None else None
+    model = rolecheck.model
+    print(
+        f"rolecheck compare: {variant_a.label} vs {variant_b.label} on {model} "
+        f"({args.trials} calls per arm{' + 1 baseline' if args.design == 'seed' else ''}, "
+        f"max_tokens {args.max_tokens}, top_logprobs {args.top_logprobs}, temperature "
+        f"{args.temperature:g}{'' if args.top_p is None else f', top_p {args.top_p:g}'}; "
+        f"{'replaying' if not rolecheck.live else 'live'})",
+        flush=True,
+    )
+    saved = False
+    try:
+        with ProgressDisplay(rolecheck.progress):
+            result = rolecheck.compare(
+                variant_a,
+                variant_b,
+                trials=args.trials,
+                metric=args.metric,
+                alpha=args.alpha,
+                margin=args.margin,
+                max_excess_tv=args.max_excess_tv,
+                design=args.design,
+                seed=args.seed,
+                params=params,
+            )
+        rolecheck.finish(save=True)
+        saved = True
+    finally:
+        if not saved:
+            rolecheck.finish(save=False)
+        if backend is not None:
+            backend.stop()
+
+    print()
+    print("\n".join(trial_table(result)))
+    print()
+    print(str(result))
+    rows = _rows_with_insight(rolecheck.rows, result)
+    if args.cassette is not None:
+        print(f"\ncassette: {args.cassette} ({'recorded' if rolecheck.live else 'replayed'})")
+    if args.json is not None:
+        from ._report import SummaryReport
+
+        SummaryReport(rows).write_json(args.json)
+        print(f"JSON report: {args.json}")
+    if args.html is not None:
+        from ._html import write_html_report
+
+        path = write_html_report(rows, args.html)
+        print(f"HTML report: {path}")
+    if args.expect is not None and result.verdict != args.expect:
+        print(
+            f"rolecheck compare: verdict {result.verdict!r}, expected {args.expect!r}",
+            file=sys.stderr,
+        )
+        return EXIT_FAILED
+    return EXIT_OK
+
+
+def _rows_with_insight(rows: list[dict[str, Any]], result: Any) -> list[dict[str, Any]]:
+    from ._insight import divergence_insight
+
+    out = [dict(row) for row in rows]
+    if out and "insight" not in out[-1]:
+        out[-1]["insight"] = divergence_insight(
+            result.calls_a, result.calls_b, metric=result.metric, labels=result.labels
+        )
+    return out

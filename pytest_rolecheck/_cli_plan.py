@@ -1,0 +1,938 @@
+"""``rolecheck plan``: how many trials per arm, estimated from an A/A pilot by resampling.
+
+A *pilot* is a small run in which both arms send the same request (an A/A run):
+every difference between its calls is call-to-call jitter. From it the command
+estimates the noise floor (the mean distance between two calls of the same
+configuration) and its spread, then simulates comparisons of ``n`` calls per arm
+by resampling the pilot's calls, for increasing ``n``:
+
+* **certifying equivalence** at ``--margin``: both simulated arms are drawn from
+  the pilot, so nothing changed; the share of simulations whose 95% upper bound
+  of the ratio ``(cross - floor) / floor`` falls below the margin is the power
+  to certify equivalence with ``n`` trials (what ``assert_*_equivalent`` needs);
+* **detecting an effect** of ``--effect`` times the floor: the same simulated
+  arms, with each call of arm B moved away from every call of arm A by
+  ``effect x floor x w``, where ``w`` is the relative jitter of a randomly
+  chosen pilot call (its mean distance to the other pilot calls divided by the
+  floor; ``w`` averages 1). The change therefore has ratio ``effect`` on
+  average and varies from call to call as much as the pilot's jitter does,
+  rather than being a uniform shift that would be unrealistically easy to
+  detect. The share of simulations whose permutation test gives
+  ``p <= alpha`` is the power to detect it (what ``assert_*_differ`` needs).
+
+Resampling: while ``2n`` is at most the pilot's size, the ``2n`` calls are
+drawn without replacement (a random split of the pilot's calls); beyond that
+they are drawn with replacement, and a pair of copies of the same pilot call,
+whose distance would be an impossible 0, gets the distance of a randomly chosen
+pair of distinct pilot calls instead. Each ``n`` uses its own generator seeded
+with ``(seed, n)``, so a plan is reproducible and adding ``n`` values does not
+change the others. Simulated permutation tests use 199 random relabellings
+(exact enumeration when there are at most 1,000), enough to tell
+``p <= 0.05`` apart.
+
+Choosing the margin
+-------------------
+The margin is the largest change you accept, as a multiple of the jitter floor.
+Choose it *before* looking at the A/B data, from the A/A pilot and from what
+matters for your product: the table printed here shows, for each ``n``, how
+large the ratio's upper bound typically is when nothing changed. A margin
+below that cannot be certified at that ``n``; a margin far above it accepts
+changes that dwarf the jitter. Never derive the margin from the comparison you
+are testing (e.g. "just above its observed ratio"): the test would then certify
+whatever it measured.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Final
+
+from ._errors import RolecheckUsageError
+
+if TYPE_CHECKING:  # numpy loads only when a plan is computed: `rolecheck --help` stays fast
+    import numpy as np
+    import numpy.typing as npt
+
+    FloatArray = npt.NDArray[np.float64]
+
+EXIT_OK: Final = 0
+EXIT_USAGE: Final = 2
+MIN_PILOT: Final = 4
+MIN_TRIALS: Final = 4
+DEFAULT_GRID: Final = (4, 5, 6, 7, 8, 10, 12, 14, 16, 20, 25, 30, 40, 50, 60, 80, 100, 150, 200)
+_SIM_RESAMPLES: Final = 199
+_SIM_MAX_EXACT: Final = 1000
+
+_EPILOG: Final = """\
+choosing the margin:
+  The margin is the largest change you accept, in multiples of the jitter floor (the
+  mean distance between two calls of the same request). Choose it before looking at
+  the A/B data: from this A/A pilot (the table shows how large the ratio's upper bound
+  gets when nothing changed) and from what matters for your product. Never derive it
+  from the comparison you are testing: the test would certify whatever it measured.
+
+examples:
+  rolecheck compare --local --variant-a a.yaml --variant-b a.yaml --trials 20 \\
+      --cassette pilot.json                      # record an A/A pilot
+  rolecheck plan pilot.json --margin 0.5 --effect 1.0
+  rolecheck plan report.json --comparison 2 --arm all
+"""
+
+
+# --------------------------------------------------------------------------- results
+
+
+@dataclass(frozen=True, slots=True)
+class Pilot:
+    """Distances between the calls of one configuration (the A/A pilot)."""
+
+    matrix: FloatArray
+    metric: str
+    source: str
+    notes: tuple[str, ...] = ()
+
+    @property
+    def n(self) -> int:
+        """Number of pilot calls."""
+        return int(self.matrix.shape[0])
+
+
+@dataclass(frozen=True, slots=True)
+class FloorEstimate:
+    """The noise floor of the pilot and its spread."""
+
+    floor: float
+    pair_std: float
+    pair_min: float
+    pair_max: float
+    call_mean_min: float
+    call_mean_max: float
+    interval: tuple[float, float]
+    n_calls: int
+
+
+@dataclass(frozen=True, slots=True)
+class PlanRow:
+    """Simulated outcomes with ``n`` calls per arm."""
+
+    n: int
+    p_equivalent: float
+    median_upper: float
+    q90_upper: float
+    p_detect: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    """The result of :func:`plan_trials`."""
+
+    floor: FloorEstimate
+    rows: tuple[PlanRow, ...]
+    n_equivalence: int | None
+    n_detect: int | None
+    deterministic: bool
+    margin: float
+    effect: float | None
+    alpha: float
+    power: float
+    replications: int
+    seed: int
+    max_trials: int
+
+
+# --------------------------------------------------------------------------- pilot loading
+
+
+def _fail(message: str) -> RolecheckUsageError:
+    return RolecheckUsageError(message)
+
+
+def _read_json(path: Path) -> Any:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise _fail(
+            f"no pilot file at {path}; pass a cassette of an A/A run (rolecheck compare "
+            "--cassette PATH) or a JSON report (pytest --rolecheck-report=PATH)."
+        ) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise _fail(f"{path}: cannot be read ({exc}).") from None
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise _fail(
+            f"{path}:{exc.lineno}:{exc.colno}: not valid JSON ({exc.msg}); a pilot is a "
+            "rolecheck cassette or JSON report."
+        ) from None
+
+
+def load_pilot(
+    path: Path, *, metric: str = "js", arm: str | None = None, comparison: int | None = None
+) -> Pilot:
+    """Read a pilot from a cassette or a JSON report.
+
+    Parameters
+    ----------
+    path : pathlib.Path
+        A rolecheck cassette (the calls are re-measured with ``metric``) or a
+        JSON report (the stored distance matrix is used, in its own metric).
+    metric : str, default "js"
+        Per-call distance for cassettes.
+    arm : {"1", "2", ..., "all"}, optional
+        Which calls form the pilot. Cassette: the group of identical requests
+        (numbered in order of first appearance; default: the only group, else
+        1). Report: 1 = arm A, 2 = arm B, all = both arms (default: all when
+        the arms carry the labels ``X (A)``/``X (B)`` of an A/A comparison, else
+        1).
+    comparison : int, optional
+        Report only: which comparison (1-based; default the first logprob one).
+
+    Returns
+    -------
+    Pilot
+
+    Raises
+    ------
+    RolecheckUsageError
+        Missing or unreadable file, neither a cassette nor a report, an arm or
+        comparison that does not exist, or fewer than 4 pilot calls.
+    """
+    data = _read_json(path)
+    if isinstance(data, Mapping) and "rolecheck_cassette" in data:
+        if comparison is not None:
+            raise _fail("--comparison applies to JSON reports; this pilot is a cassette.")
+        return _pilot_from_cassette(path, data, metric=metric, arm=arm)
+    if isinstance(data, Mapping) and "comparisons" in data:
+        return _pilot_from_report(path, data, arm=arm, comparison=comparison)
+    raise _fail(
+        f"{path} is neither a rolecheck cassette (no 'rolecheck_cassette' key) nor a JSON "
+        "report (no 'comparisons' key)."
+    )
+
+
+def _instruction_role(messages: Any) -> str:
+    if isinstance(messages, list):
+        for message in messages:
+            if isinstance(message, Mapping) and message.get("role") in ("system", "developer"):
+                return str(message["role"])
+    return "no instruction"
+
+
+def _pilot_from_cassette(
+    path: Path, data: Mapping[str, Any], *, metric: str, arm: str | None
+) -> Pilot:
+    from ._distances import distance_matrix
+    from ._errors import ResponseFormatError
+    from ._parse import parse_response
+
+    items = data.get("interactions")
+    if not isinstance(items, list):
+        raise _fail(f"{path}: 'interactions' is not a list; the cassette is corrupt.")
+    ordered = sorted(
+        (i for i in items if isinstance(i, Mapping)), key=lambda i: int(i.get("index", 0))
+    )
+    groups: dict[str, list[Any]] = {}
+    described: dict[str, str] = {}
+    for item in ordered:
+        request = (item.get("request") or {}).get("body") or {}
+        response = item.get("response") or {}
+        body = (response.get("body") or {}).get("json")
+        status = (response.get("status") or {}).get("code")
+        if status != 200 or body is None:
+            continue
+        tree = request.get("json") if isinstance(request, Mapping) else None
+        key = json.dumps(tree, sort_keys=True)
+        try:
+            call = parse_response(body)
+        except ResponseFormatError as exc:
+            raise _fail(
+                f"{path}: call #{item.get('index')} cannot be used as a pilot: {exc}"
+            ) from None
+        if key not in groups:
+            groups[key] = []
+            req = tree if isinstance(tree, Mapping) else {}
+            described[key] = (
+                f"model {req.get('model')}, instruction role "
+                f"{_instruction_role(req.get('messages'))}, temperature {req.get('temperature')}"
+            )
+        groups[key].append(call)
+    if not groups:
+        raise _fail(f"{path}: the cassette holds no successful chat completion to use as pilot.")
+    keys = list(groups)
+    notes: list[str] = []
+    if arm in (None, "all") and len(keys) == 1:
+        chosen = keys
+    elif arm == "all":
+        chosen = keys
+        notes.append(
+            "--arm all pools requests that differ: only right if they are the same "
+            "configuration (the floor includes any real difference between them)."
+        )
+    else:
+        number = _arm_number(arm or "1", len(keys), "request group")
+        chosen = [keys[number - 1]]
+        if len(keys) > 1:
+            listing = "; ".join(
+                f"{i}: {len(groups[k])} calls ({described[k]})" for i, k in enumerate(keys, 1)
+            )
+            notes.append(
+                f"the cassette holds {len(keys)} different requests ({listing}); using group "
+                f"{number} as the A/A pilot (choose another with --arm N)."
+            )
+    calls = [c for k in chosen for c in groups[k]]
+    _check_size(len(calls), path)
+    desc = ", ".join(described[k] for k in chosen)
+    return Pilot(
+        matrix=distance_matrix(calls, metric),
+        metric=metric,
+        source=f"cassette {path}: {len(calls)} calls ({desc})",
+        notes=tuple(notes),
+    )
+
+
+def _arm_number(arm: str, count: int, what: str) -> int:
+    try:
+        number = int(arm)
+    except ValueError:
+        number = 0
+    if not 1 <= number <= count:
+        raise _fail(f"--arm {arm}: expected all or a {what} number from 1 to {count}.")
+    return number
+
+
+def _check_size(n: int, path: Path) -> None:
+    if n < MIN_PILOT:
+        raise _fail(
+            f"{path}: the pilot has {n} call(s); at least {MIN_PILOT} are needed (10-20 give a "
+            "usable estimate of the noise floor). Record a larger A/A run."
+        )
+
+
+def _pilot_from_report(
+    path: Path, data: Mapping[str, Any], *, arm: str | None, comparison: int | None
+) -> Pilot:
+    import numpy as np
+
+    rows = data.get("comparisons")
+    if not isinstance(rows, list) or not rows:
+        raise _fail(f"{path}: the report has no comparisons.")
+    usable = [
+        i
+        for i, r in enumerate(rows, 1)
+        if isinstance(r, Mapping) and (r.get("details") or {}).get("matrix")
+    ]
+    if comparison is None:
+        if not usable:
+            raise _fail(
+                f"{path}: no comparison in this report carries a distance matrix (tool-call "
+                "comparisons have none); use a report of a logprob comparison."
+            )
+        comparison = usable[0]
+    if comparison not in usable:
+        raise _fail(
+            f"--comparison {comparison}: expected one of {', '.join(map(str, usable)) or 'none'} "
+            f"(the comparisons of {path} with a distance matrix)."
+        )
+    row = rows[comparison - 1]
+    details = row["details"]
+    matrix = np.array(
+        [[np.nan if x is None else float(x) for x in r] for r in details["matrix"]], dtype=float
+    )
+    n_a = int(details.get("n_a") or row.get("n_a") or 0)
+    labels = [str(x) for x in details.get("labels") or ["A", "B"]]
+    aa = (
+        len(labels) == 2
+        and labels[0].endswith(" (A)")
+        and labels[1].endswith(" (B)")
+        and labels[0][:-4] == labels[1][:-4]
+    )
+    notes: list[str] = []
+    choice = arm or ("all" if aa else "1")
+    if choice == "all":
+        index = np.arange(matrix.shape[0])
+        if not aa:
+            notes.append(
+                f"--arm all pools {labels[0]!r} and {labels[1]!r}: only right for an A/A run."
+            )
+        what = "both arms"
+    else:
+        number = _arm_number(choice, 2, "arm")
+        index = np.arange(n_a) if number == 1 else np.arange(n_a, matrix.shape[0])
+        what = f"arm {labels[number - 1]!r}"
+        if arm is None:
+            notes.append(
+                f"using the calls of {what} as the A/A pilot; if this comparison was an A/A "
+                "run, pass --arm all to use both arms."
+            )
+    sub = matrix[np.ix_(index, index)]
+    if not np.all(np.isfinite(sub)):
+        raise _fail(f"{path}: comparison {comparison} has missing distances; re-run it.")
+    _check_size(sub.shape[0], path)
+    return Pilot(
+        matrix=sub,
+        metric=str(details.get("metric", "js")),
+        source=(
+            f"report {path}, comparison {comparison} ({row.get('title', '')}): "
+            f"{sub.shape[0]} calls of {what}"
+        ),
+        notes=tuple(notes),
+    )
+
+
+# --------------------------------------------------------------------------- simulation
+
+
+def _validate_matrix(matrix: npt.ArrayLike) -> FloatArray:
+    import numpy as np
+
+    d = np.asarray(matrix, dtype=float)
+    if d.ndim != 2 or d.shape[0] != d.shape[1] or d.shape[0] < MIN_PILOT:
+        raise _fail(
+            f"the pilot matrix must be square with at least {MIN_PILOT} calls, got shape {d.shape}."
+        )
+    if not np.all(np.isfinite(d)) or np.any(d < 0):
+        raise _fail("the pilot matrix must hold finite distances >= 0.")
+    return d
+
+
+def estimate_floor(
+    matrix: npt.ArrayLike, *, replications: int = 1000, seed: int = 0
+) -> FloorEstimate:
+    """Noise floor of a pilot (mean pair distance) and its spread.
+
+    Parameters
+    ----------
+    matrix : array_like, shape (m, m)
+        Distances between the pilot's calls.
+    replications : int, default 1000
+        Bootstrap resamples of the calls for the interval.
+    seed : int, default 0
+        Seed of the bootstrap.
+
+    Returns
+    -------
+    FloorEstimate
+        Mean, standard deviation, min and max of the pair distances; range of
+        the per-call mean distances (an unusual call stands out there); 90%
+        bootstrap percentile interval of the floor (calls resampled with
+        replacement, pairs of copies of one call left out).
+
+    References
+    ----------
+    .. [1] B. Efron and R. J. Tibshirani, "An Introduction to the Bootstrap",
+       Chapman & Hall, 1993, ch. 13 (percentile intervals).
+    """
+    import numpy as np
+
+    d = _validate_matrix(matrix)
+    m = d.shape[0]
+    iu = np.triu_indices(m, 1)
+    pairs = d[iu]
+    call_means = (d.sum(axis=1)) / (m - 1)
+    rng = np.random.default_rng(seed)
+    boot = np.empty(replications)
+    for r in range(replications):
+        idx = np.asarray(rng.integers(0, m, size=m), dtype=np.intp)
+        sub = d[np.ix_(idx, idx)]
+        distinct = idx[:, None] != idx[None, :]
+        boot[r] = float(sub[distinct].mean()) if distinct.any() else 0.0
+    return FloorEstimate(
+        floor=float(pairs.mean()),
+        pair_std=float(pairs.std()),
+        pair_min=float(pairs.min()),
+        pair_max=float(pairs.max()),
+        call_mean_min=float(call_means.min()),
+        call_mean_max=float(call_means.max()),
+        interval=(float(np.quantile(boot, 0.05)), float(np.quantile(boot, 0.95))),
+        n_calls=m,
+    )
+
+
+def _resample(d: FloatArray, pool: FloatArray, n: int, rng: np.random.Generator) -> FloatArray:
+    import numpy as np
+
+    m = d.shape[0]
+    if 2 * n <= m:
+        idx = rng.permutation(m)[: 2 * n]
+        return d[np.ix_(idx, idx)]
+    idx = rng.integers(0, m, size=2 * n)
+    sub = d[np.ix_(idx, idx)].copy()
+    same = np.triu(idx[:, None] == idx[None, :], 1)
+    count = int(same.sum())
+    if count:
+        # Two copies of one call would be at distance 0, which no two real calls are.
+        fill = rng.choice(pool, size=count)
+        rows, cols = np.nonzero(same)
+        sub[rows, cols] = fill
+        sub[cols, rows] = fill
+    return sub
+
+
+def _simulate(
+    d: FloatArray,
+    pool: FloatArray,
+    weights: FloatArray,
+    floor: float,
+    n: int,
+    *,
+    margin: float,
+    effect: float | None,
+    alpha: float,
+    replications: int,
+    seed: int,
+) -> PlanRow:
+    import numpy as np
+
+    from ._stats import matrix_equivalence, permutation_test
+
+    rng = np.random.default_rng([seed, n])
+    uppers = np.empty(replications)
+    detected = 0
+    for r in range(replications):
+        sub = _resample(d, pool, n, rng)
+        uppers[r] = matrix_equivalence(sub, n).ratio.upper
+        if effect is not None:
+            shifted = sub.copy()
+            # Each B call moves by its own amount: the jitter of a random pilot call.
+            move = effect * floor * rng.choice(weights, size=n)
+            shifted[:n, n:] += move[None, :]
+            shifted[n:, :n] += move[:, None]
+            result = permutation_test(
+                shifted,
+                n,
+                seed=seed + r,
+                max_exact=_SIM_MAX_EXACT,
+                n_resamples=_SIM_RESAMPLES,
+            )
+            detected += result.p_value <= alpha
+    finite = np.where(np.isfinite(uppers), uppers, np.inf)
+    return PlanRow(
+        n=n,
+        p_equivalent=float(np.mean(finite < margin)),
+        # inverted_cdf never interpolates, so an unbounded (inf) bound gives inf, not NaN
+        median_upper=float(np.quantile(finite, 0.5, method="inverted_cdf")),
+        q90_upper=float(np.quantile(finite, 0.9, method="inverted_cdf")),
+        p_detect=None if effect is None else detected / replications,
+    )
+
+
+def _validate_plan(
+    margin: float,
+    effect: float | None,
+    alpha: float,
+    power: float,
+    replications: int,
+    max_trials: int,
+) -> None:
+    if not margin > 0 or not math.isfinite(margin):
+        raise _fail(f"--margin {margin}: expected a number > 0 (e.g. 0.5).")
+    if effect is not None and (not effect > 0 or not math.isfinite(effect)):
+        raise _fail(f"--effect {effect}: expected a number > 0 (a multiple of the floor).")
+    if not 0 < alpha < 1:
+        raise _fail(f"--alpha {alpha}: expected a number in (0, 1).")
+    if not 0 < power < 1:
+        raise _fail(f"--power {power}: expected a number in (0, 1), e.g. 0.8.")
+    if replications < 20:
+        raise _fail(f"--replications {replications}: expected at least 20 (default 200).")
+    if max_trials < MIN_TRIALS:
+        raise _fail(f"--max-trials {max_trials}: expected at least {MIN_TRIALS}.")
+
+
+def plan_trials(
+    matrix: npt.ArrayLike,
+    *,
+    margin: float = 0.5,
+    effect: float | None = None,
+    alpha: float = 0.05,
+    power: float = 0.8,
+    replications: int = 200,
+    seed: int = 0,
+    max_trials: int = 200,
+) -> Plan:
+    """Trials per arm needed to certify equivalence / detect an effect, by resampling a pilot.
+
+    Parameters
+    ----------
+    matrix : array_like, shape (m, m)
+        Distances between the calls of an A/A pilot (one configuration).
+    margin : float, default 0.5
+        Equivalence margin (ratio of the change to the floor).
+    effect : float, optional
+        Effect to detect, as a multiple of the floor: each simulated call of
+        arm B moves away from the calls of arm A by ``effect * floor * w``
+        (``w``: relative jitter of a random pilot call, mean 1). None: plan for
+        equivalence only.
+    alpha : float, default 0.05
+        Significance level of the difference test.
+    power : float, default 0.8
+        Required share of simulated runs reaching the goal.
+    replications : int, default 200
+        Simulated runs per ``n``.
+    seed : int, default 0
+        Seed; each ``n`` uses ``numpy.random.default_rng([seed, n])``.
+    max_trials : int, default 200
+        Largest ``n`` tried.
+
+    Returns
+    -------
+    Plan
+        The floor estimate, the simulated table and the smallest ``n`` reaching
+        ``power`` for each goal (None when ``max_trials`` is not enough). A
+        deterministic pilot (floor 0) needs no simulation: 4 trials detect
+        any difference, and equivalence means identical outputs.
+
+    Raises
+    ------
+    RolecheckUsageError
+        Invalid arguments or pilot matrix.
+
+    Notes
+    -----
+    The grid 4, 5, 6, 7, 8, 10, 12, ... is searched until both goals are
+    reached, then the gap below the first passing value is bisected.
+    Monte-Carlo error of a power estimate is about ``sqrt(p (1 - p) / R)``
+    (0.028 at p = 0.8 and R = 200).
+
+    References
+    ----------
+    .. [1] B. Efron and R. J. Tibshirani, "An Introduction to the Bootstrap",
+       Chapman & Hall, 1993.
+    .. [2] M. J. Anderson, "A new method for non-parametric multivariate
+       analysis of variance", Austral Ecology 26, pp. 32-46, 2001.
+    """
+    import numpy as np
+
+    d = _validate_matrix(matrix)
+    _validate_plan(margin, effect, alpha, power, replications, max_trials)
+    floor = estimate_floor(d, seed=seed)
+    if floor.floor == 0.0:
+        return Plan(
+            floor=floor,
+            rows=(),
+            n_equivalence=MIN_TRIALS,
+            n_detect=MIN_TRIALS if effect is not None else None,
+            deterministic=True,
+            margin=margin,
+            effect=effect,
+            alpha=alpha,
+            power=power,
+            replications=replications,
+            seed=seed,
+            max_trials=max_trials,
+        )
+    pool = d[np.triu_indices(d.shape[0], 1)]
+    weights = (d.sum(axis=1) / (d.shape[0] - 1)) / floor.floor
+    cache: dict[int, PlanRow] = {}
+
+    def row(n: int) -> PlanRow:
+        if n not in cache:
+            cache[n] = _simulate(
+                d,
+                pool,
+                weights,
+                floor.floor,
+                n,
+                margin=margin,
+                effect=effect,
+                alpha=alpha,
+                replications=replications,
+                seed=seed,
+            )
+        return cache[n]
+
+    def reached(r: PlanRow, goal: str) -> bool:
+        value = r.p_equivalent if goal == "eq" else r.p_detect
+        return value is not None and value >= power
+
+    goals = ["eq"] + (["detect"] if effect is not None else [])
+    grid = [n for n in DEFAULT_GRID if n <= max_trials]
+    if grid[-1] != max_trials:
+        grid.append(max_trials)
+    found: dict[str, int | None] = dict.fromkeys(goals)
+    previous = MIN_TRIALS - 1
+    for n in grid:
+        r = row(n)
+        for goal in goals:
+            if found[goal] is None and reached(r, goal):
+                found[goal] = _bisect(previous, n, lambda k, g=goal: reached(row(k), g))
+        if all(v is not None for v in found.values()):
+            break
+        previous = n
+    return Plan(
+        floor=floor,
+        rows=tuple(cache[k] for k in sorted(cache)),
+        n_equivalence=found["eq"],
+        n_detect=found.get("detect"),
+        deterministic=False,
+        margin=margin,
+        effect=effect,
+        alpha=alpha,
+        power=power,
+        replications=replications,
+        seed=seed,
+        max_trials=max_trials,
+    )
+
+
+def _bisect(low: int, high: int, ok: Any) -> int:
+    """Smallest k in (low, high] with ok(k), assuming ok(high) and monotonicity."""
+    while high - low > 1:
+        mid = (low + high) // 2
+        if mid < MIN_TRIALS:
+            low = mid
+            continue
+        if ok(mid):
+            high = mid
+        else:
+            low = mid
+    return high
+
+
+# --------------------------------------------------------------------------- CLI
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not value > 0 or not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"expected a number > 0, got {text}")
+    return value
+
+
+def _fraction(text: str) -> float:
+    value = _positive_float(text)
+    if value >= 1:
+        raise argparse.ArgumentTypeError(f"expected a number in (0, 1), got {text}")
+    return value
+
+
+def _int_at_least(low: int) -> Any:
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+        if value < low:
+            raise argparse.ArgumentTypeError(f"expected a whole number >= {low}, got {value}")
+        return value
+
+    return parse
+
+
+def add_parser(subparsers: Any) -> argparse.ArgumentParser:
+    """Add ``rolecheck plan`` to the ``rolecheck`` command.
+
+    Parameters
+    ----------
+    subparsers
+        The object returned by ``ArgumentParser.add_subparsers``.
+
+    Returns
+    -------
+    argparse.ArgumentParser
+        The new subparser (its ``handler`` default is :func:`run`).
+    """
+    parser: argparse.ArgumentParser = subparsers.add_parser(
+        "plan",
+        help="trials per arm needed for equivalence / to detect an effect, from an A/A pilot",
+        description=(
+            "Estimate the noise floor from an A/A pilot (a cassette of a run whose arms send "
+            "the same request, or a JSON report of one) and, by resampling the pilot's calls "
+            "(seeded), how many trials per arm certify equivalence at --margin, or detect a "
+            "change of --effect times the floor, with the requested power (default 80%)."
+        ),
+        epilog=_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("pilot", type=Path, help="cassette (.json) or JSON report of the pilot")
+    parser.add_argument(
+        "--margin",
+        type=_positive_float,
+        default=0.5,
+        help="equivalence margin, a multiple of the floor (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--effect",
+        type=_positive_float,
+        default=None,
+        help="change to detect, a multiple of the floor (e.g. 1.0: calls of "
+        "different arms twice as far apart as the jitter)",
+    )
+    parser.add_argument(
+        "--alpha",
+        type=_fraction,
+        default=0.05,
+        help="significance level of the difference test (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--power", type=_fraction, default=0.8, help="required power (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--metric",
+        default="js",
+        help="distance for cassette pilots (default: js; reports keep theirs)",
+    )
+    parser.add_argument(
+        "--arm",
+        default=None,
+        help="which calls are the pilot: a request group of a cassette / 1 = A, "
+        "2 = B of a report, or all (default: see the docs)",
+    )
+    parser.add_argument(
+        "--comparison",
+        type=_int_at_least(1),
+        default=None,
+        help="report pilots: which comparison, 1-based (default: the first with a distance matrix)",
+    )
+    parser.add_argument(
+        "--replications",
+        type=_int_at_least(20),
+        default=200,
+        help="simulated runs per number of trials (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--seed",
+        type=_int_at_least(0),
+        default=0,
+        help="seed of the resampling (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--max-trials",
+        type=_int_at_least(MIN_TRIALS),
+        default=200,
+        help="largest number of trials per arm tried (default: %(default)s)",
+    )
+    parser.set_defaults(handler=run)
+    return parser
+
+
+def _fmt(value: float, digits: int = 4) -> str:
+    if not math.isfinite(value):
+        return "unbounded"
+    return f"{value:.{digits}g}"
+
+
+def format_plan(pilot: Pilot, plan: Plan) -> list[str]:
+    """Lines that ``rolecheck plan`` prints.
+
+    Parameters
+    ----------
+    pilot : Pilot
+        Where the numbers come from.
+    plan : Plan
+        The result of :func:`plan_trials`.
+
+    Returns
+    -------
+    list of str
+    """
+    from ._insight import METRIC_UNITS
+
+    unit = METRIC_UNITS.get(pilot.metric, "metric units")
+    f = plan.floor
+    lines = [f"pilot: {pilot.source}; metric {pilot.metric} ({unit})"]
+    lines += [f"note: {note}" for note in pilot.notes]
+    if plan.deterministic:
+        lines += [
+            "",
+            "noise floor: 0 -- deterministic backend: every pilot call gave exactly the same "
+            "output.",
+            "No statistics are needed on such a backend: any difference between two arms is "
+            f"detected with the minimum of {MIN_TRIALS} trials per arm, and equivalence means "
+            "identical outputs (also shown with "
+            f"{MIN_TRIALS} trials). Margin and effect size play no role.",
+            f"trials per arm: {MIN_TRIALS}",
+        ]
+        return lines
+    lines += [
+        "",
+        f"noise floor (mean distance between two pilot calls): {_fmt(f.floor)} {unit}",
+        f"  90% bootstrap interval at {f.n_calls} calls: {_fmt(f.interval[0])} .. "
+        f"{_fmt(f.interval[1])}",
+        f"  pair distances: std {_fmt(f.pair_std)}, min {_fmt(f.pair_min)}, max "
+        f"{_fmt(f.pair_max)}; per-call mean distance {_fmt(f.call_mean_min)} .. "
+        f"{_fmt(f.call_mean_max)}",
+        "",
+        f"simulated comparisons ({plan.replications} per row, resampled from the pilot, "
+        f"seed {plan.seed}):",
+    ]
+    head = (
+        f"  {'trials':>6}  {'P(equivalent)':>13}  {'A/A upper bound: median':>23}  {'90th pct':>8}"
+    )
+    if plan.effect is not None:
+        head += f"  {'P(detect)':>9}"
+    lines.append(head)
+    for r in plan.rows:
+        line = (
+            f"  {r.n:>6}  {r.p_equivalent:>13.2f}  {_fmt(r.median_upper, 3):>23}  "
+            f"{_fmt(r.q90_upper, 3):>8}"
+        )
+        if r.p_detect is not None:
+            line += f"  {r.p_detect:>9.2f}"
+        lines.append(line)
+    lines.append(
+        "  (P(equivalent): share of A/A runs whose ratio upper bound < margin "
+        f"{plan.margin:g}; P(detect): share of runs with a change of {plan.effect or 0:g} x "
+        f"floor where p <= {plan.alpha:g})"
+        if plan.effect is not None
+        else "  (P(equivalent): share of A/A runs whose ratio upper bound < margin "
+        f"{plan.margin:g})"
+    )
+    lines.append("")
+    pct = f"{plan.power:.0%}"
+    if plan.n_equivalence is not None:
+        lines.append(
+            f"to certify equivalence at margin {plan.margin:g} with {pct} power: "
+            f"{plan.n_equivalence} trials per arm"
+        )
+    else:
+        lines.append(
+            f"to certify equivalence at margin {plan.margin:g} with {pct} power: more than "
+            f"{plan.max_trials} trials per arm; widen the margin (see the A/A upper bounds "
+            "above) or raise --max-trials"
+        )
+    if plan.effect is not None:
+        if plan.n_detect is not None:
+            lines.append(
+                f"to detect a change of {plan.effect:g} x the floor with {pct} power at alpha "
+                f"{plan.alpha:g}: {plan.n_detect} trials per arm"
+            )
+        else:
+            lines.append(
+                f"to detect a change of {plan.effect:g} x the floor with {pct} power: more than "
+                f"{plan.max_trials} trials per arm"
+            )
+    lines.append(
+        "choose the margin from this A/A pilot and what matters to you, before looking at the "
+        "A/B data (see `rolecheck plan --help`)"
+    )
+    return lines
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run ``rolecheck plan`` with parsed arguments; return the exit status."""
+    try:
+        pilot = load_pilot(args.pilot, metric=args.metric, arm=args.arm, comparison=args.comparison)
+        plan = plan_trials(
+            pilot.matrix,
+            margin=args.margin,
+            effect=args.effect,
+            alpha=args.alpha,
+            power=args.power,
+            replications=args.replications,
+            seed=args.seed,
+            max_trials=args.max_trials,
+        )
+    except RolecheckUsageError as exc:
+        print(f"rolecheck plan: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    print("\n".join(format_plan(pilot, plan)))
+    return EXIT_OK

@@ -1,0 +1,105 @@
+"""``rolecheck report``: the HTML report (and PNG plots) of a saved JSON report.
+
+Only argparse is imported at module level: ``rolecheck --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any, Final
+
+EXIT_OK: Final = 0
+EXIT_FAILED: Final = 1
+EXIT_USAGE: Final = 2
+
+
+def add_parser(subparsers: Any) -> argparse.ArgumentParser:
+    """Add ``rolecheck report`` to the ``rolecheck`` command.
+
+    Parameters
+    ----------
+    subparsers
+        The object returned by ``ArgumentParser.add_subparsers``.
+
+    Returns
+    -------
+    argparse.ArgumentParser
+        The new subparser (its ``handler`` default is :func:`run`).
+    """
+    parser: argparse.ArgumentParser = subparsers.add_parser(
+        "report",
+        help="write the HTML report (with PNG plots) of a saved JSON report",
+        description=(
+            "Write one self-contained HTML file (plots embedded, no network needed to view "
+            "it) and the plots as PNG files, from a JSON report written by "
+            "`pytest --rolecheck-report=PATH.json` or `rolecheck compare --json PATH`. "
+            "Needs matplotlib: pip install 'pytest-rolecheck[report]'."
+        ),
+    )
+    parser.add_argument("report", type=Path, help="the JSON report")
+    parser.add_argument(
+        "--out",
+        type=Path,
+        required=True,
+        metavar="DIR",
+        help="directory to write rolecheck-report.html and png/ into (created if missing)",
+    )
+    parser.set_defaults(handler=run)
+    return parser
+
+
+def _load_rows(path: Path) -> list[dict[str, Any]]:
+    from ._errors import RolecheckUsageError
+
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise RolecheckUsageError(
+            f"no report at {path}; write one with `pytest --rolecheck-report={path}` or "
+            f"`rolecheck compare --json {path}`."
+        ) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise RolecheckUsageError(f"{path}: cannot be read ({exc}).") from None
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise RolecheckUsageError(
+            f"{path}:{exc.lineno}:{exc.colno}: not valid JSON ({exc.msg}); pass the file that "
+            "--rolecheck-report wrote."
+        ) from None
+    rows = data.get("comparisons") if isinstance(data, dict) else None
+    if not isinstance(rows, list) or not all(isinstance(r, dict) for r in rows):
+        raise RolecheckUsageError(
+            f"{path} is not a rolecheck JSON report (expected an object with a 'comparisons' "
+            "list); a cassette is not a report: run the tests with "
+            "--rolecheck-report=PATH.json to get one."
+        )
+    return rows
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run ``rolecheck report`` with parsed arguments; return the exit status."""
+    from ._errors import RolecheckError, RolecheckUsageError
+
+    try:
+        rows = _load_rows(args.report)
+        from ._html import write_html_report
+
+        path = write_html_report(rows, args.out)
+    except RolecheckUsageError as exc:
+        print(f"rolecheck report: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except RolecheckError as exc:
+        print(f"rolecheck report: error: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    except OSError as exc:
+        print(f"rolecheck report: error: cannot write to {args.out}: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    verdicts = ", ".join(f"{r.get('title', '?')}: {r.get('verdict', '?')}" for r in rows)
+    print(f"rolecheck report: {len(rows)} comparison(s) ({verdicts or 'none'})")
+    print(f"HTML report: {path}")
+    print(f"PNG plots:   {path.parent / 'png'}")
+    return EXIT_OK

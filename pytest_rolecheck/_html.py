@@ -1,0 +1,564 @@
+"""One self-contained HTML report per run: verdicts in plain words, plots, per-call numbers.
+
+:func:`write_html_report` takes the summary rows of a run (the dicts of the JSON
+report, see :mod:`pytest_rolecheck._report`) and writes ``rolecheck-report.html``
+into a directory, with every plot embedded as a base64 PNG (no network, no
+scripts, no external files needed to view it) and also saved as a PNG file under
+``png/`` for embedding elsewhere.
+
+Rows of kind ``"logprobs"`` get the distance strip/box plot and, when the row
+carries an ``insight`` (:func:`pytest_rolecheck._insight.divergence_insight`),
+the per-position divergence and the top alternatives at the first diverging
+position. Rows of kind ``"tool-calls"`` get the outcome counts as bars.
+
+All text from the rows (labels, test ids, model outputs) is escaped with
+:func:`html.escape`; nothing from a row can inject markup.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import math
+import re
+from collections import Counter
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Final
+
+import numpy as np
+
+from . import __version__
+from ._errors import RolecheckUsageError
+from ._insight import METRIC_UNITS, display_token
+
+__all__ = ["REPORT_FILENAME", "write_html_report"]
+
+REPORT_FILENAME: Final = "rolecheck-report.html"
+PNG_DIR: Final = "png"
+_VERDICT_ORDER: Final = ("different", "inconclusive", "equivalent")
+_MAX_TEXT: Final = 2000
+
+_CSS: Final = """
+body { font: 14px/1.45 system-ui, -apple-system, "Segoe UI", sans-serif; color: #1d1d1d;
+       max-width: 1100px; margin: 2em auto; padding: 0 1em; }
+h1 { font-size: 1.5em; margin-bottom: .2em; }
+h2 { font-size: 1.2em; margin-top: 2.2em; border-top: 1px solid #ddd; padding-top: 1em; }
+code, pre, .mono { font-family: ui-monospace, "SFMono-Regular", Menlo, Consolas, monospace;
+                   font-size: 12.5px; }
+pre { background: #f6f6f6; padding: .6em .8em; white-space: pre-wrap; word-break: break-word;
+      margin: .3em 0; }
+table { border-collapse: collapse; margin: .6em 0; }
+th, td { border-bottom: 1px solid #e4e4e4; padding: .25em .7em; text-align: left;
+         vertical-align: top; }
+th { background: #fafafa; font-weight: 600; }
+td.num { text-align: right; font-variant-numeric: tabular-nums; }
+.verdict { display: inline-block; padding: .05em .5em; border-radius: 3px; font-weight: 600;
+           font-size: .9em; }
+.equivalent { background: #dff3e4; color: #14532d; }
+.different { background: #fde2e1; color: #7f1d1d; }
+.inconclusive { background: #fdf1d6; color: #78350f; }
+.meta { color: #555; }
+.headline { font-size: 1.05em; }
+.advice { background: #f3f7fd; border-left: 3px solid #0072B2; padding: .5em .8em; }
+.warning { color: #7f1d1d; }
+figure { margin: 1em 0; }
+figure img { max-width: 100%; height: auto; border: 1px solid #eee; }
+figcaption { color: #555; font-size: .92em; }
+mark { background: #ffe0c2; }
+details { margin: .6em 0; }
+summary { cursor: pointer; font-weight: 600; }
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class _Image:
+    path: Path
+    png: bytes
+    alt: str
+    caption: str
+
+
+def _fmt(value: Any, digits: int = 4) -> str:
+    if value is None:
+        return "—"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, int):
+        return str(value)
+    try:
+        x = float(value)
+    except (TypeError, ValueError):
+        return html.escape(str(value))
+    if math.isnan(x):
+        return "—"
+    if math.isinf(x):
+        return "unbounded" if x > 0 else "−unbounded"
+    if x == 0:
+        return "0"
+    return f"{x:.{digits}g}"
+
+
+def _p(value: Any) -> str:
+    if value is None:
+        return "—"
+    x = float(value)
+    return "&lt; 0.001" if x < 1e-3 else f"{x:.3g}"
+
+
+def _e(value: Any) -> str:
+    return html.escape(str(value), quote=True)
+
+
+def _slug(text: str, limit: int = 60) -> str:
+    slug = re.sub(r"[^A-Za-z0-9]+", "-", text).strip("-").lower()
+    return (slug[:limit].rstrip("-")) or "comparison"
+
+
+def _check_rows(rows: Any) -> list[Mapping[str, Any]]:
+    if isinstance(rows, Mapping | str | bytes):
+        raise RolecheckUsageError(
+            "write_html_report needs the list of comparison rows (the 'comparisons' list of a "
+            "JSON report, or Rolecheck.rows), not a single mapping or string."
+        )
+    checked = list(rows)
+    for i, row in enumerate(checked):
+        if not isinstance(row, Mapping):
+            raise RolecheckUsageError(
+                f"row {i} is a {type(row).__name__}, not a mapping; pass the 'comparisons' rows "
+                "of a JSON report (pytest --rolecheck-report=PATH.json) unchanged."
+            )
+    return checked
+
+
+# --------------------------------------------------------------------------- plots
+
+
+def _plots_for(row: Mapping[str, Any], index: int, png_dir: Path) -> list[_Image]:
+    from . import _plots
+
+    details = row.get("details") or {}
+    stem = f"{index:02d}-{_slug(str(row.get('title') or row.get('nodeid') or 'comparison'))}"
+    images: list[_Image] = []
+
+    def add(kind: str, figure: Any, alt: str, caption: str) -> None:
+        png = _plots.figure_png(figure)
+        path = png_dir / f"{stem}-{kind}.png"
+        path.write_bytes(png)
+        images.append(_Image(path=path, png=png, alt=alt, caption=caption))
+
+    if row.get("kind") == "tool-calls":
+        if details.get("outcomes"):
+            add(
+                "tool-calls",
+                _plots.plot_tool_calls(details),
+                "bar chart of tool-call outcome counts per arm",
+                "How often each arm produced each tool-call outcome (which function, which "
+                "arguments, or no call).",
+            )
+        return images
+    if details.get("matrix") or details.get("trial_distances_a"):
+        seed = details.get("design") == "seed"
+        add(
+            "distances",
+            _plots.plot_distances(details),
+            "strip and box plot of the distances between calls",
+            (
+                "Each point is one trial's distance to the baseline call; if the arms behave "
+                "the same, both clouds sit at the same height."
+                if seed
+                else "Each point is the distance between two calls. If the arms behave the "
+                "same, pairs across the arms are no further apart than pairs within an arm."
+            ),
+        )
+    insight = row.get("insight")
+    # No focus: a typical call has no tokens, so there is nothing to show per position.
+    if isinstance(insight, Mapping) and insight.get("focus"):
+        add(
+            "divergence",
+            _plots.plot_divergence(insight),
+            "per-position divergence along the completion",
+            "Per-token distance between a typical call of each arm, up to the first token "
+            "where they differ, with the same quantity averaged over pairs of calls for "
+            "comparison.",
+        )
+        add(
+            "alternatives",
+            _plots.plot_alternatives(insight),
+            "top alternative tokens of both arms at the first diverging position",
+            "The most likely next tokens of each arm's typical call at that position; "
+            "'not listed' means the token was outside that call's top alternatives.",
+        )
+    return images
+
+
+def _figure_html(image: _Image) -> str:
+    data = base64.b64encode(image.png).decode("ascii")
+    return (
+        f'<figure><img src="data:image/png;base64,{data}" alt="{_e(image.alt)}">'
+        f"<figcaption>{_e(image.caption)} <span class='mono'>({_e(image.path.name)})</span>"
+        "</figcaption></figure>"
+    )
+
+
+# --------------------------------------------------------------------------- text
+
+
+def _verdict(verdict: Any) -> str:
+    v = str(verdict or "unknown")
+    return f'<span class="verdict {_e(v)}">{_e(v.upper())}</span>'
+
+
+def _plain_words_logprobs(row: Mapping[str, Any], d: Mapping[str, Any]) -> list[str]:
+    a, b = _labels(row, d)
+    metric = str(d.get("metric", "js"))
+    unit = METRIC_UNITS.get(metric, "metric units")
+    seed = d.get("design") == "seed"
+    out: list[str] = []
+    if d.get("deterministic"):
+        out.append(
+            "Deterministic backend: every call of an arm returned exactly the same output, so "
+            "no statistics are needed: the arms either match exactly or differ for real."
+        )
+    elif seed:
+        out.append(
+            f"Jitter floor: {_e(a)}'s trials are on average <b>{_fmt(d.get('floor'))}</b> "
+            f"{_e(unit)} ({_e(metric)}) away from the baseline call (a call of {_e(a)})."
+        )
+        out.append(
+            f"{_e(b)}'s trials are on average {_fmt(d.get('cross'))} {_e(unit)} away from it: "
+            f"{_fmt(d.get('excess'))} more than {_e(a)}'s own trials."
+        )
+    else:
+        out.append(
+            f"Jitter floor: two calls of the same arm differ by <b>{_fmt(d.get('floor'))}</b> "
+            f"{_e(unit)} ({_e(metric)}) on average — what repeating the same request costs."
+        )
+        out.append(
+            f"Two calls of different arms differ by {_fmt(d.get('cross'))} {_e(unit)} on "
+            f"average: {_fmt(d.get('excess'))} {_e(unit)} more than the floor."
+        )
+    if d.get("ratio") is not None:
+        limit = (
+            f"the tolerance max_excess_tv {_fmt(d.get('max_excess_tv'))} on the excess"
+            if d.get("max_excess_tv") is not None
+            else f"the margin {_fmt(d.get('margin'))}"
+        )
+        out.append(
+            f"Relative change: {_fmt(d.get('ratio'), 3)} × the floor, 95% upper bound "
+            f"<b>{_fmt(d.get('ratio_upper'), 3)}</b> (equivalence needs the bound below {limit})."
+        )
+    if d.get("p_value") is not None:
+        out.append(
+            f"Difference test: p = <b>{_p(d.get('p_value'))}</b> at alpha {_fmt(d.get('alpha'))} "
+            f"({_e(d.get('test', ''))})."
+        )
+    flips = d.get("flips") or {}
+    if flips:
+        out.append(
+            f"Text flips: {flips.get('changed_a')}/{flips.get('n_a')} calls of {_e(a)} and "
+            f"{flips.get('changed_b')}/{flips.get('n_b')} of {_e(b)} differ from their arm's "
+            f"most common text (Fisher p = {_p(flips.get('p_value'))})."
+        )
+    if d.get("recommended_trials"):
+        out.append(f"Trials per arm likely to settle it: about {d.get('recommended_trials')}.")
+    return out
+
+
+def _plain_words_tools(row: Mapping[str, Any], d: Mapping[str, Any]) -> list[str]:
+    a, b = _labels(row, d)
+    what = "tool names" if d.get("names_only") else "tool calls (names and arguments)"
+    out = [
+        f"Compared the {what} of {d.get('n_a')} calls of {_e(a)} and {d.get('n_b')} calls of "
+        f"{_e(b)}.",
+    ]
+    if d.get("tv") is not None:
+        out.append(
+            f"Share of calls whose outcome would have to change to turn one arm's outcome mix "
+            f"into the other's (total variation): <b>{_fmt(d.get('tv'), 3)}</b>, upper bound "
+            f"{_fmt(d.get('tv_upper'), 3)} (equivalence needs it below the tolerance "
+            f"{_fmt(d.get('tolerance'))})."
+        )
+    if d.get("p_value") is not None:
+        out.append(
+            f"Difference test: p = <b>{_p(d.get('p_value'))}</b> at alpha {_fmt(d.get('alpha'))} "
+            f"({_e(d.get('test', ''))})."
+        )
+    return out
+
+
+def _labels(row: Mapping[str, Any], d: Mapping[str, Any]) -> tuple[str, str]:
+    labels = d.get("labels")
+    if isinstance(labels, Sequence) and len(labels) == 2:
+        return str(labels[0]), str(labels[1])
+    title = str(row.get("title", ""))
+    if " vs " in title:
+        first, second = title.split(" vs ", 1)
+        return first, second
+    return "A", "B"
+
+
+def _numbers_table(row: Mapping[str, Any], d: Mapping[str, Any]) -> str:
+    tokens = int(row.get("prompt_tokens") or 0) + int(row.get("completion_tokens") or 0)
+    if row.get("kind") == "tool-calls":
+        items = [
+            ("calls per arm", f"{row.get('n_a')} + {row.get('n_b')}"),
+            ("TV distance [upper bound]", f"{_fmt(row.get('tv'))} [{_fmt(row.get('tv_upper'))}]"),
+            ("tolerance", _fmt(d.get("tolerance"))),
+            ("p-value", _p(row.get("p_value"))),
+        ]
+    else:
+        items = [
+            ("calls per arm", f"{row.get('n_a')} + {row.get('n_b')}"),
+            ("design, metric", f"{_e(d.get('design', '—'))}, {_e(d.get('metric', '—'))}"),
+            ("jitter floor", _fmt(row.get("floor"))),
+            ("excess (T)", _fmt(row.get("excess"))),
+            (
+                "ratio [95% upper]",
+                "deterministic"
+                if row.get("deterministic")
+                else f"{_fmt(row.get('ratio'), 3)} [{_fmt(row.get('ratio_upper'), 3)}]",
+            ),
+            ("margin", _fmt(d.get("margin"))),
+            ("p-value", _p(row.get("p_value"))),
+            ("Cliff's delta", _fmt(d.get("cliffs_delta"), 2)),
+        ]
+    items.append(("calls made, tokens", f"{row.get('calls', '—')}, {tokens}"))
+    items.append(("source", _e(row.get("source", "—"))))
+    cells = "".join(f"<tr><th>{k}</th><td class='num'>{v}</td></tr>" for k, v in items)
+    return f"<table class='numbers'>{cells}</table>"
+
+
+def _per_call_table(d: Mapping[str, Any]) -> str:
+    a, b = _labels({}, d)
+    if d.get("design") == "seed" and d.get("trial_distances_a") is not None:
+        da = list(d.get("trial_distances_a") or [])
+        db = list(d.get("trial_distances_b") or [])
+        rows = [
+            f"<tr><td class='num'>{i + 1}</td>"
+            f"<td class='num'>{_fmt(da[i]) if i < len(da) else ''}</td>"
+            f"<td class='num'>{_fmt(db[i]) if i < len(db) else ''}</td></tr>"
+            for i in range(max(len(da), len(db)))
+        ]
+        stats: list[tuple[str, Callable[[Any], Any]]] = [
+            ("mean", np.mean),
+            ("std", np.std),
+            ("min", np.min),
+            ("max", np.max),
+        ]
+        rows += [
+            f"<tr><th>{name}</th><td class='num'>{_stat(da, fn)}</td>"
+            f"<td class='num'>{_stat(db, fn)}</td></tr>"
+            for name, fn in stats
+        ]
+        return (
+            "<details open><summary>Per-trial distances to the baseline (seed design)</summary>"
+            f"<table><tr><th>trial</th><th>{_e(a)}</th><th>{_e(b)}</th></tr>"
+            + "".join(rows)
+            + "</table><p class='meta'>std with ddof=0, as numpy computes it (the seed's "
+            "printout).</p></details>"
+        )
+    matrix = d.get("matrix")
+    n_a = d.get("n_a")
+    if not matrix or not isinstance(n_a, int):
+        return ""
+    m = np.array([[np.nan if x is None else x for x in r] for r in matrix], dtype=float)
+    n = m.shape[0]
+    rows = []
+    for i in range(n):
+        own = slice(0, n_a) if i < n_a else slice(n_a, n)
+        other = slice(n_a, n) if i < n_a else slice(0, n_a)
+        own_values = np.delete(m[i, own], i if i < n_a else i - n_a)
+        arm = a if i < n_a else b
+        number = i + 1 if i < n_a else i - n_a + 1
+        rows.append(
+            f"<tr><td>{_e(arm)} #{number}</td><td class='num'>{_fmt(np.nanmean(own_values))}</td>"
+            f"<td class='num'>{_fmt(np.nanmean(m[i, other]))}</td></tr>"
+        )
+    return (
+        "<details><summary>Per-call distances (all-pairs design)</summary>"
+        "<table><tr><th>call</th><th>mean distance to the other calls of its arm</th>"
+        "<th>mean distance to the calls of the other arm</th></tr>"
+        + "".join(rows)
+        + "</table></details>"
+    )
+
+
+def _stat(values: Sequence[Any], fn: Callable[[Any], Any]) -> str:
+    clean = [float(v) for v in values if v is not None]
+    return _fmt(float(fn(clean))) if clean else "—"
+
+
+def _texts_html(d: Mapping[str, Any], insight: Mapping[str, Any] | None) -> str:
+    a, b = _labels({}, d)
+    parts: list[str] = []
+    if insight and insight.get("representatives"):
+        reps = insight["representatives"]
+        div = insight.get("divergence")
+        for key, label in (("a", a), ("b", b)):
+            rep = reps.get(key) or {}
+            tokens = [str(t) for t in rep.get("tokens") or []]
+            if div is not None and tokens:
+                body = _e("".join(tokens[:div])) + "<mark>" + _e("".join(tokens[div:])) + "</mark>"
+            else:
+                body = _e(str(rep.get("text", ""))[:_MAX_TEXT])
+            parts.append(
+                f"<p>Typical call of {_e(label)} (#{int(rep.get('index', 0)) + 1}"
+                + (
+                    f"; highlighted from the first diverging token, "
+                    f"{_e(display_token(tokens[div]))}"
+                    if div is not None and div < len(tokens)
+                    else ""
+                )
+                + f"):</p><pre>{body}</pre>"
+            )
+    for key, label in (("texts_a", a), ("texts_b", b)):
+        texts = d.get(key)
+        if not texts:
+            continue
+        counts = Counter(str(t) for t in texts)
+        items = "".join(
+            f"<tr><td class='num'>{c}×</td><td><pre>{_e(t[:_MAX_TEXT])}</pre></td></tr>"
+            for t, c in counts.most_common()
+        )
+        parts.append(
+            f"<details><summary>Outputs of {_e(label)}: {len(counts)} distinct text"
+            f"{'s' if len(counts) != 1 else ''} in {len(texts)} calls</summary>"
+            f"<table>{items}</table></details>"
+        )
+    return "".join(parts)
+
+
+def _section(row: Mapping[str, Any], index: int, images: Sequence[_Image]) -> str:
+    d: Mapping[str, Any] = row.get("details") or {}
+    title = str(row.get("title") or "comparison")
+    insight = row.get("insight") if isinstance(row.get("insight"), Mapping) else None
+    if row.get("kind") == "tool-calls":
+        words = _plain_words_tools(row, d)
+    else:
+        words = _plain_words_logprobs(row, d)
+    out = [
+        f"<section id='c{index}'>",
+        f"<h2>{index}. {_e(title)} {_verdict(row.get('verdict'))}</h2>",
+        f"<p class='meta mono'>{_e(row.get('nodeid') or '(outside pytest)')}</p>",
+    ]
+    if d.get("headline"):
+        out.append(f"<p class='headline'>{_e(d['headline'])}</p>")
+    out.append("<ul>" + "".join(f"<li>{w}</li>" for w in words) + "</ul>")
+    for note in d.get("notes") or []:
+        out.append(f"<p>Note: {_e(note)}</p>")
+    for warning in d.get("warnings") or []:
+        out.append(f"<p class='warning'>Warning: {_e(warning)}</p>")
+    out.append(_numbers_table(row, d))
+    out.extend(_figure_html(image) for image in images)
+    if row.get("kind") != "tool-calls" and not insight:
+        out.append(
+            "<p class='meta'>No token-level insight in this report row, so the per-position "
+            "plots are missing (they need a row['insight'] from a current pytest-rolecheck).</p>"
+        )
+    if row.get("kind") != "tool-calls":
+        out.append(_per_call_table(d))
+        out.append(_texts_html(d, insight))
+    if d.get("advice"):
+        out.append(f"<p class='advice'><b>Next:</b> {_e(d['advice'])}</p>")
+    out.append("</section>")
+    return "\n".join(out)
+
+
+def _summary(rows: Sequence[Mapping[str, Any]]) -> str:
+    tally = Counter(str(r.get("verdict")) for r in rows)
+    parts = [f"{tally[v]} {v}" for v in _VERDICT_ORDER if tally[v]]
+    calls = sum(int(r.get("calls") or 0) for r in rows)
+    tokens = sum(
+        int(r.get("prompt_tokens") or 0) + int(r.get("completion_tokens") or 0) for r in rows
+    )
+    head = (
+        f"<p class='meta'>{len(rows)} comparison{'s' if len(rows) != 1 else ''}: "
+        f"{_e(', '.join(parts) or 'none')}; {calls} calls, {tokens} tokens. "
+        f"pytest-rolecheck {_e(__version__)}.</p>"
+    )
+    lines = [
+        "<table><tr><th>#</th><th>test</th><th>compared</th><th>verdict</th><th>n</th>"
+        "<th>ratio [upper] / TV [upper]</th><th>p</th></tr>"
+    ]
+    for i, r in enumerate(rows, 1):
+        if r.get("kind") == "tool-calls":
+            ratio = f"TV {_fmt(r.get('tv'), 3)} [{_fmt(r.get('tv_upper'), 3)}]"
+        elif r.get("deterministic"):
+            ratio = "deterministic"
+        else:
+            ratio = f"{_fmt(r.get('ratio'), 3)} [{_fmt(r.get('ratio_upper'), 3)}]"
+        test = str(r.get("nodeid") or "(outside pytest)").rsplit("/", 1)[-1]
+        lines.append(
+            f"<tr><td>{i}</td><td class='mono'>{_e(test)}</td>"
+            f"<td><a href='#c{i}'>{_e(r.get('title', ''))}</a></td>"
+            f"<td>{_verdict(r.get('verdict'))}</td><td class='num'>{r.get('n_a')}+{r.get('n_b')}"
+            f"</td><td class='num'>{ratio}</td><td class='num'>{_p(r.get('p_value'))}</td></tr>"
+        )
+    lines.append("</table>")
+    return head + "".join(lines)
+
+
+def render_html(rows: Sequence[Mapping[str, Any]], images: Sequence[Sequence[_Image]]) -> str:
+    """Assemble the report page (internal; use :func:`write_html_report`)."""
+    body = [
+        "<!DOCTYPE html>",
+        "<html lang='en'><head><meta charset='utf-8'>",
+        "<meta name='viewport' content='width=device-width, initial-scale=1'>",
+        "<title>pytest-rolecheck report</title>",
+        f"<style>{_CSS}</style></head><body>",
+        "<h1>pytest-rolecheck report</h1>",
+        _summary(rows),
+    ]
+    if not rows:
+        body.append("<p>No comparisons were made in this run.</p>")
+    for i, (row, imgs) in enumerate(zip(rows, images, strict=True), 1):
+        body.append(_section(row, i, imgs))
+    body.append("</body></html>")
+    return "\n".join(body) + "\n"
+
+
+def write_html_report(
+    rows: Sequence[Mapping[str, Any]], out_dir: Path, *, filename: str = REPORT_FILENAME
+) -> Path:
+    """Write the HTML report of a run, plus every plot as a PNG file.
+
+    Parameters
+    ----------
+    rows : sequence of mapping
+        The comparison rows: ``Rolecheck.rows``, the plugin's summary rows, or
+        the ``"comparisons"`` list of a JSON report (``load_report``). A row
+        with an ``"insight"`` entry also gets the per-position plots.
+    out_dir : pathlib.Path
+        Directory to write into (created if missing). Receives ``filename``
+        and ``png/<nn>-<title>-<plot>.png``.
+    filename : str, default "rolecheck-report.html"
+        Name of the HTML file.
+
+    Returns
+    -------
+    pathlib.Path
+        The HTML file written.
+
+    Raises
+    ------
+    RolecheckError
+        matplotlib is not installed (the message names
+        ``pip install 'pytest-rolecheck[report]'``).
+    RolecheckUsageError
+        ``rows`` is not a list of mappings.
+    """
+    checked = _check_rows(rows)
+    from . import _plots
+    from ._report import write_text_atomic
+
+    _plots.require_matplotlib()
+    out = Path(out_dir)
+    png_dir = out / PNG_DIR
+    png_dir.mkdir(parents=True, exist_ok=True)
+    images = [_plots_for(row, i, png_dir) for i, row in enumerate(checked, 1)]
+    path = out / filename
+    write_text_atomic(path, render_html(checked, images))
+    path.chmod(0o644)  # the temporary file behind the atomic write is private (0600)
+    return path

@@ -1,0 +1,569 @@
+"""Tests of the ``rolecheck`` compare / plan / report commands.
+
+Every command and its main failure modes run as a subprocess (``python -m
+pytest_rolecheck.cli``); further variations call ``cli.main([...])`` in-process,
+which is the same code path without the ~2 s start-up of a fresh interpreter.
+Everything is offline: cassettes are recorded in-process from the fake
+OpenAI-compatible API (``_fake_api``, through an ``httpx2.MockTransport``) and
+the commands replay them (``--record-mode none``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import _fake_api
+import numpy as np
+import pytest
+
+from pytest_rolecheck import cli
+from pytest_rolecheck._cli_compare import ProgressDisplay, _variants
+from pytest_rolecheck._cli_plan import plan_trials
+from pytest_rolecheck._errors import RolecheckUsageError
+from pytest_rolecheck._options import Settings
+from pytest_rolecheck._session import Rolecheck
+from pytest_rolecheck.variants import Variant
+
+FAKE_URL = "http://fake-api.test/v1"
+TRIALS = 4
+MAX_TOKENS = 5
+TOP = 5
+REQUEST_FLAGS = [
+    "--model",
+    "gpt-x",
+    "--base-url",
+    FAKE_URL,
+    "--trials",
+    str(TRIALS),
+    "--max-tokens",
+    str(MAX_TOKENS),
+    "--top-logprobs",
+    str(TOP),
+]
+
+
+def rolecheck(*args: str | Path, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OPENAI_")}
+    env["PYTHONUTF8"] = "1"
+    return subprocess.run(
+        [sys.executable, "-m", "pytest_rolecheck.cli", *map(str, args)],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=cwd,
+        timeout=120,
+        check=False,
+    )
+
+
+def main(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, *args: str | Path
+) -> tuple[int, str, str]:
+    """Run the command in-process; return (exit status, stdout, stderr)."""
+    for name in list(os.environ):
+        if name.startswith("OPENAI_"):
+            monkeypatch.delenv(name)
+    capsys.readouterr()
+    code = cli.main([str(a) for a in args])
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def record(path: Path, a: Variant, b: Variant, *, trials: int, design: str = "all-pairs") -> Any:
+    """Record a comparison from the fake API into ``path`` (as the CLI would request it)."""
+    settings = Settings(
+        record_mode="all", model="gpt-x", trials=trials, max_tokens=MAX_TOKENS, top_logprobs=TOP
+    )
+    checker = Rolecheck(settings, client_provider=_fake_api.async_client, cassette_file=path)
+    result = checker.compare(a, b, trials=trials, design=design)
+    checker.finish(save=True)
+    return result
+
+
+def seed_variants() -> tuple[Variant, Variant]:
+    none = argparse.Namespace(
+        variant_a=None, variant_b=None, roles=None, instruction=None, prompt=None
+    )
+    a, b = _variants(none)
+    return a, b
+
+
+@pytest.fixture(scope="module")
+def cassettes(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Path]]:
+    root = tmp_path_factory.mktemp("cassettes")
+    a, b = seed_variants()
+    paths = {
+        "roles": root / "roles.json",
+        "seed": root / "seed.json",
+        "aa": root / "aa.json",
+        "deterministic": root / "deterministic.json",
+    }
+    record(paths["roles"], a, b, trials=TRIALS)
+    record(paths["seed"], a, b, trials=TRIALS, design="seed")
+    saved = os.environ.get("FAKE_API_NOISE")
+    try:
+        os.environ["FAKE_API_NOISE"] = "0.3"
+        record(paths["aa"], a, a, trials=10)
+        os.environ["FAKE_API_NOISE"] = "0"
+        record(paths["deterministic"], a, a, trials=5)
+    finally:
+        if saved is None:
+            os.environ.pop("FAKE_API_NOISE", None)
+        else:
+            os.environ["FAKE_API_NOISE"] = saved
+    return paths
+
+
+@pytest.fixture(scope="module")
+def compare_run(
+    cassettes: dict[str, Path], tmp_path_factory: pytest.TempPathFactory
+) -> tuple[subprocess.CompletedProcess[str], Path]:
+    out = tmp_path_factory.mktemp("compare")
+    proc = rolecheck(
+        "compare",
+        *REQUEST_FLAGS,
+        "--cassette",
+        cassettes["roles"],
+        "--record-mode",
+        "none",
+        "--json",
+        out / "report.json",
+        "--html",
+        out / "html",
+    )
+    return proc, out
+
+
+# --------------------------------------------------------------------------- command line
+
+
+def test_help_lists_every_command() -> None:
+    proc = rolecheck("--help")
+    assert proc.returncode == 0
+    for command in ("serve", "compare", "plan", "report"):
+        assert command in proc.stdout
+
+
+def test_no_command_is_a_usage_error() -> None:
+    proc = rolecheck()
+    assert proc.returncode == 2
+    assert "COMMAND" in proc.stderr
+
+
+def test_plan_help_explains_how_to_choose_the_margin() -> None:
+    proc = rolecheck("plan", "--help")
+    assert proc.returncode == 0
+    assert "choosing the margin" in proc.stdout
+    assert "Never derive it" in proc.stdout
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["compare", "--trials", "2"], "expected a whole number >= 4"),
+        (["compare", "--design", "pairs"], "invalid choice: 'pairs'"),
+        (["compare", "--temperature", "hot"], "expected a number"),
+        (["compare", "--roles", "developer"], "expected 2 arguments"),
+        (["compare", "--variant-a", "a.yaml"], "--variant-a and --variant-b go together"),
+        (["compare", "--roles", "system", "system"], "compares a role with itself"),
+        (["compare", "--record-mode", "none"], "--record-mode needs --cassette"),
+        (["compare", "--max-excess-tv", "0.1"], "pass --metric tv"),
+        (["plan"], "the following arguments are required: pilot"),
+        (["plan", "x.json", "--power", "1.5"], "expected a number in (0, 1)"),
+        (["report", "x.json"], "the following arguments are required: --out"),
+        (["frobnicate"], "invalid choice: 'frobnicate'"),
+    ],
+)
+def test_bad_flags_exit_2(args: list[str], message: str) -> None:
+    proc = rolecheck(*args)
+    assert proc.returncode == 2, proc.stderr
+    assert message in proc.stderr
+
+
+# --------------------------------------------------------------------------- compare
+
+
+def test_compare_replays_and_prints_the_table_and_verdict(
+    compare_run: tuple[subprocess.CompletedProcess[str], Path],
+) -> None:
+    proc, _ = compare_run
+    assert proc.returncode == 0, proc.stderr
+    out = proc.stdout
+    assert out.startswith("rolecheck compare: developer vs system on gpt-x (4 calls per arm")
+    assert "replaying" in out.splitlines()[0]
+    assert "Per-call mean js distance (bits)" in out
+    assert "within developer" in out
+    assert "across arms" in out
+    assert "rolecheck: developer vs system -> DIFFERENT" in out
+    assert "cassette:" in out
+    assert "(replayed)" in out
+    # not a terminal: only the final progress line, on stderr
+    assert "rolecheck: calls 8/8  tokens" in proc.stderr
+    assert "\r" not in proc.stderr
+
+
+def test_compare_writes_json_and_html(
+    compare_run: tuple[subprocess.CompletedProcess[str], Path],
+) -> None:
+    proc, out = compare_run
+    assert proc.returncode == 0, proc.stderr
+    data = json.loads((out / "report.json").read_text(encoding="utf-8"))
+    assert data["rolecheck_report"] == 1
+    (row,) = data["comparisons"]
+    assert row["verdict"] == "different"
+    assert row["source"] == "replayed"
+    assert row["insight"]["labels"] == ["developer", "system"]
+    page = (out / "html" / "rolecheck-report.html").read_text(encoding="utf-8")
+    assert page.count('<img src="data:image/png;base64,') == 3
+    assert "DIFFERENT" in page
+
+
+def test_compare_seed_design_prints_per_trial_distances(
+    cassettes: dict[str, Path], capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    code, out, err = main(
+        capsys,
+        monkeypatch,
+        "compare",
+        *REQUEST_FLAGS,
+        "--design",
+        "seed",
+        "--cassette",
+        cassettes["seed"],
+        "--record-mode",
+        "none",
+    )
+    assert code == 0, err
+    lines = out.splitlines()
+    start = lines.index("Per-trial js distance to the baseline call (bits):")
+    assert lines[start + 1].split() == ["trial", "developer", "system"]
+    assert [line.split()[0] for line in lines[start + 2 : start + 10]] == [
+        "1", "2", "3", "4", "mean", "std", "min", "max",
+    ]  # fmt: skip
+    assert "+ 1 baseline" in lines[0]
+
+
+def test_compare_expect_sets_the_exit_status(
+    cassettes: dict[str, Path], capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    common = [*REQUEST_FLAGS, "--cassette", cassettes["roles"], "--record-mode", "none"]
+    code, _, err = main(capsys, monkeypatch, "compare", *common, "--expect", "equivalent")
+    assert code == 1
+    assert "verdict 'different', expected 'equivalent'" in err
+    code, _, err = main(capsys, monkeypatch, "compare", *common, "--expect", "different")
+    assert code == 0, err
+
+
+def test_compare_missing_cassette_in_replay_mode(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    flags = [*REQUEST_FLAGS, "--cassette", tmp_path / "none.json", "--record-mode", "none"]
+    code, _, err = main(capsys, monkeypatch, "compare", *flags)
+    assert code == 1
+    assert "no cassette at" in err
+    assert "--record-mode once" in err
+
+
+def test_compare_changed_request_does_not_replay(
+    cassettes: dict[str, Path], capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    flags = [*REQUEST_FLAGS, "--cassette", cassettes["roles"], "--record-mode", "none"]
+    code, _, err = main(capsys, monkeypatch, "compare", *flags, "--prompt", "Something else")
+    assert code == 1
+    assert "--record-mode rewrite" in err
+
+
+def test_compare_live_without_a_key_says_what_to_set(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    code, _, err = main(capsys, monkeypatch, "compare", *REQUEST_FLAGS)
+    assert code == 1
+    assert "OPENAI_API_KEY is not set" in err
+
+
+def test_compare_bad_variant_file_names_file_key_and_expectation(tmp_path: Path) -> None:
+    good = tmp_path / "a.yaml"
+    good.write_text("messages:\n  - {role: system, content: hi}\n", encoding="utf-8")
+    bad = tmp_path / "b.yaml"
+    bad.write_text("messages:\n  - {role: sytem, content: hi}\n", encoding="utf-8")
+    proc = rolecheck("compare", "--variant-a", good, "--variant-b", bad)
+    assert proc.returncode == 2
+    assert f"{bad}: key 'messages[0].role': expected one of system" in proc.stderr
+    assert "got str 'sytem'" in proc.stderr
+
+
+def test_compare_unknown_metric_fails_before_any_call(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    code, out, err = main(capsys, monkeypatch, "compare", *REQUEST_FLAGS, "--metric", "nope")
+    assert code == 2
+    assert "unknown metric 'nope'" in err
+    assert out == ""  # nothing started
+
+
+def test_compare_missing_variant_file(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    good = tmp_path / "a.yaml"
+    good.write_text("messages:\n  - {role: system, content: hi}\n", encoding="utf-8")
+    code, _, err = main(
+        capsys, monkeypatch, "compare", "--variant-a", good, "--variant-b", tmp_path / "gone.yaml"
+    )
+    assert code == 2
+    assert "no variant file at" in err
+
+
+def test_compare_variant_files_replay_the_same_requests(
+    cassettes: dict[str, Path],
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    a, b = seed_variants()
+    for name, variant in (("a.yaml", a), ("b.yaml", b)):
+        messages = variant.request()["messages"]
+        doc = {"label": variant.label, "messages": messages}
+        (tmp_path / name).write_text(json.dumps(doc), encoding="utf-8")
+    code, out, err = main(
+        capsys,
+        monkeypatch,
+        "compare",
+        *REQUEST_FLAGS,
+        "--variant-a",
+        tmp_path / "a.yaml",
+        "--variant-b",
+        tmp_path / "b.yaml",
+        "--cassette",
+        cassettes["roles"],
+        "--record-mode",
+        "none",
+    )
+    assert code == 0, err
+    assert "developer vs system -> DIFFERENT" in out
+
+
+def test_progress_display_on_a_terminal() -> None:
+    class Usage:
+        total_tokens = 1234
+
+    class Progress:
+        total, done, elapsed, usage = 21, 7, 3.25, Usage()
+
+    class Terminal:
+        def __init__(self) -> None:
+            self.text = ""
+
+        def isatty(self) -> bool:
+            return True
+
+        def write(self, text: str) -> None:
+            self.text += text
+
+        def flush(self) -> None:
+            pass
+
+    stream = Terminal()
+    with ProgressDisplay(Progress(), stream=stream, interval=0.01) as display:  # type: ignore[arg-type]
+        assert display.line() == "rolecheck: calls 7/21  tokens 1,234  3.2 s"
+        import time
+
+        time.sleep(0.1)
+    assert "\rrolecheck: calls 7/21  tokens 1,234  3.2 s" in stream.text
+    assert stream.text.endswith("rolecheck: calls 7/21  tokens 1,234  3.2 s\n")
+
+
+# --------------------------------------------------------------------------- plan
+
+
+def test_plan_from_an_aa_cassette(
+    cassettes: dict[str, Path], capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    args = ["plan", cassettes["aa"], "--effect", "1", "--replications", "30", "--max-trials", "20"]
+    proc = rolecheck(*args)
+    assert proc.returncode == 0, proc.stderr
+    out = proc.stdout
+    assert "pilot: cassette" in out
+    assert "20 calls" in out
+    assert "noise floor (mean distance between two pilot calls):" in out
+    assert "90% bootstrap interval at 20 calls" in out
+    assert "to certify equivalence at margin 0.5 with 80% power:" in out
+    assert "to detect a change of 1 x the floor with 80% power at alpha 0.05:" in out
+    code, again, _ = main(capsys, monkeypatch, *args)
+    assert code == 0
+    assert again == out  # seeded: the same plan every time
+
+
+def test_plan_from_a_deterministic_pilot(cassettes: dict[str, Path]) -> None:
+    proc = rolecheck("plan", cassettes["deterministic"])
+    assert proc.returncode == 0, proc.stderr
+    assert "deterministic backend" in proc.stdout
+    assert "minimum of 4 trials per arm" in proc.stdout
+
+
+def test_plan_from_a_report(
+    compare_run: tuple[subprocess.CompletedProcess[str], Path],
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    _, out = compare_run
+    args = ["plan", out / "report.json", "--replications", "20", "--max-trials", "10"]
+    code, stdout, err = main(capsys, monkeypatch, *args)
+    assert code == 0, err
+    assert "report" in stdout
+    assert "calls of arm 'developer'" in stdout
+    assert "pass --arm all" in stdout
+
+
+def test_plan_cassette_with_two_requests_uses_group_1(
+    cassettes: dict[str, Path], capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    args = ["plan", cassettes["roles"], "--replications", "20", "--max-trials", "8"]
+    code, out, err = main(capsys, monkeypatch, *args)
+    assert code == 0, err
+    assert "holds 2 different requests" in out
+    assert "instruction role developer" in out
+
+
+@pytest.mark.parametrize(
+    ("make", "args", "message"),
+    [
+        (None, [], "no pilot file at"),
+        ("{not json", [], "not valid JSON"),
+        ('{"hello": 1}', [], "neither a rolecheck cassette"),
+        ('{"rolecheck_cassette": 1, "interactions": []}', [], "no successful chat completion"),
+        ('{"comparisons": []}', [], "has no comparisons"),
+    ],
+)
+def test_plan_bad_pilot_exit_2(
+    tmp_path: Path,
+    make: str | None,
+    args: list[str],
+    message: str,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    path = tmp_path / "pilot.json"
+    if make is not None:
+        path.write_text(make, encoding="utf-8")
+    code, _, err = main(capsys, monkeypatch, "plan", path, *args)
+    assert code == 2
+    assert message in err
+
+
+def test_plan_missing_pilot_by_subprocess(tmp_path: Path) -> None:
+    proc = rolecheck("plan", tmp_path / "nope.json")
+    assert proc.returncode == 2
+    assert "no pilot file at" in proc.stderr
+
+
+def test_plan_unknown_arm(
+    cassettes: dict[str, Path], capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    code, _, err = main(capsys, monkeypatch, "plan", cassettes["roles"], "--arm", "5")
+    assert code == 2
+    assert "--arm 5: expected all or a request group number from 1 to 2" in err
+
+
+def _pilot(noise: float, n: int = 16, seed: int = 0) -> np.ndarray:
+    """A synthetic A/A pilot: calls as noisy points, distances between them."""
+    rng = np.random.default_rng(seed)
+    points = rng.normal(0.0, noise, size=(n, 3))
+    return np.linalg.norm(points[:, None, :] - points[None, :, :], axis=-1)
+
+
+def test_plan_needs_more_trials_for_a_tighter_margin() -> None:
+    d = _pilot(1.0)
+    wide = plan_trials(d, margin=1.0, replications=60, max_trials=60)
+    tight = plan_trials(d, margin=0.25, replications=60, max_trials=60)
+    assert wide.n_equivalence is not None
+    assert tight.n_equivalence is not None
+    assert wide.n_equivalence < tight.n_equivalence
+    assert plan_trials(d, margin=0.25, replications=60, max_trials=60) == tight  # seeded
+
+
+def test_plan_needs_fewer_trials_for_a_larger_effect() -> None:
+    d = _pilot(1.0)
+    small = plan_trials(d, effect=0.3, replications=60, max_trials=60)
+    large = plan_trials(d, effect=2.0, replications=60, max_trials=60)
+    assert small.n_detect is not None
+    assert large.n_detect is not None
+    assert large.n_detect <= small.n_detect
+    assert large.n_detect >= 4
+
+
+def test_plan_is_scale_free() -> None:
+    d = _pilot(1.0)
+    # x4 is exact in binary floating point, so every simulated number is identical
+    assert (
+        plan_trials(d * 4.0, margin=0.5, replications=40, max_trials=40).rows
+        == plan_trials(d, margin=0.5, replications=40, max_trials=40).rows
+    )
+
+
+def test_plan_deterministic_and_unreachable() -> None:
+    zero = plan_trials(np.zeros((6, 6)), effect=1.0)
+    assert zero.deterministic
+    assert zero.n_equivalence == 4
+    assert zero.n_detect == 4
+    capped = plan_trials(_pilot(1.0), margin=0.01, replications=20, max_trials=6)
+    assert capped.n_equivalence is None
+    assert [r.n for r in capped.rows] == [4, 5, 6]
+
+
+def test_plan_rejects_bad_arguments() -> None:
+    with pytest.raises(RolecheckUsageError, match="--margin"):
+        plan_trials(_pilot(1.0), margin=0.0)
+    with pytest.raises(RolecheckUsageError, match="at least 4 calls"):
+        plan_trials(np.zeros((3, 3)))
+
+
+# --------------------------------------------------------------------------- report
+
+
+def test_report_from_a_json_report(
+    compare_run: tuple[subprocess.CompletedProcess[str], Path], tmp_path: Path
+) -> None:
+    _, out = compare_run
+    proc = rolecheck("report", out / "report.json", "--out", tmp_path / "html")
+    assert proc.returncode == 0, proc.stderr
+    assert "1 comparison(s) (developer vs system: different)" in proc.stdout
+    page = (tmp_path / "html" / "rolecheck-report.html").read_text(encoding="utf-8")
+    assert page.count('<img src="data:image/png;base64,') == 3
+    assert len(list((tmp_path / "html" / "png").glob("*.png"))) == 3
+
+
+def test_report_missing_file(tmp_path: Path) -> None:
+    proc = rolecheck("report", tmp_path / "missing.json", "--out", tmp_path / "out")
+    assert proc.returncode == 2
+    assert "no report at" in proc.stderr
+    assert "--rolecheck-report=" in proc.stderr
+    assert not (tmp_path / "out").exists()
+
+
+def test_report_of_a_cassette_is_refused(
+    cassettes: dict[str, Path],
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    code, _, err = main(capsys, monkeypatch, "report", cassettes["roles"], "--out", tmp_path)
+    assert code == 2
+    assert "is not a rolecheck JSON report" in err
+
+
+def test_report_invalid_json(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "r.json"
+    path.write_text('{"comparisons": [', encoding="utf-8")
+    code, _, err = main(capsys, monkeypatch, "report", path, "--out", tmp_path / "out")
+    assert code == 2
+    assert "r.json:1:" in err
+    assert "not valid JSON" in err
