@@ -180,6 +180,14 @@ OPTIONS: tuple[OptionSpec, ...] = (
     OptionSpec(
         "report", _text, None, "write a JSON report of every comparison to this path", marker=False
     ),
+    OptionSpec(
+        "report_dir",
+        _text,
+        None,
+        "write a self-contained HTML report with plots (and the PNGs) to this directory "
+        "(needs: pip install 'pytest-rolecheck[report]')",
+        marker=False,
+    ),
 )
 
 OPTIONS_BY_NAME: dict[str, OptionSpec] = {spec.name: spec for spec in OPTIONS}
@@ -205,6 +213,7 @@ class Settings:
     temperature: float = 0.0
     cassette_dir: str = "cassettes"
     report: str | None = None
+    report_dir: str | None = None
     rootdir: Path = dataclasses.field(default_factory=Path.cwd)
 
     def replace(self, **changes: Any) -> Settings:

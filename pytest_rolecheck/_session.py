@@ -559,6 +559,15 @@ class Rolecheck:
                 "details": details,
             }
         )
+        if kind == "logprobs" and (self.settings.report or self.settings.report_dir):
+            # Only reports draw it, and it costs ~0.1 s per comparison.
+            from ._insight import divergence_insight
+
+            self._records.rows[-1]["insight"] = to_plain(
+                divergence_insight(
+                    result.calls_a, result.calls_b, metric=result.metric, labels=result.labels
+                )
+            )
 
     def finish(self, *, save: bool) -> None:
         """End the test: write the cassette if ``save``, else leave it untouched."""

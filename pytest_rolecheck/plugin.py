@@ -63,7 +63,11 @@ def pytest_configure(config: pytest.Config) -> None:
         settings = resolve_settings(cli, ini, rootdir=config.rootpath)
         if settings.metric != "js":
             _check_metric(settings.metric)
-    except RolecheckUsageError as exc:
+        if settings.report_dir and not _is_worker(config):
+            from ._plots import require_matplotlib
+
+            require_matplotlib()  # fail now, not after every test has run
+    except RolecheckError as exc:
         raise pytest.UsageError(str(exc)) from None
     config.stash[SETTINGS_KEY] = settings
     config.stash[SUMMARY_KEY] = summary = SummaryReport()
@@ -81,6 +85,11 @@ def _check_metric(name: str) -> None:
             f"--rolecheck-metric: invalid value {name!r}: expected one of "
             f"{', '.join(available_metrics())} (or a metric registered with register_metric)."
         )
+
+
+def _under_root(config: pytest.Config, path: str) -> Path:
+    result = Path(path)
+    return result if result.is_absolute() else config.rootpath / result
 
 
 def _is_worker(config: pytest.Config) -> bool:
@@ -202,11 +211,13 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
     if not _is_worker(config):
         settings = config.stash.get(SETTINGS_KEY, None)
         summary = config.stash.get(SUMMARY_KEY, None)
-        if settings is not None and settings.report and summary is not None:
-            path = Path(settings.report)
-            if not path.is_absolute():
-                path = config.rootpath / path
-            summary.write_json(path)
+        if settings is not None and summary is not None:
+            if settings.report:
+                summary.write_json(_under_root(config, settings.report))
+            if settings.report_dir and summary:
+                from ._html import write_html_report
+
+                write_html_report(summary.rows, _under_root(config, settings.report_dir))
     backend = config.stash.get(BACKEND_KEY, None)
     if backend is not None:
         backend.stop()

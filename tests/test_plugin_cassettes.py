@@ -354,3 +354,20 @@ def vcr_config():
     monkeypatch.setenv("FAKE_API_DOWN", "1")
     # pytest-recording's network block stays on; a replay needs no network.
     project.runpytest("--block-network").assert_outcomes(passed=2)
+
+
+def test_report_dir_writes_html_with_embedded_plots(project: pytest.Pytester) -> None:
+    pytest.importorskip("matplotlib")
+    project.makepyfile(test_roles=ROLE_TESTS)
+    project.runpytest("--rolecheck-record-mode=once").assert_outcomes(passed=2)
+    result = project.runpytest("--rolecheck-report-dir=html")
+    result.assert_outcomes(passed=2)
+    html = (project.path / "html" / "rolecheck-report.html").read_text()
+    assert "developer vs system" in html
+    assert "different" in html
+    assert "equivalent" in html
+    assert html.count('src="data:image/png;base64,') >= 4
+    assert "http://" not in html.replace("http://www.w3.org", "")  # self-contained
+    assert list((project.path / "html" / "png").glob("*.png"))
+    # The JSON report carries what `rolecheck report` needs to redraw it.
+    assert "insight" in _report(project)[0]
