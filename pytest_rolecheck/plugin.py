@@ -160,8 +160,9 @@ def pytest_runtest_makereport(
         # Our errors say what happened and what to do; internals would bury that.
         report.longrepr = f"{excinfo.typename}: {excinfo.value}"
     if call.when == "call":
-        # A verdict that failed still means every call completed: keep the cassette.
-        save = excinfo is None or excinfo.errisinstance(RolecheckAssertionError)
+        # A failed assertion (ours or the test's own) is a verdict on complete
+        # data: keep the cassette. Any other exception may have cut calls short.
+        save = excinfo is None or excinfo.errisinstance(AssertionError)
         try:
             rolecheck.finish(save=save)
         except RolecheckError as exc:
