@@ -1,0 +1,234 @@
+"""A simulator of noisy chat-completion APIs, for calibrating the statistics.
+
+It produces the JSON of chat completions (``logprobs=True, top_logprobs=k``)
+from a toy language model whose behaviour mimics what hosted APIs show:
+
+* **A prompt is a world.** Each world (an integer) defines, for every prefix of
+  generated tokens, a vector of logits over a small vocabulary (drawn from a
+  generator seeded by the world and the prefix, so the same prefix always
+  gets the same logits). Most positions have a clear favourite; a share of
+  them (``near_tie_prob``) has a top-2 gap below ``near_tie_gap``.
+* **Per-call logit noise.** Every call adds independent Gaussian noise
+  (``noise``, in logits) to every logit it evaluates: hosted models are not
+  bit-reproducible (batching, mixture-of-experts routing), even at
+  temperature 0.
+* **Heavy-noise calls.** With probability ``heavy_prob`` a call's noise is
+  multiplied by ``heavy_scale``.
+* **Greedy decoding with flips.** The generated token is the argmax of the
+  noisy logits, so noise flips near-ties and the continuation then follows
+  another prefix (different logits from there on), as in the seed experiment
+  where one trial's mean |Δlogprob| jumped from ~0.4 to ~2.
+* **Effect knob.** Arm B adds ``effect`` x a fixed, world- and
+  prefix-dependent standard-normal perturbation to the logits: a prompt
+  change that nudges every distribution a little (and flips some near-ties
+  for good).
+
+With the defaults the seed metric's noise floor (mean |Δlogprob| between two
+calls of the same arm) is close to the ~0.4 the seed experiment measured.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+FloatArray = npt.NDArray[np.float64]
+
+
+@dataclass(frozen=True)
+class SimConfig:
+    """Parameters of a simulated API (see the module docstring)."""
+
+    vocab_size: int = 300
+    length: int = 20
+    top_k: int = 20
+    logit_scale: float = 2.0
+    noise: float = 0.35
+    heavy_prob: float = 0.05
+    heavy_scale: float = 4.0
+    near_tie_prob: float = 0.015
+    near_tie_gap: float = 0.4
+    clear_gap_min: float = 2.0
+    clear_gap_mean: float = 3.0
+    effect: float = 0.0
+    model: str = "sim-1"
+    fingerprint: str | None = "fp_sim"
+
+    def with_(self, **changes: Any) -> SimConfig:
+        """Return a copy with some fields changed."""
+        return replace(self, **changes)
+
+
+_VOCAB_CACHE: dict[int, list[str]] = {}
+
+
+def _vocab(size: int) -> list[str]:
+    words = _VOCAB_CACHE.get(size)
+    if words is None:
+        words = [f" w{i}" for i in range(size)]
+        _VOCAB_CACHE[size] = words
+    return words
+
+
+class World:
+    """One prompt: deterministic base logits (and B's perturbation) per prefix."""
+
+    def __init__(self, world: int, config: SimConfig) -> None:
+        self.world = world
+        self.config = config
+        self._base: dict[tuple[int, ...], FloatArray] = {}
+        self._shift: dict[tuple[int, ...], FloatArray] = {}
+
+    def base_logits(self, prefix: tuple[int, ...]) -> FloatArray:
+        """Noise-free logits of arm A after ``prefix``."""
+        cached = self._base.get(prefix)
+        if cached is not None:
+            return cached
+        cfg = self.config
+        rng = np.random.default_rng([self.world, 1, len(prefix), *prefix])
+        logits = rng.standard_normal(cfg.vocab_size) * cfg.logit_scale
+        order = np.argsort(logits)
+        top, second = order[-1], order[-2]
+        if rng.random() < cfg.near_tie_prob:
+            gap = rng.uniform(0.0, cfg.near_tie_gap)
+        else:
+            gap = cfg.clear_gap_min + rng.exponential(cfg.clear_gap_mean)
+        logits[top] = logits[second] + gap
+        self._base[prefix] = logits
+        return logits
+
+    def shift(self, prefix: tuple[int, ...]) -> FloatArray:
+        """Fixed direction in which arm B's logits move after ``prefix`` (unit scale)."""
+        cached = self._shift.get(prefix)
+        if cached is None:
+            rng = np.random.default_rng([self.world, 2, len(prefix), *prefix])
+            cached = rng.standard_normal(self.config.vocab_size)
+            self._shift[prefix] = cached
+        return cached
+
+
+def _log_softmax(x: FloatArray) -> FloatArray:
+    m = float(np.max(x))
+    return np.asarray(x - (m + np.log(np.sum(np.exp(x - m)))), dtype=np.float64)
+
+
+def simulate_call(
+    world: World, rng: np.random.Generator, *, effect: float = 0.0, call_id: str = "sim"
+) -> dict[str, Any]:
+    """Simulate one greedy chat completion and return its JSON as a dict.
+
+    Parameters
+    ----------
+    world : World
+        The prompt (deterministic logits per prefix).
+    rng : numpy.random.Generator
+        Source of this call's noise.
+    effect : float, optional
+        Scale of arm B's logit perturbation (0 for arm A).
+    call_id : str, optional
+        The response ``id``.
+
+    Returns
+    -------
+    dict
+        A chat-completion response with ``logprobs.content`` filled.
+    """
+    cfg = world.config
+    words = _vocab(cfg.vocab_size)
+    sigma = cfg.noise * (cfg.heavy_scale if rng.random() < cfg.heavy_prob else 1.0)
+    prefix: list[int] = []
+    content: list[dict[str, Any]] = []
+    for _ in range(cfg.length):
+        key = tuple(prefix)
+        logits = world.base_logits(key)
+        if effect:
+            logits = logits + effect * world.shift(key)
+        if sigma > 0:
+            logits = logits + sigma * rng.standard_normal(cfg.vocab_size)
+        logprobs = _log_softmax(logits)
+        top = np.argpartition(logprobs, -cfg.top_k)[-cfg.top_k :]
+        top = top[np.argsort(-logprobs[top], kind="stable")]
+        chosen = int(top[0])
+        alternatives = [
+            {
+                "token": words[int(t)],
+                "logprob": float(logprobs[t]),
+                "bytes": list(words[int(t)].encode()),
+            }
+            for t in top
+        ]
+        content.append(
+            {
+                "token": words[chosen],
+                "logprob": float(logprobs[chosen]),
+                "bytes": list(words[chosen].encode()),
+                "top_logprobs": alternatives,
+            }
+        )
+        prefix.append(chosen)
+    text = "".join(words[t] for t in prefix)
+    return {
+        "id": call_id,
+        "object": "chat.completion",
+        "created": 0,
+        "model": cfg.model,
+        "system_fingerprint": cfg.fingerprint,
+        "choices": [
+            {
+                "index": 0,
+                "message": {"role": "assistant", "content": text, "refusal": None},
+                "logprobs": {"content": content, "refusal": None},
+                "finish_reason": "length",
+            }
+        ],
+        "usage": {
+            "prompt_tokens": 20,
+            "completion_tokens": cfg.length,
+            "total_tokens": 20 + cfg.length,
+        },
+    }
+
+
+def simulate_arms(
+    config: SimConfig,
+    n_a: int,
+    n_b: int,
+    *,
+    world: int,
+    seed: int,
+    extra_a: int = 0,
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Simulate two arms on one world; B carries ``config.effect``.
+
+    Parameters
+    ----------
+    config : SimConfig
+        The simulated API.
+    n_a, n_b : int
+        Calls per arm (arm A gets ``extra_a`` more, e.g. a baseline call).
+    world : int
+        Which prompt.
+    seed : int
+        Seed of the per-call noise.
+    extra_a : int, optional
+        Additional A calls, prepended.
+
+    Returns
+    -------
+    responses_a, responses_b : list of dict
+    """
+    w = World(world, config)
+    rng = np.random.default_rng([seed, world])
+    total_a = n_a + extra_a
+    # Interleave the arms, as the plugin does, so call order never aligns with an arm.
+    a: list[dict[str, Any]] = []
+    b: list[dict[str, Any]] = []
+    for i in range(max(total_a, n_b)):
+        if i < total_a:
+            a.append(simulate_call(w, rng, call_id=f"a{i}"))
+        if i < n_b:
+            b.append(simulate_call(w, rng, effect=config.effect, call_id=f"b{i}"))
+    return a, b

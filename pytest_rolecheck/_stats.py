@@ -1,0 +1,965 @@
+"""Statistics behind the verdicts: difference test, equivalence bound, descriptives.
+
+Everything here works on numbers only: a distance matrix between calls (the
+first ``n_a`` rows/columns are arm A, the rest arm B) or, for the seed design,
+two vectors of per-trial distances to one baseline call. Turning responses
+into those numbers is the job of ``_parse`` and ``_distances``; turning the
+numbers into a report is the job of ``_compare``.
+
+Input validation lives in ``_validate_*`` functions, apart from the
+computations (the layout of scipy's ``_mannwhitneyu.py``).
+
+The decision rules, in one place (``decide``):
+
+* *difference*: the permutation p-value of the cross-vs-within Mann-Whitney
+  statistic is ``<= alpha``;
+* *equivalence*: the one-sided 95% upper bound of the ratio
+  ``(cross - floor) / floor`` (or, with ``max_excess_tv``, of the excess
+  ``cross - floor`` itself) is strictly below the limit;
+* equivalence wins when both hold (a real but small difference is within the
+  tolerance the user declared); neither gives *inconclusive*, never
+  equivalence.
+
+The seed design (per-trial distances to one baseline call) uses a two-sided
+Mann-Whitney test and needs both bounds inside ``(-limit, limit)``. The
+deterministic short-cut (every within-arm distance exactly 0) is applied by
+``_compare`` before any of this.
+"""
+
+from __future__ import annotations
+
+import functools
+import itertools
+import math
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+import numpy.typing as npt
+from scipy import stats as _sps
+
+from ._errors import RolecheckUsageError
+
+__all__ = [
+    "ArmSummary",
+    "Bound",
+    "Decision",
+    "EnergyStatistics",
+    "EquivalenceResult",
+    "FlipSummary",
+    "PermutationResult",
+    "TrialTestResult",
+    "Verdict",
+    "baseline_test",
+    "cliffs_delta",
+    "decide",
+    "energy_statistics",
+    "flip_test",
+    "matrix_equivalence",
+    "permutation_test",
+    "recommend_trials",
+    "split_pairs",
+    "summarize",
+    "trial_equivalence",
+    "validate_arm_sizes",
+    "validate_options",
+]
+
+FloatArray = npt.NDArray[np.float64]
+Verdict = Literal["equivalent", "different", "inconclusive"]
+
+DESIGNS: tuple[str, ...] = ("all-pairs", "seed")
+MIN_CALLS_PER_ARM = 4
+MAX_EXACT_RELABELLINGS = 10_000
+N_RESAMPLES = 9_999
+DETERMINISTIC_TOLERANCE = 1e-6
+CONFIDENCE = 0.95
+# Above this many trials per arm a recommendation is no longer practical advice.
+MAX_RECOMMENDED_TRIALS = 10_000
+# Bounds the memory of one batch of relabellings (rows x calls float64 values).
+_BATCH_CELLS = 2_000_000
+
+
+# --------------------------------------------------------------------------- results
+
+
+@dataclass(frozen=True, slots=True)
+class ArmSummary:
+    """Mean, standard deviation (``ddof=0``, numpy's default), min and max of distances."""
+
+    mean: float
+    std: float
+    min: float
+    max: float
+    n: int
+
+    def to_dict(self) -> dict[str, float | int]:
+        """Return the fields as a JSON-able dict."""
+        return {"mean": self.mean, "std": self.std, "min": self.min, "max": self.max, "n": self.n}
+
+
+@dataclass(frozen=True, slots=True)
+class EnergyStatistics:
+    """Energy-distance decomposition of an all-pairs distance matrix.
+
+    ``floor = (within_a + within_b) / 2`` is the call-to-call jitter;
+    ``excess = cross - floor`` has expectation 0 when both arms draw calls
+    from the same distribution, and is positive when they differ (for a
+    metric of negative type it is half the energy distance).
+    """
+
+    within_a: float
+    within_b: float
+    cross: float
+    floor: float
+    excess: float
+    n_a: int
+    n_b: int
+
+
+@dataclass(frozen=True, slots=True)
+class PermutationResult:
+    """Result of :func:`permutation_test`.
+
+    ``statistic`` is the Mann-Whitney U of the cross-arm pair distances
+    against the within-arm pair distances. ``exact`` tells whether every
+    relabelling was enumerated; ``smallest_p`` is the smallest p-value the
+    design can produce (a test with ``alpha`` below it can never reject).
+    """
+
+    statistic: float
+    p_value: float
+    n_relabellings: int
+    exact: bool
+    smallest_p: float
+
+
+@dataclass(frozen=True, slots=True)
+class TrialTestResult:
+    """Result of :func:`baseline_test` (seed design): Mann-Whitney U of B vs A trials."""
+
+    statistic: float
+    p_value: float
+    method: str  # "exact", "asymptotic" or "all-tied"
+
+
+@dataclass(frozen=True, slots=True)
+class Bound:
+    """Jackknife confidence bounds ``estimate -/+ t * se`` (each one-sided at 95%)."""
+
+    estimate: float
+    se: float
+    lower: float
+    upper: float
+    t_quantile: float
+    df: int
+
+    def to_dict(self) -> dict[str, float | int | None]:
+        """Return the fields as a JSON-able dict (non-finite values become ``None``)."""
+        return {
+            "estimate": _finite_or_none(self.estimate),
+            "se": _finite_or_none(self.se),
+            "lower": _finite_or_none(self.lower),
+            "upper": _finite_or_none(self.upper),
+            "t_quantile": self.t_quantile,
+            "df": self.df,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class EquivalenceResult:
+    """Bounds on the relative change (``ratio``) and on the absolute excess."""
+
+    ratio: Bound
+    excess: Bound
+
+
+@dataclass(frozen=True, slots=True)
+class FlipSummary:
+    """Share of calls whose text differs from their arm's most common text.
+
+    ``p_value`` is the two-sided Fisher exact test of the 2x2 table
+    (changed / unchanged per arm).
+    """
+
+    changed_a: int
+    changed_b: int
+    n_a: int
+    n_b: int
+    share_a: float
+    share_b: float
+    p_value: float
+
+    def to_dict(self) -> dict[str, float | int]:
+        """Return the fields as a JSON-able dict."""
+        return {
+            "changed_a": self.changed_a,
+            "changed_b": self.changed_b,
+            "n_a": self.n_a,
+            "n_b": self.n_b,
+            "share_a": self.share_a,
+            "share_b": self.share_b,
+            "p_value": self.p_value,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """Outcome of :func:`decide`."""
+
+    verdict: Verdict
+    difference_detected: bool
+    equivalence_shown: bool
+    recommended_trials: int | None
+
+
+# --------------------------------------------------------------------------- validation
+
+
+def _finite_or_none(value: float) -> float | None:
+    return value if math.isfinite(value) else None
+
+
+def validate_arm_sizes(n_a: int, n_b: int, labels: tuple[str, str] = ("A", "B")) -> None:
+    """Refuse arms with fewer than :data:`MIN_CALLS_PER_ARM` calls.
+
+    Raises
+    ------
+    RolecheckUsageError
+        If an arm is too small, with the reason and the fix.
+    """
+    for n, label in ((n_a, labels[0]), (n_b, labels[1])):
+        if n < MIN_CALLS_PER_ARM:
+            raise RolecheckUsageError(
+                f"arm {label!r} has {n} call(s); at least {MIN_CALLS_PER_ARM} per arm are "
+                f"needed. With 3 calls per arm there are only C(6, 3) = 20 relabellings, so the "
+                f"permutation test can never reach p <= 0.05 (its smallest p-value is 0.1), and "
+                f"the delete-one jackknife behind the equivalence bound is unstable. "
+                f"Run more trials per arm (10 is the default; 20 gives tighter bounds)."
+            )
+
+
+def validate_options(
+    *, alpha: float, margin: float, max_excess_tv: float | None, design: str
+) -> None:
+    """Check the numeric and design options shared by every entry point.
+
+    Raises
+    ------
+    RolecheckUsageError
+        If ``alpha`` is not in (0, 1), ``margin`` is not a positive finite
+        number, ``max_excess_tv`` is not ``None`` or in (0, 1], or ``design``
+        is unknown.
+    """
+    if isinstance(alpha, bool) or not isinstance(alpha, int | float) or not 0 < alpha < 1:
+        raise RolecheckUsageError(
+            f"alpha={alpha!r} is not allowed: the significance level must be a number strictly "
+            f"between 0 and 1 (0.05 is the default)."
+        )
+    if (
+        isinstance(margin, bool)
+        or not isinstance(margin, int | float)
+        or not math.isfinite(margin)
+        or margin <= 0
+    ):
+        raise RolecheckUsageError(
+            f"margin={margin!r} is not allowed: the equivalence margin is a positive number, the "
+            f"largest acceptable change as a multiple of arm A's own call-to-call jitter "
+            f"(0.5 is the default)."
+        )
+    if max_excess_tv is not None and (
+        isinstance(max_excess_tv, bool)
+        or not isinstance(max_excess_tv, int | float)
+        or not 0 < max_excess_tv <= 1
+    ):
+        raise RolecheckUsageError(
+            f"max_excess_tv={max_excess_tv!r} is not allowed: it is an absolute tolerance in "
+            f"total-variation units (share of probability mass moved), a number in (0, 1], "
+            f"e.g. 0.02; or None to use the relative margin."
+        )
+    if design not in DESIGNS:
+        raise RolecheckUsageError(
+            f"design={design!r} is unknown; allowed values: {', '.join(map(repr, DESIGNS))} "
+            f"('all-pairs' is the default and recommended)."
+        )
+
+
+def _validate_matrix(distances: npt.ArrayLike, n_a: int) -> FloatArray:
+    d = np.asarray(distances, dtype=np.float64)
+    if d.ndim != 2 or d.shape[0] != d.shape[1]:
+        raise RolecheckUsageError(
+            f"expected a square distance matrix, got shape {d.shape}; build it with "
+            f"distance_matrix(calls_a + calls_b, metric)."
+        )
+    n = d.shape[0]
+    if not 0 < n_a < n:
+        raise RolecheckUsageError(
+            f"n_a={n_a} must split the {n} calls into two non-empty arms (A = the first n_a)."
+        )
+    validate_arm_sizes(n_a, n - n_a)
+    if not np.all(np.isfinite(d)) or np.any(d < 0):
+        raise RolecheckUsageError(
+            "the distance matrix contains negative, NaN or infinite values; a metric must return "
+            "a finite number >= 0 for every pair of calls. Fix the custom metric or use a "
+            "built-in one (see available_metrics())."
+        )
+    scale = max(1.0, float(np.max(d)))
+    if not np.allclose(d, d.T, rtol=0, atol=1e-9 * scale) or np.any(np.diag(d) != 0):
+        raise RolecheckUsageError(
+            "the distance matrix must be symmetric with a zero diagonal; a metric must satisfy "
+            "d(x, y) == d(y, x) and d(x, x) == 0."
+        )
+    # Symmetrise exactly so the rank of a pair does not depend on which triangle is read.
+    return (d + d.T) / 2
+
+
+def _validate_trials(d_a: npt.ArrayLike, d_b: npt.ArrayLike) -> tuple[FloatArray, FloatArray]:
+    a = np.asarray(d_a, dtype=np.float64).ravel()
+    b = np.asarray(d_b, dtype=np.float64).ravel()
+    validate_arm_sizes(a.size, b.size)
+    for x in (a, b):
+        if not np.all(np.isfinite(x)) or np.any(x < 0):
+            raise RolecheckUsageError(
+                "per-trial distances must be finite numbers >= 0; fix the custom metric or use a "
+                "built-in one (see available_metrics())."
+            )
+    return a, b
+
+
+# --------------------------------------------------------------------------- descriptives
+
+
+def summarize(values: npt.ArrayLike) -> ArmSummary:
+    """Summarise distances the way the seed experiment printed them.
+
+    Parameters
+    ----------
+    values : array_like
+        Distances (at least one).
+
+    Returns
+    -------
+    ArmSummary
+        Mean, population standard deviation (``ddof=0``), min, max and count.
+    """
+    x = np.asarray(values, dtype=np.float64).ravel()
+    if x.size == 0:
+        raise RolecheckUsageError("cannot summarise an empty set of distances; pass at least one.")
+    return ArmSummary(
+        mean=float(np.mean(x)),
+        std=float(np.std(x)),
+        min=float(np.min(x)),
+        max=float(np.max(x)),
+        n=int(x.size),
+    )
+
+
+def split_pairs(distances: npt.ArrayLike, n_a: int) -> tuple[FloatArray, FloatArray, FloatArray]:
+    """Return the within-A, within-B and cross pair distances of a matrix.
+
+    Parameters
+    ----------
+    distances : array_like, shape (n_a + n_b, n_a + n_b)
+        Symmetric distance matrix, arm A first.
+    n_a : int
+        Number of calls in arm A.
+
+    Returns
+    -------
+    within_a, within_b, cross : ndarray
+        Upper-triangle distances within A, within B, and all A x B distances.
+    """
+    d = _validate_matrix(distances, n_a)
+    return _split_pairs(d, n_a)
+
+
+def _split_pairs(d: FloatArray, n_a: int) -> tuple[FloatArray, FloatArray, FloatArray]:
+    dA = d[:n_a, :n_a]
+    dB = d[n_a:, n_a:]
+    return dA[np.triu_indices(n_a, 1)], dB[np.triu_indices(dB.shape[0], 1)], d[:n_a, n_a:].ravel()
+
+
+def energy_statistics(distances: npt.ArrayLike, n_a: int) -> EnergyStatistics:
+    """Within-arm means, cross mean, jitter floor and excess of a distance matrix.
+
+    Parameters
+    ----------
+    distances : array_like, shape (n_a + n_b, n_a + n_b)
+        Symmetric, zero-diagonal distance matrix; arm A is the first ``n_a``
+        calls.
+    n_a : int
+        Number of calls in arm A.
+
+    Returns
+    -------
+    EnergyStatistics
+        ``floor = (within_a + within_b) / 2`` and ``excess = cross - floor``.
+
+    References
+    ----------
+    .. [1] G. J. Székely and M. L. Rizzo, "Energy statistics: A class of
+       statistics based on distances", J. Stat. Plan. Inference 143(8),
+       pp. 1249-1272, 2013.
+    """
+    d = _validate_matrix(distances, n_a)
+    return _energy_statistics(d, n_a)
+
+
+def _energy_statistics(d: FloatArray, n_a: int) -> EnergyStatistics:
+    wa, wb, cr = _split_pairs(d, n_a)
+    within_a, within_b, cross = float(wa.mean()), float(wb.mean()), float(cr.mean())
+    floor = 0.5 * (within_a + within_b)
+    return EnergyStatistics(
+        within_a=within_a,
+        within_b=within_b,
+        cross=cross,
+        floor=floor,
+        excess=cross - floor,
+        n_a=n_a,
+        n_b=d.shape[0] - n_a,
+    )
+
+
+def cliffs_delta(x: npt.ArrayLike, y: npt.ArrayLike) -> float:
+    """Cliff's delta: ``P(X > Y) - P(X < Y)`` over all pairs of the two samples.
+
+    Parameters
+    ----------
+    x, y : array_like
+        The two samples (e.g. cross-arm and within-arm distances).
+
+    Returns
+    -------
+    float
+        A value in [-1, 1]; 0 when neither sample tends to be larger.
+
+    References
+    ----------
+    .. [1] N. Cliff, "Dominance statistics: Ordinal analyses to answer
+       ordinal questions", Psychological Bulletin 114(3), pp. 494-509, 1993.
+    """
+    xs = np.asarray(x, dtype=np.float64).ravel()
+    ys = np.sort(np.asarray(y, dtype=np.float64).ravel())
+    if xs.size == 0 or ys.size == 0:
+        raise RolecheckUsageError("Cliff's delta needs two non-empty samples.")
+    below = np.searchsorted(ys, xs, side="left").sum()  # y < x
+    above = ys.size - np.searchsorted(ys, xs, side="right")  # y > x
+    return float((below - above.sum()) / (xs.size * ys.size))
+
+
+def flip_test(texts_a: Sequence[str], texts_b: Sequence[str]) -> FlipSummary:
+    """Compare how often each arm's text differs from that arm's most common text.
+
+    A greedy decode that flips one token rewrites the rest of the answer; such
+    rare flips are behaviour too, and they are easy to miss in averages.
+
+    Parameters
+    ----------
+    texts_a, texts_b : sequence of str
+        The generated texts of each arm's calls.
+
+    Returns
+    -------
+    FlipSummary
+        Counts, shares and the two-sided Fisher exact p-value.
+
+    References
+    ----------
+    .. [1] R. A. Fisher, "On the interpretation of chi-square from
+       contingency tables, and the calculation of P", J. R. Stat. Soc. 85(1),
+       pp. 87-94, 1922.
+    """
+    if not texts_a or not texts_b:
+        raise RolecheckUsageError("flip_test needs at least one text per arm.")
+    changed = []
+    for texts in (texts_a, texts_b):
+        modal_count = Counter(texts).most_common(1)[0][1]
+        changed.append(len(texts) - modal_count)
+    n_a, n_b = len(texts_a), len(texts_b)
+    table = [[changed[0], n_a - changed[0]], [changed[1], n_b - changed[1]]]
+    p = 1.0 if changed[0] == changed[1] == 0 else float(_sps.fisher_exact(table).pvalue)
+    return FlipSummary(
+        changed_a=changed[0],
+        changed_b=changed[1],
+        n_a=n_a,
+        n_b=n_b,
+        share_a=changed[0] / n_a,
+        share_b=changed[1] / n_b,
+        p_value=p,
+    )
+
+
+# --------------------------------------------------------------------------- difference test
+
+
+@functools.lru_cache(maxsize=32)
+def _all_labellings(n: int, n_a: int) -> FloatArray:
+    """Every 0/1 labelling of ``n`` calls with ``n_a`` ones (read-only, cached)."""
+    total = math.comb(n, n_a)
+    cols = np.fromiter(
+        itertools.chain.from_iterable(itertools.combinations(range(n), n_a)),
+        dtype=np.intp,
+        count=total * n_a,
+    )
+    z = np.zeros((total, n), dtype=np.float64)
+    z[np.repeat(np.arange(total), n_a), cols] = 1.0
+    z.flags.writeable = False
+    return z
+
+
+def _cross_rank_sums(z: FloatArray, rank_matrix: FloatArray, row_sums: FloatArray) -> FloatArray:
+    # For a 0/1 label vector z the pair (i, j) is a cross pair iff z_i + z_j - 2 z_i z_j = 1, so
+    # the sum of ranks over cross pairs (i < j) is z.r - z'Rz with r the row sums of the
+    # symmetric, zero-diagonal rank matrix R. One matmul scores a whole batch of relabellings.
+    return np.asarray(z @ row_sums - np.einsum("pi,pi->p", z @ rank_matrix, z), dtype=np.float64)
+
+
+def permutation_test(
+    distances: npt.ArrayLike,
+    n_a: int,
+    *,
+    seed: int = 0,
+    max_exact: int = MAX_EXACT_RELABELLINGS,
+    n_resamples: int = N_RESAMPLES,
+) -> PermutationResult:
+    """Test whether calls of different arms are further apart than calls of the same arm.
+
+    All pairwise distances (upper triangle) are ranked once (average ranks for
+    ties). The statistic is the Mann-Whitney U of the cross-arm pairs against
+    the within-arm pairs; large U means cross pairs rank high. Its null
+    distribution comes from relabelling *calls* (not pairs) between the arms:
+    every relabelling when there are at most ``max_exact`` of them, otherwise
+    ``n_resamples`` random relabellings drawn from ``numpy.random.Generator``
+    seeded with ``seed``, with ``p = (1 + #{U* >= U}) / (1 + n_resamples)`` so
+    that the same data give the same p-value forever.
+
+    The textbook Mann-Whitney p-value treats the pair distances as independent
+    observations. They are not: the ``n - 1`` distances involving one call
+    share that call, so one unusual call moves many of them together and the
+    effective sample size is far smaller than the number of pairs. Permuting
+    the calls keeps that dependence intact, which makes the test exact under
+    the null hypothesis that all calls are exchangeable.
+
+    Parameters
+    ----------
+    distances : array_like, shape (n_a + n_b, n_a + n_b)
+        Symmetric, zero-diagonal distance matrix; arm A is the first ``n_a``.
+    n_a : int
+        Number of calls in arm A (at least 4 in each arm).
+    seed : int, optional
+        Seed of the random relabellings (only used when not enumerating).
+    max_exact : int, optional
+        Enumerate all ``C(n_a + n_b, n_a)`` relabellings when there are at
+        most this many.
+    n_resamples : int, optional
+        Number of random relabellings otherwise.
+
+    Returns
+    -------
+    PermutationResult
+        U statistic, one-sided p-value (cross larger), relabelling count,
+        whether enumeration was exact, and the smallest reachable p-value.
+
+    Raises
+    ------
+    RolecheckUsageError
+        If the matrix is not a valid distance matrix or an arm has fewer than
+        4 calls.
+
+    References
+    ----------
+    .. [1] H. B. Mann and D. R. Whitney, "On a test of whether one of two
+       random variables is stochastically larger than the other", Ann. Math.
+       Statist. 18(1), pp. 50-60, 1947.
+    .. [2] B. Phipson and G. K. Smyth, "Permutation p-values should never be
+       zero: calculating exact p-values when permutations are randomly
+       drawn", Stat. Appl. Genet. Mol. Biol. 9(1), 2010.
+    .. [3] M. J. Anderson, "A new method for non-parametric multivariate
+       analysis of variance", Austral Ecology 26, pp. 32-46, 2001 (permuting
+       observations, not distances).
+    """
+    d = _validate_matrix(distances, n_a)
+    if max_exact < 0 or n_resamples < 1:
+        raise RolecheckUsageError("max_exact must be >= 0 and n_resamples >= 1.")
+    return _permutation_test(d, n_a, seed=seed, max_exact=max_exact, n_resamples=n_resamples)
+
+
+def _permutation_test(
+    d: FloatArray, n_a: int, *, seed: int, max_exact: int, n_resamples: int
+) -> PermutationResult:
+    n = d.shape[0]
+    n_b = n - n_a
+    iu = np.triu_indices(n, 1)
+    rank_matrix = np.zeros((n, n), dtype=np.float64)
+    rank_matrix[iu] = _sps.rankdata(d[iu], method="average")
+    rank_matrix += rank_matrix.T
+    row_sums = rank_matrix.sum(axis=1)
+
+    z_obs = np.zeros((1, n), dtype=np.float64)
+    z_obs[0, :n_a] = 1.0
+    s_obs = float(_cross_rank_sums(z_obs, rank_matrix, row_sums)[0])
+    n_cross = n_a * n_b
+    u_stat = s_obs - n_cross * (n_cross + 1) / 2
+    # Ranks are multiples of 1/2, so the sums are exact in float64; the tolerance only guards
+    # against a BLAS that reassociates.
+    threshold = s_obs - 1e-9 * max(1.0, abs(s_obs))
+
+    total = math.comb(n, n_a)
+    symmetric = 2 if n_a == n_b else 1  # swapping equal-sized arms gives the same cross pairs
+    if total <= max_exact:
+        z = _all_labellings(n, n_a)
+        count = int(np.count_nonzero(_cross_rank_sums(z, rank_matrix, row_sums) >= threshold))
+        return PermutationResult(
+            statistic=u_stat,
+            p_value=count / total,
+            n_relabellings=total,
+            exact=True,
+            smallest_p=symmetric / total,
+        )
+
+    rng = np.random.default_rng(seed)
+    batch = max(1, _BATCH_CELLS // n)
+    count = 0
+    done = 0
+    while done < n_resamples:
+        size = min(batch, n_resamples - done)
+        z = rng.permuted(np.broadcast_to(z_obs, (size, n)), axis=1)
+        count += int(np.count_nonzero(_cross_rank_sums(z, rank_matrix, row_sums) >= threshold))
+        done += size
+    return PermutationResult(
+        statistic=u_stat,
+        p_value=(1 + count) / (1 + n_resamples),
+        n_relabellings=n_resamples,
+        exact=False,
+        smallest_p=1 / (1 + n_resamples),
+    )
+
+
+def baseline_test(d_a: npt.ArrayLike, d_b: npt.ArrayLike) -> TrialTestResult:
+    """Seed design: are B's trials at a different distance from the baseline than A's?
+
+    Given the baseline call, the per-trial distances of the two arms are
+    independent samples, so ``scipy.stats.mannwhitneyu(d_b, d_a,
+    method="auto")`` is valid here (unlike on pairwise distances). The test is
+    two-sided: when the baseline is an unusual call (a flipped token), B's
+    trials can well be *closer* to it than A's own trials, and that is a
+    difference too. When every distance is tied the test has no information;
+    scipy's one-sided exact method would still return p = 0.58 for 5 + 5
+    ties, so the p-value is set to 1 and the method reported as
+    ``"all-tied"``.
+
+    Parameters
+    ----------
+    d_a, d_b : array_like
+        Distances of each arm's trials to the baseline call.
+
+    Returns
+    -------
+    TrialTestResult
+        U statistic of B vs A, two-sided p-value, and the method used.
+
+    References
+    ----------
+    .. [1] H. B. Mann and D. R. Whitney, "On a test of whether one of two
+       random variables is stochastically larger than the other", Ann. Math.
+       Statist. 18(1), pp. 50-60, 1947.
+    """
+    a, b = _validate_trials(d_a, d_b)
+    pooled = np.concatenate([a, b])
+    if np.all(pooled == pooled[0]):
+        return TrialTestResult(statistic=a.size * b.size / 2, p_value=1.0, method="all-tied")
+    has_ties = np.unique(pooled).size < pooled.size
+    method = "asymptotic" if (a.size > 8 and b.size > 8) or has_ties else "exact"
+    res = _sps.mannwhitneyu(b, a, alternative="two-sided", method="auto")
+    return TrialTestResult(statistic=float(res.statistic), p_value=float(res.pvalue), method=method)
+
+
+# --------------------------------------------------------------------------- equivalence
+
+
+def _t_quantile(df: int, confidence: float = CONFIDENCE) -> float:
+    return float(_sps.t.ppf(confidence, df))
+
+
+def _jackknife_se(replicates: FloatArray) -> float:
+    if not np.all(np.isfinite(replicates)):
+        return math.inf
+    m = replicates.size
+    return float(math.sqrt((m - 1) / m * float(np.sum((replicates - replicates.mean()) ** 2))))
+
+
+def _bound(estimate: float, replicates: FloatArray, n: int, confidence: float) -> Bound:
+    se = _jackknife_se(replicates)
+    tq = _t_quantile(n - 1, confidence)
+    if math.isfinite(estimate) and math.isfinite(se):
+        lower, upper = estimate - tq * se, estimate + tq * se
+    else:
+        lower, upper = -math.inf, math.inf
+    return Bound(estimate=estimate, se=se, lower=lower, upper=upper, t_quantile=tq, df=n - 1)
+
+
+def _ratio(num: FloatArray, den: FloatArray, full_den: float) -> FloatArray:
+    # A leave-one-out jitter that vanishes (all remaining calls identical) leaves the ratio
+    # undefined; NaN makes the standard error infinite so equivalence cannot be claimed on it.
+    tiny = 1e-12 * max(full_den, np.finfo(np.float64).tiny)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(den > tiny, num / np.where(den > tiny, den, 1.0), np.nan)
+
+
+def matrix_equivalence(
+    distances: npt.ArrayLike, n_a: int, *, confidence: float = CONFIDENCE
+) -> EquivalenceResult:
+    """Upper confidence bounds on the change between arms, relative and absolute.
+
+    The relative change is ``rho = T / floor`` with ``T = cross - floor`` (see
+    :func:`energy_statistics`): how much further apart calls of different arms
+    are than calls of the same arm, in units of the call-to-call jitter. Its
+    standard error comes from the delete-one-call jackknife over both arms:
+    each of the ``m = n_a + n_b`` calls is removed in turn, ``T`` and
+    ``floor`` recomputed (removing a call removes all its pairs), and
+    ``SE^2 = (m - 1) / m * sum((rho_i - mean(rho_.))^2)``. Pooling the
+    replicates of both arms this way is slightly conservative compared with
+    the per-arm two-sample jackknife [2]_ (by a factor ``n/(n-1)`` on the
+    variance), which errs on the side of not claiming equivalence. The bound is
+    ``rho + t(confidence, n - 1) * SE`` with ``n = min(n_a, n_b)``. The same
+    rule applied to ``T`` gives the absolute bound.
+
+    Parameters
+    ----------
+    distances : array_like, shape (n_a + n_b, n_a + n_b)
+        Symmetric, zero-diagonal distance matrix; arm A is the first ``n_a``.
+    n_a : int
+        Number of calls in arm A.
+    confidence : float, optional
+        One-sided confidence level of the bounds (0.95).
+
+    Returns
+    -------
+    EquivalenceResult
+        ``ratio`` and ``excess`` bounds. If the jitter floor is 0, or vanishes
+        when one call is left out, the ratio bound is infinite.
+
+    References
+    ----------
+    .. [1] B. Efron and C. Stein, "The jackknife estimate of variance", Ann.
+       Statist. 9(3), pp. 586-596, 1981.
+    .. [2] J. N. Arvesen, "Jackknifing U-statistics", Ann. Math. Statist.
+       40(6), pp. 2076-2100, 1969.
+    """
+    d = _validate_matrix(distances, n_a)
+    return _matrix_equivalence(d, n_a, confidence=confidence)
+
+
+def _pairs(k: int) -> float:
+    return k * (k - 1) / 2
+
+
+def _matrix_equivalence(d: FloatArray, n_a: int, *, confidence: float) -> EquivalenceResult:
+    n_b = d.shape[0] - n_a
+    to_a = d[:, :n_a].sum(axis=1)  # each call's summed distance to the A calls
+    to_b = d[:, n_a:].sum(axis=1)
+    s_aa = to_a[:n_a].sum() / 2
+    s_bb = to_b[n_a:].sum() / 2
+    s_ab = to_b[:n_a].sum()
+
+    # Leave out a call of A: its within-A and cross pairs go; B is untouched.
+    wa_drop_a = (s_aa - to_a[:n_a]) / _pairs(n_a - 1)
+    cross_drop_a = (s_ab - to_b[:n_a]) / ((n_a - 1) * n_b)
+    floor_drop_a = 0.5 * (wa_drop_a + s_bb / _pairs(n_b))
+    # Leave out a call of B.
+    wb_drop_b = (s_bb - to_b[n_a:]) / _pairs(n_b - 1)
+    cross_drop_b = (s_ab - to_a[n_a:]) / (n_a * (n_b - 1))
+    floor_drop_b = 0.5 * (s_aa / _pairs(n_a) + wb_drop_b)
+
+    floor_reps = np.concatenate([floor_drop_a, floor_drop_b])
+    excess_reps = np.concatenate([cross_drop_a, cross_drop_b]) - floor_reps
+
+    floor = 0.5 * (s_aa / _pairs(n_a) + s_bb / _pairs(n_b))
+    excess = s_ab / (n_a * n_b) - floor
+    ratio = excess / floor if floor > 0 else math.inf
+    n = min(n_a, n_b)
+    return EquivalenceResult(
+        ratio=_bound(ratio, _ratio(excess_reps, floor_reps, floor), n, confidence),
+        excess=_bound(excess, excess_reps, n, confidence),
+    )
+
+
+def trial_equivalence(
+    d_a: npt.ArrayLike, d_b: npt.ArrayLike, *, confidence: float = CONFIDENCE
+) -> EquivalenceResult:
+    """Seed design: bounds on how much further B's trials are from the baseline than A's.
+
+    The relative change is ``rho = (mean(d_b) - mean(d_a)) / mean(d_a)``:
+    arm A's mean distance to the baseline plays the jitter floor and arm B's
+    the cross mean, so ``rho`` estimates the same quantity as in the
+    all-pairs design (averaged over baselines). The standard error is the
+    delete-one-trial jackknife over both arms, the bounds
+    ``rho -/+ t(confidence, n - 1) * SE`` with ``n = min(len(d_a), len(d_b))``.
+    Both bounds matter here (see :func:`decide` with ``two_sided=True``): a
+    B that sits much *closer* to an A baseline than A's own trials is not
+    equivalent either. Everything is conditional on the one baseline call:
+    an unusual baseline shifts every distance, which the bounds cannot see
+    (use the all-pairs design).
+
+    Parameters
+    ----------
+    d_a, d_b : array_like
+        Distances of each arm's trials to the baseline call.
+    confidence : float, optional
+        One-sided confidence level of the bounds (0.95).
+
+    Returns
+    -------
+    EquivalenceResult
+        ``ratio`` and ``excess`` (``mean(d_b) - mean(d_a)``) bounds.
+
+    References
+    ----------
+    .. [1] B. Efron and C. Stein, "The jackknife estimate of variance", Ann.
+       Statist. 9(3), pp. 586-596, 1981.
+    """
+    a, b = _validate_trials(d_a, d_b)
+    sa, sb = float(a.sum()), float(b.sum())
+    na, nb = a.size, b.size
+    mean_a_drop = (sa - a) / (na - 1)
+    mean_b_drop = (sb - b) / (nb - 1)
+    floor_reps = np.concatenate([mean_a_drop, np.full(nb, sa / na)])
+    cross_reps = np.concatenate([np.full(na, sb / nb), mean_b_drop])
+    excess_reps = cross_reps - floor_reps
+    floor = sa / na
+    excess = sb / nb - floor
+    ratio = excess / floor if floor > 0 else math.inf
+    n = min(na, nb)
+    return EquivalenceResult(
+        ratio=_bound(ratio, _ratio(excess_reps, floor_reps, floor), n, confidence),
+        excess=_bound(excess, excess_reps, n, confidence),
+    )
+
+
+# --------------------------------------------------------------------------- decision
+
+
+def recommend_trials(bound: Bound, limit: float, n: int, *, two_sided: bool = False) -> int | None:
+    """Trials per arm that would likely settle an inconclusive comparison.
+
+    Assumes the standard error shrinks like ``1/sqrt(n)`` (conservative: under
+    no effect it shrinks faster) and the estimate stays where it is. When the
+    estimate is below the limit this is the ``N`` at which
+    ``estimate + t(N - 1) * SE * sqrt(n / N)`` falls below the limit; when it
+    is at or above the limit, the ``N`` at which the lower bound
+    ``estimate - t * SE * sqrt(n / N)`` clears 0 (a difference becomes
+    detectable). With ``two_sided`` the absolute value of the estimate is
+    used.
+
+    Parameters
+    ----------
+    bound : Bound
+        The equivalence bound observed with ``n`` calls per arm.
+    limit : float
+        The margin (relative) or ``max_excess_tv`` (absolute).
+    n : int
+        Calls per arm (the smaller arm).
+    two_sided : bool, optional
+        Whether equivalence needs both bounds inside ``(-limit, limit)``.
+
+    Returns
+    -------
+    int or None
+        Recommended calls per arm, at least ``n + 1`` and at most
+        :data:`MAX_RECOMMENDED_TRIALS`; ``None`` when it cannot be estimated
+        (zero or infinite standard error, or an estimate of exactly 0 above
+        the limit).
+    """
+    est, se = bound.estimate, bound.se
+    if not (math.isfinite(est) and math.isfinite(se)) or se <= 0:
+        return None
+    if two_sided:
+        est = abs(est)
+    gap = limit - est if est < limit else est
+    if gap <= 0:
+        return None
+    target = float(n)
+    new = target
+    for _ in range(50):  # fixed point: the t quantile depends on the N it helps choose
+        tq = _t_quantile(max(math.ceil(target) - 1, 1))
+        new = min(n * (tq * se / gap) ** 2, float(MAX_RECOMMENDED_TRIALS))
+        if abs(new - target) < 0.01:
+            break
+        target = new
+    return int(min(max(math.ceil(new), n + 1), MAX_RECOMMENDED_TRIALS))
+
+
+def decide(
+    *,
+    p_value: float,
+    alpha: float,
+    bound: Bound,
+    limit: float,
+    n: int,
+    two_sided: bool = False,
+) -> Decision:
+    """Combine the difference test and the equivalence bound into one verdict.
+
+    Rules (strict inequalities as written):
+
+    * ``equivalence_shown = bound.upper < limit`` (with ``two_sided``, also
+      ``bound.lower > -limit``: the seed design, where a negative change is
+      possible);
+    * ``difference_detected = p_value <= alpha``;
+    * verdict ``"equivalent"`` if equivalence is shown, even when a difference
+      is also detected: the user declared changes below ``limit`` acceptable,
+      and a detected-but-bounded change is exactly that (the report notes it);
+    * else ``"different"`` if a difference is detected;
+    * else ``"inconclusive"`` with :func:`recommend_trials`. A non-significant
+      difference test is never read as equivalence.
+
+    The two assertions therefore never both pass on the same data.
+
+    Parameters
+    ----------
+    p_value : float
+        Difference-test p-value.
+    alpha : float
+        Significance level of the difference test.
+    bound : Bound
+        Confidence bounds on the change (relative or absolute).
+    limit : float
+        The margin the bound has to stay under.
+    n : int
+        Calls per arm (the smaller arm), for the recommendation.
+    two_sided : bool, optional
+        Require ``-limit < lower`` as well as ``upper < limit``.
+
+    Returns
+    -------
+    Decision
+
+    References
+    ----------
+    .. [1] D. J. Schuirmann, "A comparison of the two one-sided tests
+       procedure and the power approach for assessing the equivalence of
+       average bioavailability", J. Pharmacokinet. Biopharm. 15(6),
+       pp. 657-680, 1987.
+    """
+    equivalent = bound.upper < limit and (not two_sided or bound.lower > -limit)
+    different = p_value <= alpha
+    verdict: Verdict
+    if equivalent:
+        verdict = "equivalent"
+    elif different:
+        verdict = "different"
+    else:
+        verdict = "inconclusive"
+    recommended = (
+        recommend_trials(bound, limit, n, two_sided=two_sided)
+        if verdict == "inconclusive"
+        else None
+    )
+    return Decision(
+        verdict=verdict,
+        difference_detected=different,
+        equivalence_shown=equivalent,
+        recommended_trials=recommended,
+    )

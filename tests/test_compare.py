@@ -1,0 +1,405 @@
+"""Tests of compare(), Comparison and the assert_* helpers."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import numpy as np
+import pytest
+from _factories import make_response, random_response
+
+from pytest_rolecheck._compare import Comparison, assert_different, assert_equivalent, compare
+from pytest_rolecheck._distances import seed_distance
+from pytest_rolecheck._errors import RolecheckAssertionError, RolecheckUsageError
+from pytest_rolecheck._parse import parse_response
+
+# ---------------------------------------------------------------- helpers
+
+
+def noisy_arm(seed: int, n: int, *, shift: float = 0.0, noise: float = 0.3) -> list[dict[str, Any]]:
+    """n calls of a toy noisy model; ``shift`` perturbs the model (an effect)."""
+    rng = np.random.default_rng(seed)
+    return [
+        random_response(rng, n_tokens=8, top_k=8, vocab_size=40, noise=noise, shift=shift)
+        for _ in range(n)
+    ]
+
+
+def fixed_response(
+    tokens: tuple[str, ...] = (" Yes", ".", " Sure"),
+    *,
+    logprob_shift: float = 0.0,
+    fingerprint: str | None = "fp_1",
+) -> dict[str, Any]:
+    """A deterministic response: each token at logprob -0.1, one alternative at -2.4."""
+    spec = [
+        (tok, -0.1 + logprob_shift, [(tok, -0.1 + logprob_shift), (" other", -2.4)])
+        for tok in tokens
+    ]
+    return make_response(spec, system_fingerprint=fingerprint)
+
+
+# ---------------------------------------------------------------- verdicts on noisy data
+
+
+def test_same_model_is_equivalent() -> None:
+    c = compare(noisy_arm(1, 10), noisy_arm(2, 10), labels=("developer", "system"))
+    assert c.verdict == "equivalent"
+    assert not c.deterministic
+    assert c.ratio_upper is not None
+    assert c.ratio_upper < 0.5
+    assert c.n_a == c.n_b == 10
+    assert c.matrix.shape == (20, 20)
+    assert c.p_value is not None
+    assert 0 < c.p_value <= 1
+    assert c.recommended_trials is None
+
+
+def test_changed_model_is_different() -> None:
+    c = compare(noisy_arm(1, 10), noisy_arm(2, 10, shift=2.0))
+    assert c.verdict == "different"
+    assert c.p_value is not None
+    assert c.p_value <= 0.05
+    assert c.ratio is not None
+    assert c.ratio > 0.5
+    assert c.cliffs_delta > 0.5
+
+
+def test_same_data_same_p_value_and_seed_changes_it_only_slightly() -> None:
+    a, b = noisy_arm(3, 10), noisy_arm(4, 10, shift=0.3)
+    first, again = compare(a, b), compare(a, b)
+    assert first.p_value == again.p_value
+    other = compare(a, b, seed=1)
+    assert first.p_value is not None
+    assert other.p_value is not None
+    assert other.p_value == pytest.approx(first.p_value, abs=0.03)
+
+
+def test_exact_enumeration_for_seven_calls() -> None:
+    c = compare(noisy_arm(1, 7), noisy_arm(2, 7))
+    assert "all 3,432 relabellings" in c.test
+    c10 = compare(noisy_arm(1, 10), noisy_arm(2, 10))
+    assert "9,999 random relabellings" in c10.test
+
+
+def test_inconclusive_recommends_more_trials() -> None:
+    # Same model, but a margin far below what 5 noisy calls can resolve.
+    c = compare(noisy_arm(5, 5), noisy_arm(6, 5), margin=0.05)
+    assert c.verdict == "inconclusive"
+    assert c.recommended_trials is not None
+    assert c.recommended_trials > 5
+    assert c.advice.startswith(f"increase trials to ~{c.recommended_trials} per arm (now 5)")
+    assert "widen the tolerance" in c.advice
+    assert "not evidence of equivalence" in str(c)
+
+
+def test_small_real_difference_within_margin_is_equivalent_with_a_note() -> None:
+    # 20 calls detect a small tail shift (p <= alpha), yet it stays well inside the margin.
+    c = compare(noisy_arm(1, 20), noisy_arm(2, 20, shift=0.2), metric="tok_l1")
+    assert c.difference_detected
+    assert c.equivalence_shown
+    assert c.verdict == "equivalent"
+    assert any("small but real difference" in n for n in c.notes)
+    assert "small but real difference" in str(c)
+    assert "lower margin= below" in c.advice
+
+
+def test_max_excess_tv_uses_the_absolute_rule() -> None:
+    a, b = noisy_arm(1, 10), noisy_arm(2, 10)
+    loose = compare(a, b, metric="tv", max_excess_tv=0.5)
+    assert loose.verdict == "equivalent"
+    assert loose.excess_upper is not None
+    assert loose.excess_upper < 0.5
+    assert "max_excess_tv 0.5" in str(loose)
+    tight = compare(a, b, metric="tv", max_excess_tv=1e-9)
+    assert tight.verdict != "equivalent"
+    assert loose.to_dict()["tv_upper"] == loose.excess_upper
+
+
+# ---------------------------------------------------------------- deterministic backends
+
+
+def test_deterministic_identical_outputs() -> None:
+    arm = [fixed_response() for _ in range(4)]
+    c = compare(arm, [fixed_response() for _ in range(4)])
+    assert c.deterministic
+    assert c.verdict == "equivalent"
+    assert c.p_value is None
+    assert c.ratio is None
+    assert c.floor == 0.0
+    assert "deterministic backend: outputs identical" in str(c)
+
+
+def test_deterministic_different_token_reports_position() -> None:
+    a = [fixed_response() for _ in range(4)]
+    b = [fixed_response((" Yes", ".", " No")) for _ in range(4)]
+    c = compare(a, b)
+    assert c.deterministic
+    assert c.verdict == "different"
+    assert "deterministic backend: outputs different at position 2" in c.headline
+    assert "' Sure' vs ' No'" in c.headline
+
+
+def test_deterministic_same_tokens_different_logprobs() -> None:
+    a = [fixed_response() for _ in range(4)]
+    b = [fixed_response(logprob_shift=-0.05) for _ in range(4)]
+    c = compare(a, b, metric="tok_l1")
+    assert c.verdict == "different"
+    assert "at position 0: same token ' Yes', different logprobs" in c.headline
+
+
+def test_deterministic_difference_below_tolerance_is_equivalent() -> None:
+    a = [fixed_response() for _ in range(4)]
+    b = [fixed_response(logprob_shift=-1e-9) for _ in range(4)]
+    assert compare(a, b, metric="tok_l1").verdict == "equivalent"
+
+
+def test_nearly_deterministic_warns_about_unbounded_ratio() -> None:
+    a = [fixed_response() for _ in range(5)]
+    b = [fixed_response() for _ in range(4)] + [fixed_response((" No", ".", " Sure"))]
+    c = compare(a, b)
+    assert not c.deterministic
+    assert c.ratio_upper == float("inf")
+    assert c.verdict == "inconclusive"
+    assert any("nearly deterministic" in w for w in c.warnings)
+    assert c.to_dict()["ratio_upper"] is None
+
+
+# ---------------------------------------------------------------- seed design
+
+
+def test_seed_design_reproduces_per_trial_distances() -> None:
+    a, b = noisy_arm(1, 11), noisy_arm(2, 10)
+    c = compare(a, b, design="seed", metric="seed")
+    assert c.design == "seed"
+    assert (c.n_a, c.n_b) == (10, 10)
+    base = parse_response(a[0])
+    expected_a = [seed_distance(base, parse_response(r)) for r in a[1:]]
+    expected_b = [seed_distance(base, parse_response(r)) for r in b]
+    assert c.trial_distances_a == pytest.approx(expected_a)
+    assert c.trial_distances_b == pytest.approx(expected_b)
+    assert c.summary_a.mean == pytest.approx(np.mean(expected_a))
+    assert c.summary_a.std == pytest.approx(np.std(expected_a))  # ddof=0, like the forum
+    assert c.floor == pytest.approx(np.mean(expected_a))
+    assert c.excess == pytest.approx(np.mean(expected_b) - np.mean(expected_a))
+    assert "A trials: [" in str(c)
+    assert c.matrix.shape == (20, 20)
+
+
+def test_seed_design_with_explicit_baseline() -> None:
+    a, b = noisy_arm(1, 10), noisy_arm(2, 10)
+    c = compare(a, b, design="seed", baseline=noisy_arm(9, 1)[0])
+    assert (c.n_a, c.n_b) == (10, 10)
+    assert c.baseline is not None
+
+
+def test_seed_design_needs_five_responses_without_baseline() -> None:
+    with pytest.raises(RolecheckUsageError, match="leaving 3 trial"):
+        compare(noisy_arm(1, 4), noisy_arm(2, 4), design="seed")
+
+
+def test_seed_design_all_tied_short_circuit() -> None:
+    base = fixed_response((" Yes", ".", " Sure"))
+    trials = [fixed_response((" No", ".", " Sure")) for _ in range(4)]
+    c = compare(
+        trials,
+        [fixed_response((" No", ".", " Sure")) for _ in range(4)],
+        design="seed",
+        baseline=base,
+    )
+    assert c.verdict == "inconclusive"
+    assert c.p_value == 1.0
+    assert "cannot tell the arms apart" in c.headline
+    assert "0.58" in c.headline
+    assert "design='all-pairs'" in c.advice
+
+
+def test_seed_design_deterministic() -> None:
+    a = [fixed_response() for _ in range(5)]
+    c = compare(a, [fixed_response() for _ in range(4)], design="seed")
+    assert c.deterministic
+    assert c.verdict == "equivalent"
+
+
+# ---------------------------------------------------------------- descriptives and warnings
+
+
+def test_fingerprint_difference_warns() -> None:
+    a = [fixed_response(fingerprint="fp_a") for _ in range(4)]
+    b = [fixed_response(fingerprint="fp_b") for _ in range(4)]
+    c = compare(a, b)
+    assert c.fingerprints_a == ("fp_a",)
+    assert c.fingerprints_b == ("fp_b",)
+    assert any("system_fingerprint differs" in w for w in c.warnings)
+    assert "fp_a" in str(c)
+
+
+def test_flips_are_counted_per_arm() -> None:
+    a = [fixed_response() for _ in range(9)] + [fixed_response((" No", ".", " Sure"))]
+    b = [fixed_response() for _ in range(10)]
+    c = compare(a, b)
+    assert (c.flips.changed_a, c.flips.changed_b) == (1, 0)
+    assert "A 1/10, B 0/10" in str(c)
+
+
+def test_accepts_parsed_calls_and_sdk_objects() -> None:
+    chat = pytest.importorskip("openai.types.chat")
+    a, b = noisy_arm(1, 5), noisy_arm(2, 5)
+    parsed = compare([parse_response(r) for r in a], [parse_response(r) for r in b])
+    objects = compare(
+        [chat.ChatCompletion.model_validate(r) for r in a],
+        [chat.ChatCompletion.model_validate(r) for r in b],
+    )
+    plain = compare(a, b)
+    assert parsed.p_value == objects.p_value == plain.p_value
+    np.testing.assert_array_equal(parsed.matrix, plain.matrix)
+
+
+# ---------------------------------------------------------------- report and export
+
+
+def test_str_report_reads_verdict_first_then_numbers_then_advice() -> None:
+    c = compare(noisy_arm(1, 10), noisy_arm(2, 10, shift=2.0), labels=("developer", "system"))
+    text = str(c)
+    lines = text.splitlines()
+    assert lines[0] == "rolecheck: developer vs system -> DIFFERENT"
+    for needle in ("difference test  p =", "jitter floor", "cross mean", "ratio", "Cliff's delta"):
+        assert needle in text
+    assert "within-arm distances" in text
+    assert lines[-1].startswith("  next: ")
+    assert text.index("DIFFERENT") < text.index("jitter floor") < text.index("next:")
+
+
+def test_to_dict_is_json_serialisable() -> None:
+    c = compare(noisy_arm(1, 6), noisy_arm(2, 6))
+    data = c.to_dict()
+    text = json.dumps(data, allow_nan=False)
+    back = json.loads(text)
+    assert back["verdict"] == c.verdict
+    assert back["matrix"] == c.matrix.tolist()
+    assert back["labels"] == ["A", "B"]
+    assert back["summary_a"]["mean"] == pytest.approx(c.summary_a.mean)
+    assert len(back["texts_a"]) == 6
+    assert "calls_a" not in back
+
+
+def test_matrix_is_read_only() -> None:
+    c = compare(noisy_arm(1, 4), noisy_arm(2, 4))
+    with pytest.raises(ValueError, match="read-only"):
+        c.matrix[0, 1] = 1.0
+
+
+# ---------------------------------------------------------------- validation
+
+
+def test_unknown_metric_lists_available() -> None:
+    with pytest.raises(RolecheckUsageError, match="available: js, tv"):
+        compare(noisy_arm(1, 4), noisy_arm(2, 4), metric="cosine")
+
+
+def test_max_excess_tv_requires_tv() -> None:
+    with pytest.raises(RolecheckUsageError, match="only has that meaning with metric='tv'"):
+        compare(noisy_arm(1, 4), noisy_arm(2, 4), max_excess_tv=0.05)
+
+
+def test_baseline_requires_seed_design() -> None:
+    with pytest.raises(RolecheckUsageError, match="only used by design='seed'"):
+        compare(noisy_arm(1, 4), noisy_arm(2, 4), baseline=noisy_arm(3, 1)[0])
+
+
+@pytest.mark.parametrize(
+    ("options", "match"),
+    [
+        ({"alpha": 1.0}, "strictly between 0 and 1"),
+        ({"margin": 0}, "positive number"),
+        ({"design": "paired"}, "allowed values: 'all-pairs', 'seed'"),
+        ({"seed": -1}, "whole number >= 0"),
+        ({"labels": ("A", "A")}, "two different non-empty strings"),
+        ({"metric": 3}, "neither a metric name nor a callable"),
+    ],
+)
+def test_invalid_options(options: dict[str, Any], match: str) -> None:
+    with pytest.raises(RolecheckUsageError, match=match):
+        compare(noisy_arm(1, 4), noisy_arm(2, 4), **options)
+
+
+def test_alpha_below_smallest_reachable_p_warns() -> None:
+    # 4 + 4 calls: the smallest permutation p-value is 2 / C(8, 4) = 0.029.
+    c = compare(noisy_arm(1, 4), noisy_arm(2, 4), alpha=0.01)
+    assert any("below the smallest p-value" in w and "0.0286" in w for w in c.warnings)
+    assert not any(
+        "smallest p-value" in w for w in compare(noisy_arm(1, 4), noisy_arm(2, 4)).warnings
+    )
+
+
+def test_too_few_calls() -> None:
+    with pytest.raises(RolecheckUsageError, match="arm 'B' has 3 call"):
+        compare(noisy_arm(1, 4), noisy_arm(2, 3))
+
+
+def test_single_response_instead_of_list() -> None:
+    with pytest.raises(RolecheckUsageError, match="wrap it in a list"):
+        compare(noisy_arm(1, 1)[0], noisy_arm(2, 4))
+
+
+def test_custom_metric_callable() -> None:
+    def length_gap(a: Any, b: Any) -> float:
+        return float(abs(len(a.text) - len(b.text)))
+
+    c = compare(noisy_arm(1, 4), noisy_arm(2, 4), metric=length_gap)
+    assert c.metric == "length_gap"
+    assert isinstance(c, Comparison)
+
+
+# ---------------------------------------------------------------- assertions
+
+
+def test_assert_equivalent_returns_the_comparison() -> None:
+    c = assert_equivalent(noisy_arm(1, 10), noisy_arm(2, 10))
+    assert isinstance(c, Comparison)
+    assert c.verdict == "equivalent"
+
+
+def test_assert_equivalent_raises_with_report_and_next_step() -> None:
+    with pytest.raises(RolecheckAssertionError) as info:
+        assert_equivalent(noisy_arm(1, 10), noisy_arm(2, 10, shift=2.0), labels=("dev", "sys"))
+    assert isinstance(info.value, AssertionError)
+    message = str(info.value)
+    assert message.startswith("assert_equivalent failed: dev and sys were not shown equivalent")
+    assert "rolecheck: dev vs sys -> DIFFERENT" in message
+    assert "what to do: if this change is intended, use assert_different" in message
+
+
+def test_assert_different_returns_and_raises() -> None:
+    c = assert_different(noisy_arm(1, 10), noisy_arm(2, 10, shift=2.0))
+    assert c.verdict == "different"
+    with pytest.raises(RolecheckAssertionError, match="assert_different failed") as info:
+        assert_different(noisy_arm(1, 10), noisy_arm(2, 10))
+    assert "lower margin=" in str(info.value)
+
+
+def test_assert_inconclusive_message_recommends_trials() -> None:
+    with pytest.raises(RolecheckAssertionError, match="what to do: increase trials"):
+        assert_equivalent(noisy_arm(5, 5), noisy_arm(6, 5), margin=0.05)
+
+
+def test_assertion_traceback_hides_internals(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        test_hidden="""
+        from pytest_rolecheck._compare import assert_different
+        from _factories import make_response
+
+        def call(tok):
+            return make_response([(tok, -0.1, [(tok, -0.1), (" x", -2.4)])])
+
+        def test_it():
+            assert_different([call(" a")] * 4, [call(" a")] * 4)
+        """
+    )
+    pytester.syspathinsert(str(__import__("pathlib").Path(__file__).parent))
+    result = pytester.runpytest("-q")
+    result.assert_outcomes(failed=1)
+    out = result.stdout.str()
+    assert "assert_different failed" in out
+    assert "result = compare(" not in out  # our frames are hidden

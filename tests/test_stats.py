@@ -1,0 +1,451 @@
+"""Tests of the statistics (pure numbers: distance matrices and distance vectors)."""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections.abc import Sequence
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from scipy import stats as sps
+
+from pytest_rolecheck._errors import RolecheckUsageError
+from pytest_rolecheck._stats import (
+    MIN_CALLS_PER_ARM,
+    Bound,
+    baseline_test,
+    cliffs_delta,
+    decide,
+    energy_statistics,
+    flip_test,
+    matrix_equivalence,
+    permutation_test,
+    recommend_trials,
+    split_pairs,
+    summarize,
+    trial_equivalence,
+    validate_arm_sizes,
+    validate_options,
+)
+
+# ---------------------------------------------------------------- helpers
+
+
+def points_matrix(points: Sequence[float]) -> np.ndarray:
+    """Absolute-difference distances between 1-D points (a metric)."""
+    x = np.asarray(points, dtype=float)
+    return np.asarray(np.abs(x[:, None] - x[None, :]), dtype=float)
+
+
+def naive_u(d: np.ndarray, labels: np.ndarray) -> float:
+    """Mann-Whitney U of cross pairs vs within pairs, from scipy, for one labelling."""
+    n = d.shape[0]
+    cross: list[float] = []
+    within: list[float] = []
+    for i, j in itertools.combinations(range(n), 2):
+        (cross if labels[i] != labels[j] else within).append(d[i, j])
+    return float(sps.mannwhitneyu(cross, within).statistic)
+
+
+def brute_force_p(d: np.ndarray, n_a: int) -> float:
+    """Permutation p-value by enumerating every relabelling with a plain loop."""
+    n = d.shape[0]
+    observed = np.array([1] * n_a + [0] * (n - n_a))
+    u_obs = naive_u(d, observed)
+    count = total = 0
+    for subset in itertools.combinations(range(n), n_a):
+        labels = np.zeros(n, dtype=int)
+        labels[list(subset)] = 1
+        total += 1
+        count += naive_u(d, labels) >= u_obs - 1e-9
+    return count / total
+
+
+def naive_energy(d: np.ndarray, keep_a: list[int], keep_b: list[int]) -> tuple[float, float]:
+    """(floor, excess) from explicit loops over the kept calls."""
+    wa = [d[i, j] for i, j in itertools.combinations(keep_a, 2)]
+    wb = [d[i, j] for i, j in itertools.combinations(keep_b, 2)]
+    cr = [d[i, j] for i in keep_a for j in keep_b]
+    floor = 0.5 * (np.mean(wa) + np.mean(wb))
+    return float(floor), float(np.mean(cr) - floor)
+
+
+def random_matrix(rng: np.random.Generator, n: int, shift: float = 0.0, n_a: int = 0) -> np.ndarray:
+    x = rng.standard_normal((n, 3))
+    x[n_a:] += shift
+    return np.asarray(np.sqrt(((x[:, None, :] - x[None, :, :]) ** 2).sum(-1)), dtype=float)
+
+
+# ---------------------------------------------------------------- energy statistics
+
+
+def test_energy_statistics_hand_computed() -> None:
+    # A = points 0, 1, 2, 3 ; B = points 1, 2, 3, 4 (|x - y| distances).
+    d = points_matrix([0, 1, 2, 3, 1, 2, 3, 4])
+    e = energy_statistics(d, 4)
+    # within A: pairs 1,2,3,1,2,1 -> 10/6 ; same for B.
+    assert e.within_a == pytest.approx(10 / 6)
+    assert e.within_b == pytest.approx(10 / 6)
+    # cross: sum over a in 0..3, b in 1..4 of |a - b| = 24 -> 24/16 ... computed explicitly:
+    cross = np.mean([abs(a - b) for a in range(4) for b in range(1, 5)])
+    assert e.cross == pytest.approx(cross)
+    assert e.floor == pytest.approx(10 / 6)
+    assert e.excess == pytest.approx(cross - 10 / 6)
+    wa, wb, cr = split_pairs(d, 4)
+    assert len(wa) == len(wb) == 6
+    assert len(cr) == 16
+
+
+def test_identical_calls_have_zero_floor() -> None:
+    d = np.zeros((8, 8))
+    e = energy_statistics(d, 4)
+    assert e.floor == 0.0
+    assert e.excess == 0.0
+
+
+# ---------------------------------------------------------------- permutation test
+
+
+def test_permutation_p_hand_computed_extreme_split() -> None:
+    # Two tight clusters: every cross distance exceeds every within distance, so the observed
+    # labelling has the largest possible U. Only it and its mirror (A <-> B) reach it:
+    # p = 2 / C(8, 4) = 2 / 70.
+    d = points_matrix([0.0, 0.1, 0.2, 0.3, 10.0, 10.1, 10.2, 10.3])
+    res = permutation_test(d, 4)
+    assert res.exact
+    assert res.n_relabellings == 70
+    n_cross, n_within = 16, 12
+    assert res.statistic == n_cross * n_within
+    assert res.p_value == pytest.approx(2 / 70)
+    assert res.smallest_p == pytest.approx(2 / 70)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2, 3])
+def test_permutation_p_matches_brute_force(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    # 4 + 5 calls; distances rounded to create ties (average ranks must match scipy's).
+    d = np.round(random_matrix(rng, 9, shift=0.8, n_a=4), 1)
+    res = permutation_test(d, 4)
+    assert res.exact
+    assert res.statistic == pytest.approx(naive_u(d, np.array([1] * 4 + [0] * 5)))
+    assert res.p_value == pytest.approx(brute_force_p(d, 4))
+
+
+def test_monte_carlo_p_close_to_exact_and_reproducible() -> None:
+    rng = np.random.default_rng(5)
+    d = random_matrix(rng, 12, shift=0.6, n_a=6)
+    exact = permutation_test(d, 6)  # C(12, 6) = 924 <= 10^4
+    assert exact.exact
+    mc = permutation_test(d, 6, max_exact=0, seed=3)
+    assert not mc.exact
+    assert mc.n_relabellings == 9_999
+    # Monte Carlo standard error at p ~ 0.1 is ~0.003.
+    assert mc.p_value == pytest.approx(exact.p_value, abs=0.015)
+    assert permutation_test(d, 6, max_exact=0, seed=3).p_value == mc.p_value
+    assert mc.p_value >= 1 / 10_000
+
+
+def test_monte_carlo_p_formula_counts_the_observed_labelling() -> None:
+    d = points_matrix([0.0, 0.1, 0.2, 0.3, 0.4, 9.0, 9.1, 9.2, 9.3, 9.4])
+    res = permutation_test(d, 5, max_exact=0, n_resamples=99, seed=0)
+    # Random relabellings almost never reproduce the perfect split: p = (1 + k) / (1 + 99).
+    assert res.p_value == pytest.approx((1 + round(res.p_value * 100 - 1)) / 100)
+    assert res.p_value <= 0.05
+
+
+def test_exact_threshold_switches_at_ten_thousand() -> None:
+    rng = np.random.default_rng(0)
+    assert permutation_test(random_matrix(rng, 14), 7).exact  # 3,432
+    assert not permutation_test(random_matrix(rng, 16), 8).exact  # 12,870
+    assert not permutation_test(random_matrix(rng, 20), 10).exact  # 184,756
+
+
+@settings(max_examples=25, deadline=None)
+@given(seed=st.integers(0, 10_000), power=st.sampled_from([0.5, 2.0, 3.0]))
+def test_p_value_invariant_to_monotone_transform(seed: int, power: float) -> None:
+    rng = np.random.default_rng(seed)
+    d = random_matrix(rng, 10, shift=0.3, n_a=5)
+    assert permutation_test(d, 5).p_value == permutation_test(d**power, 5).p_value
+
+
+@settings(max_examples=25, deadline=None)
+@given(seed=st.integers(0, 10_000))
+def test_p_value_invariant_to_order_within_arms(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    d = random_matrix(rng, 10, shift=0.3, n_a=5)
+    order = np.concatenate([rng.permutation(5), 5 + rng.permutation(5)])
+    res = permutation_test(d, 5)
+    shuffled = permutation_test(d[np.ix_(order, order)], 5)
+    assert shuffled.p_value == res.p_value
+    assert shuffled.statistic == res.statistic
+    assert 0 < res.p_value <= 1
+
+
+def test_p_values_roughly_uniform_under_no_effect() -> None:
+    """Calibration smoke test: exchangeable calls, 5 + 5 (exact), 300 replications."""
+    rng = np.random.default_rng(12345)
+    ps = np.array([permutation_test(random_matrix(rng, 10), 5).p_value for _ in range(300)])
+    # Size at alpha = 0.05 is at most 0.05 by construction (exact test); allow Monte Carlo error.
+    assert np.mean(ps <= 0.05) <= 0.09
+    assert 0.38 <= np.mean(ps <= 0.5) <= 0.62
+    # And the test has power when the arms differ.
+    shifted = [permutation_test(random_matrix(rng, 10, 3.0, 5), 5).p_value for _ in range(20)]
+    assert np.mean(np.array(shifted) <= 0.05) >= 0.9
+
+
+def test_textbook_mwu_on_pairs_is_not_what_we_compute() -> None:
+    # With pairs sharing calls, scipy's MWU p-value on pairs differs from the permutation p.
+    rng = np.random.default_rng(1)
+    d = random_matrix(rng, 10, shift=0.4, n_a=5)
+    wa, wb, cr = split_pairs(d, 5)
+    textbook = sps.mannwhitneyu(cr, np.concatenate([wa, wb]), alternative="greater").pvalue
+    assert permutation_test(d, 5).p_value != pytest.approx(textbook, abs=1e-6)
+
+
+# ---------------------------------------------------------------- jackknife
+
+
+@pytest.mark.parametrize(("n_a", "n_b", "seed"), [(4, 4, 0), (5, 7, 1), (10, 10, 2)])
+def test_matrix_jackknife_matches_naive_loop(n_a: int, n_b: int, seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    d = random_matrix(rng, n_a + n_b, shift=0.5, n_a=n_a)
+    a, b = list(range(n_a)), list(range(n_a, n_a + n_b))
+    floor, excess = naive_energy(d, a, b)
+    reps_ratio, reps_excess = [], []
+    for drop in range(n_a + n_b):
+        f, t = naive_energy(d, [i for i in a if i != drop], [j for j in b if j != drop])
+        reps_ratio.append(t / f)
+        reps_excess.append(t)
+    m = n_a + n_b
+
+    def se(reps: list[float]) -> float:
+        r = np.array(reps)
+        return math.sqrt((m - 1) / m * np.sum((r - r.mean()) ** 2))
+
+    tq = sps.t.ppf(0.95, min(n_a, n_b) - 1)
+    res = matrix_equivalence(d, n_a)
+    assert res.ratio.estimate == pytest.approx(excess / floor)
+    assert res.ratio.se == pytest.approx(se(reps_ratio))
+    assert res.ratio.upper == pytest.approx(excess / floor + tq * se(reps_ratio))
+    assert res.excess.estimate == pytest.approx(excess)
+    assert res.excess.se == pytest.approx(se(reps_excess))
+    assert res.ratio.df == min(n_a, n_b) - 1
+
+
+def test_jackknife_unbounded_when_floor_vanishes_without_one_call() -> None:
+    # All calls identical except one B call: leaving it out makes the floor 0.
+    d = np.zeros((8, 8))
+    d[7, :7] = d[:7, 7] = 1.0
+    res = matrix_equivalence(d, 4)
+    assert res.ratio.estimate == pytest.approx(0.0)
+    assert math.isinf(res.ratio.upper)
+    assert math.isfinite(res.excess.upper)
+
+
+def test_trial_jackknife_matches_naive_loop() -> None:
+    d_a = np.array([0.40, 0.51, 0.51, 0.36, 0.45, 0.21, 0.43, 0.54, 0.40, 0.44])
+    d_b = np.array([0.44, 0.49, 2.03, 0.26, 0.46, 0.39, 0.54, 0.39, 0.49, 0.49])
+    reps = []
+    for i in range(10):
+        reps.append((d_b.mean() - np.delete(d_a, i).mean()) / np.delete(d_a, i).mean())
+    for j in range(10):
+        reps.append((np.delete(d_b, j).mean() - d_a.mean()) / d_a.mean())
+    r = np.array(reps)
+    se = math.sqrt(19 / 20 * np.sum((r - r.mean()) ** 2))
+    res = trial_equivalence(d_a, d_b)
+    rho = (d_b.mean() - d_a.mean()) / d_a.mean()
+    assert res.ratio.estimate == pytest.approx(rho)
+    assert res.ratio.se == pytest.approx(se)
+    tq = sps.t.ppf(0.95, 9)
+    assert res.ratio.upper == pytest.approx(rho + tq * se)
+    assert res.ratio.lower == pytest.approx(rho - tq * se)
+
+
+# ---------------------------------------------------------------- seed design test
+
+
+def test_baseline_test_matches_scipy_two_sided() -> None:
+    d_a = [0.40, 0.51, 0.52, 0.36, 0.45, 0.21, 0.43, 0.54, 0.39, 0.44]
+    d_b = [0.44, 0.49, 2.03, 0.26, 0.46, 0.38, 0.55, 0.37, 0.48, 0.50]
+    res = baseline_test(d_a, d_b)
+    expected = sps.mannwhitneyu(d_b, d_a, method="auto")
+    assert res.p_value == pytest.approx(expected.pvalue)
+    assert res.statistic == pytest.approx(expected.statistic)
+    assert res.method == "asymptotic"
+    small = baseline_test(d_a[:5], d_b[:5])
+    assert small.method == "exact"
+
+
+def test_baseline_test_all_tied_short_circuits() -> None:
+    # scipy's one-sided exact method reports p ~ 0.58 for 5 + 5 ties: not evidence of anything.
+    assert sps.mannwhitneyu([1.0] * 5, [1.0] * 5, alternative="greater", method="exact").pvalue == (
+        pytest.approx(0.579, abs=1e-3)
+    )
+    res = baseline_test([0.3] * 5, [0.3] * 5)
+    assert res.method == "all-tied"
+    assert res.p_value == 1.0
+
+
+# ---------------------------------------------------------------- descriptives
+
+
+def test_cliffs_delta_hand_computed() -> None:
+    assert cliffs_delta([3, 4], [1, 2]) == 1.0
+    assert cliffs_delta([1, 2], [3, 4]) == -1.0
+    # pairs (x, y): (1,2) <, (2,2) =, (3,2) > -> (1 - 1) / 3
+    assert cliffs_delta([1, 2, 3], [2]) == 0.0
+    # x = [2, 3] vs y = [1, 2, 2]: greater 1+1+1 (3>all) ... count: 2>1, 3>1, 3>2, 3>2 = 4; less 0
+    assert cliffs_delta([2, 3], [1, 2, 2]) == pytest.approx(4 / 6)
+
+
+@settings(max_examples=30, deadline=None)
+@given(
+    x=st.lists(st.integers(0, 5), min_size=1, max_size=12),
+    y=st.lists(st.integers(0, 5), min_size=1, max_size=12),
+)
+def test_cliffs_delta_equals_rescaled_u(x: list[int], y: list[int]) -> None:
+    u = sps.mannwhitneyu(x, y).statistic
+    assert cliffs_delta(x, y) == pytest.approx(2 * u / (len(x) * len(y)) - 1)
+
+
+def test_summarize_uses_population_std() -> None:
+    s = summarize([1.0, 2.0, 3.0, 4.0])
+    assert (s.mean, s.min, s.max, s.n) == (2.5, 1.0, 4.0, 4)
+    assert s.std == pytest.approx(np.std([1, 2, 3, 4]))  # ddof=0, as the seed printed
+
+
+def test_flip_test_counts_and_fisher() -> None:
+    a = ["Yes"] * 9 + ["No"]
+    b = ["Yes"] * 4 + ["No"] * 6  # modal "No": 4 differ
+    res = flip_test(a, b)
+    assert (res.changed_a, res.changed_b) == (1, 4)
+    assert res.share_a == 0.1
+    assert res.share_b == 0.4
+    assert res.p_value == pytest.approx(sps.fisher_exact([[1, 9], [4, 6]]).pvalue)
+    same = flip_test(["x"] * 5, ["y"] * 5)
+    assert same.p_value == 1.0
+    assert same.changed_a == same.changed_b == 0
+
+
+# ---------------------------------------------------------------- decision rules
+
+
+def bound(est: float, se: float, n: int = 10) -> Bound:
+    tq = float(sps.t.ppf(0.95, n - 1))
+    return Bound(
+        estimate=est, se=se, lower=est - tq * se, upper=est + tq * se, t_quantile=tq, df=n - 1
+    )
+
+
+def test_decide_equivalence_wins_over_a_small_real_difference() -> None:
+    d = decide(p_value=0.01, alpha=0.05, bound=bound(0.1, 0.05), limit=0.5, n=10)
+    assert d.verdict == "equivalent"
+    assert d.difference_detected
+    assert d.equivalence_shown
+    assert d.recommended_trials is None
+
+
+def test_decide_different() -> None:
+    d = decide(p_value=0.01, alpha=0.05, bound=bound(1.0, 0.3), limit=0.5, n=10)
+    assert d.verdict == "different"
+    assert not d.equivalence_shown
+
+
+def test_decide_non_significant_is_never_equivalence() -> None:
+    d = decide(p_value=0.6, alpha=0.05, bound=bound(0.2, 0.4), limit=0.5, n=10)
+    assert d.verdict == "inconclusive"
+    assert d.recommended_trials is not None
+    assert d.recommended_trials > 10
+
+
+def test_decide_bound_exactly_at_margin_is_not_equivalent() -> None:
+    b = Bound(estimate=0.3, se=0.1, lower=0.1, upper=0.5, t_quantile=2.0, df=9)
+    assert decide(p_value=0.5, alpha=0.05, bound=b, limit=0.5, n=10).verdict == "inconclusive"
+
+
+def test_decide_two_sided_needs_the_lower_bound_too() -> None:
+    b = bound(-0.45, 0.1)
+    assert decide(p_value=0.5, alpha=0.05, bound=b, limit=0.5, n=10).verdict == "equivalent"
+    two = decide(p_value=0.5, alpha=0.05, bound=b, limit=0.5, n=10, two_sided=True)
+    assert two.verdict == "inconclusive"
+
+
+def test_recommend_trials_is_the_smallest_n_that_clears_the_margin() -> None:
+    est, se, n, limit = 0.2, 0.25, 10, 0.5
+    rec = recommend_trials(bound(est, se, n), limit, n)
+    assert rec is not None
+
+    def upper(m: int) -> float:
+        return est + float(sps.t.ppf(0.95, m - 1)) * se * math.sqrt(n / m)
+
+    assert upper(rec) < limit
+    assert upper(rec - 1) >= limit
+
+
+def test_recommend_trials_when_estimate_is_beyond_the_margin() -> None:
+    # Aim: the lower bound clears 0 (difference detectable).
+    est, se, n = 0.8, 0.6, 10
+    rec = recommend_trials(bound(est, se, n), 0.5, n)
+    assert rec is not None
+    assert est - sps.t.ppf(0.95, rec - 1) * se * math.sqrt(n / rec) > 0
+    assert recommend_trials(bound(0.2, 0.0), 0.5, 10) is None
+    assert recommend_trials(bound(0.2, math.inf), 0.5, 10) is None
+
+
+# ---------------------------------------------------------------- validation
+
+
+@pytest.mark.parametrize(("n_a", "n_b"), [(3, 10), (10, 3), (0, 4)])
+def test_too_few_calls_are_refused_with_the_reason(n_a: int, n_b: int) -> None:
+    with pytest.raises(RolecheckUsageError, match="at least 4 per arm") as info:
+        validate_arm_sizes(n_a, n_b, ("dev", "sys"))
+    message = str(info.value)
+    assert "never reach p <= 0.05" in message
+    assert "jackknife" in message
+    assert "trials" in message
+    assert MIN_CALLS_PER_ARM == 4
+
+
+def test_matrix_functions_refuse_small_arms() -> None:
+    with pytest.raises(RolecheckUsageError, match="at least 4"):
+        permutation_test(np.zeros((7, 7)), 3)
+
+
+@pytest.mark.parametrize("alpha", [0, 1, 1.5, -0.1, float("nan"), True, "0.05"])
+def test_bad_alpha(alpha: object) -> None:
+    with pytest.raises(RolecheckUsageError, match="strictly between 0 and 1"):
+        validate_options(alpha=alpha, margin=0.5, max_excess_tv=None, design="all-pairs")  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("margin", [0, -1, float("inf"), float("nan"), None])
+def test_bad_margin(margin: object) -> None:
+    with pytest.raises(RolecheckUsageError, match="positive number"):
+        validate_options(alpha=0.05, margin=margin, max_excess_tv=None, design="all-pairs")  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("tol", [0, 1.5, -0.1, float("nan")])
+def test_bad_max_excess_tv(tol: float) -> None:
+    with pytest.raises(RolecheckUsageError, match=r"\(0, 1\]"):
+        validate_options(alpha=0.05, margin=0.5, max_excess_tv=tol, design="all-pairs")
+
+
+def test_unknown_design_lists_allowed_values() -> None:
+    with pytest.raises(RolecheckUsageError, match="'all-pairs', 'seed'"):
+        validate_options(alpha=0.05, margin=0.5, max_excess_tv=None, design="pairs")
+
+
+@pytest.mark.parametrize(
+    ("matrix", "match"),
+    [
+        (np.zeros((8, 7)), "square"),
+        (np.full((8, 8), -1.0) - np.diag(np.full(8, -1.0)), "negative"),
+        (np.where(np.eye(8) == 1, 0.0, np.nan), "NaN"),
+        (np.triu(np.ones((8, 8)), 1), "symmetric"),
+    ],
+)
+def test_bad_matrices(matrix: np.ndarray, match: str) -> None:
+    with pytest.raises(RolecheckUsageError, match=match):
+        energy_statistics(matrix, 4)
