@@ -174,7 +174,11 @@ def test_control(rolecheck):
 
 
 def test_example_suite_replays_offline_with_network_blocked(tmp_path: Path) -> None:
-    """The README's main job: the shipped examples, from the committed cassettes."""
+    """The README's main job: the shipped examples, from the committed cassettes.
+
+    Also renders the HTML report of the examples and checks its content.
+    """
+    pytest.importorskip("matplotlib")
     report = tmp_path / "examples.json"
     completed = subprocess.run(
         [
@@ -187,6 +191,7 @@ def test_example_suite_replays_offline_with_network_blocked(tmp_path: Path) -> N
             "--disable-socket",
             "--allow-unix-socket",
             f"--rolecheck-report={report}",
+            f"--rolecheck-report-dir={tmp_path / 'html'}",
         ],
         cwd=ROOT,
         capture_output=True,
@@ -203,3 +208,14 @@ def test_example_suite_replays_offline_with_network_blocked(tmp_path: Path) -> N
     assert verdicts["test_control_instruction_wording_differs"] == "different"
     assert verdicts["test_developer_rewritten_as_system_is_equivalent"] == "equivalent"
     assert verdicts["test_sampled_same_prompt_is_equivalent"] == "equivalent"
+    assert verdicts["test_tools_via_api_vs_described_in_system_prompt"] == "different"
+
+    # The HTML report of the shipped examples: every comparison, its verdict, its plots.
+    html = (tmp_path / "html" / "rolecheck-report.html").read_text()
+    for row in rows:
+        assert row["title"] in html
+    assert html.count("equivalent") >= 2
+    assert html.count("different") >= 3
+    images = html.count('src="data:image/png;base64,')
+    assert images >= 2 * len(rows), images  # distances + divergence per logprob comparison
+    assert "<script" not in html  # self-contained, nothing to fetch or run
