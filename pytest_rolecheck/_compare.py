@@ -781,7 +781,12 @@ def _statistical(
         )
         advice = _inconclusive_advice(decision.recommended_trials, bound, reach, limit, opts, n)
 
-    return Comparison(
+    return _assemble(
+        core,
+        calls_a,
+        calls_b,
+        opts,
+        (delta, flips, fp_a, fp_b),
         verdict=decision.verdict,
         p_value=p_value,
         floor=core.floor,
@@ -793,32 +798,9 @@ def _statistical(
         excess_upper=eq.excess.upper,
         excess_lower=eq.excess.lower,
         excess_se=eq.excess.se,
-        n_a=core.n_a,
-        n_b=core.n_b,
         deterministic=False,
-        metric=opts.metric,
-        design=opts.design,
-        alpha=opts.alpha,
-        margin=opts.margin,
-        max_excess_tv=opts.max_excess_tv,
-        labels=opts.labels,
-        summary_a=core.summary_a,
-        summary_b=core.summary_b,
-        within_a=core.within_a,
-        within_b=core.within_b,
-        cross=core.cross,
-        matrix=_readonly(core.matrix),
-        trial_distances_a=core.trial_distances_a,
-        trial_distances_b=core.trial_distances_b,
-        cliffs_delta=delta,
-        flips=flips,
-        fingerprints_a=fp_a,
-        fingerprints_b=fp_b,
         warnings=tuple(warnings),
         recommended_trials=decision.recommended_trials,
-        calls_a=tuple(calls_a),
-        calls_b=tuple(calls_b),
-        baseline=core.baseline,
         advice=advice,
         headline=headline,
         notes=tuple(notes),
@@ -826,7 +808,6 @@ def _statistical(
         test=test,
         difference_detected=decision.difference_detected,
         equivalence_shown=decision.equivalence_shown,
-        seed=opts.seed,
     )
 
 
@@ -856,6 +837,45 @@ def _inconclusive_advice(
             f"({knob}) instead."
         )
     return f"increase trials to ~{recommended} per arm (now {n}) {widen}."
+
+
+def _assemble(
+    core: _Core,
+    calls_a: Sequence[ParsedCall],
+    calls_b: Sequence[ParsedCall],
+    opts: _Options,
+    descriptives: tuple[float, FlipSummary, tuple[str, ...], tuple[str, ...]],
+    **outcome: Any,
+) -> Comparison:
+    """Build the :class:`Comparison` from what every verdict path shares plus ``outcome``."""
+    delta, flips, fp_a, fp_b = descriptives
+    return Comparison(
+        n_a=core.n_a,
+        n_b=core.n_b,
+        metric=opts.metric,
+        design=opts.design,
+        alpha=opts.alpha,
+        margin=opts.margin,
+        max_excess_tv=opts.max_excess_tv,
+        labels=opts.labels,
+        summary_a=core.summary_a,
+        summary_b=core.summary_b,
+        within_a=core.within_a,
+        within_b=core.within_b,
+        cross=core.cross,
+        matrix=_readonly(core.matrix),
+        trial_distances_a=core.trial_distances_a,
+        trial_distances_b=core.trial_distances_b,
+        cliffs_delta=delta,
+        flips=flips,
+        fingerprints_a=fp_a,
+        fingerprints_b=fp_b,
+        calls_a=tuple(calls_a),
+        calls_b=tuple(calls_b),
+        baseline=core.baseline,
+        seed=opts.seed,
+        **outcome,
+    )
 
 
 def _readonly(matrix: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
@@ -923,7 +943,12 @@ def _deterministic(
             "if the change is intended, assert it with assert_different(...); otherwise the "
             "variants really produce different outputs on this backend; inspect the texts."
         )
-    return Comparison(
+    return _assemble(
+        core,
+        calls_a,
+        calls_b,
+        opts,
+        (delta, flips, fp_a, fp_b),
         verdict=verdict,
         p_value=None,
         floor=0.0,
@@ -935,32 +960,9 @@ def _deterministic(
         excess_upper=None,
         excess_lower=None,
         excess_se=None,
-        n_a=core.n_a,
-        n_b=core.n_b,
         deterministic=True,
-        metric=opts.metric,
-        design=opts.design,
-        alpha=opts.alpha,
-        margin=opts.margin,
-        max_excess_tv=opts.max_excess_tv,
-        labels=opts.labels,
-        summary_a=core.summary_a,
-        summary_b=core.summary_b,
-        within_a=core.within_a,
-        within_b=core.within_b,
-        cross=core.cross,
-        matrix=_readonly(core.matrix),
-        trial_distances_a=core.trial_distances_a,
-        trial_distances_b=core.trial_distances_b,
-        cliffs_delta=delta,
-        flips=flips,
-        fingerprints_a=fp_a,
-        fingerprints_b=fp_b,
         warnings=tuple(warnings),
         recommended_trials=None,
-        calls_a=tuple(calls_a),
-        calls_b=tuple(calls_b),
-        baseline=core.baseline,
         advice=advice,
         headline=headline,
         notes=(),
@@ -968,7 +970,6 @@ def _deterministic(
         test="deterministic backend: every within-arm distance is 0",
         difference_detected=not equivalent,
         equivalence_shown=equivalent,
-        seed=opts.seed,
     )
 
 
@@ -991,7 +992,12 @@ def _all_tied(
         f"baseline, so the seed design cannot tell the arms apart (no p-value is meaningful; "
         f"scipy's exact test would report 0.58 for any such data)."
     )
-    return Comparison(
+    return _assemble(
+        core,
+        calls_a,
+        calls_b,
+        opts,
+        (delta, flips, fp_a, fp_b),
         verdict="inconclusive",
         p_value=1.0,
         floor=core.floor,
@@ -1003,32 +1009,9 @@ def _all_tied(
         excess_upper=None,
         excess_lower=None,
         excess_se=None,
-        n_a=core.n_a,
-        n_b=core.n_b,
         deterministic=False,
-        metric=opts.metric,
-        design=opts.design,
-        alpha=opts.alpha,
-        margin=opts.margin,
-        max_excess_tv=opts.max_excess_tv,
-        labels=opts.labels,
-        summary_a=core.summary_a,
-        summary_b=core.summary_b,
-        within_a=core.within_a,
-        within_b=core.within_b,
-        cross=core.cross,
-        matrix=_readonly(core.matrix),
-        trial_distances_a=core.trial_distances_a,
-        trial_distances_b=core.trial_distances_b,
-        cliffs_delta=delta,
-        flips=flips,
-        fingerprints_a=fp_a,
-        fingerprints_b=fp_b,
         warnings=tuple(warnings),
         recommended_trials=None,
-        calls_a=tuple(calls_a),
-        calls_b=tuple(calls_b),
-        baseline=core.baseline,
         advice="use design='all-pairs', which compares the calls with each other.",
         headline=headline,
         notes=(),
@@ -1036,7 +1019,6 @@ def _all_tied(
         test=test,
         difference_detected=False,
         equivalence_shown=False,
-        seed=opts.seed,
     )
 
 
