@@ -224,10 +224,12 @@ def _merge_logprobs(values: Sequence[float]) -> float:
 
 
 def _mapping(obj: Any, where: str) -> Mapping[str, Any]:
-    if isinstance(obj, Mapping):
+    # JSON is plain dicts: an exact type test is much cheaper than the ABC isinstance check.
+    if type(obj) is dict:
         return obj
     try:
-        return as_dict(obj)
+        # Shallow: read an SDK object's fields in place; nested objects come back here.
+        return as_dict(obj, shallow=True)
     except TypeError:
         raise ResponseFormatError(
             f"{where} should be an object, got {type(obj).__name__}; pass the response "
@@ -237,6 +239,8 @@ def _mapping(obj: Any, where: str) -> Mapping[str, Any]:
 
 
 def _logprob(value: Any, where: str) -> float:
+    if type(value) is float and LOGPROB_FLOOR <= value <= 0.0:
+        return value  # the JSON case, already in range (NaN fails the comparison)
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise ResponseFormatError(
             f"{where}: logprob should be a number, got {value!r}; the server sent a malformed "
@@ -245,26 +249,36 @@ def _logprob(value: Any, where: str) -> float:
     return clamp_logprob(float(value))
 
 
-def _bytes(value: Any, where: str) -> list[int] | None:
+_PLAIN_INT = frozenset({int})
+
+
+def _bytes(value: Any, where: str) -> bytes | None:
     if value is None:
         return None
     if isinstance(value, bytes | bytearray):
-        return list(value)
-    if (
+        return bytes(value)
+    # JSON gives a list of plain ints: check the item types and the 0..255 range in C
+    # (map/set, bytes()) rather than per item in Python; bools and other int-likes go
+    # the long way below, so exactly the same values are accepted.
+    if type(value) is list and _PLAIN_INT.issuperset(map(type, value)):
+        try:
+            return bytes(value)
+        except ValueError:
+            pass  # out of range: reported below
+    elif (
         isinstance(value, Sequence)
         and not isinstance(value, str)
         and all(isinstance(b, int) and not isinstance(b, bool) and 0 <= b <= 255 for b in value)
     ):
-        return list(value)
+        return bytes(value)
     raise ResponseFormatError(
         f"{where}: bytes should be null or a list of integers 0..255, got {value!r}; the "
         "server sent a malformed logprobs entry."
     )
 
 
-def _token_entry(entry: Any, where: str) -> tuple[str, str, float]:
+def _token_entry(data: Mapping[str, Any], where: str) -> tuple[str, str, float]:
     """Validate one token entry; return (key, token, clamped logprob)."""
-    data = _mapping(entry, where)
     token = data.get("token")
     if not isinstance(token, str):
         raise ResponseFormatError(
@@ -312,6 +326,8 @@ def _choice(data: Mapping[str, Any], index: int) -> Mapping[str, Any]:
 def _list(value: Any, where: str, what: str = "token entries") -> list[Any] | None:
     if value is None:
         return None
+    if type(value) is list:  # JSON arrays; skips the slower ABC isinstance check
+        return value
     if isinstance(value, str | bytes) or not isinstance(value, Sequence):
         raise ResponseFormatError(
             f"{where} should be a list of {what}, got {type(value).__name__}; the server sent a "
@@ -325,29 +341,42 @@ def _list(value: Any, where: str, what: str = "token entries") -> list[Any] | No
 # ---------------------------------------------------------------------------
 
 
-def _position(entry: Any, where: str) -> Position:
-    key, token, logprob = _token_entry(entry, where)
-    raw_top = _list(_mapping(entry, where).get("top_logprobs"), f"{where}.top_logprobs")
-    listed: list[tuple[str, str, float]] = [
-        _token_entry(alt, f"{where}.top_logprobs[{j}]") for j, alt in enumerate(raw_top or [])
-    ]
-    groups: dict[str, list[float]] = {}
-    texts: dict[str, tuple[float, str]] = {}
-    for alt_key, alt_token, alt_lp in listed:
-        groups.setdefault(alt_key, []).append(alt_lp)
-        # Keep the text of the most likely spelling (first one on ties).
-        if alt_key not in texts or alt_lp > texts[alt_key][0]:
-            texts[alt_key] = (alt_lp, alt_token)
-    if key not in groups:
-        groups[key] = [logprob]
-        texts[key] = (logprob, token)
-    merged = [(k, texts[k][1], _merge_logprobs(v)) for k, v in groups.items()]
+def _merged(
+    listed: list[tuple[str, str, float]], key: str, token: str, logprob: float
+) -> tuple[tuple[str, str, float], ...]:
+    """Merge equal keys (log-sum-exp), add the generated token if missing, sort."""
+    keys = {alt_key for alt_key, _, _ in listed}
+    if len(keys) == len(listed):
+        merged = list(listed)  # no duplicate keys, the usual case: nothing to merge
+    else:
+        groups: dict[str, list[float]] = {}
+        texts: dict[str, tuple[float, str]] = {}
+        for alt_key, alt_token, alt_lp in listed:
+            groups.setdefault(alt_key, []).append(alt_lp)
+            # Keep the text of the most likely spelling (first one on ties).
+            if alt_key not in texts or alt_lp > texts[alt_key][0]:
+                texts[alt_key] = (alt_lp, alt_token)
+        merged = [(k, texts[k][1], _merge_logprobs(v)) for k, v in groups.items()]
+    if key not in keys:
+        merged.append((key, token, logprob))
     merged.sort(key=lambda item: (-item[2], item[0]))
+    return tuple(merged)
+
+
+def _alternative(entry: Any, where: str) -> tuple[str, str, float]:
+    return _token_entry(_mapping(entry, where), where)
+
+
+def _position(entry: Any, where: str) -> Position:
+    data = _mapping(entry, where)
+    key, token, logprob = _token_entry(data, where)
+    raw_top = _list(data.get("top_logprobs"), f"{where}.top_logprobs") or []
+    listed = [_alternative(alt, f"{where}.top_logprobs[{j}]") for j, alt in enumerate(raw_top)]
     return Position(
         token=token,
         key=key,
         logprob=logprob,
-        alternatives=tuple(merged),
+        alternatives=_merged(listed, key, token, logprob),
         listed_logprobs=tuple(lp for _, _, lp in listed),
     )
 
