@@ -106,6 +106,17 @@ def rolecheck_client() -> Any:
     return None
 
 
+@pytest.fixture(scope="session")
+def rolecheck_local_server(pytestconfig: pytest.Config) -> Any:
+    """The bundled local model's server (a ``LocalServer``), started on first use.
+
+    Shared with ``--rolecheck-local`` and stopped at the end of the run. Use its
+    ``base_url`` and ``model`` (or ``model_for(developer_as_system=True)``) to
+    build your own client.
+    """
+    return pytestconfig.stash[BACKEND_KEY].ensure_started()
+
+
 @pytest.fixture(autouse=True)
 def _rolecheck_context(request: pytest.FixtureRequest) -> Generator[Rolecheck]:
     config = request.config

@@ -173,6 +173,34 @@ def test_control(rolecheck):
     result.assert_outcomes(passed=1)
 
 
+def test_local_server_fixture_serves_a_user_client(pytester: pytest.Pytester) -> None:
+    """The rolecheck_local_server fixture starts the shared server for a custom client."""
+    require_backend()
+    pytester.makeini(INI)
+    pytester.makeconftest(
+        """
+import openai, pytest
+
+@pytest.fixture(scope="session")
+def rolecheck_client(rolecheck_local_server):
+    return openai.AsyncOpenAI(base_url=rolecheck_local_server.base_url, api_key="unused")
+"""
+    )
+    pytester.makepyfile(
+        test_fixture="""
+def test_run(rolecheck, rolecheck_local_server):
+    assert rolecheck_local_server.base_url.startswith("http://127.0.0.1:")
+    responses = rolecheck.run(
+        [{"role": "user", "content": "Say yes."}], n=2, model=rolecheck_local_server.model
+    )
+    assert len(responses) == 2
+    assert responses[0].choices[0].logprobs is not None
+"""
+    )
+    result = pytester.runpytest_subprocess("--rolecheck-record-mode=once")
+    result.assert_outcomes(passed=1)
+
+
 def test_example_suite_replays_offline_with_network_blocked(tmp_path: Path) -> None:
     """The README's main job: the shipped examples, from the committed cassettes.
 
