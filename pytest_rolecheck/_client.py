@@ -33,6 +33,9 @@ LOCAL_API_KEY = "rolecheck-local-no-key"
 
 T = TypeVar("T")
 
+# create() arguments that the SDK sends as headers, query or client settings.
+_NOT_IN_BODY = ("extra_headers", "extra_query", "timeout")
+
 AnyClient = openai.OpenAI | openai.AsyncOpenAI
 
 
@@ -45,9 +48,27 @@ class CallSpec:
     request: Mapping[str, Any]
 
     def body(self) -> dict[str, Any]:
-        """The JSON body the SDK will send (what the cassette matches on)."""
-        result: dict[str, Any] = json.loads(json.dumps(dict(self.request)))
+        """The JSON body the SDK will send (what the cassette matches on).
+
+        Mirrors the SDK: ``extra_headers``, ``extra_query`` and ``timeout`` are not
+        part of the body, and ``extra_body`` is merged into its top level.
+        """
+        request = dict(self.request)
+        for key in _NOT_IN_BODY:
+            request.pop(key, None)
+        extra = request.pop("extra_body", None)
+        if isinstance(extra, Mapping):
+            request.update(extra)
+        result: dict[str, Any] = json.loads(json.dumps(request))
         return result
+
+    def create_kwargs(self) -> dict[str, Any]:
+        """Keyword arguments for ``chat.completions.create``, call index header added."""
+        kwargs = dict(self.request)
+        headers = dict(kwargs.get("extra_headers") or {})
+        headers[CALL_INDEX_HEADER] = str(self.index)
+        kwargs["extra_headers"] = headers
+        return kwargs
 
 
 def make_client(
@@ -129,6 +150,7 @@ class CompletionRunner:
         self.before_call = before_call
         self.explain = explain
         self.progress = progress or Progress()
+        self._lock = threading.Lock()  # the thread pool records results concurrently
 
     @property
     def usage(self) -> Usage:
@@ -138,6 +160,8 @@ class CompletionRunner:
         """Close the client's connections (only call for a client this code created)."""
         client = self.client
         if isinstance(client, openai.AsyncOpenAI):
+            if self.progress.total == 0:
+                return  # no call was made: nothing to close, and no loop needed
             _run_coroutine(client.close())
         elif isinstance(client, openai.OpenAI):
             client.close()
@@ -168,8 +192,9 @@ class CompletionRunner:
         return exc
 
     def _record(self, response: Any) -> Any:
-        self.progress.done += 1
-        self.progress.usage.add(response)
+        with self._lock:
+            self.progress.done += 1
+            self.progress.usage.add(response)
         return response
 
     async def _run_async(self, specs: Sequence[CallSpec]) -> list[Any]:
@@ -181,9 +206,7 @@ class CompletionRunner:
         async def one(position: int, spec: CallSpec) -> None:
             async with semaphore:
                 try:
-                    response = await client.chat.completions.create(
-                        **spec.request, extra_headers={CALL_INDEX_HEADER: str(spec.index)}
-                    )
+                    response = await client.chat.completions.create(**spec.create_kwargs())
                 except Exception as exc:
                     raise self._translate(exc, spec) from exc
             results[position] = self._record(response)
@@ -203,21 +226,21 @@ class CompletionRunner:
 
         def one(spec: CallSpec) -> Any:
             try:
-                response = client.chat.completions.create(
-                    **spec.request, extra_headers={CALL_INDEX_HEADER: str(spec.index)}
-                )
+                response = client.chat.completions.create(**spec.create_kwargs())
             except Exception as exc:
                 raise self._translate(exc, spec) from exc
             return self._record(response)
 
-        with ThreadPoolExecutor(max_workers=self.concurrency) as pool:
+        pool = ThreadPoolExecutor(max_workers=self.concurrency)
+        try:
             futures = [pool.submit(one, spec) for spec in specs]
-            try:
-                return [future.result() for future in futures]
-            except BaseException:
-                for future in futures:
-                    future.cancel()
-                raise
+            results = [future.result() for future in futures]
+        except BaseException:
+            # Do not wait for calls in flight (a Ctrl-C must not hang on a slow API).
+            pool.shutdown(wait=False, cancel_futures=True)
+            raise
+        pool.shutdown()
+        return results
 
 
 def _first_error(group: BaseExceptionGroup[BaseException]) -> BaseException:
@@ -246,7 +269,17 @@ class _LoopThread:
     def _ensure(self) -> asyncio.AbstractEventLoop:
         with self._lock:
             if self._loop is None or self._loop.is_closed():
-                loop = asyncio.new_event_loop()
+                try:
+                    loop = asyncio.new_event_loop()
+                except Exception as exc:
+                    # The loop's self-pipe is a local socket pair; network blockers
+                    # such as pytest-socket refuse it unless unix sockets are allowed.
+                    raise BackendError(
+                        f"could not create an asyncio event loop ({type(exc).__name__}: "
+                        f"{exc}). With pytest-socket, add --allow-unix-socket next to "
+                        "--disable-socket: replays need no network, but asyncio needs a "
+                        "local socket pair."
+                    ) from exc
                 thread = threading.Thread(
                     target=loop.run_forever, name="rolecheck-event-loop", daemon=True
                 )
@@ -283,7 +316,7 @@ def _cassette_refusal(exc: BaseException) -> bool:
 
 def translate_error(exc: openai.OpenAIError, spec: CallSpec, base_url: str) -> Exception:
     """Turn an SDK error into one of ours, saying what happened and what to do."""
-    where = f"call #{spec.index} ({spec.arm}) to {base_url or 'the API'}"
+    where = f"call #{spec.index + 1} ({spec.arm}) to {base_url or 'the API'}"
     if isinstance(exc, openai.APIStatusError):
         status = exc.status_code
         detail = _error_detail(exc)
@@ -305,10 +338,7 @@ def translate_error(exc: openai.OpenAIError, spec: CallSpec, base_url: str) -> E
                 "returns them."
             )
         elif status >= 500:
-            hint = (
-                "the server failed; retry, or read the server's log (with --rolecheck-local, "
-                "the log path is in the error above)."
-            )
+            hint = "the server failed; retry, or read the server's log."
         else:
             hint = "the request was rejected; check the variant's parameters."
         return BackendError(f"{where} failed with HTTP {status}: {detail}\n{hint}")

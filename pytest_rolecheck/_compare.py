@@ -918,19 +918,35 @@ def _deterministic(
     verdict: Verdict = "equivalent" if equivalent else "different"
     reference = core.baseline if core.baseline is not None else calls_a[0]
     if equivalent:
-        headline = (
-            f"deterministic backend: outputs identical (every call of both arms gives the same "
-            f"output; largest distance between arms {max_cross:.3g} <= "
-            f"{_stats.DETERMINISTIC_TOLERANCE:g})."
-        )
-        advice = "nothing to do: both arms produce the same output."
         texts = {c.text for c in (*calls_a, *calls_b)}
-        if len(texts) > 1:
-            warnings.append(
-                f"the texts differ although metric {opts.metric!r} sees no difference (it does not "
-                f"compare everything, e.g. tokens past the shorter output or after the first "
-                f"token); use metric='js' or compare the texts if they matter."
+        if len(texts) == 1:
+            headline = (
+                f"deterministic backend: outputs identical (every call of both arms gives the "
+                f"same output; largest distance between arms {max_cross:.3g} <= "
+                f"{_stats.DETERMINISTIC_TOLERANCE:g})."
             )
+        else:
+            # Sampling (temperature > 0) picks different tokens from the same
+            # distributions: the model behaves identically, the draws differ.
+            headline = (
+                f"deterministic backend: identical next-token distributions (every call of "
+                f"both arms saw the same distributions up to its first diverging token; the "
+                f"{len(texts)} distinct texts come from sampling; largest distance between arms "
+                f"{max_cross:.3g} <= {_stats.DETERMINISTIC_TOLERANCE:g})."
+            )
+            if opts.metric == "first_token":
+                warnings.append(
+                    "the texts differ and metric 'first_token' compares only the first "
+                    "position; use metric='js' to compare every position up to the first "
+                    "divergence."
+                )
+            else:
+                warnings.append(
+                    "the texts differ only where sampling drew different tokens from identical "
+                    "distributions; if the sampled outputs themselves matter, compare them "
+                    "(text flips above) or compare tool-call outcomes."
+                )
+        advice = "nothing to do: both arms behave the same on this backend."
     else:
         worst = int(np.argmax(core.cross_values.reshape(-1)))
         other = calls_b[worst % len(calls_b)]

@@ -420,7 +420,10 @@ class LocalServer:
             self._launch(port)
             try:
                 self._wait_ready(started + timeout)
-            except BackendError:
+            except BaseException as exc:
+                if not isinstance(exc, BackendError):
+                    self._terminate()  # e.g. Ctrl-C while waiting: no orphan server
+                    raise
                 in_use = "address already in use" in self.tail_log(20).lower()
                 self._terminate()
                 if in_use and attempt + 1 < attempts:

@@ -52,7 +52,9 @@ def _p(value: Any) -> str:
 def _short_test(nodeid: str | None) -> str:
     if not nodeid:
         return "(outside pytest)"
-    return nodeid.rsplit("/", 1)[-1]
+    # Drop the directories of the module only: parametrize ids may contain "/".
+    module, sep, rest = nodeid.partition("::")
+    return module.rsplit("/", 1)[-1] + sep + rest
 
 
 @dataclass
@@ -83,7 +85,9 @@ class SummaryReport:
         ]
         body: list[list[str]] = []
         for row in self.rows:
-            if row.get("kind") == "tool-calls":
+            if row.get("kind") == "calls":
+                floor = excess = ratio = "—"
+            elif row.get("kind") == "tool-calls":
                 floor = excess = "—"
                 ratio = f"TV {_num(row.get('tv'))} [{_num(row.get('tv_upper'))}]"
             else:
@@ -122,7 +126,8 @@ class SummaryReport:
         yield "  ".join("-" * w for w in widths)
         for row in body:
             yield "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip()
-        tally = Counter(str(row.get("verdict")) for row in self.rows)
+        compared = [row for row in self.rows if row.get("kind") != "calls"]
+        tally = Counter(str(row.get("verdict")) for row in compared)
         parts = [f"{tally[v]} {v}" for v in _VERDICT_ORDER if tally[v]]
         calls = sum(int(row.get("calls") or 0) for row in self.rows)
         live = sum(int(row.get("calls") or 0) for row in self.rows if row.get("source") == "live")
@@ -131,7 +136,7 @@ class SummaryReport:
             for row in self.rows
         )
         yield (
-            f"{len(self.rows)} comparison{'s' if len(self.rows) != 1 else ''}: "
+            f"{len(compared)} comparison{'s' if len(compared) != 1 else ''}: "
             f"{', '.join(parts) or 'none'}; {calls} calls ({live} live, {calls - live} replayed), "
             f"{tokens} tokens"
         )

@@ -269,7 +269,8 @@ class Rolecheck:
         logprobs: bool = True,
     ) -> dict[str, Any]:
         defaults: dict[str, Any] = {
-            "model": model or self.model,
+            # A variant that names its model needs no default one.
+            "model": model or variant.params.get("model") or self.model,
             "max_tokens": max_tokens if max_tokens is not None else self.settings.max_tokens,
             "temperature": (temperature if temperature is not None else self.settings.temperature),
         }
@@ -279,6 +280,15 @@ class Rolecheck:
                 top_logprobs if top_logprobs is not None else self.settings.top_logprobs
             )
         request = variant.request(**defaults)
+        # Keywords given to this call beat the variant's own parameters, which beat
+        # the settings; ``params`` (any other request field) comes last.
+        explicit = {
+            "model": model,
+            "max_tokens": max_tokens,
+            "temperature": temperature,
+            "top_logprobs": top_logprobs if logprobs else None,
+        }
+        request.update({key: value for key, value in explicit.items() if value is not None})
         if params:
             request.update(params)
         return request
@@ -382,6 +392,17 @@ class Rolecheck:
 
         a, b = self.variant(variant_a), self.variant(variant_b)
         design = design or self.settings.design
+        metric = metric or self.settings.metric
+        alpha = alpha if alpha is not None else self.settings.alpha
+        margin = margin if margin is not None else self.settings.margin
+        _check_before_calls(
+            trials=self.settings.trials if trials is None else trials,
+            metric=metric,
+            alpha=alpha,
+            margin=margin,
+            max_excess_tv=max_excess_tv,
+            design=design,
+        )
         before = self._usage_snapshot()
         responses_a, responses_b, base = self.run_arms(
             a,
@@ -398,9 +419,9 @@ class Rolecheck:
         result = compare(
             responses_a,
             responses_b,
-            metric=metric or self.settings.metric,
-            alpha=alpha if alpha is not None else self.settings.alpha,
-            margin=margin if margin is not None else self.settings.margin,
+            metric=metric,
+            alpha=alpha,
+            margin=margin,
             max_excess_tv=max_excess_tv,
             design=design,
             seed=seed,
@@ -430,6 +451,7 @@ class Rolecheck:
         from ._toolcalls import compare_tool_calls
 
         a, b = self.variant(variant_a), self.variant(variant_b)
+        _check_trials(self.settings.trials if trials is None else trials)
         before = self._usage_snapshot()
         responses_a, responses_b, _ = self.run_arms(
             a,
@@ -574,16 +596,67 @@ class Rolecheck:
         if self._finished:
             return
         self._finished = True
-        if self._runner is not None and self._owns_client:
-            self._runner.close()
+        if self.calls and not self._records.rows:
+            self._add_usage_row()
         cassette, self._cassette = self._cassette, None
-        if cassette is None:
-            return
-        if save:
-            cassette.__exit__(None, None, None)
-        else:
-            error = _Discarded("test did not complete its calls")
-            cassette.__exit__(type(error), error, None)
+        try:
+            if self._runner is not None and self._owns_client:
+                self._runner.close()
+        finally:
+            # Whatever happened above, vcrpy's patching must be undone.
+            if cassette is not None:
+                if save:
+                    cassette.__exit__(None, None, None)
+                else:
+                    error = _Discarded("test did not complete its calls")
+                    cassette.__exit__(type(error), error, None)
+
+    def _add_usage_row(self) -> None:
+        # Calls run by hand (rolecheck.run + compare) still count in the summary.
+        prompt, completion = self.usage
+        self._records.rows.append(
+            {
+                "nodeid": self.nodeid,
+                "kind": "calls",
+                "title": "calls run by the test (no rolecheck comparison)",
+                "verdict": "—",
+                "n_a": self.calls,
+                "n_b": 0,
+                "calls": self.calls,
+                "prompt_tokens": prompt,
+                "completion_tokens": completion,
+                "source": "live" if self.live else "replayed",
+                "details": {},
+            }
+        )
+
+
+def _check_trials(trials: int) -> None:
+    from ._stats import MIN_CALLS_PER_ARM
+
+    if trials < MIN_CALLS_PER_ARM:
+        raise RolecheckUsageError(
+            f"trials={trials}: at least {MIN_CALLS_PER_ARM} calls per arm are needed (with 3 "
+            "per arm no relabelling test can reach p <= 0.05). Checked before any call."
+        )
+
+
+def _check_before_calls(
+    *,
+    trials: int,
+    metric: str,
+    alpha: float,
+    margin: float,
+    max_excess_tv: float | None,
+    design: str,
+) -> None:
+    """Refuse bad options before paying for live calls."""
+    from ._distances import get_metric
+    from ._stats import validate_options
+
+    _check_trials(trials)
+    get_metric(metric)  # an unknown name raises, listing the available ones
+    validate_options(alpha=alpha, margin=margin, max_excess_tv=max_excess_tv, design=design)
 
 
 class _Discarded(Exception):
@@ -607,20 +680,62 @@ def _require(result: Any, verdict: str) -> None:
 
 
 # ------------------------------------------------------------ module level API
-def current() -> Rolecheck:
-    """The running test's :class:`Rolecheck`, or a live one outside pytest."""
-    active = _CURRENT.get()
+# The running test's Rolecheck for code the context variable does not reach
+# (threads started by the test); None between tests.
+_ACTIVE: list[Rolecheck] = []
+_PLUGIN_ACTIVE: list[bool] = []
+
+
+def set_plugin_active(active: bool) -> None:
+    """Called by the plugin at configure/unconfigure time."""
+    _PLUGIN_ACTIVE[:] = [True] if active else []
+
+
+def current() -> Rolecheck | None:
+    """The running test's :class:`Rolecheck`; ``None`` outside pytest.
+
+    Raises
+    ------
+    RolecheckUsageError
+        Inside a pytest run but outside a test (e.g. in a module- or
+        session-scoped fixture), where no cassette belongs to the calls.
+    """
+    active = _CURRENT.get() or (_ACTIVE[-1] if _ACTIVE else None)
     if active is not None:
         return active
-    return Rolecheck(Settings())
+    if _PLUGIN_ACTIVE:
+        raise RolecheckUsageError(
+            "a rolecheck assert was called outside a test (e.g. in a module- or "
+            "session-scoped fixture, or after the test ended): its calls would belong to no "
+            "cassette and could go live in replay mode. Call it from the test itself or from "
+            "a function-scoped fixture (or use the `rolecheck` fixture)."
+        )
+    return None
 
 
-def activate(rolecheck: Rolecheck | None) -> contextvars.Token[Rolecheck | None]:
+def activate(rolecheck: Rolecheck) -> contextvars.Token[Rolecheck | None]:
+    _ACTIVE.append(rolecheck)
     return _CURRENT.set(rolecheck)
 
 
 def deactivate(token: contextvars.Token[Rolecheck | None]) -> None:
+    rolecheck = _CURRENT.get()
     _CURRENT.reset(token)
+    if rolecheck is not None and rolecheck in _ACTIVE:
+        _ACTIVE.remove(rolecheck)
+
+
+def _dispatch(method: str, *args: Any, **kwargs: Any) -> Any:
+    __tracebackhide__ = True
+    rolecheck = current()
+    if rolecheck is not None:
+        return getattr(rolecheck, method)(*args, **kwargs)
+    # Outside pytest: live calls, no cassette; close the client afterwards.
+    temporary = Rolecheck(Settings())
+    try:
+        return getattr(temporary, method)(*args, **kwargs)
+    finally:
+        temporary.finish(save=False)
 
 
 def assert_roles_equivalent(
@@ -635,7 +750,8 @@ def assert_roles_equivalent(
     ``margin``, ``max_excess_tv``, ``design``, ``seed``, ``params``).
     """
     __tracebackhide__ = True
-    return current().assert_roles_equivalent(messages, roles, **options)
+    result: Comparison = _dispatch("assert_roles_equivalent", messages, roles, **options)
+    return result
 
 
 def assert_roles_differ(
@@ -645,7 +761,8 @@ def assert_roles_differ(
 ) -> Comparison:
     """Assert that the instruction message's role changes behaviour."""
     __tracebackhide__ = True
-    return current().assert_roles_differ(messages, roles, **options)
+    result: Comparison = _dispatch("assert_roles_differ", messages, roles, **options)
+    return result
 
 
 def assert_variants_equivalent(
@@ -653,7 +770,8 @@ def assert_variants_equivalent(
 ) -> Comparison:
     """Assert that two variants (messages + params) behave the same, within the margin."""
     __tracebackhide__ = True
-    return current().assert_variants_equivalent(variant_a, variant_b, **options)
+    result: Comparison = _dispatch("assert_variants_equivalent", variant_a, variant_b, **options)
+    return result
 
 
 def assert_variants_differ(
@@ -661,7 +779,8 @@ def assert_variants_differ(
 ) -> Comparison:
     """Assert that two variants behave differently."""
     __tracebackhide__ = True
-    return current().assert_variants_differ(variant_a, variant_b, **options)
+    result: Comparison = _dispatch("assert_variants_differ", variant_a, variant_b, **options)
+    return result
 
 
 def assert_tool_calls_equivalent(
@@ -669,7 +788,10 @@ def assert_tool_calls_equivalent(
 ) -> ToolCallComparison:
     """Assert that two variants call the same tools with the same arguments."""
     __tracebackhide__ = True
-    return current().assert_tool_calls_equivalent(variant_a, variant_b, **options)
+    result: ToolCallComparison = _dispatch(
+        "assert_tool_calls_equivalent", variant_a, variant_b, **options
+    )
+    return result
 
 
 def assert_tool_calls_differ(
@@ -677,4 +799,7 @@ def assert_tool_calls_differ(
 ) -> ToolCallComparison:
     """Assert that two variants' tool-call outcomes differ."""
     __tracebackhide__ = True
-    return current().assert_tool_calls_differ(variant_a, variant_b, **options)
+    result: ToolCallComparison = _dispatch(
+        "assert_tool_calls_differ", variant_a, variant_b, **options
+    )
+    return result

@@ -17,7 +17,7 @@ import pytest
 from ._errors import RolecheckAssertionError, RolecheckError, RolecheckUsageError
 from ._options import OPTIONS, Settings, apply_marker, resolve_settings
 from ._report import USER_PROPERTY, SummaryReport
-from ._session import LocalBackend, Rolecheck, activate, deactivate
+from ._session import LocalBackend, Rolecheck, activate, deactivate, set_plugin_active
 
 SETTINGS_KEY = pytest.StashKey[Settings]()
 SUMMARY_KEY = pytest.StashKey[SummaryReport]()
@@ -74,6 +74,11 @@ def pytest_configure(config: pytest.Config) -> None:
     config.pluginmanager.register(_SummaryCollector(summary), "rolecheck-summary")
     config.stash[BACKEND_KEY] = LocalBackend()
     config.stash[OPEN_KEY] = set()
+    set_plugin_active(True)
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    set_plugin_active(False)
 
 
 def _check_metric(name: str) -> None:
@@ -176,7 +181,7 @@ def pytest_runtest_makereport(
         save = excinfo is None or excinfo.errisinstance(AssertionError)
         try:
             rolecheck.finish(save=save)
-        except RolecheckError as exc:
+        except Exception as exc:  # a hook must not crash the run (INTERNALERROR)
             report.outcome = "failed"
             report.longrepr = f"{type(exc).__name__}: {exc}"
         for row in rolecheck.rows:
@@ -217,19 +222,33 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
 
 def pytest_sessionfinish(session: pytest.Session) -> None:
     config = session.config
-    still_open: set[Rolecheck] = config.stash.get(OPEN_KEY, set())
-    for rolecheck in list(still_open):
-        rolecheck.finish(save=False)  # interrupted tests: leave their cassettes alone
-    if not _is_worker(config):
-        settings = config.stash.get(SETTINGS_KEY, None)
-        summary = config.stash.get(SUMMARY_KEY, None)
-        if settings is not None and summary is not None:
-            if settings.report:
-                summary.write_json(_under_root(config, settings.report))
-            if settings.report_dir and summary:
-                from ._html import write_html_report
-
-                write_html_report(summary.rows, _under_root(config, settings.report_dir))
     backend = config.stash.get(BACKEND_KEY, None)
-    if backend is not None:
-        backend.stop()
+    try:
+        still_open: set[Rolecheck] = config.stash.get(OPEN_KEY, set())
+        for rolecheck in list(still_open):
+            rolecheck.finish(save=False)  # interrupted tests: leave their cassettes alone
+        if not _is_worker(config):
+            _write_reports(config)
+    finally:
+        if backend is not None:
+            backend.stop()
+
+
+def _write_reports(config: pytest.Config) -> None:
+    settings = config.stash.get(SETTINGS_KEY, None)
+    summary = config.stash.get(SUMMARY_KEY, None)
+    if settings is None or summary is None:
+        return
+    try:
+        if settings.report:
+            summary.write_json(_under_root(config, settings.report))
+        if settings.report_dir and summary:
+            from ._html import write_html_report
+
+            write_html_report(summary.rows, _under_root(config, settings.report_dir))
+    except (OSError, RolecheckError) as exc:
+        # Reported once, plainly: the tests themselves already ran.
+        reporter = config.pluginmanager.get_plugin("terminalreporter")
+        message = f"rolecheck: could not write the report: {exc}"
+        if reporter is not None:
+            reporter.write_line(message, red=True)

@@ -371,3 +371,138 @@ def test_report_dir_writes_html_with_embedded_plots(project: pytest.Pytester) ->
     assert list((project.path / "html" / "png").glob("*.png"))
     # The JSON report carries what `rolecheck report` needs to redraw it.
     assert "insight" in _report(project)[0]
+
+
+def test_extra_body_timeout_and_headers_in_params_replay(
+    project: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The cassette must match the body the SDK sends: extra_body merged, the rest not sent.
+    project.makepyfile(
+        test_params=MESSAGES
+        + """
+from pytest_rolecheck import assert_roles_differ
+
+def test_params():
+    assert_roles_differ(
+        MESSAGES, model="fake-model", trials=4,
+        params={"extra_body": {"top_k": 1}, "timeout": 30, "extra_headers": {"x-team": "a"}},
+    )
+"""
+    )
+    project.runpytest("--rolecheck-record-mode=once").assert_outcomes(passed=1)
+    data = json.loads(_cassette(project, "test_params", "test_params").read_text())
+    body = data["interactions"][0]["request"]["body"]["json"]
+    assert body["top_k"] == 1
+    assert "extra_body" not in body
+    assert "timeout" not in body
+    monkeypatch.setenv("FAKE_API_DOWN", "1")
+    project.runpytest().assert_outcomes(passed=1)
+
+
+def test_assert_from_a_thread_of_the_test_uses_the_test_cassette(
+    project: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    project.makepyfile(
+        test_thread=MESSAGES
+        + """
+from concurrent.futures import ThreadPoolExecutor
+from pytest_rolecheck import assert_roles_differ
+
+def test_thread():
+    with ThreadPoolExecutor(1) as pool:
+        pool.submit(assert_roles_differ, MESSAGES, model="fake-model", trials=4).result()
+"""
+    )
+    project.runpytest("--rolecheck-record-mode=once").assert_outcomes(passed=1)
+    monkeypatch.setenv("FAKE_API_DOWN", "1")
+    project.runpytest().assert_outcomes(passed=1)
+
+
+def test_assert_outside_a_test_is_refused_not_sent_live(project: pytest.Pytester) -> None:
+    project.makepyfile(
+        test_module_fixture=MESSAGES
+        + """
+import pytest
+from pytest_rolecheck import assert_roles_differ
+
+@pytest.fixture(scope="module")
+def verdict():
+    return assert_roles_differ(MESSAGES, model="fake-model", trials=4)
+
+def test_uses_it(verdict):
+    pass
+"""
+    )
+    # In a subprocess: an in-process run would see the outer test's own context.
+    result = project.runpytest_subprocess("--rolecheck-record-mode=once")
+    result.assert_outcomes(errors=1)
+    result.stdout.fnmatch_lines(["*called outside a test*module- or session-scoped fixture*"])
+    assert not (project.path / "cassettes").exists()
+
+
+def test_bad_options_are_refused_before_any_call(
+    project: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("FAKE_API_DOWN", "1")  # a call would fail with a connection error
+    project.makepyfile(
+        test_bad=MESSAGES
+        + """
+import pytest
+from pytest_rolecheck import RolecheckUsageError, assert_roles_differ
+
+@pytest.mark.parametrize("options", [{"trials": 2}, {"metric": "nope"}, {"alpha": 2}])
+def test_bad(options):
+    with pytest.raises(RolecheckUsageError):
+        assert_roles_differ(MESSAGES, model="fake-model", **options)
+"""
+    )
+    project.runpytest("--rolecheck-record-mode=once").assert_outcomes(passed=3)
+
+
+def test_assert_keywords_beat_the_variant_parameters(project: pytest.Pytester) -> None:
+    project.makepyfile(
+        test_precedence=MESSAGES
+        + """
+from pytest_rolecheck import Variant
+
+def test_precedence(rolecheck):
+    v = Variant.from_messages(MESSAGES, label="v", model="variant-model", temperature=0.0)
+    r = rolecheck.run(v, n=1, model="kwarg-model", temperature=1.0)[0]
+    assert r.model == "kwarg-model"
+    r = rolecheck.run(v, n=1, temperature=1.0, params={"temperature": 0.5})[0]
+    assert r.model == "variant-model"
+"""
+    )
+    project.runpytest("--rolecheck-record-mode=once").assert_outcomes(passed=1)
+    body = json.loads(_cassette(project, "test_precedence", "test_precedence").read_text())
+    temperatures = [i["request"]["body"]["json"]["temperature"] for i in body["interactions"]]
+    assert temperatures == [1.0, 0.5]
+
+
+def test_calls_run_by_hand_are_counted_in_the_summary(project: pytest.Pytester) -> None:
+    project.makepyfile(
+        test_by_hand=MESSAGES
+        + """
+import pytest
+
+@pytest.mark.parametrize("model", ["org/fake-model"])
+def test_by_hand(rolecheck, model):
+    rolecheck.run(rolecheck.variant(MESSAGES), n=3, model=model)
+"""
+    )
+    result = project.runpytest("--rolecheck-record-mode=once")
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines(
+        ["*test_by_hand.py::test_by_hand?org/fake-model?*no rolecheck comparison*3*live*"]
+    )
+    assert _report(project)[0]["calls"] == 3
+
+
+def test_socket_blocker_without_unix_sockets_fails_cleanly(project: pytest.Pytester) -> None:
+    pytest.importorskip("pytest_socket")
+    project.makepyfile(test_roles=ROLE_TESTS)
+    project.runpytest("--rolecheck-record-mode=once").assert_outcomes(passed=2)
+    result = project.runpytest_subprocess("--disable-socket", "-k", "test_roles_differ")
+    result.assert_outcomes(failed=1)
+    assert "INTERNALERROR" not in result.stdout.str() + result.stderr.str()
+    result.stdout.fnmatch_lines(["*--allow-unix-socket*"])
