@@ -117,12 +117,15 @@ class Rolecheck:
         client_provider: Callable[[], AnyClient | None] | None = None,
         backend: LocalBackend | None = None,
         cassette_file: Path | None = None,
+        command_nodeid: str | None = None,
     ) -> None:
         from ._client_progress import Progress
 
         self.settings = settings
         self.nodeid = nodeid
         self._cassette_file = cassette_file
+        # The node id as the user can pass it back to pytest from where they ran it.
+        self._command_nodeid = command_nodeid
         self.progress = Progress()
         self._client_provider = client_provider
         self._backend = backend
@@ -214,7 +217,7 @@ class Rolecheck:
             self._cassette = CassetteSession(
                 path,
                 RecordMode(self.settings.record_mode),
-                nodeid=self.nodeid or str(path),
+                nodeid=self._command_nodeid or self.nodeid or str(path),
                 secrets=client_secrets(client),
             )
             self._cassette.__enter__()

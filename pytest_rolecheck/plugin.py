@@ -8,6 +8,7 @@ rolecheck pays (almost) nothing for having it installed.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Generator
 from pathlib import Path
 from typing import Any
@@ -92,6 +93,16 @@ def _check_metric(name: str) -> None:
         )
 
 
+def _command_nodeid(config: pytest.Config, nodeid: str) -> str:
+    """``nodeid`` relative to the directory pytest was started from (for fix commands)."""
+    module, sep, rest = nodeid.partition("::")
+    try:
+        relative = os.path.relpath(config.rootpath / module, config.invocation_params.dir)
+    except ValueError:  # another drive on Windows
+        relative = str(config.rootpath / module)
+    return Path(relative).as_posix() + sep + rest
+
+
 def _under_root(config: pytest.Config, path: str) -> Path:
     result = Path(path)
     return result if result.is_absolute() else config.rootpath / result
@@ -138,6 +149,7 @@ def _rolecheck_context(request: pytest.FixtureRequest) -> Generator[Rolecheck]:
     rolecheck = Rolecheck(
         settings,
         nodeid=item.nodeid,
+        command_nodeid=_command_nodeid(config, item.nodeid),
         client_provider=lambda: request.getfixturevalue("rolecheck_client"),
         backend=config.stash[BACKEND_KEY],
     )

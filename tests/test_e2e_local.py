@@ -173,6 +173,32 @@ def test_control(rolecheck):
     result.assert_outcomes(passed=1)
 
 
+def test_fix_commands_name_the_test_as_seen_from_the_invocation_directory() -> None:
+    """`pytest examples` from the repository root: the rewrite command must work from there."""
+    completed = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "examples",
+            "-p",
+            "no:cacheprovider",
+            "--rolecheck-max-tokens=21",  # the recorded requests used 20: stale
+            "-k",
+            "test_developer_vs_system_all_pairs",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert completed.returncode == 1, completed.stdout + completed.stderr
+    assert (
+        "--rolecheck-record-mode=rewrite "
+        "'examples/test_seed_experiment.py::test_developer_vs_system_all_pairs'"
+    ) in completed.stdout
+
+
 def test_local_server_fixture_serves_a_user_client(pytester: pytest.Pytester) -> None:
     """The rolecheck_local_server fixture starts the shared server for a custom client."""
     require_backend()
