@@ -552,3 +552,17 @@ def test_non_parsed_calls_are_refused_with_the_fix() -> None:
         distance_matrix([ONE, make_response([])])  # type: ignore[list-item]
     with pytest.raises(RolecheckUsageError, match=r"reference is a dict.*parse_response"):
         distances_to(make_response([]), [ONE])  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("metric", ["js", "tv", "tok_l1", "first_token", "seed"])
+def test_matrix_is_exactly_symmetric_under_reordering(metric: str) -> None:
+    # Bit-identical calls must tie exactly whatever their order: rank tests rely on it.
+    rng = np.random.default_rng(7)
+    calls = [parse_response(random_response(rng, n_tokens=8, top_k=5)) for _ in range(6)]
+    calls += [calls[0]] * 3  # exact copies
+    forward = distance_matrix(calls, metric)
+    backward = distance_matrix(calls[::-1], metric)[::-1, ::-1]
+    assert np.array_equal(forward, backward)
+    assert np.array_equal(forward, forward.T)
+    odd = forward[1, [0, 6, 7, 8]]  # one call against four identical copies
+    assert len(set(odd.tolist())) == 1
