@@ -69,7 +69,7 @@ def test_tools_via_api_vs_described_in_system_prompt(rolecheck: Rolecheck) -> No
     via_api = Variant.from_messages(
         MESSAGES, label="tools-via-api", tools=TOOLS, tool_choice="auto", model=FUNCTION_CALLING
     )
-    in_prompt = via_api.tools_in_system_prompt().with_params(model=PLAIN)
+    in_prompt = via_api.tools_in_system_prompt().with_params(model=PLAIN, label="tools-in-prompt")
     result = rolecheck.assert_tool_calls_differ(via_api, in_prompt)
     # Through the API the model always calls a function; from the prompt alone
     # this small model only ever answers in text.

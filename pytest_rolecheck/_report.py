@@ -92,10 +92,14 @@ class SummaryReport:
                 ratio = f"TV {_num(row.get('tv'))} [{_num(row.get('tv_upper'))}]"
             else:
                 floor, excess = _num(row.get("floor")), _num(row.get("excess"))
+                upper = row.get("ratio_upper")
+                # An infinite bound is stored as null in JSON: the floor would be 0
+                # with one call left out, so nothing bounds the ratio.
+                upper_text = "∞" if upper is None and row.get("ratio") is not None else _num(upper)
                 ratio = (
                     "deterministic"
                     if row.get("deterministic")
-                    else f"{_num(row.get('ratio'))} [{_num(row.get('ratio_upper'))}]"
+                    else f"{_num(row.get('ratio'))} [{upper_text}]"
                 )
             tokens = int(row.get("prompt_tokens") or 0) + int(row.get("completion_tokens") or 0)
             body.append(
