@@ -7,9 +7,10 @@ distances (:mod:`~pytest_rolecheck._distances`) -> statistics
 Two designs:
 
 ``"all-pairs"`` (default)
-    Distances between every pair of calls. ``floor`` is the mean distance
-    between calls of the same arm (the call-to-call jitter), ``excess`` the
-    mean cross-arm distance minus the floor, ``ratio = excess / floor``.
+    Distances between every pair of calls. ``floor`` is the pooled
+    call-to-call jitter of both arms, ``½(mean within-A + mean within-B)``,
+    ``excess`` the mean cross-arm distance minus the floor,
+    ``ratio = excess / floor``.
     Difference test: permutation test of the cross-vs-within Mann-Whitney U.
     Equivalence: jackknife upper bound of the ratio (or of the excess, with
     ``max_excess_tv``).
@@ -75,7 +76,8 @@ class Comparison:
     p_value : float or None
         Difference-test p-value (None on a deterministic backend).
     floor : float
-        Call-to-call jitter: mean within-arm distance (all-pairs) or A's mean
+        Jitter floor: the pooled call-to-call jitter of both arms,
+        ``½(mean within-A + mean within-B)`` (all-pairs), or A's mean
         distance to the baseline (seed design).
     excess : float
         ``cross - floor`` (all-pairs) or ``mean(B) - mean(A)`` (seed design).
@@ -242,7 +244,7 @@ class Comparison:
         floor_what = (
             f"mean distance of {a}'s trials to the baseline"
             if self.design == "seed"
-            else "mean distance between calls of the same arm"
+            else "½(within-A + within-B): pooled distance between calls of the same arm"
         )
         cross_what = (
             f"mean distance of {b}'s trials to the baseline"
@@ -452,7 +454,9 @@ def compare(
         Significance level of the difference test.
     margin : float, default 0.5
         Equivalence margin: the largest acceptable change, as a multiple of the
-        call-to-call jitter (the ratio ``excess / floor``).
+        jitter floor (the ratio ``excess / floor``): the pooled call-to-call
+        jitter of both arms, ``½(within-A + within-B)``; in the seed design,
+        A's mean distance to the baseline.
     max_excess_tv : float, optional
         Absolute tolerance instead of ``margin``: the largest acceptable
         excess in total-variation units. Only with ``metric="tv"``.
@@ -648,6 +652,13 @@ def _compare_seed(
         )
     if res.method == "all-tied":
         return _all_tied(core, trials_a, calls_b, opts, res.statistic, test, extra)
+    if res.smallest_p > opts.alpha:
+        extra.append(
+            f"alpha {opts.alpha:g} is below the smallest p-value the two-sided Mann-Whitney "
+            f"test can produce for {n_a} + {n_b} trials ({res.smallest_p:.3g}), so the "
+            f"difference test can never be significant; use more trials per arm or a larger "
+            f"alpha."
+        )
     return _statistical(core, trials_a, calls_b, opts, res.p_value, res.statistic, test, eq, extra)
 
 
@@ -690,6 +701,13 @@ def _flip_warning(flips: FlipSummary, opts: _Options, verdict: Verdict) -> str |
         f"{_p(flips.p_value)}): rare flips are behaviour too; read the texts "
         f"(to_dict()['texts_a'] and ['texts_b'])."
     )
+
+
+def _floor_words(opts: _Options) -> str:
+    """What the ratio is a multiple of, in words."""
+    if opts.design == "seed":
+        return f"{opts.labels[0]}'s trials' distance to the baseline"
+    return "the pooled call-to-call jitter of both arms"
 
 
 def _limit_words(opts: _Options) -> str:
@@ -736,7 +754,7 @@ def _statistical(
     size = (
         f"{_n(reach)} TV (95% {which} of the excess)"
         if absolute
-        else f"{_n(reach, 3)}x the call-to-call jitter (95% {which} of the ratio)"
+        else f"{_n(reach, 3)}x {_floor_words(opts)} (95% {which} of the ratio)"
     )
     if decision.verdict == "equivalent":
         headline = (
@@ -905,6 +923,15 @@ def _first_difference(a: ParsedCall, b: ParsedCall) -> str:
     return "different (the metric sees a difference the tokens do not show)"
 
 
+def _distinct_outputs(within: npt.NDArray[np.float64]) -> int:
+    """Number of groups of calls at distance 0 from each other (within one arm)."""
+    seen: list[int] = []
+    for i in range(within.shape[0]):
+        if not any(within[i, j] == 0.0 for j in seen):
+            seen.append(i)
+    return len(seen)
+
+
 def _deterministic(
     core: _Core,
     calls_a: Sequence[ParsedCall],
@@ -950,10 +977,26 @@ def _deterministic(
     else:
         worst = int(np.argmax(core.cross_values.reshape(-1)))
         other = calls_b[worst % len(calls_b)]
+        if core.baseline is None:
+            # all-pairs: floor 0 means both within-arm means are 0.
+            why = "every call within an arm is identical, so any difference is real"
+        else:
+            # Seed design: floor 0 says only that A's trials equal the baseline.
+            why = f"every trial of {a} is identical to the baseline"
+            n_b_outputs = _distinct_outputs(core.matrix[core.n_a :, core.n_a :])
+            if n_b_outputs == 1:
+                why += f", and so is every call of {b} to each other"
+            else:
+                why += f"; {b}'s calls vary ({n_b_outputs} distinct outputs in {core.n_b})"
+                warnings.append(
+                    f"only {a}'s trials are identical: {b}'s calls differ from each other, so "
+                    f"the backend is not deterministic for {b}. The verdict rests on {a}'s "
+                    f"{core.n_a} identical trials; use design='all-pairs' to compare the arms "
+                    f"with statistics."
+                )
         headline = (
             f"deterministic backend: outputs {_first_difference(reference, other)} "
-            f"({a} vs {b}; every call within an arm is identical, so any difference is real; "
-            f"largest distance {max_cross:.4g})."
+            f"({a} vs {b}; {why}; largest distance {max_cross:.4g})."
         )
         advice = (
             "if the change is intended, assert it with assert_different(...); otherwise the "
@@ -983,7 +1026,11 @@ def _deterministic(
         headline=headline,
         notes=(),
         statistic=None,
-        test="deterministic backend: every within-arm distance is 0",
+        test=(
+            "deterministic backend: every within-arm distance is 0"
+            if core.baseline is None
+            else f"deterministic backend: every trial of {a} is at distance 0 from the baseline"
+        ),
         difference_detected=not equivalent,
         equivalence_shown=equivalent,
     )
@@ -1005,8 +1052,9 @@ def _all_tied(
     warnings += extra_warnings
     headline = (
         f"Inconclusive: every trial of both arms is exactly {core.floor:.4g} away from the "
-        f"baseline, so the seed design cannot tell the arms apart (no p-value is meaningful; "
-        f"scipy's exact test would report 0.58 for any such data)."
+        f"baseline, so the seed design cannot tell the arms apart (a rank test has no "
+        f"information when every value is tied: the two-sided test gives p = 1 whatever the "
+        f"arms do)."
     )
     return _assemble(
         core,

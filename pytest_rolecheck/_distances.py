@@ -49,7 +49,14 @@ Metrics
 ``tok_l1``
     Mean ``|Δ logprob|`` (nats) over the union tokens of each position (floor
     for a missing token, the ``other`` bucket excluded), averaged over the
-    compared positions. Logprobs are clipped below at
+    compared positions. For ``tok_l1`` the floor is never below half the
+    side's smallest listed probability: when the listed mass rounds to 1, the
+    unlisted mass (hence the floor above) drops to 0 and a missing token would
+    otherwise sit at the clip below, a jump of many nats caused by a 1e-7
+    rounding; with the bound such a rounding moves a missing token's logprob by
+    at most ``ln 2``. ``js`` and ``tv`` keep the plain floor: they weigh the
+    floor by its probability, so the same rounding changes them by at most the
+    floor mass itself. Logprobs are clipped below at
     :data:`TOK_L1_MIN_LOGPROB` so one "probability 0" entry (``-9999``) cannot
     outweigh everything else. Sensitive to shifts in the tail that JS barely
     registers.
@@ -121,6 +128,10 @@ DEFAULT_METRIC = "js"
 #: single ``-9999`` sentinel would dominate the mean.
 TOK_L1_MIN_LOGPROB: float = -30.0
 
+# tok_l1's floor for a missing token is at least this share of the side's k-th
+# probability, so a rounding of the listed mass cannot move it by more than ln 2.
+_TOK_L1_FLOOR_SHARE = 0.5
+
 _EMPTY_BOUNDED = 1.0
 _EMPTY_TOK_L1 = -TOK_L1_MIN_LOGPROB
 _EMPTY_SEED = -LOGPROB_FLOOR
@@ -178,6 +189,12 @@ def _floor(side: _SideDist, n_missing: int) -> float:
     return min(side.kth, side.leftover / n_missing)
 
 
+def _log_tok_floor(floor: float, side: _SideDist) -> float:
+    """Log of the floor ``tok_l1`` uses: never below a share of the k-th probability."""
+    value = max(floor, _TOK_L1_FLOOR_SHARE * side.kth)
+    return math.log(value) if value > 0.0 else -math.inf
+
+
 def _pair_support(a: Position, b: Position) -> _PairSupport:
     sa, sb = _side(a), _side(b)
     keys = tuple(sorted(sa.probs.keys() | sb.probs.keys()))
@@ -186,8 +203,8 @@ def _pair_support(a: Position, b: Position) -> _PairSupport:
     fa, fb = _floor(sa, missing_a), _floor(sb, missing_b)
     other_a = max(0.0, sa.leftover - missing_a * fa)
     other_b = max(0.0, sb.leftover - missing_b * fb)
-    log_fa = math.log(fa) if fa > 0.0 else -math.inf
-    log_fb = math.log(fb) if fb > 0.0 else -math.inf
+    log_fa = _log_tok_floor(fa, sa)
+    log_fb = _log_tok_floor(fb, sb)
     return _PairSupport(
         keys=keys,
         p=[sa.probs.get(k, fa) for k in keys] + [other_a],
@@ -573,9 +590,11 @@ def _position_values(
 
     if kind == "tok_l1":
         lo = TOK_L1_MIN_LOGPROB
+        tok_floor_a = np.maximum(floor_a, _TOK_L1_FLOOR_SHARE * packed.kth[rows])
+        tok_floor_b = np.maximum(floor_b, _TOK_L1_FLOOR_SHARE * packed.kth[cols])
         with np.errstate(divide="ignore"):
-            log_floor_a = np.maximum(np.log(floor_a), lo)[:, :, None]
-            log_floor_b = np.maximum(np.log(floor_b), lo)[:, :, None]
+            log_floor_a = np.maximum(np.log(tok_floor_a), lo)[:, :, None]
+            log_floor_b = np.maximum(np.log(tok_floor_b), lo)[:, :, None]
         lb_at_a = np.where(only_a, log_floor_b, packed.dense_logp[a_in_b])
         sum_a = (np.abs(packed.logp[rows] - lb_at_a) * valid_a).sum(axis=2)
         sum_b = (np.abs(log_floor_a - packed.logp[cols]) * only_b).sum(axis=2)

@@ -104,7 +104,8 @@ class ArmSummary:
 class EnergyStatistics:
     """Energy-distance decomposition of an all-pairs distance matrix.
 
-    ``floor = (within_a + within_b) / 2`` is the call-to-call jitter;
+    ``floor = (within_a + within_b) / 2`` is the pooled call-to-call jitter
+    of both arms;
     ``excess = cross - floor`` has expectation 0 when both arms draw calls
     from the same distribution, and is positive when they differ (for a
     metric of negative type it is half the energy distance).
@@ -138,11 +139,16 @@ class PermutationResult:
 
 @dataclass(frozen=True, slots=True)
 class TrialTestResult:
-    """Result of :func:`baseline_test` (seed design): Mann-Whitney U of B vs A trials."""
+    """Result of :func:`baseline_test` (seed design): Mann-Whitney U of B vs A trials.
+
+    ``smallest_p`` is the smallest p-value the test can give for these pooled
+    distances (arms fully separated); an ``alpha`` below it can never reject.
+    """
 
     statistic: float
     p_value: float
     method: str  # "exact", "asymptotic" or "all-tied"
+    smallest_p: float
 
 
 @dataclass(frozen=True, slots=True)
@@ -266,8 +272,9 @@ def validate_options(
     ):
         raise RolecheckUsageError(
             f"margin={margin!r} is not allowed: the equivalence margin is a positive number, the "
-            f"largest acceptable change as a multiple of arm A's own call-to-call jitter "
-            f"(0.5 is the default)."
+            f"largest acceptable change as a multiple of the jitter floor (the pooled "
+            f"call-to-call jitter of both arms, ½(within-A + within-B); in the seed design, A's "
+            f"mean distance to the baseline), e.g. 0.5 (the default)."
         )
     if max_excess_tv is not None and (
         isinstance(max_excess_tv, bool)
@@ -645,10 +652,17 @@ def baseline_test(d_a: npt.ArrayLike, d_b: npt.ArrayLike) -> TrialTestResult:
     method="auto")`` is valid here (unlike on pairwise distances). The test is
     two-sided: when the baseline is an unusual call (a flipped token), B's
     trials can well be *closer* to it than A's own trials, and that is a
-    difference too. When every distance is tied the test has no information;
-    scipy's one-sided exact method would still return p = 0.58 for 5 + 5
-    ties, so the p-value is set to 1 and the method reported as
-    ``"all-tied"``.
+    difference too. When every distance is tied the test has no information:
+    the two-sided test gives p = 1 (scipy's one-sided *exact* method would
+    give 0.58 for 5 + 5 ties, the forum's pitfall); the p-value is set to 1
+    and the method reported as ``"all-tied"``, so the caller can say why.
+
+    ``smallest_p`` is the p-value of the most extreme assignment of these
+    pooled distances to the arms (the smaller ``n_b`` or the larger ``n_b``
+    values in B): the rank statistic is most extreme there, and the
+    method and tie correction depend only on the pooled values. Without ties
+    and with both arms of at most 8 trials this is the exact two-sided
+    minimum ``2 / C(n_a + n_b, n_a)`` (2/70 = 0.0286 for 4 + 4).
 
     Parameters
     ----------
@@ -658,7 +672,8 @@ def baseline_test(d_a: npt.ArrayLike, d_b: npt.ArrayLike) -> TrialTestResult:
     Returns
     -------
     TrialTestResult
-        U statistic of B vs A, two-sided p-value, and the method used.
+        U statistic of B vs A, two-sided p-value, the method used and the
+        smallest reachable p-value.
 
     References
     ----------
@@ -669,11 +684,29 @@ def baseline_test(d_a: npt.ArrayLike, d_b: npt.ArrayLike) -> TrialTestResult:
     a, b = _validate_trials(d_a, d_b)
     pooled = np.concatenate([a, b])
     if np.all(pooled == pooled[0]):
-        return TrialTestResult(statistic=a.size * b.size / 2, p_value=1.0, method="all-tied")
+        return TrialTestResult(
+            statistic=a.size * b.size / 2, p_value=1.0, method="all-tied", smallest_p=1.0
+        )
     has_ties = np.unique(pooled).size < pooled.size
     method = "asymptotic" if (a.size > 8 and b.size > 8) or has_ties else "exact"
     res = _sps.mannwhitneyu(b, a, alternative="two-sided", method="auto")
-    return TrialTestResult(statistic=float(res.statistic), p_value=float(res.pvalue), method=method)
+    ordered = np.sort(pooled)
+    # Full separation: the k smallest pooled values in one arm (k = n_b: B lowest; k = n_a:
+    # A lowest). With unequal arms and ties the two can differ; take the smaller p.
+    smallest = min(
+        float(
+            _sps.mannwhitneyu(
+                ordered[:k], ordered[k:], alternative="two-sided", method="auto"
+            ).pvalue
+        )
+        for k in {b.size, a.size}
+    )
+    return TrialTestResult(
+        statistic=float(res.statistic),
+        p_value=float(res.pvalue),
+        method=method,
+        smallest_p=smallest,
+    )
 
 
 # --------------------------------------------------------------------------- equivalence
@@ -715,7 +748,8 @@ def matrix_equivalence(
 
     The relative change is ``rho = T / floor`` with ``T = cross - floor`` (see
     :func:`energy_statistics`): how much further apart calls of different arms
-    are than calls of the same arm, in units of the call-to-call jitter. Its
+    are than calls of the same arm, in units of the pooled call-to-call
+    jitter of both arms. Its
     standard error comes from the delete-one-call jackknife over both arms:
     each of the ``m = n_a + n_b`` calls is removed in turn, ``T`` and
     ``floor`` recomputed (removing a call removes all its pairs), and

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import json
 import math
+import textwrap
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final, Literal
@@ -57,6 +58,7 @@ _MC_TABLES: Final = 10000
 _EXACT_MAX_TABLES: Final = 20000
 _MAX_RECOMMENDED: Final = 10000
 _LABEL_WIDTH: Final = 60
+_REPORT_WIDTH: Final = 100
 
 
 # -- outcomes ---------------------------------------------------------------------------
@@ -215,7 +217,10 @@ class ToolCallComparison:
     tv : float
         Total-variation distance between the arms' observed outcome distributions.
     tv_upper : float
-        Upper confidence bound on the true total-variation distance.
+        Upper confidence bound on the true total-variation distance. When every call
+        of both arms had one shared outcome, the largest rate ``1 - (alpha/2)**(1/n)``
+        (``n`` the smaller arm) at which an arm could still give an outcome it never
+        showed: what ``n`` calls cannot exclude under sampling (0.31 for n = 10).
     outcomes : tuple of str
         Outcome strings, most frequent first; ``counts_a``/``counts_b`` align with it.
     deterministic : bool
@@ -295,13 +300,33 @@ class ToolCallComparison:
         ]
         lines += [f"  {o:<{w0}}  {a:>{w1}}  {b:>{w2}}" for o, a, b in rows]
         if self.deterministic:
-            lines.append("  every call within each arm had the same outcome (no statistics needed)")
-        lines.append(
-            f"  TV distance {self.tv:.3f}, {conf:.1%} upper bound {self.tv_upper:.3f} "
-            f"(tolerance {self.tolerance:g}); p = {self.p_value:.4g} ({self.test}, "
-            f"alpha {self.alpha:g})"
+            lines.append(
+                "  every call within each arm had the same outcome: verdict by the "
+                "deterministic shortcut"
+            )
+        if self.deterministic and len(self.outcomes) == 1:
+            bound = (
+                f"an outcome never seen in {min(self.n_a, self.n_b)} calls may still have a "
+                f"rate up to {self.tv_upper:.3f} ({conf:.1%} per arm), so TV <= "
+                f"{self.tv_upper:.3f}"
+            )
+        else:
+            bound = f"{conf:.1%} upper bound {self.tv_upper:.3f}"
+        lines += textwrap.wrap(
+            f"TV distance {self.tv:.3f}, {bound} (tolerance {self.tolerance:g}); "
+            f"p = {self.p_value:.4g} ({self.test}, alpha {self.alpha:g})",
+            width=_REPORT_WIDTH,
+            initial_indent="  ",
+            subsequent_indent="    ",
         )
-        lines += [f"  warning: {w}" for w in self.warnings]
+        for w in self.warnings:
+            lines += textwrap.wrap(
+                f"warning: {w}",
+                width=_REPORT_WIDTH,
+                initial_indent="  ",
+                subsequent_indent="    ",
+                break_long_words=False,
+            )
         return "\n".join(lines)
 
 
@@ -446,6 +471,25 @@ def _tv_upper(
     return float(np.quantile(tv, 1 - alpha / 2))
 
 
+def _unseen_rate_upper(n: int, alpha: float) -> float:
+    """Largest rate of an outcome never seen in ``n`` calls, at one-sided level ``alpha/2``.
+
+    Clopper-Pearson with zero successes: ``1 - (alpha/2) ** (1/n)``. When both arms
+    showed only one shared outcome, each arm may still give some unseen outcome at up
+    to this rate (the larger ``n`` the smaller), and the TV distance between the arms
+    is then at most the larger of the two rates, i.e. this bound for the smaller arm.
+    """
+    return 1.0 - math.pow(alpha / 2, 1.0 / n)
+
+
+def _calls_to_exclude(tolerance: float, alpha: float) -> int:
+    """Smallest ``n`` with ``_unseen_rate_upper(n, alpha) < tolerance``."""
+    if tolerance >= 1.0:
+        return MIN_TRIALS
+    n = math.floor(math.log(alpha / 2) / math.log1p(-tolerance)) + 1
+    return max(MIN_TRIALS, n)
+
+
 def _recommended_trials(n: int, tv: float, tv_upper: float, tolerance: float) -> int | None:
     """Trials per arm for which the bound would drop below the tolerance (≈ 1/sqrt(n))."""
     if tv >= tolerance or tv_upper <= tv:
@@ -508,10 +552,13 @@ def compare_tool_calls(
     Decision, in order:
 
     1. *Deterministic*: every call within each arm had the same outcome → equivalent
-       if the two outcomes are equal, else different (no statistics).
+       if the two outcomes are equal, else different (no test). ``tv_upper`` still
+       reports what the calls cannot exclude under sampling, and a warning says so
+       when that is not below ``tolerance`` (fewer than 17 calls per arm at the
+       defaults).
     2. *Equivalent* if ``tv_upper < tolerance``: the difference is shown to be small,
        even when it is statistically detectable (then a warning says so).
-    3. *Different* if the difference test gives ``p_value < alpha``.
+    3. *Different* if the difference test gives ``p_value <= alpha``.
     4. *Inconclusive* otherwise: run more trials or widen the tolerance.
 
     The difference test conditions on the table margins: Fisher's exact test for two
@@ -575,7 +622,12 @@ def _compare_outcomes(
     p_value, test = _difference_test(counts_a, counts_b, rng)
     tv = float(0.5 * np.abs(counts_a / n_a - counts_b / n_b).sum())
     deterministic = int((counts_a > 0).sum()) == 1 and int((counts_b > 0).sum()) == 1
-    tv_upper = tv if deterministic or len(keys) == 1 else _tv_upper(counts_a, counts_b, alpha, rng)
+    if len(keys) == 1:
+        tv_upper = _unseen_rate_upper(min(n_a, n_b), alpha)
+    elif deterministic:
+        tv_upper = tv  # two different constant outcomes: TV is 1 and cannot be larger
+    else:
+        tv_upper = _tv_upper(counts_a, counts_b, alpha, rng)
 
     warnings: list[str] = []
     recommended: int | None = None
@@ -585,6 +637,17 @@ def _compare_outcomes(
         if verdict == "equivalent":
             only = _shorten(_outcome_text(keys[0]))
             advice = f"every call in both arms had the same outcome ({only})."
+            if tv_upper >= tolerance:
+                # The shortcut is sound only if the backend is deterministic; with
+                # sampling, n equal outcomes cannot rule out a rare different one.
+                needed = _calls_to_exclude(tolerance, alpha)
+                warnings.append(
+                    f"equivalent by the deterministic shortcut, which assumes a deterministic "
+                    f"backend (e.g. temperature 0 on a local model). With sampling, "
+                    f"{min(n_a, n_b)} calls per arm cannot exclude an outcome the arms never "
+                    f"showed at a rate up to {tv_upper:.3f}, not below the tolerance "
+                    f"{tolerance:g}; run at least {needed} calls per arm to bound it"
+                )
         else:
             advice = (
                 f"every call in {label_a!r} gave {_shorten(_outcome_text(keys[0]))} and every call "
@@ -596,14 +659,14 @@ def _compare_outcomes(
             f"the outcome distributions differ by at most {tv_upper:.3f} (TV upper bound) "
             f"< tolerance {tolerance:g}."
         )
-        if p_value < alpha:
+        if p_value <= alpha:
             warnings.append(
                 f"the difference is statistically detectable (p = {p_value:.3g}) but smaller "
                 f"than the tolerance {tolerance:g}; lower tolerance= to treat it as a change"
             )
-    elif p_value < alpha:
+    elif p_value <= alpha:
         verdict = "different"
-        advice = f"the outcome distributions differ (p = {p_value:.3g} < alpha {alpha:g})."
+        advice = f"the outcome distributions differ (p = {p_value:.3g} <= alpha {alpha:g})."
     else:
         verdict = "inconclusive"
         recommended = _recommended_trials(max(n_a, n_b), tv, tv_upper, tolerance)

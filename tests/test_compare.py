@@ -7,6 +7,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+import scipy.stats as sps
 from _factories import make_response, random_response
 
 from pytest_rolecheck._compare import Comparison, assert_different, assert_equivalent, compare
@@ -211,8 +212,67 @@ def test_seed_design_all_tied_short_circuit() -> None:
     assert c.verdict == "inconclusive"
     assert c.p_value == 1.0
     assert "cannot tell the arms apart" in c.headline
-    assert "0.58" in c.headline
     assert "design='all-pairs'" in c.advice
+
+
+def test_seed_design_all_tied_message_states_the_two_sided_p() -> None:
+    # The test used is two-sided: on all-tied data it gives p = 1, not 0.58 (0.579 is the
+    # one-sided exact p for 5 + 5 ties); the message must say what this test gives.
+    base = fixed_response((" Yes", ".", " Sure"))
+    trials = [fixed_response((" No", ".", " Sure")) for _ in range(5)]
+    c = compare(trials, trials, design="seed", baseline=base)
+    assert c.trial_distances_a is not None
+    assert c.trial_distances_b is not None
+    tied = sps.mannwhitneyu(c.trial_distances_b, c.trial_distances_a, alternative="two-sided")
+    assert tied.pvalue == 1.0
+    assert "two-sided test gives p = 1" in c.headline
+    assert "0.58" not in str(c)
+
+
+def test_seed_design_deterministic_a_with_varying_b_says_so() -> None:
+    # A's trials all equal the baseline (floor 0), B's calls differ from each other: the
+    # headline must not claim that every call within an arm is identical.
+    a = [fixed_response() for _ in range(5)]
+    b = [
+        fixed_response((" Yes", ".", " Sure")),
+        fixed_response((" Yes", ".", " No")),
+        fixed_response((" Yes", "!", " Sure")),
+        fixed_response((" Yes", "!", " No")),
+    ]
+    c = compare(a, b, design="seed")
+    assert c.deterministic
+    assert c.verdict == "different"
+    assert "every call within an arm is identical" not in c.headline
+    assert "every trial of A is identical to the baseline" in c.headline
+    assert "B's calls vary (4 distinct outputs in 4)" in c.headline
+    assert any("not deterministic for B" in w for w in c.warnings)
+    assert "distance 0 from the baseline" in c.test
+    # All-pairs with both arms constant keeps the original wording.
+    d = compare(a[:4], [fixed_response((" Yes", ".", " No"))] * 4)
+    assert "every call within an arm is identical" in d.headline
+
+
+def test_seed_design_alpha_below_smallest_reachable_p_warns() -> None:
+    # 4 + 4 trials, no ties: the two-sided exact minimum is 2 / C(8, 4) = 2/70 = 0.0286.
+    a = noisy_arm(1, 5)
+    b = noisy_arm(2, 4, shift=2.0)
+    low = compare(a, b, design="seed", alpha=0.01)
+    assert any("smallest p-value" in w and "0.0286" in w for w in low.warnings)
+    assert low.verdict != "different"
+    ok = compare(a, b, design="seed", alpha=0.05)
+    assert not any("smallest p-value" in w for w in ok.warnings)
+
+
+def test_margin_is_described_as_pooled_jitter() -> None:
+    c = compare(noisy_arm(1, 5), noisy_arm(2, 5))
+    report = str(c)
+    assert "½(within-A + within-B)" in report
+    assert "the pooled call-to-call jitter of both arms" in c.headline
+    with pytest.raises(RolecheckUsageError, match="pooled call-to-call jitter of both arms"):
+        compare(noisy_arm(1, 5), noisy_arm(2, 5), margin=-1)
+    with pytest.raises(RolecheckUsageError) as info:
+        compare(noisy_arm(1, 5), noisy_arm(2, 5), margin=0)
+    assert "arm A's own" not in str(info.value)
 
 
 def test_seed_design_deterministic() -> None:

@@ -184,6 +184,45 @@ def test_tok_l1_clips_probability_zero() -> None:
     assert tok_l1_distance(a, b) == pytest.approx((-TOK_L1_MIN_LOGPROB + LN(0.5)) / 2)
 
 
+def _rounded_top(top: float) -> tuple[ParsedCall, ParsedCall]:
+    """Two calls that list the same x, y and one different tail token each."""
+    a = make_call([("x", top, [("x", top), ("y", -17.0), ("z", -18.0)])])
+    b = make_call([("x", top, [("x", top), ("y", -17.0), ("w", -18.0)])])
+    return a, b
+
+
+def test_tok_l1_floor_survives_listed_mass_rounding_to_one() -> None:
+    # Top logprob -1e-7: unlisted mass 1e-7 - e^-17 - e^-18 > e^-18, so the floor is the
+    # k-th probability e^-18 and the missing z / w match the other side exactly: 0.
+    assert tok_l1_distance(*_rounded_top(-1e-7)) == pytest.approx(0.0, abs=1e-12)
+    # Top logprob 0 (the same numbers rounded): listed mass 1 + e^-17 + e^-18 > 1, so it
+    # is rescaled and the unlisted mass is 0. The floor is then half the k-th
+    # probability: z and w each differ by ln 2, x and y by 0, over 4 tokens: ln 2 / 2.
+    # (Without the bound the floor was 0, clipped at -30: (12 + 12) / 4 = 6 nats.)
+    a, b = _rounded_top(0.0)
+    assert tok_l1_distance(a, b) == pytest.approx(LN(2.0) / 2, abs=1e-9)
+    matrix = distance_matrix([a, b], "tok_l1")  # the vectorised path agrees
+    assert matrix[0, 1] == pytest.approx(LN(2.0) / 2, abs=1e-9)
+    # js and tv weigh the floor by its mass (~1.5e-8): the rounding barely moves them.
+    for top in (-1e-7, 0.0):
+        assert js_distance(*_rounded_top(top)) < 1e-7
+        assert tv_distance(*_rounded_top(top)) < 1e-7
+
+
+def test_tok_l1_floor_is_at_least_half_the_kth_probability() -> None:
+    # A lists a .5, b .45 (unlisted .05), B lists a .5, c .45. A's plain floor for c is
+    # min(k-th .45, .05 / 1) = .05, below half the k-th (.225), so tok_l1 uses .225
+    # (js/tv keep .05). Per token: a 0, b |ln .45 - ln .225| = ln 2, c the same:
+    # tok_l1 = 2 ln 2 / 3 (with the plain floor it was 2 ln 9 / 3).
+    a = make_call([pos("a", {"a": 0.5, "b": 0.45})])
+    b = make_call([pos("a", {"a": 0.5, "c": 0.45})])
+    assert tok_l1_distance(a, b) == pytest.approx(2 * LN(2.0) / 3, abs=1e-12)
+    assert distance_matrix([a, b], "tok_l1")[0, 1] == pytest.approx(2 * LN(2.0) / 3, abs=1e-12)
+    # TV with the plain floor .05: p = (a .5, b .45, c .05, other 0), q mirrored:
+    # ½(0 + .4 + .4 + 0) = 0.4.
+    assert tv_distance(a, b) == pytest.approx(0.4, abs=1e-12)
+
+
 # --------------------------------------------------------------------------- the seed metric
 
 

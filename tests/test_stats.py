@@ -287,6 +287,29 @@ def test_baseline_test_all_tied_short_circuits() -> None:
     res = baseline_test([0.3] * 5, [0.3] * 5)
     assert res.method == "all-tied"
     assert res.p_value == 1.0
+    assert res.smallest_p == 1.0
+
+
+def test_baseline_test_smallest_reachable_p() -> None:
+    # No ties, 4 + 4 (exact): the two fully separated labellings of C(8, 4) = 70: 2/70.
+    res = baseline_test([0.1, 0.5, 0.3, 0.7], [0.2, 0.4, 0.6, 0.8])
+    assert res.method == "exact"
+    assert res.smallest_p == pytest.approx(2 / 70)
+    # 5 + 4: 2 / C(9, 4) = 2/126.
+    res = baseline_test([0.1, 0.5, 0.3, 0.7, 0.9], [0.2, 0.4, 0.6, 0.8])
+    assert res.smallest_p == pytest.approx(2 / 126)
+    # With ties the asymptotic test (tie-corrected) is used; its minimum is the p-value of
+    # the separated arrangement of the same pooled values, whichever arm is low.
+    d_a, d_b = [0.1, 0.1, 0.3, 0.2, 0.2], [0.3, 0.2, 0.1, 0.1]
+    res = baseline_test(d_a, d_b)
+    pooled = sorted(d_a + d_b)
+    expected = min(
+        sps.mannwhitneyu(pooled[:4], pooled[4:]).pvalue,
+        sps.mannwhitneyu(pooled[:5], pooled[5:]).pvalue,
+    )
+    assert res.method == "asymptotic"
+    assert res.smallest_p == pytest.approx(expected)
+    assert res.smallest_p <= res.p_value
 
 
 # ---------------------------------------------------------------- descriptives

@@ -173,9 +173,50 @@ def test_all_calls_identical_in_both_arms() -> None:
     result = compare_tool_calls([completion(WEATHER_PARIS)] * 5, [completion(WEATHER_PARIS)] * 7)
     assert result.verdict == "equivalent"
     assert result.deterministic
-    assert (result.tv, result.tv_upper, result.p_value) == (0.0, 0.0, 1.0)
+    assert (result.tv, result.p_value) == (0.0, 1.0)
     assert result.test == "none"
     assert (result.n_a, result.n_b) == (5, 7)
+
+
+def test_deterministic_shortcut_reports_what_the_calls_cannot_exclude() -> None:
+    # Verdict by the shortcut, but with sampling 5 equal outcomes do not prove TV = 0:
+    # an unseen outcome can have a rate p with (1 - p)^5 >= alpha/2, i.e. up to
+    # 1 - 0.025^(1/5) = 0.5218 (the smaller arm decides).
+    result = compare_tool_calls([completion(WEATHER_PARIS)] * 5, [completion(WEATHER_PARIS)] * 7)
+    assert result.verdict == "equivalent"
+    assert result.tv_upper == pytest.approx(1 - 0.025 ** (1 / 5))
+    assert result.tv_upper == pytest.approx(0.5218, abs=1e-4)
+    assert any("deterministic backend" in w and "17 calls" in w for w in result.warnings)
+    report = str(result)
+    assert "deterministic shortcut" in report
+    assert "no statistics needed" not in report
+    assert "TV <= 0.522" in report
+    assert result.to_dict()["tv_upper"] == result.tv_upper
+
+
+def test_deterministic_shortcut_with_enough_calls_has_no_warning() -> None:
+    # n = 17 is the first n with 1 - 0.025^(1/n) < 0.2 (n > ln 0.025 / ln 0.8 = 16.5).
+    result = compare_tool_calls([completion(WEATHER_PARIS)] * 17, [completion(WEATHER_PARIS)] * 17)
+    assert result.verdict == "equivalent"
+    assert result.tv_upper == pytest.approx(1 - 0.025 ** (1 / 17))
+    assert result.tv_upper < 0.2
+    assert result.warnings == ()
+    short = compare_tool_calls([completion(WEATHER_PARIS)] * 16, [completion(WEATHER_PARIS)] * 16)
+    assert short.tv_upper >= 0.2
+    assert len(short.warnings) == 1
+
+
+def test_p_value_equal_to_alpha_is_different() -> None:
+    # Like the core engine: "different" when p <= alpha, the boundary included.
+    a = arm([(5, completion(WEATHER_PARIS))])
+    b = arm([(1, completion(WEATHER_PARIS)), (4, text())])
+    p = compare_tool_calls(a, b).p_value
+    # Fisher's exact test on [[5, 0], [1, 4]]: x = 5 or x = 1 Paris calls in A,
+    # C(6, 5) C(4, 0) + C(6, 1) C(4, 4) = 12 of C(10, 5) = 252 tables.
+    assert p == pytest.approx(12 / 252)
+    at_alpha = compare_tool_calls(a, b, alpha=p)
+    assert at_alpha.verdict == "different"
+    assert "<= alpha" in at_alpha.advice
 
 
 def test_one_arm_never_calls_a_tool_deterministic() -> None:
