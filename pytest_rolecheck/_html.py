@@ -274,11 +274,19 @@ def _plain_words_tools(row: Mapping[str, Any], d: Mapping[str, Any]) -> list[str
         f"{_e(b)}.",
     ]
     if d.get("tv") is not None:
+        if d.get("deterministic"):
+            # The shortcut decides without the bound; the bound says what n calls
+            # cannot exclude if the backend samples.
+            rule = (
+                "decided by the deterministic shortcut: every call within each arm agreed; "
+                "the bound is the rate an unseen outcome could still have with this many calls"
+            )
+        else:
+            rule = f"equivalence needs it below the tolerance {_fmt(d.get('tolerance'))}"
         out.append(
             f"Share of calls whose outcome would have to change to turn one arm's outcome mix "
             f"into the other's (total variation): <b>{_fmt(d.get('tv'), 3)}</b>, upper bound "
-            f"{_fmt(d.get('tv_upper'), 3)} (equivalence needs it below the tolerance "
-            f"{_fmt(d.get('tolerance'))})."
+            f"{_fmt(d.get('tv_upper'), 3)} ({rule})."
         )
     if d.get("p_value") is not None:
         out.append(
