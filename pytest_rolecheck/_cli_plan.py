@@ -7,28 +7,41 @@ configuration) and its spread, then simulates comparisons of ``n`` calls per arm
 by resampling the pilot's calls, for increasing ``n``:
 
 * **certifying equivalence** at ``--margin``: both simulated arms are drawn from
-  the pilot, so nothing changed; the share of simulations whose 95% upper bound
-  of the ratio ``(cross - floor) / floor`` falls below the margin is the power
-  to certify equivalence with ``n`` trials (what ``assert_*_equivalent`` needs);
+  the pilot, so nothing changed; the share of simulations whose verdict is
+  ``equivalent`` (95% upper bound of the ratio ``(cross - floor) / floor``
+  below the margin) is the power to certify equivalence with ``n`` trials
+  (what ``assert_*_equivalent`` needs);
 * **detecting an effect** of ``--effect`` times the floor: the same simulated
   arms, with each call of arm B moved away from every call of arm A by
   ``effect x floor x w``, where ``w`` is the relative jitter of a randomly
   chosen pilot call (its mean distance to the other pilot calls divided by the
   floor; ``w`` averages 1). The change therefore has ratio ``effect`` on
-  average and varies from call to call as much as the pilot's jitter does,
-  rather than being a uniform shift that would be unrealistically easy to
-  detect. The share of simulations whose permutation test gives
-  ``p <= alpha`` is the power to detect it (what ``assert_*_differ`` needs).
+  average and varies from call to call as much as the pilot's jitter does.
+  The share of simulations whose verdict (:func:`pytest_rolecheck._stats.decide`
+  on the permutation test and the same bound the engine uses) is
+  ``different`` is the power to detect it (what ``assert_*_differ`` needs): a
+  significant p-value alone is not enough, because equivalence wins when the
+  bound is below the margin. A change below the margin is *meant* to pass as
+  equivalent; the plan says so instead of giving a number of trials. The
+  model assumes each arm's own jitter stays as in the pilot and that every B
+  call carries the change; a change that also adds noise, or shows in only
+  some calls, needs more trials than this predicts (the output says so).
 
-Resampling: while ``2n`` is at most the pilot's size, the ``2n`` calls are
-drawn without replacement (a random split of the pilot's calls); beyond that
-they are drawn with replacement, and a pair of copies of the same pilot call,
-whose distance would be an impossible 0, gets the distance of a randomly chosen
-pair of distinct pilot calls instead. Each ``n`` uses its own generator seeded
-with ``(seed, n)``, so a plan is reproducible and adding ``n`` values does not
-change the others. Simulated permutation tests use 199 random relabellings
-(exact enumeration when there are at most 1,000), enough to tell
-``p <= 0.05`` apart.
+Resampling: a simulated run splits ``2n`` distinct pilot calls into two arms,
+so only ``n <= m // 2`` can be simulated from ``m`` pilot calls (no call is
+ever used twice: a copy would sit at an impossible distance 0 from itself, or
+at a made-up one, and bias the table). Larger ``n`` are *extrapolated* from
+the runs at ``m // 2`` and marked so: the A/A ratio estimate and its standard
+error shrink like ``n**-beta``, ``beta`` fitted to the simulated rows and
+clipped to [0.5, 1] (1/n is the rate when nothing changed, 1/sqrt(n) the
+slowest plausible one); with the change, the estimate's spread and SE shrink
+like ``1/sqrt(n)`` around its mean and the jackknife lower bound stands in for
+the permutation test. The shares are made non-decreasing in ``n`` (pool
+adjacent violators) before the smallest sufficient ``n`` is read off. Each
+``n`` uses its own generator seeded with ``(seed, n)``, so a plan is
+reproducible and adding ``n`` values does not change the others. Simulated
+permutation tests use 199 random relabellings (exact enumeration when there
+are at most 1,000), enough to tell ``p <= 0.05`` apart.
 
 Choosing the margin
 -------------------
@@ -48,7 +61,7 @@ import argparse
 import json
 import math
 import sys
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
@@ -63,11 +76,13 @@ if TYPE_CHECKING:  # numpy loads only when a plan is computed: `rolecheck --help
 
 EXIT_OK: Final = 0
 EXIT_USAGE: Final = 2
-MIN_PILOT: Final = 4
 MIN_TRIALS: Final = 4
+# Two arms of MIN_TRIALS distinct calls: smaller pilots cannot simulate a single row.
+MIN_PILOT: Final = 2 * MIN_TRIALS
 DEFAULT_GRID: Final = (4, 5, 6, 7, 8, 10, 12, 14, 16, 20, 25, 30, 40, 50, 60, 80, 100, 150, 200)
 _SIM_RESAMPLES: Final = 199
 _SIM_MAX_EXACT: Final = 1000
+_SLOWEST_RATE: Final = 0.5
 
 _EPILOG: Final = """\
 choosing the margin:
@@ -77,9 +92,13 @@ choosing the margin:
   gets when nothing changed) and from what matters for your product. Never derive it
   from the comparison you are testing: the test would certify whatever it measured.
 
+pilot size:
+  A pilot of m calls simulates up to m/2 trials per arm (two arms of distinct calls);
+  larger rows are extrapolated and marked so. Record 2 x the trials you expect to need.
+
 examples:
   rolecheck compare --local --variant-a a.yaml --variant-b a.yaml --trials 20 \\
-      --cassette pilot.json                      # record an A/A pilot
+      --cassette pilot.json                      # an A/A pilot of 40 calls
   rolecheck plan pilot.json --margin 0.5 --effect 1.0
   rolecheck plan report.json --comparison 2 --arm all
 """
@@ -119,13 +138,22 @@ class FloorEstimate:
 
 @dataclass(frozen=True, slots=True)
 class PlanRow:
-    """Simulated outcomes with ``n`` calls per arm."""
+    """Outcomes with ``n`` calls per arm.
+
+    ``p_equivalent``: share of A/A runs whose verdict is ``equivalent``;
+    ``p_detect``: share of runs with the change whose verdict is
+    ``different`` (None without ``--effect``). Both as made non-decreasing in
+    ``n`` by :func:`plan_trials` (``p_detect`` only when ``effect >= margin``).
+    ``extrapolated``: ``2n`` exceeds the pilot's calls, so the row is scaled
+    from the largest simulated one instead of simulated.
+    """
 
     n: int
     p_equivalent: float
     median_upper: float
     q90_upper: float
     p_detect: float | None
+    extrapolated: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,6 +172,8 @@ class Plan:
     replications: int
     seed: int
     max_trials: int
+    pilot_calls: int
+    beta: float | None  # fitted SE exponent, when some row is extrapolated
 
 
 # --------------------------------------------------------------------------- pilot loading
@@ -309,8 +339,9 @@ def _arm_number(arm: str, count: int, what: str) -> int:
 def _check_size(n: int, path: Path) -> None:
     if n < MIN_PILOT:
         raise _fail(
-            f"{path}: the pilot has {n} call(s); at least {MIN_PILOT} are needed (10-20 give a "
-            "usable estimate of the noise floor). Record a larger A/A run."
+            f"{path}: the pilot has {n} call(s); at least {MIN_PILOT} are needed (two arms of "
+            f"{MIN_TRIALS} distinct calls; 20-40 give a usable noise floor and simulate up to "
+            "10-20 trials per arm). Record a larger A/A run."
         )
 
 
@@ -454,29 +485,30 @@ def estimate_floor(
     )
 
 
-def _resample(d: FloatArray, pool: FloatArray, n: int, rng: np.random.Generator) -> FloatArray:
+@dataclass(frozen=True, slots=True)
+class _Draws:
+    """Per-replicate outcomes of the simulated comparisons with ``n`` calls per arm."""
+
+    n: int
+    rho: FloatArray  # A/A: ratio estimate
+    se: FloatArray  # A/A: its jackknife standard error
+    upper: FloatArray  # A/A: 95% upper bound of the ratio, as the engine computes it
+    shifted_rho: FloatArray | None  # with the change: ratio estimate
+    shifted_se: FloatArray | None
+    different: FloatArray | None  # with the change: 1.0 where the verdict was "different"
+    significant: FloatArray | None  # with the change: 1.0 where p <= alpha
+
+
+def _split(d: FloatArray, n: int, rng: np.random.Generator) -> FloatArray:
+    """Two arms of ``n`` distinct pilot calls each (needs ``2n <= m``)."""
     import numpy as np
 
-    m = d.shape[0]
-    if 2 * n <= m:
-        idx = rng.permutation(m)[: 2 * n]
-        return d[np.ix_(idx, idx)]
-    idx = rng.integers(0, m, size=2 * n)
-    sub = d[np.ix_(idx, idx)].copy()
-    same = np.triu(idx[:, None] == idx[None, :], 1)
-    count = int(same.sum())
-    if count:
-        # Two copies of one call would be at distance 0, which no two real calls are.
-        fill = rng.choice(pool, size=count)
-        rows, cols = np.nonzero(same)
-        sub[rows, cols] = fill
-        sub[cols, rows] = fill
-    return sub
+    idx = rng.permutation(d.shape[0])[: 2 * n]
+    return d[np.ix_(idx, idx)]
 
 
 def _simulate(
     d: FloatArray,
-    pool: FloatArray,
     weights: FloatArray,
     floor: float,
     n: int,
@@ -486,40 +518,218 @@ def _simulate(
     alpha: float,
     replications: int,
     seed: int,
-) -> PlanRow:
+) -> _Draws:
     import numpy as np
 
-    from ._stats import matrix_equivalence, permutation_test
+    from ._stats import decide, matrix_equivalence, permutation_test
 
     rng = np.random.default_rng([seed, n])
-    uppers = np.empty(replications)
-    detected = 0
+    rho, se, upper = (np.empty(replications) for _ in range(3))
+    s_rho, s_se, different, significant = (np.empty(replications) for _ in range(4))
     for r in range(replications):
-        sub = _resample(d, pool, n, rng)
-        uppers[r] = matrix_equivalence(sub, n).ratio.upper
-        if effect is not None:
-            shifted = sub.copy()
-            # Each B call moves by its own amount: the jitter of a random pilot call.
-            move = effect * floor * rng.choice(weights, size=n)
-            shifted[:n, n:] += move[None, :]
-            shifted[n:, :n] += move[:, None]
-            result = permutation_test(
-                shifted,
-                n,
-                seed=seed + r,
-                max_exact=_SIM_MAX_EXACT,
-                n_resamples=_SIM_RESAMPLES,
-            )
-            detected += result.p_value <= alpha
-    finite = np.where(np.isfinite(uppers), uppers, np.inf)
-    return PlanRow(
+        sub = _split(d, n, rng)
+        bound = matrix_equivalence(sub, n).ratio
+        rho[r], se[r], upper[r] = bound.estimate, bound.se, bound.upper
+        if effect is None:
+            continue
+        shifted = sub.copy()
+        # Each B call moves by its own amount: the jitter of a random pilot call.
+        move = effect * floor * rng.choice(weights, size=n)
+        shifted[:n, n:] += move[None, :]
+        shifted[n:, :n] += move[:, None]
+        moved = matrix_equivalence(shifted, n).ratio
+        s_rho[r], s_se[r] = moved.estimate, moved.se
+        p = permutation_test(
+            shifted, n, seed=seed + r, max_exact=_SIM_MAX_EXACT, n_resamples=_SIM_RESAMPLES
+        ).p_value
+        # The verdict assert_*_differ needs: equivalence wins when the bound is under the
+        # margin, so a significant p-value alone is not a detection.
+        verdict = decide(p_value=p, alpha=alpha, bound=moved, limit=margin, n=n).verdict
+        different[r] = verdict == "different"
+        significant[r] = p <= alpha
+    return _Draws(
         n=n,
-        p_equivalent=float(np.mean(finite < margin)),
-        # inverted_cdf never interpolates, so an unbounded (inf) bound gives inf, not NaN
-        median_upper=float(np.quantile(finite, 0.5, method="inverted_cdf")),
-        q90_upper=float(np.quantile(finite, 0.9, method="inverted_cdf")),
-        p_detect=None if effect is None else detected / replications,
+        rho=rho,
+        se=se,
+        upper=upper,
+        shifted_rho=None if effect is None else s_rho,
+        shifted_se=None if effect is None else s_se,
+        different=None if effect is None else different,
+        significant=None if effect is None else significant,
     )
+
+
+def _fit_exponent(draws: Sequence[_Draws]) -> float:
+    """``beta`` in ``SE ~ n**-beta``, fitted to the simulated rows, clipped to [0.5, 1].
+
+    Under no change the ratio is a degenerate statistic whose standard error
+    shrinks like ``1/n``; ``1/sqrt(n)`` is the slowest plausible rate. The
+    clip keeps a noisy fit on few rows inside that range.
+    """
+    import numpy as np
+
+    xs: list[float] = []
+    ys: list[float] = []
+    for dr in draws:
+        ok = dr.se[np.isfinite(dr.se) & (dr.se > 0)]
+        if 2 * ok.size >= dr.se.size:  # a median over mostly unbounded runs says nothing
+            xs.append(math.log(dr.n))
+            ys.append(math.log(float(np.median(ok))))
+    if len(xs) < 2:
+        return _SLOWEST_RATE
+    slope = float(np.polyfit(xs, ys, 1)[0])
+    return min(max(-slope, _SLOWEST_RATE), 1.0)
+
+
+def _monotone(values: Sequence[float]) -> list[float]:
+    """Least-squares non-decreasing fit (pool adjacent violators, equal weights).
+
+    References
+    ----------
+    .. [1] R. E. Barlow, D. J. Bartholomew, J. M. Bremner and H. D. Brunk,
+       "Statistical Inference under Order Restrictions", Wiley, 1972.
+    """
+    blocks: list[tuple[float, int]] = []
+    for value in values:
+        total, count = value, 1
+        while blocks and blocks[-1][0] / blocks[-1][1] > total / count:
+            prev_total, prev_count = blocks.pop()
+            total, count = total + prev_total, count + prev_count
+        blocks.append((total, count))
+    return [total / count for total, count in blocks for _ in range(count)]
+
+
+class _Planner:
+    """Rows of the plan, simulated (``2n <= m``) or extrapolated from the largest split."""
+
+    def __init__(
+        self,
+        d: FloatArray,
+        floor: float,
+        *,
+        margin: float,
+        effect: float | None,
+        alpha: float,
+        replications: int,
+        seed: int,
+    ) -> None:
+        self.d = d
+        self.floor = floor
+        self.margin = margin
+        self.effect = effect
+        self.alpha = alpha
+        self.replications = replications
+        self.seed = seed
+        self.largest = d.shape[0] // 2
+        self.weights = (d.sum(axis=1) / (d.shape[0] - 1)) / floor
+        self._draws: dict[int, _Draws] = {}
+        self._rows: dict[int, PlanRow] = {}
+        self._beta: float | None = None
+
+    def draws(self, n: int) -> _Draws:
+        if n not in self._draws:
+            self._draws[n] = _simulate(
+                self.d,
+                self.weights,
+                self.floor,
+                n,
+                margin=self.margin,
+                effect=self.effect,
+                alpha=self.alpha,
+                replications=self.replications,
+                seed=self.seed,
+            )
+        return self._draws[n]
+
+    @property
+    def beta(self) -> float:
+        # Fitted on a fixed set of rows, so the exponent (and every extrapolated row) does not
+        # depend on which rows the search happened to visit.
+        if self._beta is None:
+            fit = sorted({n for n in DEFAULT_GRID if n <= self.largest} | {self.largest})
+            self._beta = _fit_exponent([self.draws(n) for n in fit])
+        return self._beta
+
+    def row_ns(self) -> list[int]:
+        """The ``n`` of every row computed so far."""
+        return sorted(self._rows)
+
+    def row(self, n: int) -> PlanRow:
+        """The unsmoothed row for ``n`` calls per arm."""
+        if n not in self._rows:
+            self._rows[n] = self._simulated(n) if n <= self.largest else self._extrapolated(n)
+        return self._rows[n]
+
+    def rows(self) -> tuple[PlanRow, ...]:
+        """Every row computed so far, by ``n``, with the shares made non-decreasing in ``n``."""
+        import dataclasses
+
+        raw = [self._rows[n] for n in sorted(self._rows)]
+        eq = _monotone([r.p_equivalent for r in raw])
+        if self.effect is not None and self.effect >= self.margin:
+            det: list[float | None] = list(_monotone([r.p_detect or 0.0 for r in raw]))
+        else:
+            # Below the margin more trials *certify* the change: no monotone trend to impose.
+            det = [r.p_detect for r in raw]
+        return tuple(
+            dataclasses.replace(r, p_equivalent=e, p_detect=p)
+            for r, e, p in zip(raw, eq, det, strict=True)
+        )
+
+    def _summary(
+        self, n: int, upper: FloatArray, different: FloatArray | None, extrapolated: bool
+    ) -> PlanRow:
+        import numpy as np
+
+        finite = np.where(np.isfinite(upper), upper, np.inf)
+        return PlanRow(
+            n=n,
+            p_equivalent=float(np.mean(finite < self.margin)),
+            # inverted_cdf never interpolates, so an unbounded (inf) bound gives inf, not NaN
+            median_upper=float(np.quantile(finite, 0.5, method="inverted_cdf")),
+            q90_upper=float(np.quantile(finite, 0.9, method="inverted_cdf")),
+            p_detect=None if different is None else float(np.mean(different)),
+            extrapolated=extrapolated,
+        )
+
+    def _simulated(self, n: int) -> PlanRow:
+        dr = self.draws(n)
+        return self._summary(n, dr.upper, dr.different, extrapolated=False)
+
+    def _extrapolated(self, n: int) -> PlanRow:
+        import numpy as np
+        from scipy import stats
+
+        from ._stats import CONFIDENCE
+
+        base = self.draws(self.largest)
+        t_upper = float(stats.t.ppf(CONFIDENCE, n - 1))
+        # A/A: estimate and SE both shrink like n**-beta around 0.
+        scale = (self.largest / n) ** self.beta
+        with np.errstate(invalid="ignore"):
+            upper = (base.rho + t_upper * base.se) * scale
+        upper = np.where(np.isnan(upper), np.inf, upper)
+        different: FloatArray | None = None
+        if (
+            base.shifted_rho is not None
+            and base.shifted_se is not None
+            and base.significant is not None
+        ):
+            # With a real change the estimate converges to it and its SE shrinks like
+            # 1/sqrt(n). A run significant at n0 stays so with more calls; for the others the
+            # jackknife lower bound above 0 stands in for the permutation test. An unbounded
+            # SE stays unbounded: never equivalent, and no new significance.
+            ok = np.isfinite(base.shifted_rho) & np.isfinite(base.shifted_se)
+            centre = float(np.mean(base.shifted_rho[ok])) if ok.any() else 0.0
+            shrink = math.sqrt(self.largest / n)
+            est = np.where(ok, centre + (base.shifted_rho - centre) * shrink, 0.0)
+            se = np.where(ok, base.shifted_se * shrink, 0.0)
+            t_lower = float(stats.t.ppf(1.0 - self.alpha, n - 1))
+            lower = np.where(ok, est - t_lower * se, -np.inf)
+            equivalent = ok & (est + t_upper * se < self.margin)
+            detected = (base.significant > 0) | (lower > 0)
+            different = (~equivalent & detected).astype(float)
+        return self._summary(n, upper, different, extrapolated=True)
 
 
 def _validate_plan(
@@ -560,7 +770,8 @@ def plan_trials(
     Parameters
     ----------
     matrix : array_like, shape (m, m)
-        Distances between the calls of an A/A pilot (one configuration).
+        Distances between the calls of an A/A pilot (one configuration),
+        ``m >= 8``.
     margin : float, default 0.5
         Equivalence margin (ratio of the change to the floor).
     effect : float, optional
@@ -582,10 +793,12 @@ def plan_trials(
     Returns
     -------
     Plan
-        The floor estimate, the simulated table and the smallest ``n`` reaching
-        ``power`` for each goal (None when ``max_trials`` is not enough). A
-        deterministic pilot (floor 0) needs no simulation: 4 trials detect
-        any difference, and equivalence means identical outputs.
+        The floor estimate, the table and the smallest ``n`` reaching
+        ``power`` for each goal (None when ``max_trials`` is not enough, and
+        for detection when ``effect < margin``: such a change is meant to be
+        certified equivalent). A deterministic pilot (floor 0) needs no
+        simulation: 4 trials detect any difference, and equivalence means
+        identical outputs.
 
     Raises
     ------
@@ -594,23 +807,49 @@ def plan_trials(
 
     Notes
     -----
+    Rows with ``2n <= m`` are simulated: each run splits ``2n`` distinct
+    pilot calls into two arms and applies the engine's own rules (the jackknife
+    bound of :func:`pytest_rolecheck._stats.matrix_equivalence`, the
+    permutation test and :func:`pytest_rolecheck._stats.decide`). A row counts
+    as detecting the change only where the verdict is ``different``.
+
+    Rows with ``2n > m`` are extrapolated from the runs at ``n0 = m // 2``
+    (no pilot call is used twice): without a change, the ratio estimate and
+    its standard error are scaled by ``(n0 / n) ** beta``, ``beta`` fitted to
+    the simulated rows and clipped to [0.5, 1]; with the change, the estimate
+    shrinks towards its mean and its SE like ``sqrt(n0 / n)``, and the
+    jackknife lower bound above 0 stands in for the permutation test.
+
+    The shares are made non-decreasing in ``n`` by pooling adjacent
+    violators before the smallest passing ``n`` is read off (not for
+    detection when ``effect < margin``, whose share falls as ``n`` grows).
     The grid 4, 5, 6, 7, 8, 10, 12, ... is searched until both goals are
     reached, then the gap below the first passing value is bisected.
-    Monte-Carlo error of a power estimate is about ``sqrt(p (1 - p) / R)``
-    (0.028 at p = 0.8 and R = 200).
+    Monte-Carlo error of a share is about ``sqrt(p (1 - p) / R)`` (0.028 at
+    p = 0.8 and R = 200).
 
     References
     ----------
     .. [1] B. Efron and R. J. Tibshirani, "An Introduction to the Bootstrap",
        Chapman & Hall, 1993.
-    .. [2] M. J. Anderson, "A new method for non-parametric multivariate
+    .. [2] D. N. Politis, J. P. Romano and M. Wolf, "Subsampling", Springer,
+       1999 (subsamples without replacement; rate estimation, ch. 8).
+    .. [3] M. J. Anderson, "A new method for non-parametric multivariate
        analysis of variance", Austral Ecology 26, pp. 32-46, 2001.
     """
-    import numpy as np
-
     d = _validate_matrix(matrix)
     _validate_plan(margin, effect, alpha, power, replications, max_trials)
     floor = estimate_floor(d, seed=seed)
+    common: dict[str, Any] = {
+        "margin": margin,
+        "effect": effect,
+        "alpha": alpha,
+        "power": power,
+        "replications": replications,
+        "seed": seed,
+        "max_trials": max_trials,
+        "pilot_calls": d.shape[0],
+    }
     if floor.floor == 0.0:
         return Plan(
             floor=floor,
@@ -618,80 +857,59 @@ def plan_trials(
             n_equivalence=MIN_TRIALS,
             n_detect=MIN_TRIALS if effect is not None else None,
             deterministic=True,
-            margin=margin,
-            effect=effect,
-            alpha=alpha,
-            power=power,
-            replications=replications,
-            seed=seed,
-            max_trials=max_trials,
+            beta=None,
+            **common,
         )
-    pool = d[np.triu_indices(d.shape[0], 1)]
-    weights = (d.sum(axis=1) / (d.shape[0] - 1)) / floor.floor
-    cache: dict[int, PlanRow] = {}
+    planner = _Planner(
+        d,
+        floor.floor,
+        margin=margin,
+        effect=effect,
+        alpha=alpha,
+        replications=replications,
+        seed=seed,
+    )
+    goals = ["eq"] + (["detect"] if effect is not None and effect >= margin else [])
 
-    def row(n: int) -> PlanRow:
-        if n not in cache:
-            cache[n] = _simulate(
-                d,
-                pool,
-                weights,
-                floor.floor,
-                n,
-                margin=margin,
-                effect=effect,
-                alpha=alpha,
-                replications=replications,
-                seed=seed,
-            )
-        return cache[n]
+    def first(goal: str) -> int | None:
+        for r in planner.rows():
+            value = r.p_equivalent if goal == "eq" else r.p_detect
+            if value is not None and value >= power:
+                return r.n
+        return None
 
-    def reached(r: PlanRow, goal: str) -> bool:
-        value = r.p_equivalent if goal == "eq" else r.p_detect
-        return value is not None and value >= power
-
-    goals = ["eq"] + (["detect"] if effect is not None else [])
     grid = [n for n in DEFAULT_GRID if n <= max_trials]
     if grid[-1] != max_trials:
         grid.append(max_trials)
-    found: dict[str, int | None] = dict.fromkeys(goals)
     previous = MIN_TRIALS - 1
     for n in grid:
-        r = row(n)
+        planner.row(n)
         for goal in goals:
-            if found[goal] is None and reached(r, goal):
-                found[goal] = _bisect(previous, n, lambda k, g=goal: reached(row(k), g))
-        if all(v is not None for v in found.values()):
+            hit = first(goal)
+            if hit is not None and hit > previous:
+                # Bisect the gap below the first passing grid value; the monotone fit is redone
+                # with every new row, and the answer is read off the final fit below.
+                low, high = previous, hit
+                while high - low > 1:
+                    mid = (low + high) // 2
+                    planner.row(mid)
+                    hit = first(goal)
+                    if hit is not None and hit <= mid:
+                        high = mid
+                    else:
+                        low = mid
+        if all(first(goal) is not None for goal in goals):
             break
         previous = n
     return Plan(
         floor=floor,
-        rows=tuple(cache[k] for k in sorted(cache)),
-        n_equivalence=found["eq"],
-        n_detect=found.get("detect"),
+        rows=planner.rows(),
+        n_equivalence=first("eq"),
+        n_detect=first("detect") if "detect" in goals else None,
         deterministic=False,
-        margin=margin,
-        effect=effect,
-        alpha=alpha,
-        power=power,
-        replications=replications,
-        seed=seed,
-        max_trials=max_trials,
+        beta=planner.beta if max(planner.row_ns()) > planner.largest else None,
+        **common,
     )
-
-
-def _bisect(low: int, high: int, ok: Any) -> int:
-    """Smallest k in (low, high] with ok(k), assuming ok(high) and monotonicity."""
-    while high - low > 1:
-        mid = (low + high) // 2
-        if mid < MIN_TRIALS:
-            low = mid
-            continue
-        if ok(mid):
-            high = mid
-        else:
-            low = mid
-    return high
 
 
 # --------------------------------------------------------------------------- CLI
@@ -764,7 +982,8 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         type=_positive_float,
         default=None,
         help="change to detect, a multiple of the floor (e.g. 1.0: calls of "
-        "different arms twice as far apart as the jitter)",
+        "different arms twice as far apart as the jitter); below --margin such a change is "
+        "meant to pass as equivalent",
     )
     parser.add_argument(
         "--alpha",
@@ -852,6 +1071,7 @@ def format_plan(pilot: Pilot, plan: Plan) -> list[str]:
             f"trials per arm: {MIN_TRIALS}",
         ]
         return lines
+    largest = plan.pilot_calls // 2
     lines += [
         "",
         f"noise floor (mean distance between two pilot calls): {_fmt(f.floor)} {unit}",
@@ -861,60 +1081,85 @@ def format_plan(pilot: Pilot, plan: Plan) -> list[str]:
         f"{_fmt(f.pair_max)}; per-call mean distance {_fmt(f.call_mean_min)} .. "
         f"{_fmt(f.call_mean_max)}",
         "",
-        f"simulated comparisons ({plan.replications} per row, resampled from the pilot, "
-        f"seed {plan.seed}):",
+        f"simulated comparisons ({plan.replications} per row, seed {plan.seed}): each run splits "
+        f"2 x trials distinct pilot calls into two arms (up to {largest} trials per arm with "
+        f"{plan.pilot_calls} calls); larger rows are extrapolated",
     ]
-    head = (
-        f"  {'trials':>6}  {'P(equivalent)':>13}  {'A/A upper bound: median':>23}  {'90th pct':>8}"
-    )
-    if plan.effect is not None:
-        head += f"  {'P(detect)':>9}"
-    lines.append(head)
+    detect = plan.effect is not None
+    head = f"  {'trials':>6}  {'P(equivalent)':>13}  {'A/A upper bound: median':>23}  "
+    head += f"{'90th pct':>8}"
+    if detect:
+        head += f"  {'P(different)':>12}"
+    lines.append(head + "  row")
     for r in plan.rows:
         line = (
             f"  {r.n:>6}  {r.p_equivalent:>13.2f}  {_fmt(r.median_upper, 3):>23}  "
             f"{_fmt(r.q90_upper, 3):>8}"
         )
-        if r.p_detect is not None:
-            line += f"  {r.p_detect:>9.2f}"
-        lines.append(line)
+        if detect:
+            line += f"  {r.p_detect or 0.0:>12.2f}"
+        lines.append(line + ("  extrapolated" if r.extrapolated else "  simulated"))
     lines.append(
-        "  (P(equivalent): share of A/A runs whose ratio upper bound < margin "
-        f"{plan.margin:g}; P(detect): share of runs with a change of {plan.effect or 0:g} x "
-        f"floor where p <= {plan.alpha:g})"
-        if plan.effect is not None
-        else "  (P(equivalent): share of A/A runs whose ratio upper bound < margin "
-        f"{plan.margin:g})"
+        "  P(equivalent): share of A/A runs with verdict `equivalent` (ratio upper bound < "
+        f"margin {plan.margin:g})."
     )
+    if detect:
+        lines.append(
+            f"  P(different): share of runs with a change of {plan.effect:g} x the floor whose "
+            f"verdict is `different` (p <= {plan.alpha:g} and upper bound >= margin), what "
+            "assert_*_differ needs."
+        )
+    both = plan.effect is not None and plan.effect >= plan.margin
+    monotone = "both shares" if both else "P(equivalent)"
+    lines.append(f"  {monotone} made non-decreasing in trials (adjacent rows pooled).")
+    if any(r.extrapolated for r in plan.rows):
+        lines.append(
+            f"  extrapolated rows reuse the {largest}-trial runs: no pilot call is used twice; "
+            f"the A/A bound shrinks like trials^-{plan.beta:.2f} (fitted to the simulated rows), "
+            "the change's like trials^-0.5. Record a pilot of 2 x trials calls to simulate them."
+        )
+    if detect:
+        lines.append(
+            f"  assumed change: every call of arm B moves {plan.effect:g} x floor x w away from "
+            "arm A's calls (w: the relative jitter of a random pilot call, mean 1); each arm's "
+            "own jitter stays as in the pilot. A change that also makes calls noisier, or shows "
+            "in only some calls, needs more trials than P(different) says."
+        )
     lines.append("")
     pct = f"{plan.power:.0%}"
-    if plan.n_equivalence is not None:
+    lines.append(
+        f"to certify equivalence at margin {plan.margin:g} with {pct} power: "
+        + _answer(plan.n_equivalence, plan, "widen the margin (see the A/A upper bounds above)")
+    )
+    if plan.effect is not None and plan.effect < plan.margin:
         lines.append(
-            f"to certify equivalence at margin {plan.margin:g} with {pct} power: "
-            f"{plan.n_equivalence} trials per arm"
+            f"a change of {plan.effect:g} x the floor is below the margin {plan.margin:g}: it is "
+            "meant to pass as equivalent, so no number of trials makes assert_*_differ pass "
+            "reliably (P(different) tends to 0 as trials grow). To detect it, choose a margin "
+            f"below {plan.effect:g}."
         )
-    else:
+    elif plan.effect is not None:
         lines.append(
-            f"to certify equivalence at margin {plan.margin:g} with {pct} power: more than "
-            f"{plan.max_trials} trials per arm; widen the margin (see the A/A upper bounds "
-            "above) or raise --max-trials"
+            f"to detect a change of {plan.effect:g} x the floor with {pct} power at alpha "
+            f"{plan.alpha:g}: " + _answer(plan.n_detect, plan, "use a larger --effect")
         )
-    if plan.effect is not None:
-        if plan.n_detect is not None:
-            lines.append(
-                f"to detect a change of {plan.effect:g} x the floor with {pct} power at alpha "
-                f"{plan.alpha:g}: {plan.n_detect} trials per arm"
-            )
-        else:
-            lines.append(
-                f"to detect a change of {plan.effect:g} x the floor with {pct} power: more than "
-                f"{plan.max_trials} trials per arm"
-            )
     lines.append(
         "choose the margin from this A/A pilot and what matters to you, before looking at the "
         "A/B data (see `rolecheck plan --help`)"
     )
     return lines
+
+
+def _answer(n: int | None, plan: Plan, otherwise: str) -> str:
+    if n is None:
+        return f"more than {plan.max_trials} trials per arm; {otherwise} or raise --max-trials"
+    text = f"{n} trials per arm"
+    if 2 * n > plan.pilot_calls:
+        text += (
+            f" (extrapolated beyond the {plan.pilot_calls}-call pilot; an A/A pilot of "
+            f"{2 * n} calls would simulate it)"
+        )
+    return text
 
 
 def run(args: argparse.Namespace) -> int:

@@ -25,10 +25,11 @@ import pytest
 
 from pytest_rolecheck import cli
 from pytest_rolecheck._cli_compare import ProgressDisplay, _variants
-from pytest_rolecheck._cli_plan import plan_trials
+from pytest_rolecheck._cli_plan import Pilot, _simulate, format_plan, plan_trials
 from pytest_rolecheck._errors import RolecheckUsageError
 from pytest_rolecheck._options import Settings
 from pytest_rolecheck._session import Rolecheck
+from pytest_rolecheck._stats import decide, matrix_equivalence, permutation_test
 from pytest_rolecheck.variants import Variant
 
 FAKE_URL = "http://fake-api.test/v1"
@@ -407,28 +408,67 @@ def test_plan_from_a_deterministic_pilot(cassettes: dict[str, Path]) -> None:
     assert "minimum of 4 trials per arm" in proc.stdout
 
 
+@pytest.fixture(scope="module")
+def roles_pilot(
+    cassettes: dict[str, Path], tmp_path_factory: pytest.TempPathFactory
+) -> dict[str, Path]:
+    """A developer-vs-system cassette and its JSON report with 8 calls per arm.
+
+    A pilot needs 8 distinct calls (two arms of 4); the shared cassettes hold 4 per arm.
+    """
+    root = tmp_path_factory.mktemp("roles-pilot")
+    a, b = seed_variants()
+    cassette = root / "roles8.json"
+    record(cassette, a, b, trials=8)
+    flags = [*REQUEST_FLAGS]
+    flags[flags.index("--trials") + 1] = "8"
+    proc = rolecheck(
+        "compare",
+        *flags,
+        "--cassette",
+        cassette,
+        "--record-mode",
+        "none",
+        "--json",
+        root / "report.json",
+    )
+    assert proc.returncode in (0, 1), proc.stderr
+    return {"cassette": cassette, "report": root / "report.json"}
+
+
 def test_plan_from_a_report(
-    compare_run: tuple[subprocess.CompletedProcess[str], Path],
+    roles_pilot: dict[str, Path],
     capsys: pytest.CaptureFixture[str],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    _, out = compare_run
-    args = ["plan", out / "report.json", "--replications", "20", "--max-trials", "10"]
+    args = ["plan", roles_pilot["report"], "--replications", "20", "--max-trials", "10"]
     code, stdout, err = main(capsys, monkeypatch, *args)
     assert code == 0, err
     assert "report" in stdout
-    assert "calls of arm 'developer'" in stdout
+    assert "8 calls of arm 'developer'" in stdout
     assert "pass --arm all" in stdout
 
 
 def test_plan_cassette_with_two_requests_uses_group_1(
-    cassettes: dict[str, Path], capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+    roles_pilot: dict[str, Path],
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    args = ["plan", cassettes["roles"], "--replications", "20", "--max-trials", "8"]
+    args = ["plan", roles_pilot["cassette"], "--replications", "20", "--max-trials", "8"]
     code, out, err = main(capsys, monkeypatch, *args)
     assert code == 0, err
     assert "holds 2 different requests" in out
     assert "instruction role developer" in out
+
+
+def test_plan_pilot_too_small_to_split(
+    cassettes: dict[str, Path], capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # 4 calls per request group: two arms of 4 distinct calls cannot be drawn from them
+    code, _, err = main(capsys, monkeypatch, "plan", cassettes["roles"])
+    assert code == 2
+    assert "the pilot has 4 call(s); at least 8 are needed" in err
+    assert "Record a larger A/A run" in err
 
 
 @pytest.mark.parametrize(
@@ -490,12 +530,16 @@ def test_plan_needs_more_trials_for_a_tighter_margin() -> None:
 
 def test_plan_needs_fewer_trials_for_a_larger_effect() -> None:
     d = _pilot(1.0)
-    small = plan_trials(d, effect=0.3, replications=60, max_trials=60)
+    # both above the default margin 0.5: below it a change is meant to pass as equivalent
+    small = plan_trials(d, effect=0.55, replications=60, max_trials=60)
     large = plan_trials(d, effect=2.0, replications=60, max_trials=60)
     assert small.n_detect is not None
     assert large.n_detect is not None
     assert large.n_detect <= small.n_detect
     assert large.n_detect >= 4
+    assert small.rows[0].p_detect is not None
+    assert large.rows[0].p_detect is not None
+    assert small.rows[0].p_detect < large.rows[0].p_detect
 
 
 def test_plan_is_scale_free() -> None:
@@ -508,7 +552,7 @@ def test_plan_is_scale_free() -> None:
 
 
 def test_plan_deterministic_and_unreachable() -> None:
-    zero = plan_trials(np.zeros((6, 6)), effect=1.0)
+    zero = plan_trials(np.zeros((8, 8)), effect=1.0)
     assert zero.deterministic
     assert zero.n_equivalence == 4
     assert zero.n_detect == 4
@@ -520,8 +564,88 @@ def test_plan_deterministic_and_unreachable() -> None:
 def test_plan_rejects_bad_arguments() -> None:
     with pytest.raises(RolecheckUsageError, match="--margin"):
         plan_trials(_pilot(1.0), margin=0.0)
-    with pytest.raises(RolecheckUsageError, match="at least 4 calls"):
-        plan_trials(np.zeros((3, 3)))
+    with pytest.raises(RolecheckUsageError, match="at least 8 calls"):
+        plan_trials(np.zeros((7, 7)))
+
+
+def _heavy_pilot(n: int = 20, seed: int = 1) -> np.ndarray:
+    """A pilot where 15% of the calls are 4x as noisy (flips, as real backends show)."""
+    rng = np.random.default_rng(seed)
+    scale = np.where(rng.random(n) < 0.15, 4.0, 1.0)
+    points = rng.normal(size=(n, 3)) * scale[:, None]
+    return np.linalg.norm(points[:, None, :] - points[None, :, :], axis=-1)
+
+
+def test_plan_detects_only_what_assert_different_accepts() -> None:
+    d = _pilot(1.0, n=24)
+    # 0.2 x floor is below the margin: p <= alpha nearly always, yet the verdict is
+    # `equivalent` more and more often as trials grow (the old table said P(detect) 1.00).
+    small = plan_trials(d, margin=0.5, effect=0.2, replications=40, max_trials=12)
+    assert small.n_detect is None
+    last = max((r for r in small.rows if not r.extrapolated), key=lambda r: r.n)
+    assert last.p_detect is not None
+    assert last.p_detect < 0.5
+    lines = "\n".join(format_plan(Pilot(d, "js", "test"), small))
+    assert "below the margin 0.5: it is meant to pass as equivalent" in lines
+    assert "to detect a change" not in lines
+    large = plan_trials(d, margin=0.5, effect=2.0, replications=40, max_trials=12)
+    assert large.n_detect is not None
+
+
+def test_plan_verdict_share_matches_the_engine_run_by_run() -> None:
+    d = _pilot(1.0, n=16)
+    floor = float(d[np.triu_indices(16, 1)].mean())
+    weights = d.sum(axis=1) / 15 / floor
+    n, reps, effect = 5, 30, 0.3
+    draws = _simulate(
+        d, weights, floor, n, margin=0.5, effect=effect, alpha=0.05, replications=reps, seed=3
+    )
+    rng = np.random.default_rng([3, n])
+    expected = []
+    for r in range(reps):
+        sub = d[np.ix_(idx := rng.permutation(16)[: 2 * n], idx)]
+        move = effect * floor * rng.choice(weights, size=n)
+        sub = sub.copy()
+        sub[:n, n:] += move[None, :]
+        sub[n:, :n] += move[:, None]
+        p = permutation_test(sub, n, seed=3 + r, max_exact=1000, n_resamples=199).p_value
+        bound = matrix_equivalence(sub, n).ratio
+        verdict = decide(p_value=p, alpha=0.05, bound=bound, limit=0.5, n=n).verdict
+        expected.append(verdict == "different")
+    assert draws.different is not None
+    assert draws.different.tolist() == expected
+    assert 0 < sum(expected) < reps  # some runs are significant but certified equivalent
+
+
+def test_plan_predictions_are_monotone() -> None:
+    # This pilot made the old table drop from 0.79 at 10 trials to 0.62 at 11 (calls
+    # resampled with replacement beyond the pilot's 20 calls).
+    plan = plan_trials(_heavy_pilot(), margin=0.15, replications=100, max_trials=30)
+    shares = [r.p_equivalent for r in plan.rows]
+    assert shares == sorted(shares)
+    assert plan.n_equivalence is not None
+    assert plan.rows[-1].p_equivalent >= 0.8
+    detect = plan_trials(_heavy_pilot(), margin=0.5, effect=1.0, replications=60, max_trials=30)
+    found = [r.p_detect for r in detect.rows]
+    assert found == sorted(found)
+
+
+def test_plan_rows_beyond_the_pilot_are_extrapolated() -> None:
+    d = _heavy_pilot()
+    plan = plan_trials(d, margin=0.1, replications=60, max_trials=40)
+    assert plan.pilot_calls == 20
+    assert [r.n for r in plan.rows if not r.extrapolated] == [r.n for r in plan.rows if r.n <= 10]
+    assert any(r.extrapolated for r in plan.rows)
+    assert all(r.n > 10 for r in plan.rows if r.extrapolated)
+    assert plan.beta is not None
+    assert 0.5 <= plan.beta <= 1.0
+    assert plan.n_equivalence is not None
+    assert plan.n_equivalence > 10
+    text = "\n".join(format_plan(Pilot(d, "js", "test"), plan))
+    assert "extrapolated beyond the 20-call pilot" in text
+    assert f"an A/A pilot of {2 * plan.n_equivalence} calls" in text
+    marked = [line for line in text.splitlines() if line.endswith("  extrapolated")]
+    assert len(marked) == sum(r.extrapolated for r in plan.rows)
 
 
 # --------------------------------------------------------------------------- report
