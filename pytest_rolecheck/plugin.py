@@ -62,6 +62,16 @@ def pytest_configure(config: pytest.Config) -> None:
     ini = {spec.name: config.getini(spec.ini_name) for spec in OPTIONS}
     try:
         settings = resolve_settings(cli, ini, rootdir=config.rootpath)
+        # Report paths typed on the command line are relative to where pytest was
+        # started (as --junitxml's); ini values stay relative to the rootdir.
+        invoked = config.invocation_params.dir
+        settings = settings.replace(
+            **{
+                name: str(invoked / cli[name])
+                for name in ("report", "report_dir")
+                if cli.get(name) and not Path(cli[name]).is_absolute()
+            }
+        )
         if settings.metric != "js":
             _check_metric(settings.metric)
         if settings.report_dir and not _is_worker(config):

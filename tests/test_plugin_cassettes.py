@@ -506,3 +506,18 @@ def test_socket_blocker_without_unix_sockets_fails_cleanly(project: pytest.Pytes
     result.assert_outcomes(failed=1)
     assert "INTERNALERROR" not in result.stdout.str() + result.stderr.str()
     result.stdout.fnmatch_lines(["*--allow-unix-socket*"])
+
+
+def test_report_path_on_the_command_line_is_relative_to_the_invocation_dir(
+    project: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    project.makepyfile(test_roles=ROLE_TESTS)
+    project.runpytest("--rolecheck-record-mode=once").assert_outcomes(passed=2)
+    elsewhere = project.mkdir("elsewhere")
+    monkeypatch.chdir(elsewhere)
+    result = project.runpytest(
+        "--rootdir", str(project.path), str(project.path), "--rolecheck-report=cli.json"
+    )
+    result.assert_outcomes(passed=2)
+    assert (elsewhere / "cli.json").is_file()
+    assert (project.path / "report.json").is_file()  # the ini value: rootdir-relative
