@@ -19,6 +19,8 @@ import threading
 from pathlib import Path
 from typing import IO, Any, Final
 
+from ._cli_types import float_in, int_at_least
+
 SEED_MODEL: Final = "gpt-4o-mini"
 SEED_INSTRUCTION: Final = "You are a helpful AI assistant"
 SEED_PROMPT: Final = "Produce two stanza rock song lyrics for 'Rockin with my Kitty Cat'"
@@ -70,34 +72,6 @@ examples:
 
 
 # --------------------------------------------------------------------------- argument types
-
-
-def _int_at_least(low: int) -> Any:
-    def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-        if value < low:
-            raise argparse.ArgumentTypeError(f"expected a whole number >= {low}, got {value}")
-        return value
-
-    return parse
-
-
-def _float_in(low: float, high: float | None, *, low_open: bool = False) -> Any:
-    def parse(text: str) -> float:
-        try:
-            value = float(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-        too_low = value <= low if low_open else value < low
-        if math.isnan(value) or too_low or (high is not None and value > high):
-            span = f"{'(' if low_open else '['}{low:g}, {'inf' if high is None else f'{high:g}'}]"
-            raise argparse.ArgumentTypeError(f"expected a number in {span}, got {text}")
-        return value
-
-    return parse
 
 
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
@@ -156,37 +130,37 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     )
     req.add_argument(
         "--trials",
-        type=_int_at_least(4),
+        type=int_at_least(4),
         default=10,
         help="calls per arm, at least 4 (default: %(default)s)",
     )
     req.add_argument(
         "--max-tokens",
-        type=_int_at_least(1),
+        type=int_at_least(1),
         default=20,
         help="max_tokens per call (default: %(default)s)",
     )
     req.add_argument(
         "--top-logprobs",
-        type=_int_at_least(1),
+        type=int_at_least(1),
         default=20,
         help="top_logprobs per call (default: %(default)s; OpenAI allows 20)",
     )
     req.add_argument(
         "--temperature",
-        type=_float_in(0.0, 2.0),
+        type=float_in(0.0, 2.0),
         default=0.0,
         help="temperature (default: %(default)s)",
     )
     req.add_argument(
         "--top-p",
-        type=_float_in(0.0, 1.0, low_open=True),
+        type=float_in(0.0, 1.0, low_open=True),
         default=None,
         help="top_p (default: not sent)",
     )
     req.add_argument(
         "--concurrency",
-        type=_int_at_least(1),
+        type=int_at_least(1),
         default=8,
         help="calls in flight at once (default: %(default)s)",
     )
@@ -206,26 +180,26 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     )
     stats.add_argument(
         "--alpha",
-        type=_float_in(0.0, 1.0, low_open=True),
+        type=float_in(0.0, 1.0, low_open=True),
         default=0.05,
         help="significance level of the difference test (default: %(default)s)",
     )
     stats.add_argument(
         "--margin",
-        type=_float_in(0.0, None, low_open=True),
+        type=float_in(0.0, None, low_open=True),
         default=0.5,
         help="equivalence margin as a multiple of the jitter floor (default: "
         "%(default)s; choose it from an A/A pilot, see `rolecheck plan --help`)",
     )
     stats.add_argument(
         "--max-excess-tv",
-        type=_float_in(0.0, 1.0, low_open=True),
+        type=float_in(0.0, 1.0, low_open=True),
         default=None,
         help="absolute tolerance in total-variation units instead of --margin (needs --metric tv)",
     )
     stats.add_argument(
         "--seed",
-        type=_int_at_least(0),
+        type=int_at_least(0),
         default=0,
         help="seed of the permutation test (default: %(default)s)",
     )

@@ -66,6 +66,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
+from ._cli_types import float_in, int_at_least
 from ._errors import RolecheckUsageError
 
 if TYPE_CHECKING:  # numpy loads only when a plan is computed: `rolecheck --help` stays fast
@@ -915,36 +916,6 @@ def plan_trials(
 # --------------------------------------------------------------------------- CLI
 
 
-def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if not value > 0 or not math.isfinite(value):
-        raise argparse.ArgumentTypeError(f"expected a number > 0, got {text}")
-    return value
-
-
-def _fraction(text: str) -> float:
-    value = _positive_float(text)
-    if value >= 1:
-        raise argparse.ArgumentTypeError(f"expected a number in (0, 1), got {text}")
-    return value
-
-
-def _int_at_least(low: int) -> Any:
-    def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-        if value < low:
-            raise argparse.ArgumentTypeError(f"expected a whole number >= {low}, got {value}")
-        return value
-
-    return parse
-
-
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     """Add ``rolecheck plan`` to the ``rolecheck`` command.
 
@@ -973,13 +944,13 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     parser.add_argument("pilot", type=Path, help="cassette (.json) or JSON report of the pilot")
     parser.add_argument(
         "--margin",
-        type=_positive_float,
+        type=float_in(0.0, None, low_open=True),
         default=0.5,
         help="equivalence margin, a multiple of the floor (default: %(default)s)",
     )
     parser.add_argument(
         "--effect",
-        type=_positive_float,
+        type=float_in(0.0, None, low_open=True),
         default=None,
         help="change to detect, a multiple of the floor (e.g. 1.0: calls of "
         "different arms twice as far apart as the jitter); below --margin such a change is "
@@ -987,12 +958,15 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--alpha",
-        type=_fraction,
+        type=float_in(0.0, 1.0, low_open=True, high_open=True),
         default=0.05,
         help="significance level of the difference test (default: %(default)s)",
     )
     parser.add_argument(
-        "--power", type=_fraction, default=0.8, help="required power (default: %(default)s)"
+        "--power",
+        type=float_in(0.0, 1.0, low_open=True, high_open=True),
+        default=0.8,
+        help="required power (default: %(default)s)",
     )
     parser.add_argument(
         "--metric",
@@ -1007,25 +981,25 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--comparison",
-        type=_int_at_least(1),
+        type=int_at_least(1),
         default=None,
         help="report pilots: which comparison, 1-based (default: the first with a distance matrix)",
     )
     parser.add_argument(
         "--replications",
-        type=_int_at_least(20),
+        type=int_at_least(20),
         default=200,
         help="simulated runs per number of trials (default: %(default)s)",
     )
     parser.add_argument(
         "--seed",
-        type=_int_at_least(0),
+        type=int_at_least(0),
         default=0,
         help="seed of the resampling (default: %(default)s)",
     )
     parser.add_argument(
         "--max-trials",
-        type=_int_at_least(MIN_TRIALS),
+        type=int_at_least(MIN_TRIALS),
         default=200,
         help="largest number of trials per arm tried (default: %(default)s)",
     )
