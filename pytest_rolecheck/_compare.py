@@ -349,7 +349,7 @@ class _Options:
     labels: tuple[str, str]
 
 
-def _validate(
+def check_options(
     *,
     metric: str | Metric,
     alpha: float,
@@ -360,6 +360,7 @@ def _validate(
     baseline: Any,
     labels: Sequence[str],
 ) -> _Options:
+    """Validate every option of :func:`compare`; also used before calls are made."""
     _stats.validate_options(alpha=alpha, margin=margin, max_excess_tv=max_excess_tv, design=design)
     if isinstance(metric, str):
         fn = get_metric(metric)  # unknown names raise, listing available_metrics()
@@ -510,7 +511,7 @@ def compare(
        average bioavailability", J. Pharmacokinet. Biopharm. 15(6),
        pp. 657-680, 1987.
     """
-    opts = _validate(
+    opts = check_options(
         metric=metric,
         alpha=alpha,
         margin=margin,

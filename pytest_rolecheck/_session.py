@@ -391,20 +391,25 @@ class Rolecheck:
         params: Mapping[str, Any] | None = None,
     ) -> Comparison:
         """Run both variants and compare their behaviour; never raises on a verdict."""
-        from ._compare import compare
+        from ._compare import check_options, compare
 
         a, b = self.variant(variant_a), self.variant(variant_b)
         design = design or self.settings.design
         metric = metric or self.settings.metric
         alpha = alpha if alpha is not None else self.settings.alpha
         margin = margin if margin is not None else self.settings.margin
-        _check_before_calls(
-            trials=self.settings.trials if trials is None else trials,
+        labels = _distinct_labels(a.label, b.label)
+        # Refuse bad options before paying for live calls: the same check compare() runs.
+        _check_trials(self.settings.trials if trials is None else trials)
+        check_options(
             metric=metric,
             alpha=alpha,
             margin=margin,
             max_excess_tv=max_excess_tv,
             design=design,
+            seed=seed,
+            baseline=None,
+            labels=labels,
         )
         before = self._usage_snapshot()
         responses_a, responses_b, base = self.run_arms(
@@ -418,7 +423,6 @@ class Rolecheck:
             temperature=temperature,
             params=params,
         )
-        labels = _distinct_labels(a.label, b.label)
         result = compare(
             responses_a,
             responses_b,
@@ -642,24 +646,6 @@ def _check_trials(trials: int) -> None:
             f"trials={trials}: at least {MIN_CALLS_PER_ARM} calls per arm are needed (with 3 "
             "per arm no relabelling test can reach p <= 0.05). Checked before any call."
         )
-
-
-def _check_before_calls(
-    *,
-    trials: int,
-    metric: str,
-    alpha: float,
-    margin: float,
-    max_excess_tv: float | None,
-    design: str,
-) -> None:
-    """Refuse bad options before paying for live calls."""
-    from ._distances import get_metric
-    from ._stats import validate_options
-
-    _check_trials(trials)
-    get_metric(metric)  # an unknown name raises, listing the available ones
-    validate_options(alpha=alpha, margin=margin, max_excess_tv=max_excess_tv, design=design)
 
 
 class _Discarded(Exception):
