@@ -26,7 +26,6 @@ import hashlib
 import importlib
 import json
 import json.scanner
-import os
 import re
 import shlex
 import threading
@@ -46,6 +45,7 @@ from ._errors import (
     CassetteNotFoundError,
     RolecheckUsageError,
 )
+from ._files import atomic_write
 
 __all__ = [
     "CALL_INDEX_HEADER",
@@ -802,24 +802,6 @@ def _line_of(text: str, anchor: str | None) -> tuple[int, int]:
 # --------------------------------------------------------------------------- writing
 
 
-def _atomic_write(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` all or nothing: a temp file beside it, then os.replace."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{os.urandom(4).hex()}.tmp")
-    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
-    fd = os.open(tmp, flags, 0o666)  # 0o666 & ~umask, like any file the user creates
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-
-
 # --------------------------------------------------------------------------- session
 
 
@@ -1240,7 +1222,7 @@ class CassetteSession:
                 ],
             }
             try:
-                _atomic_write(self.path, (render_json(document) + "\n").encode("utf-8"))
+                atomic_write(self.path, (render_json(document) + "\n").encode("utf-8"))
             except OSError as err:
                 raise CassetteError(
                     f"could not write the cassette {_display(self.path)}: {err}. Make the "

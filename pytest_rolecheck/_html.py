@@ -559,7 +559,7 @@ def write_html_report(
     """
     checked = _check_rows(rows)
     from . import _plots
-    from ._report import write_text_atomic
+    from ._files import write_text_atomic
 
     _plots.require_matplotlib()
     out = Path(out_dir)
@@ -568,5 +568,4 @@ def write_html_report(
     images = [_plots_for(row, i, png_dir) for i, row in enumerate(checked, 1)]
     path = out / filename
     write_text_atomic(path, render_html(checked, images))
-    path.chmod(0o644)  # the temporary file behind the atomic write is private (0600)
     return path

@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import tempfile
 from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from ._files import write_text_atomic
 
 USER_PROPERTY = "rolecheck"
 REPORT_FORMAT_VERSION = 1
@@ -151,18 +151,6 @@ class SummaryReport:
     def write_json(self, path: Path) -> None:
         """Write the JSON report atomically (a reader never sees half a file)."""
         write_text_atomic(path, json.dumps(self.to_json(), indent=2, allow_nan=True) + "\n")
-
-
-def write_text_atomic(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def load_report(path: Path) -> list[dict[str, Any]]:

@@ -553,7 +553,7 @@ def test_interrupted_write_leaves_no_partial_file(
     def interrupted(src: object, dst: object) -> None:
         raise KeyboardInterrupt
 
-    monkeypatch.setattr("pytest_rolecheck._cassette.os.replace", interrupted)
+    monkeypatch.setattr("pytest_rolecheck._files.os.replace", interrupted)
     with pytest.raises(KeyboardInterrupt):
         record(path, Server(tag="new"), n=1, mode="rewrite")
     assert path.read_bytes() == before
