@@ -1,8 +1,8 @@
 """What a test talks to: the :class:`Rolecheck` object and the module-level asserts.
 
 One :class:`Rolecheck` exists per test. The ``rolecheck`` fixture returns it, and
-the module-level functions (``assert_roles_equivalent`` & co.) find it through a
-context variable that the plugin sets around each test, so both forms share the
+the module-level functions (``assert_roles_equivalent`` & co.) find it as the
+active test that the plugin registers around each test, so both forms share the
 test's cassette, call counter, token usage and summary rows. Outside pytest the
 module-level functions make live calls with the default client and no cassette.
 
@@ -13,7 +13,6 @@ for numpy, scipy, openai or vcrpy.
 
 from __future__ import annotations
 
-import contextvars
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -40,10 +39,6 @@ VariantLike = Any
 LOCAL_REPLAY_BASE_URL = "http://127.0.0.1:9/v1"
 # Default output budget of tool-call requests: arguments need more than 20 tokens.
 TOOL_CALL_MAX_TOKENS = 200
-
-_CURRENT: contextvars.ContextVar[Rolecheck | None] = contextvars.ContextVar(
-    "rolecheck_current", default=None
-)
 
 
 class LocalBackend:
@@ -669,8 +664,8 @@ def _require(result: Any, verdict: str) -> None:
 
 
 # ------------------------------------------------------------ module level API
-# The running test's Rolecheck for code the context variable does not reach
-# (threads started by the test); None between tests.
+# The running test's Rolecheck (a stack: pytester runs nest pytest in one
+# process). Process-wide, not per context, so threads the test starts see it too.
 _ACTIVE: list[Rolecheck] = []
 _PLUGIN_ACTIVE: list[bool] = []
 
@@ -689,9 +684,8 @@ def current() -> Rolecheck | None:
         Inside a pytest run but outside a test (e.g. in a module- or
         session-scoped fixture), where no cassette belongs to the calls.
     """
-    active = _CURRENT.get() or (_ACTIVE[-1] if _ACTIVE else None)
-    if active is not None:
-        return active
+    if _ACTIVE:
+        return _ACTIVE[-1]
     if _PLUGIN_ACTIVE:
         raise RolecheckUsageError(
             "a rolecheck assert was called outside a test (e.g. in a module- or "
@@ -702,15 +696,12 @@ def current() -> Rolecheck | None:
     return None
 
 
-def activate(rolecheck: Rolecheck) -> contextvars.Token[Rolecheck | None]:
+def activate(rolecheck: Rolecheck) -> None:
     _ACTIVE.append(rolecheck)
-    return _CURRENT.set(rolecheck)
 
 
-def deactivate(token: contextvars.Token[Rolecheck | None]) -> None:
-    rolecheck = _CURRENT.get()
-    _CURRENT.reset(token)
-    if rolecheck is not None and rolecheck in _ACTIVE:
+def deactivate(rolecheck: Rolecheck) -> None:
+    if rolecheck in _ACTIVE:
         _ACTIVE.remove(rolecheck)
 
 

@@ -165,11 +165,11 @@ def _rolecheck_context(request: pytest.FixtureRequest) -> Generator[Rolecheck]:
     )
     item.stash[ROLECHECK_KEY] = rolecheck
     config.stash[OPEN_KEY].add(rolecheck)
-    token = activate(rolecheck)
+    activate(rolecheck)
     try:
         yield rolecheck
     finally:
-        deactivate(token)
+        deactivate(rolecheck)
         # Normally finished (and saved) by the call report; this is the safety net.
         rolecheck.finish(save=False)
         config.stash[OPEN_KEY].discard(rolecheck)
