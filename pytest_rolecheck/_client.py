@@ -24,7 +24,7 @@ import openai
 
 from ._cassette import CALL_INDEX_HEADER
 from ._client_progress import Progress, Usage
-from ._errors import BackendError, CassetteMismatchError, RolecheckUsageError
+from ._errors import BackendError, RolecheckUsageError
 
 # Sent when replaying: the SDK insists on a key, and no real key is needed.
 REPLAY_API_KEY = "rolecheck-replay-no-key"
@@ -303,17 +303,6 @@ def _run_coroutine(coro: Coroutine[Any, Any, T]) -> T:
     return _LOOP.run(coro)
 
 
-def _cassette_refusal(exc: BaseException) -> bool:
-    # vcrpy refuses an unmatched request with CannotOverwriteExistingCassetteException;
-    # the SDK wraps it in APIConnectionError. Match by name: this module must not import vcrpy.
-    seen: BaseException | None = exc
-    while seen is not None:
-        if type(seen).__name__ == "CannotOverwriteExistingCassetteException":
-            return True
-        seen = seen.__cause__ or seen.__context__
-    return False
-
-
 def translate_error(exc: openai.OpenAIError, spec: CallSpec, base_url: str) -> Exception:
     """Turn an SDK error into one of ours, saying what happened and what to do."""
     where = f"call #{spec.index + 1} ({spec.arm}) to {base_url or 'the API'}"
@@ -342,11 +331,6 @@ def translate_error(exc: openai.OpenAIError, spec: CallSpec, base_url: str) -> E
         else:
             hint = "the request was rejected; check the variant's parameters."
         return BackendError(f"{where} failed with HTTP {status}: {detail}\n{hint}")
-    if isinstance(exc, openai.APIConnectionError) and _cassette_refusal(exc):
-        return CassetteMismatchError(
-            f"{where}: the request is not in the cassette (it changed since recording). "
-            "Re-record with --rolecheck-record-mode=rewrite."
-        )
     if isinstance(exc, openai.APITimeoutError):
         return BackendError(
             f"{where} timed out. A slow server or model: lower --rolecheck-concurrency, or "
