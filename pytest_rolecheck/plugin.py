@@ -94,13 +94,12 @@ def pytest_unconfigure(config: pytest.Config) -> None:
 
 def _check_metric(name: str) -> None:
     # Only a non-default metric pays for importing the distance module here.
-    from ._distances import available_metrics
+    from ._distances import get_metric
 
-    if name not in available_metrics():
-        raise RolecheckUsageError(
-            f"--rolecheck-metric: invalid value {name!r}: expected one of "
-            f"{', '.join(available_metrics())} (or a metric registered with register_metric)."
-        )
+    try:
+        get_metric(name)
+    except RolecheckUsageError as exc:
+        raise RolecheckUsageError(f"--rolecheck-metric / rolecheck_metric: {exc}") from None
 
 
 def _command_nodeid(config: pytest.Config, nodeid: str) -> str:
