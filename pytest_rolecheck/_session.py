@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -75,11 +74,6 @@ class LocalBackend:
                 self._server = None
 
 
-@dataclass
-class _Records:
-    rows: list[dict[str, Any]] = field(default_factory=list)
-
-
 class Rolecheck:
     """Run completions for one test, compare them, and record what happened.
 
@@ -129,7 +123,7 @@ class Rolecheck:
         self._cassette: CassetteSession | None = None
         self._live: bool | None = None
         self._next_index = 0
-        self._records = _Records()
+        self._rows: list[dict[str, Any]] = []
         self._finished = False
 
     # ------------------------------------------------------------------ state
@@ -158,7 +152,7 @@ class Rolecheck:
     @property
     def rows(self) -> list[dict[str, Any]]:
         """Summary rows of the comparisons made so far (JSON-able dicts)."""
-        return list(self._records.rows)
+        return list(self._rows)
 
     @property
     def usage(self) -> tuple[int, int]:
@@ -560,7 +554,7 @@ class Rolecheck:
 
         after = self._usage_snapshot()
         details = to_plain(result.to_dict())
-        self._records.rows.append(
+        self._rows.append(
             {
                 "nodeid": self.nodeid,
                 "kind": kind,
@@ -587,7 +581,7 @@ class Rolecheck:
             # Only reports draw it, and it costs ~0.1 s per comparison.
             from ._insight import divergence_insight
 
-            self._records.rows[-1]["insight"] = to_plain(
+            self._rows[-1]["insight"] = to_plain(
                 divergence_insight(
                     result.calls_a, result.calls_b, metric=result.metric, labels=result.labels
                 )
@@ -598,7 +592,7 @@ class Rolecheck:
         if self._finished:
             return
         self._finished = True
-        if self.calls and not self._records.rows:
+        if self.calls and not self._rows:
             self._add_usage_row()
         cassette, self._cassette = self._cassette, None
         try:
@@ -616,7 +610,7 @@ class Rolecheck:
     def _add_usage_row(self) -> None:
         # Calls run by hand (rolecheck.run + compare) still count in the summary.
         prompt, completion = self.usage
-        self._records.rows.append(
+        self._rows.append(
             {
                 "nodeid": self.nodeid,
                 "kind": "calls",
