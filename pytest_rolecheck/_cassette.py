@@ -61,9 +61,16 @@ FORMAT_KEY: Final = "rolecheck_cassette"
 FORMAT_VERSION: Final = 1
 REDACTED: Final = "<redacted>"
 
-# Shorter values are placeholders ("none", "EMPTY", "sk-1"), not credentials; scrubbing
-# them would mangle ordinary text such as tool_choice="none".
-MIN_SECRET_LENGTH: Final = 8
+# Shorter values are placeholders ("none", "EMPTY", "not-needed"), not credentials;
+# scrubbing them would mangle ordinary text such as tool_choice="none". A value with a
+# known key prefix is a credential whatever its length.
+MIN_SECRET_LENGTH: Final = 12
+SECRET_PREFIXES: Final = ("sk-", "sk_", "rk_", "hf_", "gsk_", "xai-", "ghp_", "github_pat_", "AIza")
+# Header and query names whose values are credentials (x-api-key, api_key, access_token,
+# authorization, proxy-authorization, client_secret, password, sig, ...).
+_CREDENTIAL_NAME: Final = re.compile(
+    r"key|token|secret|passw|auth|credential|signature|(?:^|[-_])sig(?:$|[-_])", re.IGNORECASE
+)
 
 _REQUEST_HEADERS: Final = ("content-type", CALL_INDEX_HEADER)
 # Everything else (openai-organization, openai-project, set-cookie, x-request-id,
@@ -226,6 +233,21 @@ def _emit(value: Any, level: int, column: int, out: list[str]) -> None:
 # --------------------------------------------------------------------------- secrets
 
 
+def looks_like_secret(value: object) -> bool:
+    """Whether ``value`` is scrubbed when configured as a secret (the one rule)."""
+    if not isinstance(value, str):
+        return False
+    value = value.strip()
+    return len(value) >= MIN_SECRET_LENGTH or any(
+        value.startswith(prefix) and len(value) > len(prefix) for prefix in SECRET_PREFIXES
+    )
+
+
+def is_credential_name(name: object) -> bool:
+    """Whether a header or query parameter called ``name`` carries a credential."""
+    return isinstance(name, str) and _CREDENTIAL_NAME.search(name) is not None
+
+
 @dataclass(frozen=True, slots=True)
 class _Redactor:
     """Replaces every secret (and its URL-encoded forms) with ``<redacted>``."""
@@ -236,7 +258,7 @@ class _Redactor:
     def from_secrets(cls, secrets: Iterable[str]) -> _Redactor:
         found: set[str] = set()
         for secret in secrets:
-            if not isinstance(secret, str) or len(secret) < MIN_SECRET_LENGTH:
+            if not looks_like_secret(secret):
                 continue
             found.update((secret, quote(secret, safe=""), quote_plus(secret)))
         # longest first, so an encoded form is not half-replaced by a shorter one
@@ -267,11 +289,19 @@ class _Redactor:
         return value
 
     def uri(self, uri: str) -> str:
-        """Drop user:password@ from the URI and scrub secrets from the rest."""
+        """Drop user:password@ and every query value from the URI, scrub secrets from the rest.
+
+        Matching ignores the query, and a gateway key often travels in it
+        (``?key=...``); the names are kept so the file still says what was sent.
+        """
         with contextlib.suppress(ValueError):
             parts = urlsplit(uri)
-            if "@" in parts.netloc:
-                uri = urlunsplit(parts._replace(netloc=parts.netloc.rpartition("@")[2]))
+            netloc = parts.netloc.rpartition("@")[2]
+            query = "&".join(
+                name + (f"={REDACTED}" if sep else "")
+                for name, sep, _ in (item.partition("=") for item in parts.query.split("&") if item)
+            )
+            uri = urlunsplit(parts._replace(netloc=netloc, query=query, fragment=""))
         return self.text(uri)
 
 
@@ -894,7 +924,8 @@ class CassetteSession:
     secrets : sequence of str
         Values (API keys) that must never reach the file; each occurrence in bodies,
         URIs and headers is replaced with ``<redacted>``, in recordings and in the
-        requests compared against them. Values shorter than 8 characters are ignored.
+        requests compared against them. Values that do not look like a secret (see
+        :func:`looks_like_secret`) are ignored.
 
     Notes
     -----

@@ -22,7 +22,7 @@ from typing import Any, TypeVar
 
 import openai
 
-from ._cassette import CALL_INDEX_HEADER
+from ._cassette import CALL_INDEX_HEADER, is_credential_name
 from ._client_progress import Progress, Usage
 from ._errors import BackendError, RolecheckUsageError
 
@@ -105,10 +105,27 @@ def make_client(
 
 
 def client_secrets(client: Any) -> list[str]:
-    """Values that must never be written to disk (the client's API key)."""
-    key = getattr(client, "api_key", None)
+    """Values that must never be written to disk.
+
+    The client's API key, and every value of its default headers and default
+    query whose name is a credential's (``Authorization``, ``api-key``, ``key``,
+    ``x-api-key``, ``token``, ...). Which of them is long enough to be scrubbed is
+    decided by the cassette's redactor.
+    """
+    found = [getattr(client, "api_key", None)]
+    for attribute in ("default_headers", "default_query"):
+        try:
+            values = getattr(client, attribute, None) or {}
+            items = list(values.items())
+        except Exception:  # a property of a client subclass; the key above still counts
+            continue
+        found.extend(value for name, value in items if is_credential_name(name))
     placeholders = (REPLAY_API_KEY, LOCAL_API_KEY)
-    return [key] if isinstance(key, str) and key and key not in placeholders else []
+    return [
+        value
+        for value in found
+        if isinstance(value, str) and value and not any(p in value for p in placeholders)
+    ]
 
 
 def client_base_url(client: Any) -> str:

@@ -26,8 +26,11 @@ from pytest_rolecheck._cassette import (
     _load_document,
     body_diff,
     cassette_path,
+    is_credential_name,
+    looks_like_secret,
     render_json,
 )
+from pytest_rolecheck._client import client_secrets
 from pytest_rolecheck._errors import (
     CassetteCorruptError,
     CassetteError,
@@ -627,12 +630,106 @@ def test_planted_api_key_never_reaches_the_file(path: Path) -> None:
     doc = json.loads(text)
     assert doc["interactions"][0]["request"]["body"]["json"]["user"] == "user-<redacted>"
     assert doc["interactions"][0]["request"]["uri"].endswith("?key=<redacted>")
-    assert '"stop": ["none"]' in text  # values shorter than 8 characters are not scrubbed
+    assert '"stop": ["none"]' in text  # values that do not look like a secret are not scrubbed
     # the same (secret-bearing) request still replays
     with CassetteSession(path, "none", nodeid=NODEID, secrets=[PLANTED]) as session:
         replayed = call(session, client, 0, **leaky)
     assert replayed.choices[0].message.content.endswith("key=<redacted>")
     assert len(server.seen) == 1
+
+
+GATEWAY_KEY = "gw-0123456789abcdefGATEWAY"
+HEADER_TOKEN = "tok-HEADER0123456789"
+
+
+def test_configured_secrets_of_the_client_never_reach_the_file(path: Path) -> None:
+    # A gateway key in the query and a token header, both different from the API key.
+    def respond(request: httpx2.Request) -> httpx2.Response:
+        body = json.loads(request.content)
+        payload = completion(body, "gw")
+        payload["system_fingerprint"] = f"{request.url.query.decode()} {HEADER_TOKEN}"
+        return httpx2.Response(200, json=payload)
+
+    client = openai.OpenAI(
+        api_key=PLANTED,
+        base_url=BASE_URL,
+        default_query={"key": GATEWAY_KEY, "api-version": "2024-06-01"},
+        default_headers={"x-api-key": HEADER_TOKEN, "x-team": "research-team-blue"},
+        http_client=httpx2.Client(transport=httpx2.MockTransport(respond)),
+    )
+    secrets = client_secrets(client)
+    assert GATEWAY_KEY in secrets
+    assert HEADER_TOKEN in secrets
+    assert "research-team-blue" not in secrets  # not a credential's name
+    with CassetteSession(path, "once", nodeid=NODEID, secrets=secrets) as session:
+        call(session, client, 0, user=f"on behalf of {GATEWAY_KEY}")
+    text = path.read_text()
+    for secret in ("GATEWAY", "HEADER0123"):
+        assert secret not in text
+    doc = json.loads(text)
+    uri = doc["interactions"][0]["request"]["uri"]
+    # every query value goes, names stay: matching never looks at the query
+    assert uri == f"{BASE_URL}/chat/completions?key=<redacted>&api-version=<redacted>"
+    with CassetteSession(path, "none", nodeid=NODEID, secrets=secrets) as session:
+        replayed = call(session, client, 0, user=f"on behalf of {GATEWAY_KEY}")
+    assert replayed.system_fingerprint == "key=<redacted>&api-version=2024-06-01 <redacted>"
+
+
+def test_unconfigured_query_values_are_dropped_from_the_uri(path: Path) -> None:
+    server = Server()
+    client = server.client(default_query={"sig": "x1"})
+    with CassetteSession(path, "once", nodeid=NODEID, secrets=[]) as session:
+        call(session, client, 0)
+    assert json.loads(path.read_text())["interactions"][0]["request"]["uri"].endswith(
+        "?sig=<redacted>"
+    )
+
+
+@pytest.mark.parametrize(
+    ("value", "secret"),
+    [
+        ("not-needed", False),  # a placeholder key, also ordinary prompt text
+        ("EMPTY", False),
+        ("none", False),
+        ("sk-1", True),  # a known key prefix counts whatever the length
+        ("abcdefghijkl", True),  # 12 characters
+        ("abcdefghijk", False),
+        (None, False),
+    ],
+)
+def test_what_looks_like_a_secret(value: object, secret: bool) -> None:
+    assert looks_like_secret(value) is secret
+
+
+@pytest.mark.parametrize(
+    ("name", "credential"),
+    [
+        ("key", True),
+        ("api-key", True),
+        ("x-api-key", True),
+        ("Authorization", True),
+        ("access_token", True),
+        ("client_secret", True),
+        ("password", True),
+        ("sig", True),
+        ("api-version", False),
+        ("x-team", False),
+        ("OpenAI-Organization", False),
+    ],
+)
+def test_what_names_a_credential(name: str, credential: bool) -> None:
+    assert is_credential_name(name) is credential
+
+
+def test_placeholder_key_does_not_rewrite_prompt_text(path: Path) -> None:
+    server = Server()
+    client = server.client()
+    client.api_key = "not-needed"
+    prompt = {"user": "not-needed"}
+    with CassetteSession(path, "once", nodeid=NODEID, secrets=client_secrets(client)) as session:
+        call(session, client, 0, **prompt)
+    doc = json.loads(path.read_text())
+    assert doc["interactions"][0]["request"]["body"]["json"]["user"] == "not-needed"
 
 
 def test_only_whitelisted_headers_are_stored(path: Path) -> None:
