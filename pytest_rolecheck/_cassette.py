@@ -820,6 +820,24 @@ def _parse_document(doc: Any) -> dict[int, _Recorded]:
     return found
 
 
+_BRACKETS: Final = re.compile(r'"(?:[^"\\]|\\.)*"|[\[\]{}]')
+
+
+def _deepest(text: str) -> tuple[int, int, int]:
+    """(depth, line, column) of the first bracket at the file's deepest nesting."""
+    depth = deepest = where = 0
+    for match in _BRACKETS.finditer(text):
+        token = match.group()
+        if token in "[{":
+            depth += 1
+            if depth > deepest:
+                deepest, where = depth, match.start()
+        elif token in "]}":
+            depth -= 1
+    line = text.count("\n", 0, where) + 1
+    return deepest, line, where - (text.rfind("\n", 0, where) + 1) + 1
+
+
 def _line_of(text: str, anchor: str | None) -> tuple[int, int]:
     if anchor is not None:
         match = re.search(anchor, text)
@@ -1134,13 +1152,18 @@ class CassetteSession:
             raise self._corrupt(f"{shown}:1: the file is empty")
         try:
             doc = _load_document(text)
+            return _parse_document(doc)
         except json.JSONDecodeError as err:
             raise self._corrupt(f"{shown}:{err.lineno}:{err.colno}: {err.msg}") from None
-        try:
-            return _parse_document(doc)
         except _Structure as err:
             line, column = _line_of(text, err.anchor)
             raise self._corrupt(f"{shown}:{line}:{column}: {err}") from None
+        except RecursionError:  # a hostile or damaged file; a real one nests ~15 levels
+            depth, line, column = _deepest(text)
+            raise self._corrupt(
+                f"{shown}:{line}:{column}: nested {depth} levels deep, too deep to read "
+                "(a recorded chat completion never is)"
+            ) from None
 
     def _corrupt(self, where: str) -> CassetteCorruptError:
         return CassetteCorruptError(

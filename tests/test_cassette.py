@@ -453,6 +453,13 @@ CORRUPTIONS = {
         '   "response": {"status": {"code": 200}}}\n]}\n',
         ":2:4:",
     ),
+    "nested too deep": (
+        '{"rolecheck_cassette": 1, "interactions": [\n'
+        '  {"index": 0, "request": {"method": "POST", "uri": "http://h/p",\n'
+        '   "body": {"json": {"a": "[[[", "b": ' + "[" * 100_000 + "]" * 100_000 + "}}},\n"
+        '   "response": {"status": {"code": 200}}}\n]}\n',
+        ":3:100038:",
+    ),
 }
 
 
