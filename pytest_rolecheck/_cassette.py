@@ -1031,6 +1031,26 @@ class CassetteSession:
         except CassetteError:
             return False
 
+    def redact(self, text: str) -> str:
+        """``text`` with every secret of this session replaced (for error messages)."""
+        return self._redactor.text(text)
+
+    def stored_json(self, index: int) -> Any:
+        """The response body of live call ``index`` exactly as the cassette stores it.
+
+        Scrubbed, so the caller can hand on what a replay will give instead of the
+        raw live answer (reports then hold no secret and equal the replayed ones).
+        ``None`` when replaying, or when the call was not recorded as JSON.
+        """
+        if not self._live or self._cassette is None:
+            return None
+        wanted = str(index)
+        for request, response in reversed(list(self._cassette.data)):
+            if _header_index(request.headers) == wanted:
+                body = _stored_response(response, self._redactor)["body"]
+                return body.get("json") if body is not None else None
+        return None
+
     @property
     def rewrite_command(self) -> str:
         """The shell command that re-records this test."""

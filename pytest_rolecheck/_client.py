@@ -159,6 +159,8 @@ class CompletionRunner:
         before_call: Callable[[CallSpec], None] | None = None,
         explain: Callable[[BaseException], Exception | None] | None = None,
         progress: Progress | None = None,
+        stored_json: Callable[[int], Any] | None = None,
+        redact: Callable[[str], str] | None = None,
     ) -> None:
         if concurrency < 1:
             raise RolecheckUsageError(f"concurrency must be ≥ 1, got {concurrency}.")
@@ -166,6 +168,8 @@ class CompletionRunner:
         self.concurrency = concurrency
         self.before_call = before_call
         self.explain = explain
+        self.stored_json = stored_json
+        self.redact = redact
         self.progress = progress or Progress()
         self._lock = threading.Lock()  # the thread pool records results concurrently
 
@@ -205,10 +209,19 @@ class CompletionRunner:
             if explained is not None:
                 return explained
         if isinstance(exc, openai.OpenAIError):
-            return translate_error(exc, spec, client_base_url(self.client))
+            translated = translate_error(exc, spec, client_base_url(self.client))
+            if self.redact is not None:  # a server may echo the key in its error text
+                translated = type(translated)(self.redact(str(translated)))
+            return translated
         return exc
 
-    def _record(self, response: Any) -> Any:
+    def _record(self, spec: CallSpec, response: Any) -> Any:
+        if self.stored_json is not None:
+            # Hand on the recording (scrubbed) rather than the live answer, so what
+            # the test and the reports see is what a replay will give.
+            stored = self.stored_json(spec.index)
+            if isinstance(stored, dict) and callable(getattr(response, "construct", None)):
+                response = type(response).construct(**stored)
         with self._lock:
             self.progress.done += 1
             self.progress.usage.add(response)
@@ -226,7 +239,7 @@ class CompletionRunner:
                     response = await client.chat.completions.create(**spec.create_kwargs())
                 except Exception as exc:
                     raise self._translate(exc, spec) from exc
-            results[position] = self._record(response)
+            results[position] = self._record(spec, response)
 
         try:
             # TaskGroup cancels the remaining calls as soon as one fails.
@@ -246,7 +259,7 @@ class CompletionRunner:
                 response = client.chat.completions.create(**spec.create_kwargs())
             except Exception as exc:
                 raise self._translate(exc, spec) from exc
-            return self._record(response)
+            return self._record(spec, response)
 
         pool = ThreadPoolExecutor(max_workers=self.concurrency)
         try:

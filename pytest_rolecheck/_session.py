@@ -201,6 +201,8 @@ class Rolecheck:
             self._owns_client = True
         before_call = None
         explain = None
+        stored_json = None
+        redact = None
         path = self.cassette_path
         if path is not None:
             self._cassette = CassetteSession(
@@ -216,6 +218,8 @@ class Rolecheck:
                 cassette.check_request(spec.index, spec.body())
 
             explain = cassette.explain
+            stored_json = cassette.stored_json
+            redact = cassette.redact
 
         return CompletionRunner(
             client,
@@ -223,6 +227,8 @@ class Rolecheck:
             before_call=before_call,
             explain=explain,
             progress=self.progress,
+            stored_json=stored_json,
+            redact=redact,
         )
 
     def _run_specs(self, arms: Sequence[tuple[str, Mapping[str, Any]]]) -> list[Any]:

@@ -23,6 +23,7 @@ from typing import Any
 import httpx2
 
 PLANTED_KEY = "sk-test-PLANTEDKEY0123456789abcdef"
+GATEWAY_KEY = "gw-PLANTEDGATEWAY0123456789"
 VOCAB = ["Rock", " on", " kitty", " cat", " night", " moon", "!", " yeah", " purr", " baby"]
 SERVED: list[int] = []  # call indices served live (tests read it in-process)
 
@@ -89,9 +90,13 @@ def handler(request: httpx2.Request) -> httpx2.Response:
     body = json.loads(request.content)
     index = int(request.headers.get("x-rolecheck-call", "-1"))
     SERVED.append(index)
+    payload = completion(body, index)
+    gateway_key = request.url.params.get("key")
+    if gateway_key:  # a careless gateway echoing its key (seen in the wild)
+        payload["system_fingerprint"] = f"fp_{gateway_key}"
     return httpx2.Response(
         200,
-        json=completion(body, index),
+        json=payload,
         headers={
             "openai-organization": "org-SECRETORG",
             "openai-project": "proj_SECRET",
@@ -120,4 +125,17 @@ def sync_client() -> Any:
         base_url="http://fake-api.test/v1",
         max_retries=0,
         http_client=httpx2.Client(transport=httpx2.MockTransport(handler)),
+    )
+
+
+def gateway_client() -> Any:
+    """A client whose gateway key travels in the query string."""
+    import openai
+
+    return openai.AsyncOpenAI(
+        api_key=PLANTED_KEY,
+        base_url="http://fake-api.test/v1",
+        default_query={"key": GATEWAY_KEY},
+        max_retries=0,
+        http_client=httpx2.AsyncClient(transport=httpx2.MockTransport(handler)),
     )

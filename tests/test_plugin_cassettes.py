@@ -267,6 +267,30 @@ def test_secrets_and_private_headers_never_reach_the_cassette(project: pytest.Py
             assert secret.lower() not in text.lower(), (path, secret)
 
 
+def test_echoed_gateway_key_reaches_no_file_and_live_equals_replayed(
+    project: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # imported here, once: two inner runs would each import (and break) matplotlib
+    pytest.importorskip("matplotlib.figure")
+    pytest.importorskip("matplotlib.backends.backend_agg")
+    project.makeconftest(CONFTEST.format(factory="gateway_client"))
+    project.makepyfile(test_roles=ROLE_TESTS)
+    outputs = {}
+    for run, args in (("live", ["--rolecheck-record-mode=once"]), ("replayed", [])):
+        result = project.runpytest(*args, "--rolecheck-report-dir=html")
+        result.assert_outcomes(passed=2)
+        report = (project.path / "report.json").read_text().replace(f'"{run}"', '"SOURCE"')
+        html = (project.path / "html" / "rolecheck-report.html").read_text()
+        outputs[run] = (report, html.replace(f">{run}<", ">SOURCE<"))
+        monkeypatch.setenv("FAKE_API_DOWN", "1")  # the second run must replay
+    written = [p.read_text() for p in (project.path / "cassettes").rglob("*.json")]
+    for text in (*outputs["live"], *outputs["replayed"], *written):
+        assert "PLANTEDGATEWAY" not in text
+        assert "PLANTEDKEY" not in text
+    assert "fp_<redacted>" in outputs["live"][0]
+    assert outputs["live"] == outputs["replayed"]
+
+
 def test_cassette_bodies_are_json_trees(project: pytest.Pytester) -> None:
     project.makepyfile(test_roles=ROLE_TESTS)
     project.runpytest("--rolecheck-record-mode=once").assert_outcomes(passed=2)
