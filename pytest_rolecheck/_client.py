@@ -14,7 +14,9 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import sys
 import threading
+import time
 from collections.abc import Callable, Coroutine, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -149,6 +151,15 @@ class CompletionRunner:
         Turns a failure raised from inside the transport (e.g. the cassette
         refusing an unmatched request, which openai 3.x lets through unwrapped)
         into a clear error, or returns ``None`` to leave it to the SDK mapping.
+    stored_json, redact
+        The cassette's scrubbed copy of a live response, and its scrubber of
+        error texts (see :class:`~pytest_rolecheck._cassette.CassetteSession`).
+    timeout
+        Seconds each try of a call may wait (``--rolecheck-timeout``); ``None``
+        keeps the client's own timeout.
+    notify
+        Receives one line when a call outlasts the timeout, naming every call
+        still in flight; ``None`` for no such message.
     """
 
     def __init__(
@@ -161,6 +172,8 @@ class CompletionRunner:
         progress: Progress | None = None,
         stored_json: Callable[[int], Any] | None = None,
         redact: Callable[[str], str] | None = None,
+        timeout: float | None = None,
+        notify: Callable[[str], None] | None = None,
     ) -> None:
         if concurrency < 1:
             raise RolecheckUsageError(f"concurrency must be ≥ 1, got {concurrency}.")
@@ -170,6 +183,11 @@ class CompletionRunner:
         self.explain = explain
         self.stored_json = stored_json
         self.redact = redact
+        # Per request (each try), overriding the client's; None keeps the client's.
+        self.timeout = timeout
+        # Told which calls are still in flight once one outlasts the timeout (live runs).
+        self.notify = notify
+        self._in_flight: dict[int, tuple[CallSpec, float]] = {}
         self.progress = progress or Progress()
         self._lock = threading.Lock()  # the thread pool records results concurrently
 
@@ -194,22 +212,55 @@ class CompletionRunner:
             for spec in specs:
                 self.before_call(spec)
         self.progress.total += len(specs)
-        if isinstance(self.client, openai.AsyncOpenAI):
-            return _run_coroutine(self._run_async(specs))
-        if isinstance(self.client, openai.OpenAI):
-            return self._run_threads(specs)
+        with _Watchdog(self):
+            if isinstance(self.client, openai.AsyncOpenAI):
+                return _run_coroutine(self._run_async(specs))
+            if isinstance(self.client, openai.OpenAI):
+                return self._run_threads(specs)
         raise RolecheckUsageError(
             f"the rolecheck_client fixture returned {type(self.client).__name__}; expected an "
             "openai.AsyncOpenAI or openai.OpenAI instance (or None for the default client)."
         )
+
+    @property
+    def effective_timeout(self) -> float | None:
+        """Seconds one try of a call may take: ours, else the client's (if a number)."""
+        if self.timeout is not None:
+            return self.timeout
+        return _seconds(getattr(self.client, "timeout", None))
+
+    def _kwargs(self, spec: CallSpec) -> dict[str, Any]:
+        kwargs = spec.create_kwargs()
+        if self.timeout is not None:
+            kwargs.setdefault("timeout", self.timeout)  # a test's own timeout= wins
+        return kwargs
+
+    def _started(self, spec: CallSpec) -> None:
+        with self._lock:
+            self._in_flight[spec.index] = (spec, time.monotonic())
+
+    def _ended(self, spec: CallSpec) -> None:
+        with self._lock:
+            self._in_flight.pop(spec.index, None)
+
+    def in_flight(self) -> list[tuple[CallSpec, float]]:
+        """The calls sent and not yet answered, with their start times, oldest first."""
+        with self._lock:
+            return sorted(self._in_flight.values(), key=lambda item: item[1])
 
     def _translate(self, exc: Exception, spec: CallSpec) -> Exception:
         if self.explain is not None:
             explained = self.explain(exc)
             if explained is not None:
                 return explained
-        if isinstance(exc, openai.OpenAIError):
-            translated = translate_error(exc, spec, client_base_url(self.client))
+        if isinstance(exc, openai.OpenAIError | json.JSONDecodeError):
+            translated = translate_error(
+                exc,
+                spec,
+                client_base_url(self.client),
+                timeout=self.effective_timeout,
+                tries=1 + int(getattr(self.client, "max_retries", 0) or 0),
+            )
             if self.redact is not None:  # a server may echo the key in its error text
                 translated = type(translated)(self.redact(str(translated)))
             return translated
@@ -235,10 +286,13 @@ class CompletionRunner:
 
         async def one(position: int, spec: CallSpec) -> None:
             async with semaphore:
+                self._started(spec)
                 try:
-                    response = await client.chat.completions.create(**spec.create_kwargs())
+                    response = await client.chat.completions.create(**self._kwargs(spec))
                 except Exception as exc:
                     raise self._translate(exc, spec) from exc
+                finally:
+                    self._ended(spec)
             results[position] = self._record(spec, response)
 
         try:
@@ -255,10 +309,13 @@ class CompletionRunner:
         client = self.client
 
         def one(spec: CallSpec) -> Any:
+            self._started(spec)
             try:
-                response = client.chat.completions.create(**spec.create_kwargs())
+                response = client.chat.completions.create(**self._kwargs(spec))
             except Exception as exc:
                 raise self._translate(exc, spec) from exc
+            finally:
+                self._ended(spec)
             return self._record(spec, response)
 
         pool = ThreadPoolExecutor(max_workers=self.concurrency)
@@ -271,6 +328,63 @@ class CompletionRunner:
             raise
         pool.shutdown()
         return results
+
+
+class _Watchdog:
+    """While a batch runs, says once per call which calls are stuck past the timeout.
+
+    A hung server otherwise looks like a hung test for timeout × tries seconds.
+    """
+
+    def __init__(self, runner: CompletionRunner) -> None:
+        self._runner = runner
+        self._limit = runner.effective_timeout
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def __enter__(self) -> _Watchdog:
+        notify, limit = self._runner.notify, self._limit
+        if notify is not None and limit is not None:
+            self._thread = threading.Thread(
+                target=self._watch, args=(notify, limit), name="rolecheck-watchdog", daemon=True
+            )
+            self._thread.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=1.0)
+
+    def _watch(self, notify: Callable[[str], None], limit: float) -> None:
+        runner = self._runner
+        told: set[int] = set()
+        while not self._stop.wait(min(1.0, limit / 4)):
+            now = time.monotonic()
+            flight = runner.in_flight()
+            late = [s for s, start in flight if now - start > limit and s.index not in told]
+            if not late:
+                continue
+            told.update(spec.index for spec in late)
+            waiting = ", ".join(f"#{spec.index + 1} ({spec.arm})" for spec, _ in flight)
+            notify(
+                f"rolecheck: {_where(late[0], client_base_url(runner.client))} has had no "
+                f"answer for {limit:g} s (--rolecheck-timeout); {len(flight)} call"
+                f"{'s' if len(flight) != 1 else ''} in flight: {waiting}. The SDK retries a "
+                "timed-out call; Ctrl-C stops the run."
+            )
+
+
+def notify_stderr(text: str) -> None:
+    """Default ``notify`` outside pytest."""
+    print(text, file=sys.stderr, flush=True)
+
+
+def _seconds(timeout: Any) -> float | None:
+    if isinstance(timeout, int | float) and not isinstance(timeout, bool):
+        return float(timeout)
+    read = getattr(timeout, "read", None)  # an httpx Timeout: the wait for the answer
+    return float(read) if isinstance(read, int | float) else None
 
 
 def _first_error(group: BaseExceptionGroup[BaseException]) -> BaseException:
@@ -333,9 +447,56 @@ def _run_coroutine(coro: Coroutine[Any, Any, T]) -> T:
     return _LOOP.run(coro)
 
 
-def translate_error(exc: openai.OpenAIError, spec: CallSpec, base_url: str) -> Exception:
-    """Turn an SDK error into one of ours, saying what happened and what to do."""
-    where = f"call #{spec.index + 1} ({spec.arm}) to {base_url or 'the API'}"
+def _where(spec: CallSpec, base_url: str) -> str:
+    endpoint = f"{base_url.rstrip('/')}/chat/completions" if base_url else "the API"
+    return f"call #{spec.index + 1} ({spec.arm}) to {endpoint}"
+
+
+def _root_cause(exc: BaseException) -> str:
+    """``Type: message`` of the first exception in the chain that says something."""
+    seen: set[int] = set()
+    current: BaseException | None = exc.__cause__ or exc.__context__ or exc
+    first = current
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if str(current).strip():
+            return f"{type(current).__name__}: {current}"
+        current = current.__cause__ or current.__context__
+    return type(first).__name__ if first is not None else "no detail"
+
+
+def _never_connected(exc: BaseException) -> bool:
+    """Whether the chain says the connection was never made (vs broken after it was)."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        name = type(current).__name__
+        if name in ("ConnectError", "ConnectTimeout", "ConnectionRefusedError", "gaierror"):
+            return True
+        current = current.__cause__ or current.__context__
+    return False
+
+
+def translate_error(
+    exc: Exception,
+    spec: CallSpec,
+    base_url: str,
+    *,
+    timeout: float | None = None,
+    tries: int = 1,
+) -> Exception:
+    """Turn an SDK error into one of ours: the call, the endpoint, what to do."""
+    where = _where(spec, base_url)
+    if isinstance(exc, json.JSONDecodeError):
+        # The SDK lets a broken 2xx body through as a raw parse error.
+        start = exc.doc[:120] + ("…" if len(exc.doc) > 120 else "")
+        return BackendError(
+            f"{where} answered with a body that is not valid JSON ({exc.msg}, line "
+            f"{exc.lineno} column {exc.colno}); it begins {start!r}. The server is not an "
+            "OpenAI-compatible chat-completions endpoint, or it broke off its answer: check "
+            "--rolecheck-base-url / OPENAI_BASE_URL and read the server's log."
+        )
     if isinstance(exc, openai.APIStatusError):
         status = exc.status_code
         detail = _error_detail(exc)
@@ -362,16 +523,26 @@ def translate_error(exc: openai.OpenAIError, spec: CallSpec, base_url: str) -> E
             hint = "the request was rejected; check the variant's parameters."
         return BackendError(f"{where} failed with HTTP {status}: {detail}\n{hint}")
     if isinstance(exc, openai.APITimeoutError):
+        limit = f"{timeout:g} s" if timeout is not None else "the client's timeout"
+        longer = f"{2 * timeout:g}" if timeout is not None else "N"
         return BackendError(
-            f"{where} timed out. A slow server or model: lower --rolecheck-concurrency, or "
-            "give the client a longer timeout in the rolecheck_client fixture."
+            f"{where} timed out: no answer within {limit} "
+            f"({tries} tr{'ies' if tries != 1 else 'y'}). If the server is slow but working, "
+            f"allow more time per call with --rolecheck-timeout={longer} (or lower "
+            "--rolecheck-concurrency); if it hangs, restart it or read its log."
         )
     if isinstance(exc, openai.APIConnectionError):
-        cause = exc.__cause__ or exc.__context__
+        cause = _root_cause(exc)
+        if _never_connected(exc):
+            return BackendError(
+                f"could not connect for {where}: {cause}. Is the server running and the "
+                "base URL right (--rolecheck-base-url / OPENAI_BASE_URL)? To record against "
+                "the bundled local model, pass --rolecheck-local."
+            )
         return BackendError(
-            f"could not connect for {where}: {cause or exc}. Is the server running and the "
-            "base URL right (--rolecheck-base-url / OPENAI_BASE_URL)? To record against the "
-            "bundled local model, pass --rolecheck-local."
+            f"{where}: the server accepted the connection but dropped it before answering "
+            f"({cause}). It is running; read its log (a crash, or a proxy or size limit "
+            "in between), then run the test again."
         )
     return BackendError(f"{where} failed: {exc}")
 

@@ -171,6 +171,14 @@ OPTIONS: tuple[OptionSpec, ...] = (
         "temperature of every request",
     ),
     OptionSpec(
+        "timeout",
+        _float_in(0.0, None, low_open=True, high_open=True),
+        None,
+        "seconds each try of a live call may wait for its answer (the SDK retries); past it, "
+        "the calls still in flight are listed. Unset: the client's own timeout (120 s for "
+        "the default client)",
+    ),
+    OptionSpec(
         "cassette_dir",
         _text,
         "cassettes",
@@ -211,6 +219,7 @@ class Settings:
     max_tokens: int = 20
     top_logprobs: int = 20
     temperature: float = 0.0
+    timeout: float | None = None
     cassette_dir: str = "cassettes"
     report: str | None = None
     report_dir: str | None = None

@@ -96,6 +96,9 @@ class Rolecheck:
     cassette_file
         An explicit cassette path (e.g. for the ``rolecheck compare`` command);
         by default the cassette is named after ``nodeid``.
+    notify
+        Shows a line to the user while calls run (a live call outlasting the
+        timeout); by default it goes to stderr.
     """
 
     def __init__(
@@ -107,6 +110,7 @@ class Rolecheck:
         backend: LocalBackend | None = None,
         cassette_file: Path | None = None,
         command_nodeid: str | None = None,
+        notify: Callable[[str], None] | None = None,
     ) -> None:
         from ._client_progress import Progress
 
@@ -117,6 +121,7 @@ class Rolecheck:
         self._command_nodeid = command_nodeid
         self.progress = Progress()
         self._client_provider = client_provider
+        self._notify = notify
         self._backend = backend
         self._runner: CompletionRunner | None = None
         self._owns_client = False
@@ -180,7 +185,13 @@ class Rolecheck:
 
     def _make_runner(self) -> CompletionRunner:
         from ._cassette import CassetteSession, RecordMode
-        from ._client import LOCAL_API_KEY, CompletionRunner, client_secrets, make_client
+        from ._client import (
+            LOCAL_API_KEY,
+            CompletionRunner,
+            client_secrets,
+            make_client,
+            notify_stderr,
+        )
 
         live = self.live
         client: AnyClient | None = None
@@ -229,6 +240,9 @@ class Rolecheck:
             progress=self.progress,
             stored_json=stored_json,
             redact=redact,
+            timeout=self.settings.timeout,
+            # A replay never waits on a server; only live calls can hang.
+            notify=(self._notify or notify_stderr) if live else None,
         )
 
     def _run_specs(self, arms: Sequence[tuple[str, Mapping[str, Any]]]) -> list[Any]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Generator
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +29,7 @@ ROLECHECK_KEY = pytest.StashKey[Rolecheck]()
 
 MARKER_HELP = (
     "rolecheck(**options): per-test defaults for pytest-rolecheck (model, trials, alpha, margin, "
-    "metric, design, max_tokens, top_logprobs, temperature, concurrency)."
+    "metric, design, max_tokens, top_logprobs, temperature, concurrency, timeout)."
 )
 
 
@@ -117,6 +118,16 @@ def _under_root(config: pytest.Config, path: str) -> Path:
     return result if result.is_absolute() else config.rootpath / result
 
 
+def _notify(config: pytest.Config, text: str) -> None:
+    """Show ``text`` on the terminal now, while the test runs with its output captured."""
+    reporter = config.pluginmanager.get_plugin("terminalreporter")
+    if reporter is None:
+        return
+    capture = config.pluginmanager.get_plugin("capturemanager")
+    with capture.global_and_fixture_disabled() if capture is not None else nullcontext():
+        reporter.write_line(text, yellow=True)
+
+
 def _is_worker(config: pytest.Config) -> bool:
     return hasattr(config, "workerinput")
 
@@ -161,6 +172,7 @@ def _rolecheck_context(request: pytest.FixtureRequest) -> Generator[Rolecheck]:
         command_nodeid=_command_nodeid(config, item.nodeid),
         client_provider=lambda: request.getfixturevalue("rolecheck_client"),
         backend=config.stash[BACKEND_KEY],
+        notify=lambda text: _notify(config, text),
     )
     item.stash[ROLECHECK_KEY] = rolecheck
     config.stash[OPEN_KEY].add(rolecheck)

@@ -42,6 +42,7 @@ BAD_VALUES = {
     "max_tokens": ("many", "whole number ≥ 1"),
     "top_logprobs": ("0", "whole number ≥ 1"),
     "temperature": ("3", "[0, 2]"),
+    "timeout": ("0", "(0, ∞)"),
 }
 
 
