@@ -459,8 +459,9 @@ def _root_cause(exc: BaseException) -> str:
     first = current
     while current is not None and id(current) not in seen:
         seen.add(id(current))
-        if str(current).strip():
-            return f"{type(current).__name__}: {current}"
+        text = str(current).strip().rstrip(".")
+        if text:
+            return f"{type(current).__name__}: {text}"
         current = current.__cause__ or current.__context__
     return type(first).__name__ if first is not None else "no detail"
 
