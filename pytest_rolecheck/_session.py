@@ -157,14 +157,12 @@ class Rolecheck:
     @property
     def usage(self) -> tuple[int, int]:
         """(prompt tokens, completion tokens) summed over this test's calls."""
-        if self._runner is None:
-            return (0, 0)
-        usage = self._runner.usage
+        usage = self.progress.usage
         return (usage.prompt_tokens, usage.completion_tokens)
 
     @property
     def calls(self) -> int:
-        return 0 if self._runner is None else self._runner.usage.calls
+        return self.progress.usage.calls
 
     @property
     def model(self) -> str:
@@ -542,9 +540,7 @@ class Rolecheck:
 
     # ---------------------------------------------------------------- records
     def _usage_snapshot(self) -> tuple[int, int, int]:
-        if self._runner is None:
-            return (0, 0, 0)
-        usage = self._runner.usage
+        usage = self.progress.usage
         return (usage.calls, usage.prompt_tokens, usage.completion_tokens)
 
     def _add_row(
@@ -594,10 +590,15 @@ class Rolecheck:
         self._finished = True
         if self.calls and not self._rows:
             self._add_usage_row()
+        # Let go of the client and the parsed cassette now: pytest keeps every item
+        # (and what it stashes) to the end of the run, so only the small counters and
+        # summary rows may outlive the test.
         cassette, self._cassette = self._cassette, None
+        runner, self._runner = self._runner, None
+        self._client_provider = None
         try:
-            if self._runner is not None and self._owns_client:
-                self._runner.close()
+            if runner is not None and self._owns_client:
+                runner.close()
         finally:
             # Whatever happened above, vcrpy's patching must be undone.
             if cassette is not None:

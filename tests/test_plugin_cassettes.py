@@ -521,3 +521,45 @@ def test_report_path_on_the_command_line_is_relative_to_the_invocation_dir(
     result.assert_outcomes(passed=2)
     assert (elsewhere / "cli.json").is_file()
     assert (project.path / "report.json").is_file()  # the ini value: rootdir-relative
+
+
+def test_finished_tests_release_their_client_and_cassette(
+    project: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # pytest keeps every item to the end of the run: what a finished test keeps
+    # alive grows with the suite (bench/memory.py measures the bytes).
+    tests = MESSAGES + "from pytest_rolecheck import assert_roles_differ\n"
+    for i in range(3):
+        tests += f"""
+def test_roles_{i}():
+    assert_roles_differ(MESSAGES, model="fake-model", trials=4)
+"""
+    project.makepyfile(test_many=tests)
+    project.runpytest("--rolecheck-record-mode=once").assert_outcomes(passed=3)
+    project.makeconftest(
+        CONFTEST.format(factory="async_client")
+        + """
+import gc
+import json
+
+def pytest_sessionfinish(session):
+    from pytest_rolecheck._cassette import CassetteSession
+    from pytest_rolecheck._client import CompletionRunner
+
+    gc.collect()
+    alive = {"sessions": 0, "runners": 0}
+    for obj in gc.get_objects():
+        if isinstance(obj, CassetteSession):
+            alive["sessions"] += 1
+        elif isinstance(obj, CompletionRunner):
+            alive["runners"] += 1
+    with open("alive.json", "w") as out:
+        json.dump(alive, out)
+"""
+    )
+    env_path = os.pathsep.join([str(project.path), os.environ.get("PYTHONPATH", "")])
+    monkeypatch.setenv("PYTHONPATH", env_path)
+    monkeypatch.setenv("FAKE_API_DOWN", "1")
+    project.runpytest_subprocess().assert_outcomes(passed=3)
+    assert json.loads((project.path / "alive.json").read_text()) == {"sessions": 0, "runners": 0}
+    assert len(_report(project)) == 3  # the summary rows survive
