@@ -125,6 +125,7 @@ class Rolecheck:
         self._next_index = 0
         self._rows: list[dict[str, Any]] = []
         self._finished = False
+        self._calls_failed = False
 
     # ------------------------------------------------------------------ state
     @property
@@ -236,7 +237,13 @@ class Rolecheck:
         for arm, request in arms:
             specs.append(CallSpec(index=self._next_index, arm=arm, request=request))
             self._next_index += 1
-        return self._runner.run(specs)
+        try:
+            return self._runner.run(specs)
+        except BaseException:
+            # Calls were cut short (an error, Ctrl-C), even if the test catches it:
+            # the cassette must not be written from a partial batch.
+            self._calls_failed = True
+            raise
 
     # --------------------------------------------------------------- variants
     def variant(self, messages: VariantLike, *, label: str | None = None, **params: Any) -> Variant:
@@ -584,10 +591,15 @@ class Rolecheck:
             )
 
     def finish(self, *, save: bool) -> None:
-        """End the test: write the cassette if ``save``, else leave it untouched."""
+        """End the test: write the cassette if ``save``, else leave it untouched.
+
+        A batch of calls that failed or was interrupted (even if the test caught
+        the error) overrides ``save``: a partial batch is never written.
+        """
         if self._finished:
             return
         self._finished = True
+        save = save and not self._calls_failed
         if self.calls and not self._rows:
             self._add_usage_row()
         # Let go of the client and the parsed cassette now: pytest keeps every item

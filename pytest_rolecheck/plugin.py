@@ -197,9 +197,12 @@ def pytest_runtest_makereport(
         # Our errors say what happened and what to do; internals would bury that.
         report.longrepr = f"{excinfo.typename}: {excinfo.value}"
     if call.when == "call":
-        # A failed assertion (ours or the test's own) is a verdict on complete
-        # data: keep the cassette. Any other exception may have cut calls short.
-        save = excinfo is None or excinfo.errisinstance(AssertionError)
+        # Whatever the test did after its calls (failed an assertion, called
+        # pytest.skip/fail/xfail, raised), the calls it made are complete: keep
+        # them, or recording them again would cost the same calls forever. The
+        # Rolecheck itself refuses to save when a batch of calls was cut short.
+        interrupted = (KeyboardInterrupt, pytest.exit.Exception)
+        save = excinfo is None or not excinfo.errisinstance(interrupted)
         try:
             rolecheck.finish(save=save)
         except Exception as exc:  # a hook must not crash the run (INTERNALERROR)

@@ -220,23 +220,67 @@ def test_claims_equivalence():
     second.stdout.fnmatch_lines(["*expected 'equivalent', got 'different'*"])
 
 
-def test_exception_after_calls_writes_no_cassette(project: pytest.Pytester) -> None:
+@pytest.mark.parametrize(
+    ("ending", "outcome"),
+    [
+        ("pytest.skip('not today')", "skipped"),
+        ("pytest.xfail('known')", "xfailed"),
+        ("pytest.fail('by hand')", "failed"),
+        ("raise RuntimeError('user code failed after the calls')", "failed"),
+    ],
+)
+def test_outcome_after_completed_calls_keeps_the_cassette(
+    project: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, ending: str, outcome: str
+) -> None:
+    # Otherwise CI asks to record it, recording pays for the calls and saves nothing, forever.
     project.makepyfile(
-        test_crash=MESSAGES
-        + """
-def test_crash(rolecheck):
+        test_after=MESSAGES
+        + f"""
+import pytest
+
+def test_after(rolecheck):
     rolecheck.run(rolecheck.variant(MESSAGES), n=4, model="fake-model")
-    raise RuntimeError("user code failed after the calls")
+    {ending}
 """
     )
-    result = project.runpytest("--rolecheck-record-mode=once")
-    result.assert_outcomes(failed=1)
-    assert not _cassette(project, "test_crash", "test_crash").exists()
-    assert (
-        not (project.path / "cassettes").exists()
-        or not list((project.path / "cassettes").rglob("*"))
-        or all(p.is_dir() for p in (project.path / "cassettes").rglob("*"))
+    project.runpytest("--rolecheck-record-mode=once").assert_outcomes(**{outcome: 1})
+    cassette = _cassette(project, "test_after", "test_after")
+    assert len(json.loads(cassette.read_text())["interactions"]) == 4
+    monkeypatch.setenv("FAKE_API_DOWN", "1")
+    project.runpytest().assert_outcomes(**{outcome: 1})  # replays, the same ending
+
+
+def test_calls_cut_short_write_nothing_even_if_the_test_catches_it(
+    project: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    project.makepyfile(
+        test_caught=MESSAGES
+        + """
+import pytest
+from pytest_rolecheck import BackendError
+
+def test_caught(rolecheck):
+    rolecheck.run(rolecheck.variant(MESSAGES), n=2, model="fake-model")
+    with pytest.raises(BackendError):
+        rolecheck.run(rolecheck.variant(MESSAGES), n=2, model="fake-model", max_tokens=99)
+"""
     )
+    project.makeconftest(
+        CONFTEST.format(factory="async_client")
+        + """
+_handler = _fake_api.handler
+
+def _fails_long_answers(request):
+    import json, httpx2
+    if json.loads(request.content).get("max_tokens") == 99:
+        return httpx2.Response(500, json={"error": {"message": "fake failure"}})
+    return _handler(request)
+
+_fake_api.handler = _fails_long_answers
+"""
+    )
+    project.runpytest("--rolecheck-record-mode=once").assert_outcomes(passed=1)
+    assert not _cassette(project, "test_caught", "test_caught").exists()
 
 
 def test_no_logprobs_says_which_option(
