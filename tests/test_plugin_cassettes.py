@@ -8,6 +8,12 @@ from __future__ import annotations
 
 import json
 import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -607,3 +613,88 @@ def pytest_sessionfinish(session):
     project.runpytest_subprocess().assert_outcomes(passed=3)
     assert json.loads((project.path / "alive.json").read_text()) == {"sessions": 0, "runners": 0}
     assert len(_report(project)) == 3  # the summary rows survive
+
+
+class _SilentServer:
+    """Accepts connections on 127.0.0.1 and never answers (a hung API)."""
+
+    def __init__(self) -> None:
+        self.sock = socket.create_server(("127.0.0.1", 0))
+        self.port = self.sock.getsockname()[1]
+        self.accepted: list[float] = []
+        self._held: list[socket.socket] = []
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            self._held.append(conn)
+            self.accepted.append(time.monotonic())
+
+    def close(self) -> None:
+        self.sock.close()
+        for conn in self._held:
+            conn.close()
+
+
+@pytest.mark.parametrize("kind", ["OpenAI", "AsyncOpenAI"])
+def test_ctrl_c_stops_hung_calls_at_once_and_keeps_the_old_cassette(
+    project: pytest.Pytester, kind: str
+) -> None:
+    project.makepyfile(test_roles=ROLE_TESTS)
+    project.runpytest("--rolecheck-record-mode=once", "-k", "test_roles_differ").assert_outcomes(
+        passed=1
+    )
+    cassette = _cassette(project, "test_roles", "test_roles_differ")
+    before = cassette.read_bytes()
+    server = _SilentServer()
+    # The SDK's defaults: a 600 s timeout and 2 retries per call.
+    project.makeconftest(
+        f"""
+import openai
+import pytest
+
+@pytest.fixture(scope="session")
+def rolecheck_client():
+    return openai.{kind}(api_key="sk-test-hung", base_url="http://127.0.0.1:{server.port}/v1")
+"""
+    )
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join([str(project.path), env.get("PYTHONPATH", "")])
+    # hypothesis's plugin imports hypothesis at the end of a run (~2 s here): not ours to time.
+    plugins = ["-p", "no:cacheprovider", "-p", "no:hypothesispytest"]
+    command = [sys.executable, "-m", "pytest", *plugins, "-k", "test_roles_differ"]
+    child = subprocess.Popen(
+        [*command, "--rolecheck-record-mode=rewrite", "--rolecheck-concurrency=3"],
+        cwd=project.path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while len(server.accepted) < 3 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert len(server.accepted) == 3, "the calls never reached the server"
+        interrupted = time.monotonic()
+        child.send_signal(signal.SIGINT)
+        try:
+            output, _ = child.communicate(timeout=10)
+        except subprocess.TimeoutExpired:
+            pytest.fail("still running 10 s after Ctrl-C")
+        elapsed = time.monotonic() - interrupted
+        time.sleep(1.5)  # a retry would come within the SDK's first backoff
+    finally:
+        child.kill()
+        child.wait()
+        server.close()
+    text = output.decode(errors="replace")
+    assert elapsed < 4, text
+    assert child.returncode == pytest.ExitCode.INTERRUPTED, text
+    assert "KeyboardInterrupt" in text
+    assert [t for t in server.accepted if t > interrupted] == []  # nothing sent after Ctrl-C
+    assert cassette.read_bytes() == before
+    assert not list(cassette.parent.glob("*.tmp"))
