@@ -95,7 +95,12 @@ class Rolecheck:
         The shared local backend, used when ``settings.local`` is true.
     cassette_file
         An explicit cassette path (e.g. for the ``rolecheck compare`` command);
-        by default the cassette is named after ``nodeid``.
+        by default the cassette is named after ``nodeid`` and ``test_file``.
+    test_file
+        The test's file (places the cassette of a test outside the rootdir).
+    cassette_conflict
+        Set when another collected test maps to the same cassette: the message
+        raised instead of using it.
     """
 
     def __init__(
@@ -107,12 +112,16 @@ class Rolecheck:
         backend: LocalBackend | None = None,
         cassette_file: Path | None = None,
         command_nodeid: str | None = None,
+        test_file: Path | None = None,
+        cassette_conflict: str | None = None,
     ) -> None:
         from ._client_progress import Progress
 
         self.settings = settings
         self.nodeid = nodeid
         self._cassette_file = cassette_file
+        self._test_file = test_file
+        self._cassette_conflict = cassette_conflict
         # The node id as the user can pass it back to pytest from where they ran it.
         self._command_nodeid = command_nodeid
         self.progress = Progress()
@@ -135,9 +144,9 @@ class Rolecheck:
             return self._cassette_file
         if self.nodeid is None:
             return None
-        from ._cassette import cassette_path
-
-        return cassette_path(self.settings.rootdir / self.settings.cassette_dir, self.nodeid)
+        if self._cassette_conflict is not None:
+            raise RolecheckUsageError(self._cassette_conflict)
+        return default_cassette_path(self.settings, self.nodeid, self._test_file)
 
     @property
     def live(self) -> bool:
@@ -638,6 +647,18 @@ class Rolecheck:
                 "details": {},
             }
         )
+
+
+def default_cassette_path(settings: Settings, nodeid: str, test_file: Path | None) -> Path:
+    """The cassette of the test ``nodeid`` defined in ``test_file``."""
+    from ._cassette import cassette_path
+
+    return cassette_path(
+        settings.rootdir / settings.cassette_dir,
+        nodeid,
+        test_file=test_file,
+        rootdir=settings.rootdir,
+    )
 
 
 def _check_trials(trials: int) -> None:

@@ -698,3 +698,62 @@ def rolecheck_client():
     assert [t for t in server.accepted if t > interrupted] == []  # nothing sent after Ctrl-C
     assert cassette.read_bytes() == before
     assert not list(cassette.parent.glob("*.tmp"))
+
+
+def _outside_layout(project: pytest.Pytester) -> Path:
+    """``root/pytest.ini`` with ``testpaths = ../a ../b``; one file name in both."""
+    project.syspathinsert()  # for _fake_api
+    root = project.mkdir("root")
+    (root / "pytest.ini").write_text(
+        "[pytest]\ntestpaths = ../a ../b\naddopts = --import-mode=importlib\n"
+        "rolecheck_report = report.json\n"
+    )
+    conftest = (project.path / "conftest.py").read_text()
+    for name, role in (("a", "developer"), ("b", "system")):
+        folder = project.mkdir(name)
+        (folder / "conftest.py").write_text(conftest)
+        (folder / "test_same.py").write_text(
+            MESSAGES
+            + f"""
+def test_x(rolecheck):
+    rolecheck.run(rolecheck.variant(MESSAGES).with_role("{role}"), n=3, model="fake-model")
+"""
+        )
+    return root
+
+
+def test_tests_outside_the_rootdir_with_one_name_get_their_own_cassettes(
+    project: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    root = _outside_layout(project)
+    monkeypatch.chdir(root)
+    project.runpytest("--rolecheck-record-mode=rewrite").assert_outcomes(passed=2)
+    a = root / "cassettes" / "__" / "a" / "test_same" / "test_x.json"
+    b = root / "cassettes" / "__" / "b" / "test_same" / "test_x.json"
+    assert a.read_bytes() != b.read_bytes()
+    monkeypatch.setenv("FAKE_API_DOWN", "1")
+    project.runpytest().assert_outcomes(passed=2)  # each replays its own recording
+
+
+def test_two_tests_mapped_to_one_cassette_are_refused_by_name(
+    project: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    root = _outside_layout(project)
+    # ../a/test_same.py maps to cassettes/__/a/...; so does a real folder named "__"
+    inside = root / "__" / "a"
+    inside.mkdir(parents=True)
+    (inside / "test_same.py").write_text((project.path / "a" / "test_same.py").read_text())
+    (inside / "conftest.py").write_text((project.path / "conftest.py").read_text())
+    (root / "pytest.ini").write_text(
+        (root / "pytest.ini").read_text().replace("../a ../b", "../a __ ../b")
+    )
+    monkeypatch.chdir(root)
+    result = project.runpytest("--rolecheck-record-mode=rewrite")
+    result.assert_outcomes(failed=2, passed=1)
+    result.stdout.fnmatch_lines(
+        [
+            "*../a/test_same.py::test_x, __/a/test_same.py::test_x would share the cassette "
+            "cassettes/__/a/test_same/test_x.json*Rename one of the test*"
+        ]
+    )
+    assert not (root / "cassettes" / "__" / "a").exists()
