@@ -1026,6 +1026,31 @@ class CassetteSession:
         except CassetteError:
             return False
 
+    def unused_recordings(self, calls_made: int) -> str | None:
+        """Why a replay that made ``calls_made`` calls left recordings unused, or ``None``.
+
+        Fewer calls than recorded (fewer trials, a comparison removed) still replay,
+        from a subset of the recording: the verdicts then rest on other data than
+        the test asks for, and the cassette no longer says what the test does.
+        """
+        if self._live:
+            return None
+        try:
+            recorded = self._interactions()
+        except CassetteError:
+            return None  # already reported by the call that could not replay
+        unused = sorted(index for index in recorded if index >= calls_made)
+        if not unused:
+            return None
+        count = len(recorded)
+        return (
+            f"{self.nodeid} made {calls_made} call{'s' if calls_made != 1 else ''} but its "
+            f"cassette {_display(self.path)} recorded {count}: {len(unused)} recorded "
+            f"call{'s' if len(unused) != 1 else ''} (#{unused[0] + 1} on) went unused, so the "
+            "result came from a subset of the recording (fewer trials or comparisons than "
+            f"recorded?). Re-record it to match the test: `{self.rewrite_command}`"
+        )
+
     @property
     def rewrite_command(self) -> str:
         """The shell command that re-records this test."""

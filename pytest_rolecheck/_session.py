@@ -135,6 +135,8 @@ class Rolecheck:
         self._rows: list[dict[str, Any]] = []
         self._finished = False
         self._calls_failed = False
+        # Set by finish() when a replay left recorded calls unused (the message).
+        self.unused_recordings: str | None = None
 
     # ------------------------------------------------------------------ state
     @property
@@ -615,6 +617,8 @@ class Rolecheck:
         # (and what it stashes) to the end of the run, so only the small counters and
         # summary rows may outlive the test.
         cassette, self._cassette = self._cassette, None
+        if cassette is not None and not self._calls_failed:
+            self.unused_recordings = cassette.unused_recordings(self._next_index)
         runner, self._runner = self._runner, None
         self._client_provider = None
         try:

@@ -15,7 +15,12 @@ from typing import Any
 
 import pytest
 
-from ._errors import RolecheckAssertionError, RolecheckError, RolecheckUsageError
+from ._errors import (
+    CassetteUnusedError,
+    RolecheckAssertionError,
+    RolecheckError,
+    RolecheckUsageError,
+)
 from ._options import OPTIONS, Settings, apply_marker, resolve_settings
 from ._report import USER_PROPERTY, SummaryReport
 from ._session import (
@@ -238,6 +243,13 @@ def pytest_runtest_makereport(
         except Exception as exc:  # a hook must not crash the run (INTERNALERROR)
             report.outcome = "failed"
             report.longrepr = f"{type(exc).__name__}: {exc}"
+        unused = rolecheck.unused_recordings
+        if unused is not None and report.passed:
+            # A pass on part of the recording is not the pass the cassette recorded.
+            report.outcome = "failed"
+            report.longrepr = f"{CassetteUnusedError.__name__}: {unused}"
+        elif unused is not None:
+            report.sections.append(("rolecheck", unused))
         for row in rolecheck.rows:
             report.user_properties.append((USER_PROPERTY, row))
     return report

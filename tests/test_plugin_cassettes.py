@@ -757,3 +757,42 @@ def test_two_tests_mapped_to_one_cassette_are_refused_by_name(
         ]
     )
     assert not (root / "cassettes" / "__" / "a").exists()
+
+
+def test_fewer_calls_than_recorded_fail_with_the_counts_and_the_rewrite_command(
+    project: pytest.Pytester,
+) -> None:
+    project.makepyfile(test_roles=ROLE_TESTS)
+    project.runpytest("--rolecheck-record-mode=once").assert_outcomes(passed=2)
+    project.makepyfile(test_roles=ROLE_TESTS.replace("trials=6)", "trials=5)", 1))
+    result = project.runpytest("-k", "test_roles_differ")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(
+        [
+            "*CassetteUnusedError: *test_roles_differ made 10 calls but its cassette "
+            "cassettes/test_roles/test_roles_differ.json recorded 12: 2 recorded calls (#11 on) "
+            "went unused*--rolecheck-record-mode=rewrite*test_roles.py::test_roles_differ*"
+        ]
+    )
+    project.runpytest("-k", "test_same_variant").assert_outcomes(passed=1)  # untouched
+
+
+def test_a_failure_before_the_last_recorded_call_keeps_its_message(
+    project: pytest.Pytester,
+) -> None:
+    two = """
+from pytest_rolecheck import assert_roles_differ, assert_roles_equivalent
+
+def test_two(rolecheck):
+    FIRST(MESSAGES, model="fake-model", trials=4)
+    assert_roles_differ(MESSAGES, model="fake-model", trials=4, max_tokens=5)
+"""
+    project.makepyfile(test_two=MESSAGES + two.replace("FIRST", "assert_roles_differ"))
+    project.runpytest("--rolecheck-record-mode=once").assert_outcomes(passed=1)
+    # A stricter first assertion now fails on the same recording: that is the result.
+    project.makepyfile(test_two=MESSAGES + two.replace("FIRST", "assert_roles_equivalent"))
+    result = project.runpytest()
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(
+        ["*expected 'equivalent', got 'different'*", "*rolecheck*", "*8 recorded calls*unused*"]
+    )
