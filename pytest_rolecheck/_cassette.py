@@ -26,6 +26,7 @@ import hashlib
 import importlib
 import json
 import json.scanner
+import os
 import re
 import shlex
 import threading
@@ -53,6 +54,7 @@ __all__ = [
     "REDACTED",
     "CassetteSession",
     "RecordMode",
+    "cassette_conflicts",
     "cassette_path",
 ]
 
@@ -108,7 +110,9 @@ class RecordMode(enum.StrEnum):
 # --------------------------------------------------------------------------- paths
 
 
-def cassette_path(cassette_dir: Path, nodeid: str) -> Path:
+def cassette_path(
+    cassette_dir: Path, nodeid: str, *, test_file: Path | None = None, rootdir: Path | None = None
+) -> Path:
     """Return the cassette file of one test.
 
     Parameters
@@ -117,6 +121,12 @@ def cassette_path(cassette_dir: Path, nodeid: str) -> Path:
         Root directory of the cassettes (``--rolecheck-cassette-dir``).
     nodeid : str
         The pytest node id, e.g. ``tests/sub/test_roles.py::TestA::test_b[gpt-4o-1]``.
+    test_file, rootdir : Path, optional
+        The test's file and pytest's rootdir. Given both, the directories come from
+        the file's path relative to the rootdir rather than from the node id, which
+        pytest makes relative to the command-line argument for a file outside the
+        rootdir (so ``../a/test_x.py`` and ``../b/test_x.py`` would get one name).
+        Each ``..`` becomes ``__``: ``cassettes/__/a/test_x/...``.
 
     Returns
     -------
@@ -129,6 +139,8 @@ def cassette_path(cassette_dir: Path, nodeid: str) -> Path:
         parametrize ids never share a file and the result is the same on every run.
     """
     module, sep, rest = nodeid.partition("::")
+    if test_file is not None and rootdir is not None:
+        module = _relative_module(test_file, rootdir)
     parts = [p for p in module.replace("\\", "/").split("/") if p not in ("", ".")]
     if parts and parts[-1].endswith(".py"):
         parts[-1] = parts[-1][: -len(".py")]
@@ -137,6 +149,38 @@ def cassette_path(cassette_dir: Path, nodeid: str) -> Path:
     base, bracket, params = rest.partition("[")
     name = base.replace("::", ".") + bracket + params if sep and rest else "_module"
     return Path(cassette_dir, *dirs, _safe_name(name) + ".json")
+
+
+def _relative_module(test_file: Path, rootdir: Path) -> str:
+    try:
+        return Path(os.path.relpath(test_file, rootdir)).as_posix()
+    except ValueError:  # another drive (Windows): no relative path; name it by its location
+        digest = hashlib.sha256(str(test_file.parent).encode("utf-8", "surrogatepass"))
+        return f"__outside__/{test_file.parent.name}-{digest.hexdigest()[:8]}/{test_file.name}"
+
+
+def cassette_conflicts(tests: Iterable[tuple[str, Path]]) -> dict[str, str]:
+    """Tests that would share a cassette: ``{test: message}`` for each of them.
+
+    ``tests`` holds ``(test as the user names it, its cassette path)`` pairs.
+    Paths differing only in letter case count as one: they are one file on the
+    file systems of macOS and Windows.
+    """
+    by_path: dict[str, list[tuple[str, Path]]] = {}
+    for test, path in tests:
+        by_path.setdefault(str(path).casefold(), []).append((test, path))
+    found: dict[str, str] = {}
+    for group in by_path.values():
+        if len(group) < 2:
+            continue
+        names = ", ".join(test for test, _ in group)
+        for test, path in group:
+            found[test] = (
+                f"{names} would share the cassette {_display(path)}: recording one would "
+                "overwrite the other. Rename one of the test functions or test files (or a "
+                "directory above it) so that their cassette paths differ."
+            )
+    return found
 
 
 def _safe_dir(part: str) -> str:
@@ -1050,6 +1094,31 @@ class CassetteSession:
                 body = _stored_response(response, self._redactor)["body"]
                 return body.get("json") if body is not None else None
         return None
+
+    def unused_recordings(self, calls_made: int) -> str | None:
+        """Why a replay that made ``calls_made`` calls left recordings unused, or ``None``.
+
+        Fewer calls than recorded (fewer trials, a comparison removed) still replay,
+        from a subset of the recording: the verdicts then rest on other data than
+        the test asks for, and the cassette no longer says what the test does.
+        """
+        if self._live:
+            return None
+        try:
+            recorded = self._interactions()
+        except CassetteError:
+            return None  # already reported by the call that could not replay
+        unused = sorted(index for index in recorded if index >= calls_made)
+        if not unused:
+            return None
+        count = len(recorded)
+        return (
+            f"{self.nodeid} made {calls_made} call{'s' if calls_made != 1 else ''} but its "
+            f"cassette {_display(self.path)} recorded {count}: {len(unused)} recorded "
+            f"call{'s' if len(unused) != 1 else ''} (#{unused[0] + 1} on) went unused, so the "
+            "result came from a subset of the recording (fewer trials or comparisons than "
+            f"recorded?). Re-record it to match the test: `{self.rewrite_command}`"
+        )
 
     @property
     def rewrite_command(self) -> str:

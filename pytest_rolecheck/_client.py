@@ -2,7 +2,7 @@
 
 :class:`CompletionRunner` sends a batch of chat-completion requests with bounded
 concurrency — ``AsyncOpenAI`` under an ``asyncio`` semaphore, or a sync
-``OpenAI`` client in a thread pool — stamping each request with its call index
+``OpenAI`` client in daemon worker threads — stamping each request with its call index
 (``x-rolecheck-call``) so a cassette replays every call to the call it was
 recorded from, whatever order the concurrent calls finished in. SDK errors are
 translated into :mod:`pytest_rolecheck._errors` with a message that says what
@@ -14,11 +14,11 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import queue
 import sys
 import threading
 import time
 from collections.abc import Callable, Coroutine, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -141,7 +141,7 @@ class CompletionRunner:
     ----------
     client
         An ``openai.AsyncOpenAI`` (calls run on an event loop) or ``openai.OpenAI``
-        (calls run in a thread pool). Azure and other subclasses work alike.
+        (calls run in worker threads). Azure and other subclasses work alike.
     concurrency
         Maximum number of requests in flight.
     before_call
@@ -189,7 +189,7 @@ class CompletionRunner:
         self.notify = notify
         self._in_flight: dict[int, tuple[CallSpec, float]] = {}
         self.progress = progress or Progress()
-        self._lock = threading.Lock()  # the thread pool records results concurrently
+        self._lock = threading.Lock()  # worker threads record results concurrently
 
     @property
     def usage(self) -> Usage:
@@ -307,26 +307,49 @@ class CompletionRunner:
     def _run_threads(self, specs: Sequence[CallSpec]) -> list[Any]:
         assert isinstance(self.client, openai.OpenAI)
         client = self.client
+        _stop_sends_of_abandoned_batches(client)
+        stop = threading.Event()
+        pending = iter(enumerate(specs))
+        take = threading.Lock()
+        outcomes: queue.SimpleQueue[tuple[int, bool, Any]] = queue.SimpleQueue()
 
-        def one(spec: CallSpec) -> Any:
-            self._started(spec)
-            try:
-                response = client.chat.completions.create(**self._kwargs(spec))
-            except Exception as exc:
-                raise self._translate(exc, spec) from exc
-            finally:
-                self._ended(spec)
-            return self._record(spec, response)
+        def worker() -> None:
+            _WORKER.stop = stop
+            while not stop.is_set():
+                with take:
+                    position, spec = next(pending, (-1, None))
+                if spec is None:
+                    return
+                self._started(spec)
+                try:
+                    response = client.chat.completions.create(**self._kwargs(spec))
+                except Exception as exc:
+                    stop.set()  # the batch fails: no call of it starts after this one
+                    error = self._translate(exc, spec)
+                    if error is not exc:
+                        error.__cause__ = exc
+                    outcomes.put((position, False, error))
+                else:
+                    outcomes.put((position, True, self._record(spec, response)))
+                finally:
+                    self._ended(spec)
 
-        pool = ThreadPoolExecutor(max_workers=self.concurrency)
+        # Daemon threads, not a ThreadPoolExecutor: the interpreter joins an
+        # executor's threads at exit, so a Ctrl-C would wait for every call in
+        # flight to time out (10 min with the SDK's default timeout).
+        for number in range(min(self.concurrency, len(specs))):
+            name = f"rolecheck-call-{number}"
+            threading.Thread(target=worker, name=name, daemon=True).start()
+        results: list[Any] = [None] * len(specs)
         try:
-            futures = [pool.submit(one, spec) for spec in specs]
-            results = [future.result() for future in futures]
-        except BaseException:
-            # Do not wait for calls in flight (a Ctrl-C must not hang on a slow API).
-            pool.shutdown(wait=False, cancel_futures=True)
-            raise
-        pool.shutdown()
+            for _ in specs:
+                position, ok, value = outcomes.get()
+                if not ok:
+                    raise value
+                results[position] = value
+        finally:
+            # On an error or a Ctrl-C: start nothing more, retry nothing.
+            stop.set()
         return results
 
 
@@ -385,6 +408,35 @@ def _seconds(timeout: Any) -> float | None:
         return float(timeout)
     read = getattr(timeout, "read", None)  # an httpx Timeout: the wait for the answer
     return float(read) if isinstance(read, int | float) else None
+
+
+# The abandon flag of the batch a worker thread belongs to (unset in other threads).
+_WORKER = threading.local()
+
+
+class _BatchAbandoned(Exception):
+    """Raised instead of sending a request (or a retry) for a batch already given up."""
+
+
+def _stop_sends_of_abandoned_batches(client: openai.OpenAI) -> None:
+    """Make ``client`` refuse to send from a worker whose batch was abandoned.
+
+    The SDK retries a failed call on its own (``max_retries``) and calls
+    ``_prepare_request`` before every attempt; that is the one place to stop a
+    retry from a thread we cannot interrupt. Other threads are unaffected.
+    """
+    prepare = client._prepare_request
+    if getattr(prepare, "rolecheck_guard", False):
+        return
+
+    def guarded(request: Any) -> None:
+        stop = getattr(_WORKER, "stop", None)
+        if stop is not None and stop.is_set():
+            raise _BatchAbandoned("the batch was interrupted; this call is not sent")
+        prepare(request)
+
+    guarded.rolecheck_guard = True  # type: ignore[attr-defined]
+    client._prepare_request = guarded  # type: ignore[method-assign]
 
 
 def _first_error(group: BaseExceptionGroup[BaseException]) -> BaseException:

@@ -47,6 +47,10 @@ class CassetteCorruptError(CassetteError):
     """The cassette file cannot be parsed."""
 
 
+class CassetteUnusedError(CassetteError):
+    """A replay made fewer calls than the cassette recorded (the rest went unused)."""
+
+
 class BackendError(RolecheckError):
     """The completion backend failed (server error, unreachable, misconfigured)."""
 

@@ -95,10 +95,15 @@ class Rolecheck:
         The shared local backend, used when ``settings.local`` is true.
     cassette_file
         An explicit cassette path (e.g. for the ``rolecheck compare`` command);
-        by default the cassette is named after ``nodeid``.
+        by default the cassette is named after ``nodeid`` and ``test_file``.
     notify
         Shows a line to the user while calls run (a live call outlasting the
         timeout); by default it goes to stderr.
+    test_file
+        The test's file (places the cassette of a test outside the rootdir).
+    cassette_conflict
+        Set when another collected test maps to the same cassette: the message
+        raised instead of using it.
     """
 
     def __init__(
@@ -111,12 +116,16 @@ class Rolecheck:
         cassette_file: Path | None = None,
         command_nodeid: str | None = None,
         notify: Callable[[str], None] | None = None,
+        test_file: Path | None = None,
+        cassette_conflict: str | None = None,
     ) -> None:
         from ._client_progress import Progress
 
         self.settings = settings
         self.nodeid = nodeid
         self._cassette_file = cassette_file
+        self._test_file = test_file
+        self._cassette_conflict = cassette_conflict
         # The node id as the user can pass it back to pytest from where they ran it.
         self._command_nodeid = command_nodeid
         self.progress = Progress()
@@ -130,6 +139,9 @@ class Rolecheck:
         self._next_index = 0
         self._rows: list[dict[str, Any]] = []
         self._finished = False
+        self._calls_failed = False
+        # Set by finish() when a replay left recorded calls unused (the message).
+        self.unused_recordings: str | None = None
 
     # ------------------------------------------------------------------ state
     @property
@@ -139,9 +151,9 @@ class Rolecheck:
             return self._cassette_file
         if self.nodeid is None:
             return None
-        from ._cassette import cassette_path
-
-        return cassette_path(self.settings.rootdir / self.settings.cassette_dir, self.nodeid)
+        if self._cassette_conflict is not None:
+            raise RolecheckUsageError(self._cassette_conflict)
+        return default_cassette_path(self.settings, self.nodeid, self._test_file)
 
     @property
     def live(self) -> bool:
@@ -162,14 +174,12 @@ class Rolecheck:
     @property
     def usage(self) -> tuple[int, int]:
         """(prompt tokens, completion tokens) summed over this test's calls."""
-        if self._runner is None:
-            return (0, 0)
-        usage = self._runner.usage
+        usage = self.progress.usage
         return (usage.prompt_tokens, usage.completion_tokens)
 
     @property
     def calls(self) -> int:
-        return 0 if self._runner is None else self._runner.usage.calls
+        return self.progress.usage.calls
 
     @property
     def model(self) -> str:
@@ -258,7 +268,13 @@ class Rolecheck:
         for arm, request in arms:
             specs.append(CallSpec(index=self._next_index, arm=arm, request=request))
             self._next_index += 1
-        return self._runner.run(specs)
+        try:
+            return self._runner.run(specs)
+        except BaseException:
+            # Calls were cut short (an error, Ctrl-C), even if the test catches it:
+            # the cassette must not be written from a partial batch.
+            self._calls_failed = True
+            raise
 
     # --------------------------------------------------------------- variants
     def variant(self, messages: VariantLike, *, label: str | None = None, **params: Any) -> Variant:
@@ -562,9 +578,7 @@ class Rolecheck:
 
     # ---------------------------------------------------------------- records
     def _usage_snapshot(self) -> tuple[int, int, int]:
-        if self._runner is None:
-            return (0, 0, 0)
-        usage = self._runner.usage
+        usage = self.progress.usage
         return (usage.calls, usage.prompt_tokens, usage.completion_tokens)
 
     def _add_row(
@@ -608,16 +622,28 @@ class Rolecheck:
             )
 
     def finish(self, *, save: bool) -> None:
-        """End the test: write the cassette if ``save``, else leave it untouched."""
+        """End the test: write the cassette if ``save``, else leave it untouched.
+
+        A batch of calls that failed or was interrupted (even if the test caught
+        the error) overrides ``save``: a partial batch is never written.
+        """
         if self._finished:
             return
         self._finished = True
+        save = save and not self._calls_failed
         if self.calls and not self._rows:
             self._add_usage_row()
+        # Let go of the client and the parsed cassette now: pytest keeps every item
+        # (and what it stashes) to the end of the run, so only the small counters and
+        # summary rows may outlive the test.
         cassette, self._cassette = self._cassette, None
+        if cassette is not None and not self._calls_failed:
+            self.unused_recordings = cassette.unused_recordings(self._next_index)
+        runner, self._runner = self._runner, None
+        self._client_provider = None
         try:
-            if self._runner is not None and self._owns_client:
-                self._runner.close()
+            if runner is not None and self._owns_client:
+                runner.close()
         finally:
             # Whatever happened above, vcrpy's patching must be undone.
             if cassette is not None:
@@ -645,6 +671,18 @@ class Rolecheck:
                 "details": {},
             }
         )
+
+
+def default_cassette_path(settings: Settings, nodeid: str, test_file: Path | None) -> Path:
+    """The cassette of the test ``nodeid`` defined in ``test_file``."""
+    from ._cassette import cassette_path
+
+    return cassette_path(
+        settings.rootdir / settings.cassette_dir,
+        nodeid,
+        test_file=test_file,
+        rootdir=settings.rootdir,
+    )
 
 
 def _check_trials(trials: int) -> None:

@@ -16,16 +16,29 @@ from typing import Any
 
 import pytest
 
-from ._errors import RolecheckAssertionError, RolecheckError, RolecheckUsageError
+from ._errors import (
+    CassetteUnusedError,
+    RolecheckAssertionError,
+    RolecheckError,
+    RolecheckUsageError,
+)
 from ._options import OPTIONS, Settings, apply_marker, resolve_settings
 from ._report import USER_PROPERTY, SummaryReport
-from ._session import LocalBackend, Rolecheck, activate, deactivate, set_plugin_active
+from ._session import (
+    LocalBackend,
+    Rolecheck,
+    activate,
+    deactivate,
+    default_cassette_path,
+    set_plugin_active,
+)
 
 SETTINGS_KEY = pytest.StashKey[Settings]()
 SUMMARY_KEY = pytest.StashKey[SummaryReport]()
 BACKEND_KEY = pytest.StashKey[LocalBackend]()
 OPEN_KEY = pytest.StashKey[set[Rolecheck]]()
 ROLECHECK_KEY = pytest.StashKey[Rolecheck]()
+CONFLICT_KEY = pytest.StashKey[str]()
 
 MARKER_HELP = (
     "rolecheck(**options): per-test defaults for pytest-rolecheck (model, trials, alpha, margin, "
@@ -103,13 +116,17 @@ def _check_metric(name: str) -> None:
         raise RolecheckUsageError(f"--rolecheck-metric / rolecheck_metric: {exc}") from None
 
 
-def _command_nodeid(config: pytest.Config, nodeid: str) -> str:
-    """``nodeid`` relative to the directory pytest was started from (for fix commands)."""
-    module, sep, rest = nodeid.partition("::")
+def _command_nodeid(config: pytest.Config, item: pytest.Item) -> str:
+    """The test's id relative to the directory pytest was started from (for fix commands).
+
+    Built from the test's file, not its node id: pytest makes the node id of a
+    file outside the rootdir relative to the command-line argument instead.
+    """
+    _, sep, rest = item.nodeid.partition("::")
     try:
-        relative = os.path.relpath(config.rootpath / module, config.invocation_params.dir)
+        relative = os.path.relpath(item.path, config.invocation_params.dir)
     except ValueError:  # another drive on Windows
-        relative = str(config.rootpath / module)
+        relative = str(item.path)
     return Path(relative).as_posix() + sep + rest
 
 
@@ -130,6 +147,22 @@ def _notify(config: pytest.Config, text: str) -> None:
 
 def _is_worker(config: pytest.Config) -> bool:
     return hasattr(config, "workerinput")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    # Two tests sharing a cassette would overwrite each other's recordings. Only
+    # the tests that make calls fail (a suite that never calls rolecheck is not
+    # this plugin's business), and both fail, whichever would have run first.
+    from ._cassette import cassette_conflicts
+
+    settings = config.stash[SETTINGS_KEY]
+    named = {_command_nodeid(config, item): item for item in items}
+    conflicts = cassette_conflicts(
+        (name, default_cassette_path(settings, item.nodeid, item.path))
+        for name, item in named.items()
+    )
+    for name, message in conflicts.items():
+        named[name].stash[CONFLICT_KEY] = message
 
 
 @pytest.fixture(scope="session")
@@ -169,10 +202,12 @@ def _rolecheck_context(request: pytest.FixtureRequest) -> Generator[Rolecheck]:
     rolecheck = Rolecheck(
         settings,
         nodeid=item.nodeid,
-        command_nodeid=_command_nodeid(config, item.nodeid),
+        command_nodeid=_command_nodeid(config, item),
         client_provider=lambda: request.getfixturevalue("rolecheck_client"),
         backend=config.stash[BACKEND_KEY],
         notify=lambda text: _notify(config, text),
+        test_file=item.path,
+        cassette_conflict=item.stash.get(CONFLICT_KEY, None),
     )
     item.stash[ROLECHECK_KEY] = rolecheck
     config.stash[OPEN_KEY].add(rolecheck)
@@ -209,14 +244,24 @@ def pytest_runtest_makereport(
         # Our errors say what happened and what to do; internals would bury that.
         report.longrepr = f"{excinfo.typename}: {excinfo.value}"
     if call.when == "call":
-        # A failed assertion (ours or the test's own) is a verdict on complete
-        # data: keep the cassette. Any other exception may have cut calls short.
-        save = excinfo is None or excinfo.errisinstance(AssertionError)
+        # Whatever the test did after its calls (failed an assertion, called
+        # pytest.skip/fail/xfail, raised), the calls it made are complete: keep
+        # them, or recording them again would cost the same calls forever. The
+        # Rolecheck itself refuses to save when a batch of calls was cut short.
+        interrupted = (KeyboardInterrupt, pytest.exit.Exception)
+        save = excinfo is None or not excinfo.errisinstance(interrupted)
         try:
             rolecheck.finish(save=save)
         except Exception as exc:  # a hook must not crash the run (INTERNALERROR)
             report.outcome = "failed"
             report.longrepr = f"{type(exc).__name__}: {exc}"
+        unused = rolecheck.unused_recordings
+        if unused is not None and report.passed:
+            # A pass on part of the recording is not the pass the cassette recorded.
+            report.outcome = "failed"
+            report.longrepr = f"{CassetteUnusedError.__name__}: {unused}"
+        elif unused is not None:
+            report.sections.append(("rolecheck", unused))
         for row in rolecheck.rows:
             report.user_properties.append((USER_PROPERTY, row))
     return report

@@ -25,6 +25,7 @@ from pytest_rolecheck._cassette import (
     RecordMode,
     _load_document,
     body_diff,
+    cassette_conflicts,
     cassette_path,
     is_credential_name,
     looks_like_secret,
@@ -219,6 +220,43 @@ def test_cassette_path_sanitises_ids_without_collisions(tmp_path: Path) -> None:
     )
     outside = cassette_path(tmp_path, "../other/test_z.py::test_q")
     assert outside.is_relative_to(tmp_path)
+
+
+def test_cassette_path_of_a_test_file_outside_the_rootdir(tmp_path: Path) -> None:
+    root, cassettes = tmp_path / "root", tmp_path / "root" / "cassettes"
+    # pytest names both tests "test_same.py::test_x" (relative to ../a and ../b)
+    a = cassette_path(
+        cassettes, "test_same.py::test_x", test_file=tmp_path / "a" / "test_same.py", rootdir=root
+    )
+    b = cassette_path(
+        cassettes, "test_same.py::test_x", test_file=tmp_path / "b" / "test_same.py", rootdir=root
+    )
+    assert a == cassettes / "__" / "a" / "test_same" / "test_x.json"
+    assert b == cassettes / "__" / "b" / "test_same" / "test_x.json"
+    # inside the rootdir: the same path as from the node id alone
+    inside = root / "tests" / "sub" / "test_roles.py"
+    nodeid = "tests/sub/test_roles.py::TestA::test_b[x]"
+    assert cassette_path(cassettes, nodeid, test_file=inside, rootdir=root) == cassette_path(
+        cassettes, nodeid
+    )
+
+
+def test_cassette_conflicts_name_every_test_and_ignore_letter_case(tmp_path: Path) -> None:
+    assert (
+        cassette_conflicts([("a.py::t", tmp_path / "a.json"), ("b.py::t", tmp_path / "b.json")])
+        == {}
+    )
+    found = cassette_conflicts(
+        [
+            ("x/Test_A.py::t", tmp_path / "x" / "Test_A" / "t.json"),
+            ("x/test_a.py::t", tmp_path / "x" / "test_a" / "t.json"),
+            ("y.py::t", tmp_path / "y" / "t.json"),
+        ]
+    )
+    assert set(found) == {"x/Test_A.py::t", "x/test_a.py::t"}
+    for message in found.values():
+        assert "x/Test_A.py::t, x/test_a.py::t would share the cassette" in message
+        assert message.endswith("so that their cassette paths differ.")
 
 
 # --------------------------------------------------------------------------- round trip

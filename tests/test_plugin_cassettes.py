@@ -8,6 +8,12 @@ from __future__ import annotations
 
 import json
 import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -220,23 +226,67 @@ def test_claims_equivalence():
     second.stdout.fnmatch_lines(["*expected 'equivalent', got 'different'*"])
 
 
-def test_exception_after_calls_writes_no_cassette(project: pytest.Pytester) -> None:
+@pytest.mark.parametrize(
+    ("ending", "outcome"),
+    [
+        ("pytest.skip('not today')", "skipped"),
+        ("pytest.xfail('known')", "xfailed"),
+        ("pytest.fail('by hand')", "failed"),
+        ("raise RuntimeError('user code failed after the calls')", "failed"),
+    ],
+)
+def test_outcome_after_completed_calls_keeps_the_cassette(
+    project: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, ending: str, outcome: str
+) -> None:
+    # Otherwise CI asks to record it, recording pays for the calls and saves nothing, forever.
     project.makepyfile(
-        test_crash=MESSAGES
-        + """
-def test_crash(rolecheck):
+        test_after=MESSAGES
+        + f"""
+import pytest
+
+def test_after(rolecheck):
     rolecheck.run(rolecheck.variant(MESSAGES), n=4, model="fake-model")
-    raise RuntimeError("user code failed after the calls")
+    {ending}
 """
     )
-    result = project.runpytest("--rolecheck-record-mode=once")
-    result.assert_outcomes(failed=1)
-    assert not _cassette(project, "test_crash", "test_crash").exists()
-    assert (
-        not (project.path / "cassettes").exists()
-        or not list((project.path / "cassettes").rglob("*"))
-        or all(p.is_dir() for p in (project.path / "cassettes").rglob("*"))
+    project.runpytest("--rolecheck-record-mode=once").assert_outcomes(**{outcome: 1})
+    cassette = _cassette(project, "test_after", "test_after")
+    assert len(json.loads(cassette.read_text())["interactions"]) == 4
+    monkeypatch.setenv("FAKE_API_DOWN", "1")
+    project.runpytest().assert_outcomes(**{outcome: 1})  # replays, the same ending
+
+
+def test_calls_cut_short_write_nothing_even_if_the_test_catches_it(
+    project: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    project.makepyfile(
+        test_caught=MESSAGES
+        + """
+import pytest
+from pytest_rolecheck import BackendError
+
+def test_caught(rolecheck):
+    rolecheck.run(rolecheck.variant(MESSAGES), n=2, model="fake-model")
+    with pytest.raises(BackendError):
+        rolecheck.run(rolecheck.variant(MESSAGES), n=2, model="fake-model", max_tokens=99)
+"""
     )
+    project.makeconftest(
+        CONFTEST.format(factory="async_client")
+        + """
+_handler = _fake_api.handler
+
+def _fails_long_answers(request):
+    import json, httpx2
+    if json.loads(request.content).get("max_tokens") == 99:
+        return httpx2.Response(500, json={"error": {"message": "fake failure"}})
+    return _handler(request)
+
+_fake_api.handler = _fails_long_answers
+"""
+    )
+    project.runpytest("--rolecheck-record-mode=once").assert_outcomes(passed=1)
+    assert not _cassette(project, "test_caught", "test_caught").exists()
 
 
 def test_no_logprobs_says_which_option(
@@ -545,3 +595,228 @@ def test_report_path_on_the_command_line_is_relative_to_the_invocation_dir(
     result.assert_outcomes(passed=2)
     assert (elsewhere / "cli.json").is_file()
     assert (project.path / "report.json").is_file()  # the ini value: rootdir-relative
+
+
+def test_finished_tests_release_their_client_and_cassette(
+    project: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # pytest keeps every item to the end of the run: what a finished test keeps
+    # alive grows with the suite (bench/memory.py measures the bytes).
+    tests = MESSAGES + "from pytest_rolecheck import assert_roles_differ\n"
+    for i in range(3):
+        tests += f"""
+def test_roles_{i}():
+    assert_roles_differ(MESSAGES, model="fake-model", trials=4)
+"""
+    project.makepyfile(test_many=tests)
+    project.runpytest("--rolecheck-record-mode=once").assert_outcomes(passed=3)
+    project.makeconftest(
+        CONFTEST.format(factory="async_client")
+        + """
+import gc
+import json
+
+def pytest_sessionfinish(session):
+    from pytest_rolecheck._cassette import CassetteSession
+    from pytest_rolecheck._client import CompletionRunner
+
+    gc.collect()
+    alive = {"sessions": 0, "runners": 0}
+    for obj in gc.get_objects():
+        if isinstance(obj, CassetteSession):
+            alive["sessions"] += 1
+        elif isinstance(obj, CompletionRunner):
+            alive["runners"] += 1
+    with open("alive.json", "w") as out:
+        json.dump(alive, out)
+"""
+    )
+    env_path = os.pathsep.join([str(project.path), os.environ.get("PYTHONPATH", "")])
+    monkeypatch.setenv("PYTHONPATH", env_path)
+    monkeypatch.setenv("FAKE_API_DOWN", "1")
+    project.runpytest_subprocess().assert_outcomes(passed=3)
+    assert json.loads((project.path / "alive.json").read_text()) == {"sessions": 0, "runners": 0}
+    assert len(_report(project)) == 3  # the summary rows survive
+
+
+class _SilentServer:
+    """Accepts connections on 127.0.0.1 and never answers (a hung API)."""
+
+    def __init__(self) -> None:
+        self.sock = socket.create_server(("127.0.0.1", 0))
+        self.port = self.sock.getsockname()[1]
+        self.accepted: list[float] = []
+        self._held: list[socket.socket] = []
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            self._held.append(conn)
+            self.accepted.append(time.monotonic())
+
+    def close(self) -> None:
+        self.sock.close()
+        for conn in self._held:
+            conn.close()
+
+
+@pytest.mark.parametrize("kind", ["OpenAI", "AsyncOpenAI"])
+def test_ctrl_c_stops_hung_calls_at_once_and_keeps_the_old_cassette(
+    project: pytest.Pytester, kind: str
+) -> None:
+    project.makepyfile(test_roles=ROLE_TESTS)
+    project.runpytest("--rolecheck-record-mode=once", "-k", "test_roles_differ").assert_outcomes(
+        passed=1
+    )
+    cassette = _cassette(project, "test_roles", "test_roles_differ")
+    before = cassette.read_bytes()
+    server = _SilentServer()
+    # The SDK's defaults: a 600 s timeout and 2 retries per call.
+    project.makeconftest(
+        f"""
+import openai
+import pytest
+
+@pytest.fixture(scope="session")
+def rolecheck_client():
+    return openai.{kind}(api_key="sk-test-hung", base_url="http://127.0.0.1:{server.port}/v1")
+"""
+    )
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join([str(project.path), env.get("PYTHONPATH", "")])
+    # hypothesis's plugin imports hypothesis at the end of a run (~2 s here): not ours to time.
+    plugins = ["-p", "no:cacheprovider", "-p", "no:hypothesispytest"]
+    command = [sys.executable, "-m", "pytest", *plugins, "-k", "test_roles_differ"]
+    child = subprocess.Popen(
+        [*command, "--rolecheck-record-mode=rewrite", "--rolecheck-concurrency=3"],
+        cwd=project.path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while len(server.accepted) < 3 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert len(server.accepted) == 3, "the calls never reached the server"
+        interrupted = time.monotonic()
+        child.send_signal(signal.SIGINT)
+        try:
+            output, _ = child.communicate(timeout=10)
+        except subprocess.TimeoutExpired:
+            pytest.fail("still running 10 s after Ctrl-C")
+        elapsed = time.monotonic() - interrupted
+        time.sleep(1.5)  # a retry would come within the SDK's first backoff
+    finally:
+        child.kill()
+        child.wait()
+        server.close()
+    text = output.decode(errors="replace")
+    assert elapsed < 4, text
+    assert child.returncode == pytest.ExitCode.INTERRUPTED, text
+    assert "KeyboardInterrupt" in text
+    assert [t for t in server.accepted if t > interrupted] == []  # nothing sent after Ctrl-C
+    assert cassette.read_bytes() == before
+    assert not list(cassette.parent.glob("*.tmp"))
+
+
+def _outside_layout(project: pytest.Pytester) -> Path:
+    """``root/pytest.ini`` with ``testpaths = ../a ../b``; one file name in both."""
+    project.syspathinsert()  # for _fake_api
+    root = project.mkdir("root")
+    (root / "pytest.ini").write_text(
+        "[pytest]\ntestpaths = ../a ../b\naddopts = --import-mode=importlib\n"
+        "rolecheck_report = report.json\n"
+    )
+    conftest = (project.path / "conftest.py").read_text()
+    for name, role in (("a", "developer"), ("b", "system")):
+        folder = project.mkdir(name)
+        (folder / "conftest.py").write_text(conftest)
+        (folder / "test_same.py").write_text(
+            MESSAGES
+            + f"""
+def test_x(rolecheck):
+    rolecheck.run(rolecheck.variant(MESSAGES).with_role("{role}"), n=3, model="fake-model")
+"""
+        )
+    return root
+
+
+def test_tests_outside_the_rootdir_with_one_name_get_their_own_cassettes(
+    project: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    root = _outside_layout(project)
+    monkeypatch.chdir(root)
+    project.runpytest("--rolecheck-record-mode=rewrite").assert_outcomes(passed=2)
+    a = root / "cassettes" / "__" / "a" / "test_same" / "test_x.json"
+    b = root / "cassettes" / "__" / "b" / "test_same" / "test_x.json"
+    assert a.read_bytes() != b.read_bytes()
+    monkeypatch.setenv("FAKE_API_DOWN", "1")
+    project.runpytest().assert_outcomes(passed=2)  # each replays its own recording
+
+
+def test_two_tests_mapped_to_one_cassette_are_refused_by_name(
+    project: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    root = _outside_layout(project)
+    # ../a/test_same.py maps to cassettes/__/a/...; so does a real folder named "__"
+    inside = root / "__" / "a"
+    inside.mkdir(parents=True)
+    (inside / "test_same.py").write_text((project.path / "a" / "test_same.py").read_text())
+    (inside / "conftest.py").write_text((project.path / "conftest.py").read_text())
+    (root / "pytest.ini").write_text(
+        (root / "pytest.ini").read_text().replace("../a ../b", "../a __ ../b")
+    )
+    monkeypatch.chdir(root)
+    result = project.runpytest("--rolecheck-record-mode=rewrite")
+    result.assert_outcomes(failed=2, passed=1)
+    result.stdout.fnmatch_lines(
+        [
+            "*../a/test_same.py::test_x, __/a/test_same.py::test_x would share the cassette "
+            "cassettes/__/a/test_same/test_x.json*Rename one of the test*"
+        ]
+    )
+    assert not (root / "cassettes" / "__" / "a").exists()
+
+
+def test_fewer_calls_than_recorded_fail_with_the_counts_and_the_rewrite_command(
+    project: pytest.Pytester,
+) -> None:
+    project.makepyfile(test_roles=ROLE_TESTS)
+    project.runpytest("--rolecheck-record-mode=once").assert_outcomes(passed=2)
+    project.makepyfile(test_roles=ROLE_TESTS.replace("trials=6)", "trials=5)", 1))
+    result = project.runpytest("-k", "test_roles_differ")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(
+        [
+            "*CassetteUnusedError: *test_roles_differ made 10 calls but its cassette "
+            "cassettes/test_roles/test_roles_differ.json recorded 12: 2 recorded calls (#11 on) "
+            "went unused*--rolecheck-record-mode=rewrite*test_roles.py::test_roles_differ*"
+        ]
+    )
+    project.runpytest("-k", "test_same_variant").assert_outcomes(passed=1)  # untouched
+
+
+def test_a_failure_before_the_last_recorded_call_keeps_its_message(
+    project: pytest.Pytester,
+) -> None:
+    two = """
+from pytest_rolecheck import assert_roles_differ, assert_roles_equivalent
+
+def test_two(rolecheck):
+    FIRST(MESSAGES, model="fake-model", trials=4)
+    assert_roles_differ(MESSAGES, model="fake-model", trials=4, max_tokens=5)
+"""
+    project.makepyfile(test_two=MESSAGES + two.replace("FIRST", "assert_roles_differ"))
+    project.runpytest("--rolecheck-record-mode=once").assert_outcomes(passed=1)
+    # A stricter first assertion now fails on the same recording: that is the result.
+    project.makepyfile(test_two=MESSAGES + two.replace("FIRST", "assert_roles_equivalent"))
+    result = project.runpytest()
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(
+        ["*expected 'equivalent', got 'different'*", "*rolecheck*", "*8 recorded calls*unused*"]
+    )
