@@ -19,6 +19,14 @@ class RolecheckUsageError(RolecheckError, ValueError):
     """An argument or option has a value that is not allowed."""
 
 
+class NothingToCompareError(RolecheckError):
+    """The calls hold nothing the comparison measures (no token, no tool call): a refusal.
+
+    Not an :class:`AssertionError`: no verdict was reached, so neither
+    ``assert_*_equivalent`` nor ``assert_*_differ`` may pass or fail on it.
+    """
+
+
 class ResponseFormatError(RolecheckError, ValueError):
     """A chat-completion response cannot be used (malformed, or missing a field)."""
 

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ._errors import RolecheckUsageError
-from ._options import Settings
+from ._options import OPTIONS_BY_NAME, Settings, check_value
 
 if TYPE_CHECKING:
     from ._cassette import CassetteSession
@@ -283,6 +283,7 @@ class Rolecheck:
         request.update({key: value for key, value in explicit.items() if value is not None})
         if params:
             request.update(params)
+        _check_request(request, logprobs=logprobs)
         return request
 
     # -------------------------------------------------------------------- run
@@ -305,8 +306,8 @@ class Rolecheck:
         """
         built = self.variant(variant)
         count = self.settings.trials if n is None else n
-        if count < 1:
-            raise RolecheckUsageError(f"n must be ≥ 1, got {count}.")
+        if isinstance(count, bool) or not isinstance(count, int) or count < 1:
+            raise RolecheckUsageError(f"n={count!r} is not allowed: expected a whole number ≥ 1.")
         request = self._request(
             built,
             model=model,
@@ -444,10 +445,14 @@ class Rolecheck:
         params: Mapping[str, Any] | None = None,
     ) -> ToolCallComparison:
         """Run both variants and compare which tools they call, with which arguments."""
-        from ._toolcalls import compare_tool_calls
+        from ._toolcalls import check_tool_options, compare_tool_calls
 
         a, b = self.variant(variant_a), self.variant(variant_b)
+        alpha = alpha if alpha is not None else self.settings.alpha
+        labels = _distinct_labels(a.label, b.label)
+        # Refuse bad options before paying for live calls: the same check as after them.
         _check_trials(self.settings.trials if trials is None else trials)
+        check_tool_options(alpha=alpha, tolerance=tolerance, seed=seed, labels=labels)
         before = self._usage_snapshot()
         responses_a, responses_b, _ = self.run_arms(
             a,
@@ -459,11 +464,10 @@ class Rolecheck:
             params=params,
             logprobs=False,
         )
-        labels = _distinct_labels(a.label, b.label)
         result = compare_tool_calls(
             responses_a,
             responses_b,
-            alpha=alpha if alpha is not None else self.settings.alpha,
+            alpha=alpha,
             tolerance=tolerance,
             names_only=names_only,
             ordered=ordered,
@@ -627,13 +631,47 @@ class Rolecheck:
         )
 
 
-def _check_trials(trials: int) -> None:
-    from ._stats import MIN_CALLS_PER_ARM
+def _check_trials(trials: Any) -> None:
+    check_value("trials", trials)
 
-    if trials < MIN_CALLS_PER_ARM:
+
+# Request fields the statistics depend on, each checked with its option's rule.
+_CHECKED_FIELDS = {
+    "model": "model",
+    "max_tokens": "max_tokens",
+    "max_completion_tokens": "max_tokens",
+    "temperature": "temperature",
+    "top_logprobs": "top_logprobs",
+}
+
+
+def _check_request(request: Mapping[str, Any], *, logprobs: bool) -> None:
+    """Refuse, before any call, a request whose answers the statistics cannot use.
+
+    A field may come from the assert's keywords, ``params=``, the variant or the
+    settings; whichever set it, the rule is the option's.
+    """
+    for field, option in _CHECKED_FIELDS.items():
+        if request.get(field) is not None:
+            check_value(option, request[field], source=field)
+    if request.get("n") not in (None, 1):
         raise RolecheckUsageError(
-            f"trials={trials}: at least {MIN_CALLS_PER_ARM} calls per arm are needed (with 3 "
-            "per arm no relabelling test can reach p <= 0.05). Checked before any call."
+            f"n={request['n']!r} is not allowed: each call must return one choice (n=1); ask "
+            "for more calls with trials= instead. Checked before any call."
+        )
+    if request.get("stream"):
+        raise RolecheckUsageError(
+            "stream=True is not allowed: the comparison reads whole chat completions; drop "
+            "stream from params=. Checked before any call."
+        )
+    if logprobs and (request.get("logprobs") is not True or request.get("top_logprobs") is None):
+        allowed = OPTIONS_BY_NAME["top_logprobs"].parse.__doc__
+        raise RolecheckUsageError(
+            f"logprobs={request.get('logprobs')!r}, top_logprobs="
+            f"{request.get('top_logprobs')!r}: a logprob comparison needs logprobs=True and "
+            f"top_logprobs set ({allowed}) in every request; drop them from params= (the "
+            "defaults are right), or compare tool calls with assert_tool_calls_* instead. "
+            "Checked before any call."
         )
 
 

@@ -459,6 +459,99 @@ def test_bad(options):
     project.runpytest("--rolecheck-record-mode=once").assert_outcomes(passed=3)
 
 
+# Each of these reached the API (or a verdict) before: the statistics depend on them.
+REQUEST_OPTIONS = [
+    ({"top_logprobs": 0}, "top_logprobs=0 is not allowed: expected a whole number in [1, 20]"),
+    ({"top_logprobs": 50}, "top_logprobs=50 is not allowed: expected a whole number in [1, 20]"),
+    ({"temperature": 5}, "temperature=5 is not allowed: expected a number in [0, 2]"),
+    ({"max_tokens": 0}, "max_tokens=0 is not allowed: expected a whole number ≥ 1"),
+    ({"trials": "10"}, "trials='10' is not allowed: expected a whole number ≥ 4, got a str"),
+    ({"trials": 3}, "trials=3 is not allowed: expected a whole number ≥ 4"),
+    ({"params": {"logprobs": False}}, "logprobs=False, top_logprobs=20: a logprob comparison"),
+    ({"params": {"top_logprobs": None}}, "logprobs=True, top_logprobs=None: a logprob comparison"),
+    ({"params": {"temperature": -1}}, "temperature=-1 is not allowed"),
+    ({"params": {"max_completion_tokens": 0}}, "max_completion_tokens=0 is not allowed"),
+    ({"params": {"n": 3}}, "n=3 is not allowed: each call must return one choice"),
+    ({"params": {"stream": True}}, "stream=True is not allowed"),
+    ({"model": 5}, "model=5 is not allowed: expected a non-empty string, got a int"),
+]
+
+
+@pytest.mark.parametrize(("options", "message"), REQUEST_OPTIONS)
+def test_request_fields_are_refused_before_any_call(
+    project: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, options: object, message: str
+) -> None:
+    monkeypatch.setenv("FAKE_API_DOWN", "1")  # a call would fail with a connection error
+    kwargs = {"model": "fake-model", **options}  # type: ignore[dict-item]
+    project.makepyfile(
+        test_bad=MESSAGES
+        + f"""
+from pytest_rolecheck import assert_roles_equivalent
+
+def test_bad():
+    assert_roles_equivalent(MESSAGES, **{kwargs!r})
+"""
+    )
+    result = project.runpytest("--rolecheck-record-mode=once")
+    result.assert_outcomes(failed=1)
+    text = result.stdout.str()
+    assert f"RolecheckUsageError: {message}" in text
+    assert "fake API is down" not in text
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"temperature": 5}, "temperature=5 is not allowed"),
+        ({"trials": "10"}, "trials='10' is not allowed"),
+        ({"alpha": 2}, "alpha must be a number in (0, 1)"),
+        ({"tolerance": 0}, "tolerance is the largest"),
+        ({"params": {"n": 2}}, "n=2 is not allowed"),
+    ],
+)
+def test_tool_call_options_are_refused_before_any_call(
+    project: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, options: object, message: str
+) -> None:
+    monkeypatch.setenv("FAKE_API_DOWN", "1")
+    kwargs = {"model": "fake-model", **options}  # type: ignore[dict-item]
+    project.makepyfile(
+        test_bad=MESSAGES
+        + f"""
+from pytest_rolecheck import assert_tool_calls_equivalent
+
+def test_bad():
+    assert_tool_calls_equivalent(MESSAGES, MESSAGES, **{kwargs!r})
+"""
+    )
+    result = project.runpytest("--rolecheck-record-mode=once")
+    result.assert_outcomes(failed=1)
+    assert f"RolecheckUsageError: {message}" in result.stdout.str()
+    assert "fake API is down" not in result.stdout.str()
+
+
+def test_tool_call_comparison_without_any_tool_call_is_refused(project: pytest.Pytester) -> None:
+    # The fake API always answers in text, as SmolLM2 does without its function-calling mode.
+    project.makepyfile(
+        test_tools=MESSAGES
+        + """
+from pytest_rolecheck import Variant, assert_tool_calls_equivalent
+
+TOOLS = [{"type": "function", "function": {"name": "get_weather", "parameters": {}}}]
+
+def test_tools():
+    v = Variant.from_messages(MESSAGES, tools=TOOLS, tool_choice="auto")
+    assert_tool_calls_equivalent(v, v.tools_in_system_prompt(), model="fake-model", trials=4)
+"""
+    )
+    result = project.runpytest("--rolecheck-record-mode=once")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(
+        ["*NothingToCompareError: no call of * made a tool call (4+4 calls, all answered in text)*"]
+    )
+    assert "+function-calling" in result.stdout.str()
+    assert all(row["verdict"] != "equivalent" for row in _report(project))
+
+
 def test_assert_keywords_beat_the_variant_parameters(project: pytest.Pytester) -> None:
     project.makepyfile(
         test_precedence=MESSAGES
