@@ -44,6 +44,7 @@ _EXPORTS: dict[str, str] = {
     "ResponseFormatError": "pytest_rolecheck._errors",
     "NoLogprobsError": "pytest_rolecheck._errors",
     "NothingToCompareError": "pytest_rolecheck._errors",
+    "RolecheckWarning": "pytest_rolecheck._errors",
     "CassetteError": "pytest_rolecheck._errors",
     "BackendError": "pytest_rolecheck._errors",
     "BackendNotInstalledError": "pytest_rolecheck._errors",
@@ -78,6 +79,7 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
         RolecheckAssertionError,
         RolecheckError,
         RolecheckUsageError,
+        RolecheckWarning,
     )
     from ._parse import ParsedCall, parse_response
     from ._session import (

@@ -61,3 +61,7 @@ class BackendError(RolecheckError):
 
 class BackendNotInstalledError(BackendError):
     """The optional local backend (llama.cpp server + SmolLM2 model) is not installed."""
+
+
+class RolecheckWarning(UserWarning):
+    """Something made a result mean less than it seems (e.g. another model answered)."""

@@ -32,8 +32,7 @@ if TYPE_CHECKING:
 # Messages or an already-built Variant.
 VariantLike = Any
 
-# Placeholder endpoint for replaying cassettes recorded from the local model:
-# the host must match the recording (127.0.0.1; ports are not matched), and
+# Placeholder endpoint for replaying with --rolecheck-local (replays ignore the host):
 # nothing listens on port 9, so an unexpected live call fails loudly.
 LOCAL_REPLAY_BASE_URL = "http://127.0.0.1:9/v1"
 # Default output budget of tool-call requests: arguments need more than 20 tokens.
@@ -107,6 +106,7 @@ class Rolecheck:
         backend: LocalBackend | None = None,
         cassette_file: Path | None = None,
         command_nodeid: str | None = None,
+        command_flags: Sequence[str] = (),
     ) -> None:
         from ._client_progress import Progress
 
@@ -115,6 +115,9 @@ class Rolecheck:
         self._cassette_file = cassette_file
         # The node id as the user can pass it back to pytest from where they ran it.
         self._command_nodeid = command_nodeid
+        # The run's own options, repeated in every fix command the messages print.
+        self._command_flags = tuple(command_flags)
+        self._model_warned = False
         self.progress = Progress()
         self._client_provider = client_provider
         self._backend = backend
@@ -172,15 +175,34 @@ class Rolecheck:
             return self.settings.model
         if self.settings.local and self._backend is not None:
             return self._backend.model
+        recorded = self._recorded_model()
+        if recorded:
+            return recorded
         raise RolecheckUsageError(
             "no model given: pass model=... to the assert call, set "
             "@pytest.mark.rolecheck(model=...), --rolecheck-model, or rolecheck_model in the ini "
             "file (or use --rolecheck-local for the bundled model)."
         )
 
+    def _recorded_model(self) -> str | None:
+        """The default model a replayed cassette was recorded with (None: live, or not stored)."""
+        path = self.cassette_path
+        if self.live or path is None or not path.is_file():
+            return None
+        if self._runner is None:
+            self._runner = self._make_runner()
+        model = self._cassette.stored_setup.get("model") if self._cassette is not None else None
+        return model if isinstance(model, str) and model else None
+
     def _make_runner(self) -> CompletionRunner:
         from ._cassette import CassetteSession, RecordMode
-        from ._client import LOCAL_API_KEY, CompletionRunner, client_secrets, make_client
+        from ._client import (
+            LOCAL_API_KEY,
+            CompletionRunner,
+            client_base_url,
+            client_secrets,
+            make_client,
+        )
 
         live = self.live
         client: AnyClient | None = None
@@ -203,11 +225,23 @@ class Rolecheck:
         explain = None
         path = self.cassette_path
         if path is not None:
+            settings = self.settings
+            root = settings.rootdir
+            default_model = settings.model or (
+                self._backend.model if settings.local and self._backend is not None else None
+            )
             self._cassette = CassetteSession(
                 path,
-                RecordMode(self.settings.record_mode),
+                RecordMode(settings.record_mode),
                 nodeid=self._command_nodeid or self.nodeid or str(path),
                 secrets=client_secrets(client),
+                command_flags=self._command_flags,
+                cassette_dir=None if self._cassette_file else root / settings.cassette_dir,
+                recorded_with={
+                    "local": settings.local,
+                    "endpoint": client_base_url(client),
+                    "model": default_model,
+                },
             )
             self._cassette.__enter__()
             cassette = self._cassette
@@ -238,7 +272,43 @@ class Rolecheck:
         for arm, request in arms:
             specs.append(CallSpec(index=self._next_index, arm=arm, request=request))
             self._next_index += 1
-        return self._runner.run(specs)
+        responses = self._runner.run(specs)
+        self._warn_on_model_swap(specs, responses)
+        return responses
+
+    def _warn_on_model_swap(self, specs: Sequence[CallSpec], responses: Sequence[Any]) -> None:
+        """Warn (once per test) when the server says it served another model than was sent."""
+        if self._model_warned or _is_azure(self._runner.client if self._runner else None):
+            return  # Azure: the request names a deployment, the response the model behind it
+        local = self._backend.model if self.settings.local and self._backend else None
+        for spec, response in zip(specs, responses, strict=True):
+            sent = str(spec.request.get("model") or "")
+            served = str(getattr(response, "model", None) or "")
+            # The bundled server echoes any name and answers with its one model.
+            alias = sent.split("+", 1)[0]
+            swapped = bool(local and alias != local) or not _same_model(sent, served)
+            if sent and served and swapped:
+                import warnings
+
+                from ._errors import RolecheckWarning
+
+                actual = local if local and alias != local else served
+                self._model_warned = True
+                warnings.warn(
+                    RolecheckWarning(
+                        f"{self.nodeid or 'rolecheck'}: the request named model {sent!r} but "
+                        f"{actual!r} answered it (call #{spec.index + 1}); the recording and "
+                        f"the verdict are about {actual!r}. Name the served model (model=... / "
+                        "--rolecheck-model), or drop --rolecheck-local to reach the named one."
+                        if local and alias != local
+                        else f"{self.nodeid or 'rolecheck'}: the request named model {sent!r} "
+                        f"but the server says it served {served!r} (call #{spec.index + 1}); "
+                        f"the verdict is about {served!r}. Check the model name and the "
+                        "endpoint (--rolecheck-base-url / OPENAI_BASE_URL)."
+                    ),
+                    stacklevel=2,
+                )
+                return
 
     # --------------------------------------------------------------- variants
     def variant(self, messages: VariantLike, *, label: str | None = None, **params: Any) -> Variant:
@@ -677,6 +747,16 @@ def _check_request(request: Mapping[str, Any], *, logprobs: bool) -> None:
 
 class _Discarded(Exception):
     """Passed to the cassette on exit so that it writes nothing."""
+
+
+def _same_model(sent: str, served: str) -> bool:
+    # OpenAI answers an alias with its dated snapshot: gpt-4o-mini -> gpt-4o-mini-2024-07-18.
+    sent, served = sent.lower(), served.lower()
+    return not sent or not served or served == sent or served.startswith(sent + "-")
+
+
+def _is_azure(client: Any) -> bool:
+    return any("Azure" in cls.__name__ for cls in type(client).__mro__)
 
 
 def _distinct_labels(a: str, b: str) -> tuple[str, str]:
