@@ -178,10 +178,16 @@ class Rolecheck:
         recorded = self._recorded_model()
         if recorded:
             return recorded
+        older = (
+            " This cassette predates the record of its model: replay with the options it was "
+            "recorded with."
+            if not self.live and self._cassette is not None and not self._cassette.stored_setup
+            else ""
+        )
         raise RolecheckUsageError(
             "no model given: pass model=... to the assert call, set "
             "@pytest.mark.rolecheck(model=...), --rolecheck-model, or rolecheck_model in the ini "
-            "file (or use --rolecheck-local for the bundled model)."
+            f"file (or use --rolecheck-local for the bundled model).{older}"
         )
 
     def _recorded_model(self) -> str | None:

@@ -767,3 +767,19 @@ def test_roles():
     result.stdout.fnmatch_lines(
         ["*RolecheckWarning*named model 'gpt-4o-mini' but 'smollm2-135m-instruct' answered*"]
     )
+
+
+def test_an_older_cassette_without_its_model_says_to_replay_with_the_recording_options(
+    project: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    project.makepyfile(test_x=NO_MODEL_TEST)
+    project.runpytest("--rolecheck-record-mode=once", "--rolecheck-local").assert_outcomes(passed=1)
+    cassette = _cassette(project, "test_x", "test_roles")
+    document = json.loads(cassette.read_text())
+    del document["recorded_with"]  # as written by pytest-rolecheck 0.1
+    cassette.write_text(json.dumps(document))
+    monkeypatch.setenv("FAKE_API_DOWN", "1")
+    result = project.runpytest()
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["*no model given*predates the record of its model*"])
+    project.runpytest("--rolecheck-local").assert_outcomes(passed=1)
