@@ -286,7 +286,12 @@ class Rolecheck:
         """Warn (once per test) when the server says it served another model than was sent."""
         if self._model_warned or _is_azure(self._runner.client if self._runner else None):
             return  # Azure: the request names a deployment, the response the model behind it
-        local = self._backend.model if self.settings.local and self._backend else None
+        # Only a client built here for --rolecheck-local is known to reach the bundled model.
+        local = (
+            self._backend.model
+            if self.settings.local and self._owns_client and self._backend
+            else None
+        )
         for spec, response in zip(specs, responses, strict=True):
             sent = str(spec.request.get("model") or "")
             served = str(getattr(response, "model", None) or "")

@@ -751,8 +751,11 @@ def test_roles():
     assert "RolecheckWarning" not in result.stdout.str()
 
 
-def test_warns_when_the_local_model_answers_another_name(project: pytest.Pytester) -> None:
-    # The bundled server echoes any model name and answers with SmolLM2 regardless.
+def test_warns_when_the_local_model_answers_another_name(
+    project: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The bundled server echoes any model name and answers with SmolLM2 regardless; a
+    # replay through --rolecheck-local's own client says so as the live run would.
     project.makepyfile(
         test_x=MESSAGES
         + """
@@ -762,11 +765,19 @@ def test_roles():
     assert_roles_differ(MESSAGES, model="gpt-4o-mini", trials=4)
 """
     )
-    result = project.runpytest("--rolecheck-record-mode=once", "--rolecheck-local")
+    project.runpytest("--rolecheck-record-mode=once").assert_outcomes(passed=1)
+    (project.path / "conftest.py").unlink()  # the plugin's own local client from now on
+    monkeypatch.setenv("FAKE_API_DOWN", "1")
+    result = project.runpytest("--rolecheck-local")
     result.assert_outcomes(passed=1, warnings=1)
     result.stdout.fnmatch_lines(
         ["*RolecheckWarning*named model 'gpt-4o-mini' but 'smollm2-135m-instruct' answered*"]
     )
+    # A user's own client may point anywhere: no guess about what answered.
+    project.makeconftest(CONFTEST.format(factory="async_client"))
+    result = project.runpytest("--rolecheck-local")
+    result.assert_outcomes(passed=1)
+    assert "RolecheckWarning" not in result.stdout.str()
 
 
 def test_an_older_cassette_without_its_model_says_to_replay_with_the_recording_options(
