@@ -551,13 +551,13 @@ def test_tool_call_comparison_without_any_tool_call_is_refused(project: pytest.P
     project.makepyfile(
         test_tools=MESSAGES
         + """
-from pytest_rolecheck import Variant, assert_tool_calls_equivalent
-
 TOOLS = [{"type": "function", "function": {"name": "get_weather", "parameters": {}}}]
 
-def test_tools():
-    v = Variant.from_messages(MESSAGES, tools=TOOLS, tool_choice="auto")
-    assert_tool_calls_equivalent(v, v.tools_in_system_prompt(), model="fake-model", trials=4)
+def test_tools(rolecheck):
+    v = rolecheck.variant(MESSAGES, tools=TOOLS, tool_choice="auto")
+    rolecheck.assert_tool_calls_equivalent(
+        v, v.tools_in_system_prompt(), model="fake-model", trials=4
+    )
 """
     )
     result = project.runpytest("--rolecheck-record-mode=once")
