@@ -43,6 +43,8 @@ _EXPORTS: dict[str, str] = {
     "RolecheckUsageError": "pytest_rolecheck._errors",
     "ResponseFormatError": "pytest_rolecheck._errors",
     "NoLogprobsError": "pytest_rolecheck._errors",
+    "NothingToCompareError": "pytest_rolecheck._errors",
+    "RolecheckWarning": "pytest_rolecheck._errors",
     "CassetteError": "pytest_rolecheck._errors",
     "BackendError": "pytest_rolecheck._errors",
     "BackendNotInstalledError": "pytest_rolecheck._errors",
@@ -72,10 +74,12 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
         BackendNotInstalledError,
         CassetteError,
         NoLogprobsError,
+        NothingToCompareError,
         ResponseFormatError,
         RolecheckAssertionError,
         RolecheckError,
         RolecheckUsageError,
+        RolecheckWarning,
     )
     from ._parse import ParsedCall, parse_response
     from ._session import (

@@ -9,9 +9,11 @@ vcrpy does the transport patching and the replay; this module owns the file form
 the matching rules and the error messages. It imports vcrpy only when a session is
 entered, so importing this module (for ``RecordMode`` or ``cassette_path``) is cheap.
 
-Matching: method, host (not port), path, the canonical JSON body and the call index
-header ``x-rolecheck-call`` that the runner adds. No other header takes part: the
-SDK's ``x-stainless-*`` and ``user-agent`` headers differ between machines.
+Matching: method, path, the canonical JSON body and the call index header
+``x-rolecheck-call`` that the runner adds. The host and port are ignored: the cassette
+says where it was recorded (its ``recorded_with`` block), and a replay in CI must not
+depend on ``OPENAI_BASE_URL``. No header takes part either: the SDK's ``x-stainless-*``
+and ``user-agent`` headers differ between machines.
 """
 
 from __future__ import annotations
@@ -56,11 +58,15 @@ __all__ = [
     "RecordMode",
     "cassette_conflicts",
     "cassette_path",
+    "fix_command",
 ]
 
 CALL_INDEX_HEADER: Final = "x-rolecheck-call"
 FORMAT_KEY: Final = "rolecheck_cassette"
 FORMAT_VERSION: Final = 1
+# Where a cassette was recorded ({"local": bool, "endpoint": url, "model": name}); optional,
+# so cassettes written before it existed still replay.
+SETUP_KEY: Final = "recorded_with"
 REDACTED: Final = "<redacted>"
 
 # Shorter values are placeholders ("none", "EMPTY", "not-needed"), not credentials;
@@ -901,6 +907,29 @@ def _shell_quote(text: str) -> str:
     return f"'{text}'" if "'" not in text else shlex.quote(text)
 
 
+def fix_command(mode: str | None, target: str, flags: Sequence[str] = ()) -> str:
+    """The one builder of the pytest commands that error messages tell users to run.
+
+    ``flags`` are the run's own options (``--rolecheck-local``, ``-c``, ``-p`` ...), so
+    the command works when pasted verbatim; ``mode`` adds ``--rolecheck-record-mode``.
+    """
+    parts = ["pytest", *(shlex.quote(flag) for flag in flags)]
+    if mode is not None:
+        parts.append(f"--rolecheck-record-mode={mode}")
+    parts.append(_shell_quote(target))
+    return " ".join(parts)
+
+
+def endpoint_of(base_url: str) -> str | None:
+    """``scheme://host[:port]/path`` of a base URL: no credentials, no query."""
+    with contextlib.suppress(ValueError):
+        parts = urlsplit(base_url)
+        if parts.hostname:
+            netloc = parts.netloc.rpartition("@")[2]
+            return urlunsplit((parts.scheme, netloc, parts.path.rstrip("/"), "", ""))
+    return None
+
+
 def _display(path: Path) -> str:
     with contextlib.suppress(ValueError):
         return str(path.resolve().relative_to(Path.cwd().resolve()))
@@ -1010,6 +1039,9 @@ class CassetteSession:
         *,
         nodeid: str,
         secrets: Sequence[str] = (),
+        command_flags: Sequence[str] = (),
+        cassette_dir: Path | None = None,
+        recorded_with: Mapping[str, Any] | None = None,
     ) -> None:
         try:
             self.mode = RecordMode(mode)
@@ -1021,6 +1053,11 @@ class CassetteSession:
         self.path = Path(path)
         self.nodeid = nodeid
         self._redactor = _Redactor.from_secrets(secrets)
+        self.command_flags = tuple(command_flags)
+        self.cassette_dir = cassette_dir
+        # This run's setup: written into a recording, compared with a replayed one's.
+        self.recorded_with: dict[str, Any] = dict(recorded_with or {})
+        self._stored_setup: dict[str, Any] = {}
         # decided once: a cassette written by this very session must not flip it
         self._live = self.mode in (RecordMode.ALL, RecordMode.REWRITE) or (
             self.mode is RecordMode.ONCE and not self.path.exists()
@@ -1121,9 +1158,24 @@ class CassetteSession:
         )
 
     @property
+    def stored_setup(self) -> dict[str, Any]:
+        """Where the replayed cassette was recorded (empty for older cassettes; never raises)."""
+        if self._live:
+            return {}
+        with contextlib.suppress(CassetteError):
+            self._interactions()
+        return dict(self._stored_setup)
+
+    @property
     def rewrite_command(self) -> str:
-        """The shell command that re-records this test."""
-        return f"pytest --rolecheck-record-mode=rewrite {_shell_quote(self.nodeid)}"
+        """The shell command that re-records this test, against what it was recorded with."""
+        flags = list(self.command_flags)
+        stored, now = self._stored_setup, self.recorded_with
+        if stored.get("local") and not now.get("local"):
+            flags.append("--rolecheck-local")
+        elif stored.get("model") and not now.get("model") and not now.get("local"):
+            flags.append(f"--rolecheck-model={stored['model']}")
+        return fix_command("rewrite", self.nodeid, flags)
 
     # ----------------------------------------------------------------- checks
 
@@ -1195,10 +1247,16 @@ class CassetteSession:
         now = f"{request.method} {request.uri}"
         then = f"{entry.method} {entry.uri}"
         if _url_key(request.method, request.uri) != _url_key(entry.method, entry.uri):
+            recorded_base = _base_of(entry.uri)
+            point = fix_command(
+                None, self.nodeid, [*self.command_flags, f"--rolecheck-base-url={recorded_base}"]
+            )
             return CassetteMismatchError(
                 f"call #{index + 1} of {self.nodeid} was recorded as {then} but this request "
-                f"is {now} (method, host and path must match; the port does not count). "
-                f"If the endpoint change is intended, re-record: `{self.rewrite_command}`"
+                f"is {now}: the paths differ (method and path must match; the host and port "
+                f"are ignored when replaying). Replay with a client whose base URL has the "
+                f"recorded path (the rolecheck_client fixture, or `{point}`); if the endpoint "
+                f"change is intended, re-record: `{self.rewrite_command}`"
             )
         return CassetteError(
             f"call #{index + 1} of {self.nodeid} ({CALL_INDEX_HEADER}: {index}) was sent twice; "
@@ -1225,11 +1283,7 @@ class CassetteSession:
         try:
             raw = self.path.read_bytes()
         except FileNotFoundError:
-            raise CassetteNotFoundError(
-                f"no cassette at {shown} — record it with "
-                f"`pytest --rolecheck-record-mode=once {_shell_quote(self.nodeid)}` "
-                f"(record mode {self.mode.value!r} only replays and never calls the API)"
-            ) from None
+            raise CassetteNotFoundError(self._not_found_message(shown)) from None
         except OSError as err:
             raise self._corrupt(f"{shown}: cannot be read ({err.strerror or err})") from None
         try:
@@ -1241,7 +1295,7 @@ class CassetteSession:
             raise self._corrupt(f"{shown}:1: the file is empty")
         try:
             doc = _load_document(text)
-            return _parse_document(doc)
+            found = _parse_document(doc)
         except json.JSONDecodeError as err:
             raise self._corrupt(f"{shown}:{err.lineno}:{err.colno}: {err.msg}") from None
         except _Structure as err:
@@ -1253,6 +1307,35 @@ class CassetteSession:
                 f"{shown}:{line}:{column}: nested {depth} levels deep, too deep to read "
                 "(a recorded chat completion never is)"
             ) from None
+        setup = doc.get(SETUP_KEY)
+        self._stored_setup = dict(setup) if isinstance(setup, dict) else {}
+        return found
+
+    def _not_found_message(self, shown: str) -> str:
+        record = fix_command("once", self.nodeid, self.command_flags)
+        directory = self.cassette_dir
+        if directory is not None and not directory.is_dir():
+            # A typo in the directory must not read as "this one test has no cassette".
+            parent = directory.parent
+            existing = sorted(
+                p.name
+                for p in (parent.iterdir() if parent.is_dir() else ())
+                if p.is_dir() and not p.name.startswith(".")
+            )
+            close = difflib.get_close_matches(directory.name, existing, n=1)
+            listing = ", ".join(f"{name}/" for name in existing[:12]) or "none"
+            hint = f"did you mean {close[0]!r}? " if close else ""
+            return (
+                f"the cassette directory {_display(directory)} does not exist: nothing was "
+                f"recorded there yet, or its name is misspelt (directories in "
+                f"{_display(parent)}: {listing}). {hint}Fix --rolecheck-cassette-dir / "
+                f"rolecheck_cassette_dir (relative to the rootdir), or record into the new "
+                f"directory with `{record}`"
+            )
+        return (
+            f"no cassette at {shown} — record it with `{record}` "
+            f"(record mode {self.mode.value!r} only replays and never calls the API)"
+        )
 
     def _corrupt(self, where: str) -> CassetteCorruptError:
         return CassetteCorruptError(
@@ -1321,7 +1404,8 @@ class CassetteSession:
 
         config: dict[str, Any] = {
             "record_mode": "all" if self._live else "none",
-            "match_on": ("method", "host", "path", "rolecheck_call", "rolecheck_body"),
+            # No host: the cassette records where it came from; replay works from anywhere.
+            "match_on": ("method", "path", "rolecheck_call", "rolecheck_body"),
             "before_record_request": self._filter_request,
             "record_on_exception": False,
             "decode_compressed_response": False,
@@ -1352,9 +1436,13 @@ class CassetteSession:
             return
         recordings = self._recordings()
         if recordings:
+            setup = dict(self.recorded_with)
+            if isinstance(setup.get("endpoint"), str):
+                setup["endpoint"] = endpoint_of(self._redactor.uri(setup["endpoint"]))
             document = {
                 FORMAT_KEY: FORMAT_VERSION,
                 "test": self.nodeid,
+                SETUP_KEY: self._redactor.tree(setup),
                 "interactions": [
                     {
                         "index": index,
@@ -1407,9 +1495,15 @@ def _stored_request(request: Any, redactor: _Redactor) -> dict[str, Any]:
     }
 
 
-def _url_key(method: str, uri: str) -> tuple[str, str | None, str]:
-    parts = urlsplit(uri)
-    return method.upper(), parts.hostname, parts.path or "/"
+def _url_key(method: str, uri: str) -> tuple[str, str]:
+    return method.upper(), urlsplit(uri).path or "/"
+
+
+def _base_of(uri: str) -> str:
+    """The base URL a recorded request went to (its URI without ``/chat/completions``)."""
+    base = endpoint_of(uri) or uri
+    suffix = "/chat/completions"
+    return base[: -len(suffix)] if base.endswith(suffix) else base
 
 
 def _find_vcr_refusal(error: BaseException) -> BaseException | None:

@@ -42,7 +42,7 @@ import numpy.typing as npt
 
 from . import _stats
 from ._distances import distance_matrix, divergence_position, get_metric
-from ._errors import RolecheckAssertionError, RolecheckUsageError
+from ._errors import NothingToCompareError, RolecheckAssertionError, RolecheckUsageError
 from ._parse import ParsedCall, parse_response
 from ._stats import ArmSummary, Bound, FlipSummary, Verdict
 
@@ -422,6 +422,22 @@ def _parse_arm(responses: Iterable[Any], label: str) -> tuple[ParsedCall, ...]:
     return tuple(parse_response(r) for r in responses)
 
 
+def _refuse_empty(
+    calls_a: Sequence[ParsedCall], calls_b: Sequence[ParsedCall], labels: tuple[str, str]
+) -> None:
+    # Zero tokens everywhere makes every distance 0: "equivalent" would prove nothing.
+    if any(call.positions for call in (*calls_a, *calls_b)):
+        return
+    tools = sum(1 for call in (*calls_a, *calls_b) if call.tool_calls)
+    why = f" ({tools} answered with tool calls)" if tools else ""
+    raise NothingToCompareError(
+        f"no call of {labels[0]!r} or {labels[1]!r} produced a token with logprobs "
+        f"({len(calls_a)}+{len(calls_b)} calls, 0 tokens{why}): there is nothing to compare, "
+        "so no verdict is given. Make the model answer in text: max_tokens >= 1 and a prompt "
+        "that asks for an answer; compare tool calls with assert_tool_calls_* instead."
+    )
+
+
 # --------------------------------------------------------------------------- compare
 
 
@@ -523,6 +539,7 @@ def compare(
     )
     calls_a = _parse_arm(responses_a, opts.labels[0])
     calls_b = _parse_arm(responses_b, opts.labels[1])
+    _refuse_empty(calls_a, calls_b, opts.labels)
     if opts.design == "seed":
         return _compare_seed(calls_a, calls_b, baseline, opts)
     _stats.validate_arm_sizes(len(calls_a), len(calls_b), opts.labels)

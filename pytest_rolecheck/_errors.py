@@ -19,6 +19,14 @@ class RolecheckUsageError(RolecheckError, ValueError):
     """An argument or option has a value that is not allowed."""
 
 
+class NothingToCompareError(RolecheckError):
+    """The calls hold nothing the comparison measures (no token, no tool call): a refusal.
+
+    Not an :class:`AssertionError`: no verdict was reached, so neither
+    ``assert_*_equivalent`` nor ``assert_*_differ`` may pass or fail on it.
+    """
+
+
 class ResponseFormatError(RolecheckError, ValueError):
     """A chat-completion response cannot be used (malformed, or missing a field)."""
 
@@ -57,3 +65,7 @@ class BackendError(RolecheckError):
 
 class BackendNotInstalledError(BackendError):
     """The optional local backend (llama.cpp server + SmolLM2 model) is not installed."""
+
+
+class RolecheckWarning(UserWarning):
+    """Something made a result mean less than it seems (e.g. another model answered)."""

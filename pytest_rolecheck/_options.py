@@ -50,6 +50,20 @@ def _int_at_least(low: int) -> Callable[[str], int]:
     return parse
 
 
+def _int_in(low: int, high: int) -> Callable[[str], int]:
+    def parse(raw: str) -> int:
+        try:
+            value = int(str(raw).strip())
+        except ValueError:
+            raise ValueError(f"expected a whole number in [{low}, {high}]") from None
+        if not low <= value <= high:
+            raise ValueError(f"expected a whole number in [{low}, {high}]")
+        return value
+
+    parse.__doc__ = f"a whole number in [{low}, {high}]"
+    return parse
+
+
 def _float_in(
     low: float, high: float | None, *, low_open: bool, high_open: bool
 ) -> Callable[[str], float]:
@@ -73,6 +87,7 @@ def _float_in(
 
 
 def _text(raw: str) -> str:
+    """a non-empty string"""
     value = str(raw).strip()
     if not value:
         raise ValueError("expected a non-empty string")
@@ -160,9 +175,10 @@ OPTIONS: tuple[OptionSpec, ...] = (
     OptionSpec("max_tokens", _int_at_least(1), 20, "max_tokens of every request"),
     OptionSpec(
         "top_logprobs",
-        _int_at_least(1),
+        # 0 would silently give one alternative per token; OpenAI allows at most 20.
+        _int_in(1, 20),
         20,
-        "top_logprobs of every request (OpenAI allows up to 20)",
+        "top_logprobs of every request (1 to 20, OpenAI's limit)",
     ),
     OptionSpec(
         "temperature",
@@ -239,6 +255,29 @@ def parse_value(spec: OptionSpec, raw: Any, *, source: str) -> Any:
         return spec.parse(raw)
     except ValueError as exc:
         raise RolecheckUsageError(f"{source}: invalid value {raw!r}: {exc}.") from None
+
+
+def check_value(name: str, value: Any, *, source: str | None = None) -> Any:
+    """Check a typed value (an assert keyword, a request field) against ``name``'s rule.
+
+    The same rule as the command line and ini, but stricter about types: ``trials="10"``
+    is a mistake in Python code, not a string to parse.
+    """
+    spec = OPTIONS_BY_NAME[name]
+    kind = str if spec.default is None else type(spec.default)
+    allowed = (int, float) if kind is float else (kind,)
+    shown = f"{source or name}={value!r}"
+    if isinstance(value, bool) or not isinstance(value, allowed):
+        raise RolecheckUsageError(
+            f"{shown} is not allowed: expected {spec.parse.__doc__}, "
+            f"got a {type(value).__name__}. Checked before any call."
+        )
+    try:
+        return spec.parse(str(value))
+    except ValueError:
+        raise RolecheckUsageError(
+            f"{shown} is not allowed: expected {spec.parse.__doc__}. Checked before any call."
+        ) from None
 
 
 def resolve_settings(

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ._errors import RolecheckUsageError
-from ._options import Settings
+from ._options import OPTIONS_BY_NAME, Settings, check_value
 
 if TYPE_CHECKING:
     from ._cassette import CassetteSession
@@ -32,8 +32,7 @@ if TYPE_CHECKING:
 # Messages or an already-built Variant.
 VariantLike = Any
 
-# Placeholder endpoint for replaying cassettes recorded from the local model:
-# the host must match the recording (127.0.0.1; ports are not matched), and
+# Placeholder endpoint for replaying with --rolecheck-local (replays ignore the host):
 # nothing listens on port 9, so an unexpected live call fails loudly.
 LOCAL_REPLAY_BASE_URL = "http://127.0.0.1:9/v1"
 # Default output budget of tool-call requests: arguments need more than 20 tokens.
@@ -118,6 +117,7 @@ class Rolecheck:
         notify: Callable[[str], None] | None = None,
         test_file: Path | None = None,
         cassette_conflict: str | None = None,
+        command_flags: Sequence[str] = (),
     ) -> None:
         from ._client_progress import Progress
 
@@ -128,6 +128,9 @@ class Rolecheck:
         self._cassette_conflict = cassette_conflict
         # The node id as the user can pass it back to pytest from where they ran it.
         self._command_nodeid = command_nodeid
+        # The run's own options, repeated in every fix command the messages print.
+        self._command_flags = tuple(command_flags)
+        self._model_warned = False
         self.progress = Progress()
         self._client_provider = client_provider
         self._notify = notify
@@ -187,17 +190,37 @@ class Rolecheck:
             return self.settings.model
         if self.settings.local and self._backend is not None:
             return self._backend.model
+        recorded = self._recorded_model()
+        if recorded:
+            return recorded
+        older = (
+            " This cassette predates the record of its model: replay with the options it was "
+            "recorded with."
+            if not self.live and self._cassette is not None and not self._cassette.stored_setup
+            else ""
+        )
         raise RolecheckUsageError(
             "no model given: pass model=... to the assert call, set "
             "@pytest.mark.rolecheck(model=...), --rolecheck-model, or rolecheck_model in the ini "
-            "file (or use --rolecheck-local for the bundled model)."
+            f"file (or use --rolecheck-local for the bundled model).{older}"
         )
+
+    def _recorded_model(self) -> str | None:
+        """The default model a replayed cassette was recorded with (None: live, or not stored)."""
+        path = self.cassette_path
+        if self.live or path is None or not path.is_file():
+            return None
+        if self._runner is None:
+            self._runner = self._make_runner()
+        model = self._cassette.stored_setup.get("model") if self._cassette is not None else None
+        return model if isinstance(model, str) and model else None
 
     def _make_runner(self) -> CompletionRunner:
         from ._cassette import CassetteSession, RecordMode
         from ._client import (
             LOCAL_API_KEY,
             CompletionRunner,
+            client_base_url,
             client_secrets,
             make_client,
             notify_stderr,
@@ -226,11 +249,23 @@ class Rolecheck:
         redact = None
         path = self.cassette_path
         if path is not None:
+            settings = self.settings
+            root = settings.rootdir
+            default_model = settings.model or (
+                self._backend.model if settings.local and self._backend is not None else None
+            )
             self._cassette = CassetteSession(
                 path,
-                RecordMode(self.settings.record_mode),
+                RecordMode(settings.record_mode),
                 nodeid=self._command_nodeid or self.nodeid or str(path),
                 secrets=client_secrets(client),
+                command_flags=self._command_flags,
+                cassette_dir=None if self._cassette_file else root / settings.cassette_dir,
+                recorded_with={
+                    "local": settings.local,
+                    "endpoint": client_base_url(client),
+                    "model": default_model,
+                },
             )
             self._cassette.__enter__()
             cassette = self._cassette
@@ -269,12 +304,53 @@ class Rolecheck:
             specs.append(CallSpec(index=self._next_index, arm=arm, request=request))
             self._next_index += 1
         try:
-            return self._runner.run(specs)
+            responses = self._runner.run(specs)
         except BaseException:
             # Calls were cut short (an error, Ctrl-C), even if the test catches it:
             # the cassette must not be written from a partial batch.
             self._calls_failed = True
             raise
+        self._warn_on_model_swap(specs, responses)
+        return responses
+
+    def _warn_on_model_swap(self, specs: Sequence[CallSpec], responses: Sequence[Any]) -> None:
+        """Warn (once per test) when the server says it served another model than was sent."""
+        if self._model_warned or _is_azure(self._runner.client if self._runner else None):
+            return  # Azure: the request names a deployment, the response the model behind it
+        # Only a client built here for --rolecheck-local is known to reach the bundled model.
+        local = (
+            self._backend.model
+            if self.settings.local and self._owns_client and self._backend
+            else None
+        )
+        for spec, response in zip(specs, responses, strict=True):
+            sent = str(spec.request.get("model") or "")
+            served = str(getattr(response, "model", None) or "")
+            # The bundled server echoes any name and answers with its one model.
+            alias = sent.split("+", 1)[0]
+            swapped = bool(local and alias != local) or not _same_model(sent, served)
+            if sent and served and swapped:
+                import warnings
+
+                from ._errors import RolecheckWarning
+
+                actual = local if local and alias != local else served
+                self._model_warned = True
+                warnings.warn(
+                    RolecheckWarning(
+                        f"{self.nodeid or 'rolecheck'}: the request named model {sent!r} but "
+                        f"{actual!r} answered it (call #{spec.index + 1}); the recording and "
+                        f"the verdict are about {actual!r}. Name the served model (model=... / "
+                        "--rolecheck-model), or drop --rolecheck-local to reach the named one."
+                        if local and alias != local
+                        else f"{self.nodeid or 'rolecheck'}: the request named model {sent!r} "
+                        f"but the server says it served {served!r} (call #{spec.index + 1}); "
+                        f"the verdict is about {served!r}. Check the model name and the "
+                        "endpoint (--rolecheck-base-url / OPENAI_BASE_URL)."
+                    ),
+                    stacklevel=2,
+                )
+                return
 
     # --------------------------------------------------------------- variants
     def variant(self, messages: VariantLike, *, label: str | None = None, **params: Any) -> Variant:
@@ -319,6 +395,7 @@ class Rolecheck:
         request.update({key: value for key, value in explicit.items() if value is not None})
         if params:
             request.update(params)
+        _check_request(request, logprobs=logprobs)
         return request
 
     # -------------------------------------------------------------------- run
@@ -341,8 +418,8 @@ class Rolecheck:
         """
         built = self.variant(variant)
         count = self.settings.trials if n is None else n
-        if count < 1:
-            raise RolecheckUsageError(f"n must be ≥ 1, got {count}.")
+        if isinstance(count, bool) or not isinstance(count, int) or count < 1:
+            raise RolecheckUsageError(f"n={count!r} is not allowed: expected a whole number ≥ 1.")
         request = self._request(
             built,
             model=model,
@@ -480,10 +557,14 @@ class Rolecheck:
         params: Mapping[str, Any] | None = None,
     ) -> ToolCallComparison:
         """Run both variants and compare which tools they call, with which arguments."""
-        from ._toolcalls import compare_tool_calls
+        from ._toolcalls import check_tool_options, compare_tool_calls
 
         a, b = self.variant(variant_a), self.variant(variant_b)
+        alpha = alpha if alpha is not None else self.settings.alpha
+        labels = _distinct_labels(a.label, b.label)
+        # Refuse bad options before paying for live calls: the same check as after them.
         _check_trials(self.settings.trials if trials is None else trials)
+        check_tool_options(alpha=alpha, tolerance=tolerance, seed=seed, labels=labels)
         before = self._usage_snapshot()
         responses_a, responses_b, _ = self.run_arms(
             a,
@@ -495,11 +576,10 @@ class Rolecheck:
             params=params,
             logprobs=False,
         )
-        labels = _distinct_labels(a.label, b.label)
         result = compare_tool_calls(
             responses_a,
             responses_b,
-            alpha=alpha if alpha is not None else self.settings.alpha,
+            alpha=alpha,
             tolerance=tolerance,
             names_only=names_only,
             ordered=ordered,
@@ -685,18 +765,62 @@ def default_cassette_path(settings: Settings, nodeid: str, test_file: Path | Non
     )
 
 
-def _check_trials(trials: int) -> None:
-    from ._stats import MIN_CALLS_PER_ARM
+def _check_trials(trials: Any) -> None:
+    check_value("trials", trials)
 
-    if trials < MIN_CALLS_PER_ARM:
+
+# Request fields the statistics depend on, each checked with its option's rule.
+_CHECKED_FIELDS = {
+    "model": "model",
+    "max_tokens": "max_tokens",
+    "max_completion_tokens": "max_tokens",
+    "temperature": "temperature",
+    "top_logprobs": "top_logprobs",
+}
+
+
+def _check_request(request: Mapping[str, Any], *, logprobs: bool) -> None:
+    """Refuse, before any call, a request whose answers the statistics cannot use.
+
+    A field may come from the assert's keywords, ``params=``, the variant or the
+    settings; whichever set it, the rule is the option's.
+    """
+    for field, option in _CHECKED_FIELDS.items():
+        if request.get(field) is not None:
+            check_value(option, request[field], source=field)
+    if request.get("n") not in (None, 1):
         raise RolecheckUsageError(
-            f"trials={trials}: at least {MIN_CALLS_PER_ARM} calls per arm are needed (with 3 "
-            "per arm no relabelling test can reach p <= 0.05). Checked before any call."
+            f"n={request['n']!r} is not allowed: each call must return one choice (n=1); ask "
+            "for more calls with trials= instead. Checked before any call."
+        )
+    if request.get("stream"):
+        raise RolecheckUsageError(
+            "stream=True is not allowed: the comparison reads whole chat completions; drop "
+            "stream from params=. Checked before any call."
+        )
+    if logprobs and (request.get("logprobs") is not True or request.get("top_logprobs") is None):
+        allowed = OPTIONS_BY_NAME["top_logprobs"].parse.__doc__
+        raise RolecheckUsageError(
+            f"logprobs={request.get('logprobs')!r}, top_logprobs="
+            f"{request.get('top_logprobs')!r}: a logprob comparison needs logprobs=True and "
+            f"top_logprobs set ({allowed}) in every request; drop them from params= (the "
+            "defaults are right), or compare tool calls with assert_tool_calls_* instead. "
+            "Checked before any call."
         )
 
 
 class _Discarded(Exception):
     """Passed to the cassette on exit so that it writes nothing."""
+
+
+def _same_model(sent: str, served: str) -> bool:
+    # OpenAI answers an alias with its dated snapshot: gpt-4o-mini -> gpt-4o-mini-2024-07-18.
+    sent, served = sent.lower(), served.lower()
+    return not sent or not served or served == sent or served.startswith(sent + "-")
+
+
+def _is_azure(client: Any) -> bool:
+    return any("Azure" in cls.__name__ for cls in type(client).__mro__)
 
 
 def _distinct_labels(a: str, b: str) -> tuple[str, str]:

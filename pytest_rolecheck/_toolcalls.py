@@ -33,7 +33,12 @@ import numpy as np
 from scipy import stats
 from scipy.special import gammaln
 
-from ._errors import ResponseFormatError, RolecheckAssertionError, RolecheckUsageError
+from ._errors import (
+    NothingToCompareError,
+    ResponseFormatError,
+    RolecheckAssertionError,
+    RolecheckUsageError,
+)
 from ._jsonish import as_dict
 
 __all__ = [
@@ -337,14 +342,8 @@ def _shorten(text: str) -> str:
 # -- validation -------------------------------------------------------------------------
 
 
-def _validate(
-    responses_a: Any,
-    responses_b: Any,
-    alpha: Any,
-    tolerance: Any,
-    seed: Any,
-    labels: Any,
-) -> tuple[list[Any], list[Any], tuple[str, str]]:
+def check_tool_options(*, alpha: Any, tolerance: Any, seed: Any, labels: Any) -> None:
+    """Validate the options of :func:`compare_tool_calls`; also used before calls are made."""
     if (
         not isinstance(labels, Sequence)
         or isinstance(labels, str)
@@ -353,6 +352,30 @@ def _validate(
         or labels[0] == labels[1]
     ):
         raise RolecheckUsageError(f"labels must be two different non-empty strings, got {labels!r}")
+    if isinstance(alpha, bool) or not isinstance(alpha, int | float) or not 0 < alpha < 1:
+        raise RolecheckUsageError(f"alpha must be a number in (0, 1), e.g. 0.05; got {alpha!r}")
+    if (
+        isinstance(tolerance, bool)
+        or not isinstance(tolerance, int | float)
+        or not 0 < tolerance <= 1
+    ):
+        raise RolecheckUsageError(
+            "tolerance is the largest total-variation distance between the arms' outcome "
+            f"distributions that still counts as equivalent, in (0, 1], e.g. 0.2; got {tolerance!r}"
+        )
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        raise RolecheckUsageError(f"seed must be a non-negative integer, got {seed!r}")
+
+
+def _validate(
+    responses_a: Any,
+    responses_b: Any,
+    alpha: Any,
+    tolerance: Any,
+    seed: Any,
+    labels: Any,
+) -> tuple[list[Any], list[Any], tuple[str, str]]:
+    check_tool_options(alpha=alpha, tolerance=tolerance, seed=seed, labels=labels)
     arms = []
     for label, responses in zip(labels, (responses_a, responses_b), strict=True):
         if isinstance(responses, str | bytes | Mapping) or not isinstance(responses, Iterable):
@@ -367,19 +390,6 @@ def _validate(
                 f"least {MIN_TRIALS} per arm (10 or more for a useful verdict); run more trials"
             )
         arms.append(items)
-    if isinstance(alpha, bool) or not isinstance(alpha, int | float) or not 0 < alpha < 1:
-        raise RolecheckUsageError(f"alpha must be a number in (0, 1), e.g. 0.05; got {alpha!r}")
-    if (
-        isinstance(tolerance, bool)
-        or not isinstance(tolerance, int | float)
-        or not 0 < tolerance <= 1
-    ):
-        raise RolecheckUsageError(
-            "tolerance is the largest total-variation distance between the arms' outcome "
-            f"distributions that still counts as equivalent, in (0, 1], e.g. 0.2; got {tolerance!r}"
-        )
-    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
-        raise RolecheckUsageError(f"seed must be a non-negative integer, got {seed!r}")
     return arms[0], arms[1], (labels[0], labels[1])
 
 
@@ -588,6 +598,16 @@ def compare_tool_calls(
         )
         for i, r in enumerate(arm_b)
     ]
+    if not any(outcomes_a) and not any(outcomes_b):
+        # Text everywhere is "equivalent, TV 0" by arithmetic, and says nothing about tools.
+        raise NothingToCompareError(
+            f"no call of {labels[0]!r} or {labels[1]!r} made a tool call ({len(arm_a)}+"
+            f"{len(arm_b)} calls, all answered in text): there is no tool behaviour to compare, "
+            "so no verdict is given. Make the model call a tool: with the bundled local model, "
+            "use its function-calling model option (model='smollm2-135m-instruct"
+            "+function-calling', see the README); with other models, send tools= and "
+            "tool_choice='required' (or name the function), or a prompt that needs the tool."
+        )
     return _compare_outcomes(
         outcomes_a,
         outcomes_b,

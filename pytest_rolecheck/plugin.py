@@ -39,6 +39,10 @@ BACKEND_KEY = pytest.StashKey[LocalBackend]()
 OPEN_KEY = pytest.StashKey[set[Rolecheck]]()
 ROLECHECK_KEY = pytest.StashKey[Rolecheck]()
 CONFLICT_KEY = pytest.StashKey[str]()
+FLAGS_KEY = pytest.StashKey[tuple[str, ...]]()
+# Options a fix command must not repeat: it sets its own record mode, and re-running one
+# test must not overwrite the run's reports.
+_NOT_REPEATED = ("record_mode", "report", "report_dir")
 
 MARKER_HELP = (
     "rolecheck(**options): per-test defaults for pytest-rolecheck (model, trials, alpha, margin, "
@@ -95,6 +99,7 @@ def pytest_configure(config: pytest.Config) -> None:
     except RolecheckError as exc:
         raise pytest.UsageError(str(exc)) from None
     config.stash[SETTINGS_KEY] = settings
+    config.stash[FLAGS_KEY] = _command_flags(config)
     config.stash[SUMMARY_KEY] = summary = SummaryReport()
     config.pluginmanager.register(_SummaryCollector(summary), "rolecheck-summary")
     config.stash[BACKEND_KEY] = LocalBackend()
@@ -128,6 +133,28 @@ def _command_nodeid(config: pytest.Config, item: pytest.Item) -> str:
     except ValueError:  # another drive on Windows
         relative = str(item.path)
     return Path(relative).as_posix() + sep + rest
+
+
+def _command_flags(config: pytest.Config) -> tuple[str, ...]:
+    """The options of this run that a fix command must repeat to do the same thing."""
+    option = config.option
+    flags: list[str] = []
+    if getattr(option, "inifilename", None):
+        flags.append(f"--config-file={option.inifilename}")
+    if getattr(option, "rootdir", None):
+        flags.append(f"--rootdir={option.rootdir}")
+    for plugin in getattr(option, "plugins", None) or ():
+        flags += ["-p", str(plugin)]
+    for override in getattr(option, "override_ini", None) or ():
+        flags.append(f"--override-ini={override}")
+    if getattr(option, "importmode", "prepend") != "prepend":
+        flags.append(f"--import-mode={option.importmode}")
+    for spec in OPTIONS:
+        value = config.getoption(f"rolecheck_{spec.name}") if spec.cli else None
+        if spec.name in _NOT_REPEATED or value in (None, False):
+            continue
+        flags.append(spec.cli_name if spec.flag else f"{spec.cli_name}={value}")
+    return tuple(flags)
 
 
 def _under_root(config: pytest.Config, path: str) -> Path:
@@ -199,10 +226,12 @@ def _rolecheck_context(request: pytest.FixtureRequest) -> Generator[Rolecheck]:
                 f"{marker.args!r}."
             )
         settings = apply_marker(settings, marker.kwargs, where=item.nodeid)
+    flags: tuple[str, ...] = config.stash[FLAGS_KEY]
     rolecheck = Rolecheck(
         settings,
         nodeid=item.nodeid,
         command_nodeid=_command_nodeid(config, item),
+        command_flags=flags,
         client_provider=lambda: request.getfixturevalue("rolecheck_client"),
         backend=config.stash[BACKEND_KEY],
         notify=lambda text: _notify(config, text),

@@ -9,7 +9,8 @@ whatever order concurrent calls arrive in.
 Environment switches (read per request, so a pytester run can flip them):
 ``FAKE_API_DOWN=1`` fails every request (proves a replay never touched it),
 ``FAKE_API_NOISE=<sd>`` sets the noise, ``FAKE_API_STATUS=<code>`` answers
-that HTTP status, ``FAKE_API_NO_LOGPROBS=1`` omits logprobs.
+that HTTP status, ``FAKE_API_NO_LOGPROBS=1`` omits logprobs, ``FAKE_API_SERVED_MODEL=<name>``
+answers as that model whatever was asked for.
 """
 
 from __future__ import annotations
@@ -61,7 +62,7 @@ def completion(body: dict[str, Any], call_index: int) -> dict[str, Any]:
         "id": f"chatcmpl-{call_index}",
         "object": "chat.completion",
         "created": 1_700_000_000,
-        "model": body["model"],
+        "model": os.environ.get("FAKE_API_SERVED_MODEL") or body["model"],
         "system_fingerprint": "fp_fake",
         "choices": [
             {

@@ -27,6 +27,7 @@ from pytest_rolecheck._cassette import (
     body_diff,
     cassette_conflicts,
     cassette_path,
+    fix_command,
     is_credential_name,
     looks_like_secret,
     render_json,
@@ -408,28 +409,6 @@ def test_key_order_does_not_matter(path: Path) -> None:
     body = request_body(0)
     reordered = {k: body[k] for k in reversed(list(body))}
     CassetteSession(path, "none", nodeid=NODEID).check_request(0, reordered)
-
-
-def test_port_change_replays_but_host_change_does_not(path: Path) -> None:
-    server = Server()
-    record(path, server, n=1)
-
-    def client_for(url: str) -> openai.OpenAI:
-        http = httpx2.Client(transport=httpx2.MockTransport(server.respond))
-        return openai.OpenAI(api_key=PLANTED, base_url=url, http_client=http)
-
-    other_port = client_for("http://mock.test:9999/v1")
-    other_host = client_for("http://elsewhere.test:8080/v1")
-    with CassetteSession(path, "none", nodeid=NODEID) as session:
-        assert call(session, other_port, 0).choices[0].message.content == "system:v1-0"
-    with CassetteSession(path, "none", nodeid=NODEID) as session:
-        with pytest.raises(Exception, match="Can't play back") as raw:
-            call(session, other_host, 0)
-        explained = session.explain(raw.value)
-    assert isinstance(explained, CassetteMismatchError)
-    assert "elsewhere.test" in str(explained)
-    assert "mock.test" in str(explained)
-    assert server.seen == [0]
 
 
 def test_explain_ignores_unrelated_errors(path: Path) -> None:
@@ -966,3 +945,111 @@ def test_fast_load_reports_errors_like_json_loads(text: str) -> None:
         expected.value.colno,
         expected.value.msg,
     )
+
+
+def test_host_and_port_are_ignored_when_replaying(path: Path) -> None:
+    # The cassette records where it came from; CI replays without OPENAI_BASE_URL.
+    server = Server()
+    record(path, server, n=1)
+
+    def client_for(url: str) -> openai.OpenAI:
+        http = httpx2.Client(transport=httpx2.MockTransport(server.respond))
+        return openai.OpenAI(api_key=PLANTED, base_url=url, http_client=http)
+
+    for url in ("http://mock.test:9999/v1", "https://api.openai.com/v1"):
+        with CassetteSession(path, "none", nodeid=NODEID) as session:
+            assert call(session, client_for(url), 0).choices[0].message.content == "system:v1-0"
+    assert server.seen == [0]
+
+
+def test_another_path_names_the_recorded_base_url_to_replay_against(path: Path) -> None:
+    server = Server()
+    record(path, server, n=1)
+    http = httpx2.Client(transport=httpx2.MockTransport(server.respond))
+    elsewhere = openai.OpenAI(
+        api_key=PLANTED, base_url="https://gw.test/openai/v2", http_client=http
+    )
+    with CassetteSession(path, "none", nodeid=NODEID, command_flags=["-p", "no:xdist"]) as session:
+        with pytest.raises(Exception, match="Can't play back") as raw:
+            call(session, elsewhere, 0)
+        explained = session.explain(raw.value)
+    assert isinstance(explained, CassetteMismatchError)
+    message = str(explained)
+    assert "the paths differ" in message
+    assert "the host and port are ignored when replaying" in message
+    recorded_base = BASE_URL.rstrip("/")
+    assert f"`pytest -p no:xdist --rolecheck-base-url={recorded_base} '{NODEID}'`" in message
+    assert server.seen == [0]
+
+
+def test_recording_stores_where_it_was_recorded_and_replay_reads_it(path: Path) -> None:
+    server = Server()
+    client = server.client()
+    setup = {"local": False, "endpoint": f"http://user:{PLANTED}@mock.test:8080/v1?key=x"}
+    with CassetteSession(
+        path, "once", nodeid=NODEID, secrets=[PLANTED], recorded_with={**setup, "model": "gpt-x"}
+    ) as session:
+        call(session, client, 0)
+    stored = json.loads(path.read_text())["recorded_with"]
+    # No credentials and no query: only where the calls went.
+    assert stored == {"local": False, "endpoint": "http://mock.test:8080/v1", "model": "gpt-x"}
+    assert CassetteSession(path, "none", nodeid=NODEID).stored_setup == stored
+
+
+def test_cassettes_without_the_setup_block_still_replay(path: Path) -> None:
+    record(path, Server(), n=1)
+    document = json.loads(path.read_text())
+    del document["recorded_with"]
+    path.write_text(json.dumps(document))
+    with CassetteSession(path, "none", nodeid=NODEID) as session:
+        assert session.stored_setup == {}
+        assert call(session, Server().client(), 0).choices[0].message.content == "system:v1-0"
+
+
+def test_fix_commands_repeat_the_run_flags_and_the_recorded_backend(path: Path) -> None:
+    server = Server()
+    with CassetteSession(path, "once", nodeid=NODEID, recorded_with={"local": True}) as session:
+        call(session, server.client(), 0)
+    flags = ["--config-file=ci/pytest.ini", "--rolecheck-cassette-dir=my cassettes"]
+    missing = CassetteSession(
+        path.with_name("other.json"), "none", nodeid=NODEID, command_flags=flags
+    )
+    with pytest.raises(CassetteNotFoundError) as excinfo:
+        missing.check_request(0, request_body(0))
+    assert (
+        "`pytest --config-file=ci/pytest.ini '--rolecheck-cassette-dir=my cassettes' "
+        f"--rolecheck-record-mode=once '{NODEID}'`"
+    ) in str(excinfo.value)
+    # Replayed without --rolecheck-local: re-recording must go back to the local model.
+    replay = CassetteSession(path, "none", nodeid=NODEID, command_flags=flags)
+    with pytest.raises(CassetteMismatchError) as excinfo:
+        replay.check_request(0, request_body(0, role="developer"))
+    assert (
+        "`pytest --config-file=ci/pytest.ini '--rolecheck-cassette-dir=my cassettes' "
+        f"--rolecheck-local --rolecheck-record-mode=rewrite '{NODEID}'`"
+    ) in str(excinfo.value)
+
+
+def test_fix_command_is_one_pasteable_line() -> None:
+    assert fix_command("once", "t.py::test_a[x y]", ["-p", "no:cacheprovider"]) == (
+        "pytest -p no:cacheprovider --rolecheck-record-mode=once 't.py::test_a[x y]'"
+    )
+    assert fix_command(None, "t.py::t", ["--rolecheck-base-url=http://h/v1"]) == (
+        "pytest --rolecheck-base-url=http://h/v1 't.py::t'"
+    )
+
+
+def test_a_missing_cassette_directory_is_named_not_the_test(tmp_path: Path) -> None:
+    (tmp_path / "cassettes").mkdir()
+    (tmp_path / "tests").mkdir()
+    typo = tmp_path / "casettes"
+    session = CassetteSession(cassette_path(typo, NODEID), "none", nodeid=NODEID, cassette_dir=typo)
+    with pytest.raises(CassetteNotFoundError) as excinfo:
+        session.check_request(0, request_body(0))
+    message = str(excinfo.value)
+    assert "the cassette directory" in message
+    assert "casettes does not exist" in message
+    assert "cassettes/, tests/" in message
+    assert "did you mean 'cassettes'?" in message
+    assert "--rolecheck-cassette-dir" in message
+    assert "no cassette at" not in message

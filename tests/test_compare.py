@@ -12,7 +12,11 @@ from _factories import make_response, random_response
 
 from pytest_rolecheck._compare import Comparison, assert_different, assert_equivalent, compare
 from pytest_rolecheck._distances import seed_distance
-from pytest_rolecheck._errors import RolecheckAssertionError, RolecheckUsageError
+from pytest_rolecheck._errors import (
+    NothingToCompareError,
+    RolecheckAssertionError,
+    RolecheckUsageError,
+)
 from pytest_rolecheck._parse import parse_response
 
 # ---------------------------------------------------------------- helpers
@@ -463,3 +467,30 @@ def test_assertion_traceback_hides_internals(pytester: pytest.Pytester) -> None:
     out = result.stdout.str()
     assert "assert_different failed" in out
     assert "result = compare(" not in out  # our frames are hidden
+
+
+@pytest.mark.parametrize("design", ["all-pairs", "seed"])
+@pytest.mark.parametrize("check", [compare, assert_equivalent, assert_different])
+def test_zero_tokens_in_every_call_is_refused_not_equivalent(check: Any, design: str) -> None:
+    # Empty answers make every distance 0: "equivalent / deterministic" would mean nothing.
+    empty = [make_response([], text="") for _ in range(5)]
+    with pytest.raises(NothingToCompareError) as excinfo:
+        check(empty, empty[:4], labels=("developer", "system"), design=design)
+    message = str(excinfo.value)
+    assert "no call of 'developer' or 'system' produced a token" in message
+    assert "5+4 calls, 0 tokens" in message
+    assert "max_tokens" in message
+    assert not isinstance(excinfo.value, AssertionError)  # a refusal, not a verdict
+
+
+def test_tool_call_answers_without_tokens_point_to_the_tool_call_asserts() -> None:
+    calls = [make_response([], tool_calls=[("f", "{}")]) for _ in range(4)]
+    expected = r"8 answered with tool calls.*assert_tool_calls"
+    with pytest.raises(NothingToCompareError, match=expected):
+        compare(calls, calls)
+
+
+def test_tokens_in_one_arm_only_still_get_a_verdict() -> None:
+    empty = [make_response([], text="") for _ in range(4)]
+    full = [make_response([("Hi", -0.1, [("Hi", -0.1), ("Yo", -2.4)])]) for _ in range(4)]
+    assert compare(empty, full).verdict == "different"

@@ -106,6 +106,40 @@ def test_record_with_local_backend_then_replay_offline(pytester: pytest.Pytester
     assert {r["source"] for r in second} == {"replayed"}
     assert _numbers(first) == _numbers(second)
 
+    # Plain pytest, as in CI: the cassettes say they came from the local model.
+    plain = pytester.runpytest_subprocess("--disable-socket", "--allow-unix-socket")
+    plain.assert_outcomes(passed=2)
+    assert _numbers(first) == _numbers(_rows(pytester.path))
+
+
+def test_tool_comparison_where_the_model_never_calls_a_tool_is_refused(
+    pytester: pytest.Pytester,
+) -> None:
+    """The README's tool snippet on the bundled model without its function-calling option."""
+    require_backend()
+    pytester.makeini(INI)
+    pytester.makepyfile(
+        test_tools="""
+from pytest_rolecheck import Variant
+
+TOOLS = [{"type": "function", "function": {"name": "get_weather", "description": "Weather",
+          "parameters": {"type": "object", "properties": {"city": {"type": "string"}}}}}]
+MESSAGES = [{"role": "user", "content": "What is the weather in Paris?"}]
+
+def test_tools(rolecheck):
+    via_api = Variant.from_messages(MESSAGES, tools=TOOLS, tool_choice="auto")
+    rolecheck.assert_tool_calls_equivalent(
+        via_api, via_api.tools_in_system_prompt(keep_api_tools=True), max_tokens=8
+    )
+"""
+    )
+    result = pytester.runpytest_subprocess("--rolecheck-local", "--rolecheck-record-mode=once")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(
+        ["*NothingToCompareError: no call of * made a tool call (4+4 calls, all answered in text)*"]
+    )
+    assert "+function-calling" in result.stdout.str()
+
 
 def test_planted_api_key_never_reaches_a_cassette(
     pytester: pytest.Pytester, server: LocalServer

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import signal
 import socket
 import subprocess
@@ -55,7 +56,14 @@ def test_same_variant_equivalent(rolecheck):
 
 @pytest.fixture
 def project(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> pytest.Pytester:
-    for var in ("FAKE_API_DOWN", "FAKE_API_STATUS", "FAKE_API_NO_LOGPROBS", "FAKE_API_NOISE"):
+    for var in (
+        "FAKE_API_DOWN",
+        "FAKE_API_STATUS",
+        "FAKE_API_NO_LOGPROBS",
+        "FAKE_API_NOISE",
+        "FAKE_API_SERVED_MODEL",
+        "OPENAI_BASE_URL",
+    ):
         monkeypatch.delenv(var, raising=False)
     monkeypatch.delenv("OPENAI_API_KEY", raising=False)
     pytester.makepyfile(_fake_api=FAKE_API)
@@ -127,10 +135,19 @@ def test_missing_cassette_in_none_mode_says_how_to_record(project: pytest.Pytest
     result = project.runpytest("-k", "test_roles_differ")
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines(
-        ["*no cassette at*test_roles_differ.json*--rolecheck-record-mode=once*test_roles_differ*"]
+        [
+            "*cassette directory cassettes does not exist: nothing was recorded there yet*"
+            "--rolecheck-record-mode=once*test_roles_differ*"
+        ]
     )
     assert "Traceback" not in result.stdout.str()
     assert not (project.path / "cassettes").exists()
+    project.runpytest("--rolecheck-record-mode=once", "-k", "equivalent").assert_outcomes(passed=1)
+    result = project.runpytest("-k", "test_roles_differ")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(
+        ["*no cassette at*test_roles_differ.json*--rolecheck-record-mode=once*test_roles_differ*"]
+    )
 
 
 def test_stale_cassette_shows_what_changed_and_the_rewrite_command(
@@ -820,3 +837,257 @@ def test_two(rolecheck):
     result.stdout.fnmatch_lines(
         ["*expected 'equivalent', got 'different'*", "*rolecheck*", "*8 recorded calls*unused*"]
     )
+
+
+# Each of these reached the API (or a verdict) before: the statistics depend on them.
+REQUEST_OPTIONS = [
+    ({"top_logprobs": 0}, "top_logprobs=0 is not allowed: expected a whole number in [1, 20]"),
+    ({"top_logprobs": 50}, "top_logprobs=50 is not allowed: expected a whole number in [1, 20]"),
+    ({"temperature": 5}, "temperature=5 is not allowed: expected a number in [0, 2]"),
+    ({"max_tokens": 0}, "max_tokens=0 is not allowed: expected a whole number ≥ 1"),
+    ({"trials": "10"}, "trials='10' is not allowed: expected a whole number ≥ 4, got a str"),
+    ({"trials": 3}, "trials=3 is not allowed: expected a whole number ≥ 4"),
+    ({"params": {"logprobs": False}}, "logprobs=False, top_logprobs=20: a logprob comparison"),
+    ({"params": {"top_logprobs": None}}, "logprobs=True, top_logprobs=None: a logprob comparison"),
+    ({"params": {"temperature": -1}}, "temperature=-1 is not allowed"),
+    ({"params": {"max_completion_tokens": 0}}, "max_completion_tokens=0 is not allowed"),
+    ({"params": {"n": 3}}, "n=3 is not allowed: each call must return one choice"),
+    ({"params": {"stream": True}}, "stream=True is not allowed"),
+    ({"model": 5}, "model=5 is not allowed: expected a non-empty string, got a int"),
+]
+
+
+@pytest.mark.parametrize(("options", "message"), REQUEST_OPTIONS)
+def test_request_fields_are_refused_before_any_call(
+    project: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, options: object, message: str
+) -> None:
+    monkeypatch.setenv("FAKE_API_DOWN", "1")  # a call would fail with a connection error
+    kwargs = {"model": "fake-model", **options}  # type: ignore[dict-item]
+    project.makepyfile(
+        test_bad=MESSAGES
+        + f"""
+from pytest_rolecheck import assert_roles_equivalent
+
+def test_bad():
+    assert_roles_equivalent(MESSAGES, **{kwargs!r})
+"""
+    )
+    result = project.runpytest("--rolecheck-record-mode=once")
+    result.assert_outcomes(failed=1)
+    text = result.stdout.str()
+    assert f"RolecheckUsageError: {message}" in text
+    assert "fake API is down" not in text
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"temperature": 5}, "temperature=5 is not allowed"),
+        ({"trials": "10"}, "trials='10' is not allowed"),
+        ({"alpha": 2}, "alpha must be a number in (0, 1)"),
+        ({"tolerance": 0}, "tolerance is the largest"),
+        ({"params": {"n": 2}}, "n=2 is not allowed"),
+    ],
+)
+def test_tool_call_options_are_refused_before_any_call(
+    project: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, options: object, message: str
+) -> None:
+    monkeypatch.setenv("FAKE_API_DOWN", "1")
+    kwargs = {"model": "fake-model", **options}  # type: ignore[dict-item]
+    project.makepyfile(
+        test_bad=MESSAGES
+        + f"""
+from pytest_rolecheck import assert_tool_calls_equivalent
+
+def test_bad():
+    assert_tool_calls_equivalent(MESSAGES, MESSAGES, **{kwargs!r})
+"""
+    )
+    result = project.runpytest("--rolecheck-record-mode=once")
+    result.assert_outcomes(failed=1)
+    assert f"RolecheckUsageError: {message}" in result.stdout.str()
+    assert "fake API is down" not in result.stdout.str()
+
+
+def test_tool_call_comparison_without_any_tool_call_is_refused(project: pytest.Pytester) -> None:
+    # The fake API always answers in text, as SmolLM2 does without its function-calling mode.
+    project.makepyfile(
+        test_tools=MESSAGES
+        + """
+TOOLS = [{"type": "function", "function": {"name": "get_weather", "parameters": {}}}]
+
+def test_tools(rolecheck):
+    v = rolecheck.variant(MESSAGES, tools=TOOLS, tool_choice="auto")
+    rolecheck.assert_tool_calls_equivalent(
+        v, v.tools_in_system_prompt(), model="fake-model", trials=4
+    )
+"""
+    )
+    result = project.runpytest("--rolecheck-record-mode=once")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(
+        ["*NothingToCompareError: no call of * made a tool call (4+4 calls, all answered in text)*"]
+    )
+    assert "+function-calling" in result.stdout.str()
+    assert all(row["verdict"] != "equivalent" for row in _report(project))
+
+
+NO_MODEL_TEST = (
+    MESSAGES
+    + """
+from pytest_rolecheck import assert_roles_differ
+
+def test_roles():
+    assert_roles_differ(MESSAGES, trials=4)
+"""
+)
+
+
+@pytest.mark.parametrize("flag", ["--rolecheck-local", "--rolecheck-model=fake-model"])
+def test_replay_uses_the_recorded_model_when_none_is_configured(
+    project: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, flag: str
+) -> None:
+    # The fake client stands in for the local server: the flag still picks the model.
+    project.makepyfile(test_x=NO_MODEL_TEST)
+    project.runpytest("--rolecheck-record-mode=once", flag).assert_outcomes(passed=1)
+    recorded = json.loads(_cassette(project, "test_x", "test_roles").read_text())
+    model = "smollm2-135m-instruct" if flag == "--rolecheck-local" else "fake-model"
+    assert recorded["recorded_with"]["model"] == model
+    assert recorded["recorded_with"]["local"] is (flag == "--rolecheck-local")
+    assert recorded["recorded_with"]["endpoint"] == "http://fake-api.test/v1"
+    monkeypatch.setenv("FAKE_API_DOWN", "1")
+    project.runpytest().assert_outcomes(passed=1)  # plain pytest, as in CI
+
+
+def test_fix_command_repeats_the_run_flags_and_works_verbatim(
+    project: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    project.makepyfile(test_x=NO_MODEL_TEST)
+    flags = ["-p", "no:cacheprovider", "--rolecheck-cassette-dir=cas", "--rolecheck-local"]
+    project.runpytest("--rolecheck-record-mode=once", *flags).assert_outcomes(passed=1)
+    project.makepyfile(test_x=NO_MODEL_TEST.replace("trials=4", "trials=5"))
+    # Replayed without --rolecheck-local: the command must put it back.
+    result = project.runpytest("-p", "no:cacheprovider", "--rolecheck-cassette-dir=cas")
+    result.assert_outcomes(failed=1)
+    command = (
+        "pytest -p no:cacheprovider --rolecheck-cassette-dir=cas --rolecheck-local "
+        "--rolecheck-record-mode=rewrite 'test_x.py::test_roles'"
+    )
+    assert f"`{command}`" in result.stdout.str()
+    rerun = project.runpytest(*shlex.split(command)[1:])
+    rerun.assert_outcomes(passed=1)
+    monkeypatch.setenv("FAKE_API_DOWN", "1")
+    project.runpytest("--rolecheck-cassette-dir=cas").assert_outcomes(passed=1)
+
+
+def test_once_command_repeats_ini_overrides_and_config_file(project: pytest.Pytester) -> None:
+    project.makepyfile(test_x=NO_MODEL_TEST)
+    (project.path / "other.ini").write_text("[pytest]\n")
+    args = ["-c", "other.ini", "--rootdir=.", "-o", "rolecheck_model=fake-model"]
+    result = project.runpytest(*args)
+    result.assert_outcomes(failed=1)
+    command = (
+        "pytest --config-file=other.ini --rootdir=. --override-ini=rolecheck_model=fake-model "
+        "--rolecheck-record-mode=once 'test_x.py::test_roles'"
+    )
+    assert f"`{command}`" in result.stdout.str()
+    project.runpytest(*shlex.split(command)[1:]).assert_outcomes(passed=1)
+
+
+def test_replay_ignores_the_host_so_ci_needs_no_base_url(
+    project: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    project.makepyfile(test_roles=ROLE_TESTS)
+    project.runpytest("--rolecheck-record-mode=once").assert_outcomes(passed=2)
+    # CI: the default client (api.openai.com), no key, no OPENAI_BASE_URL.
+    (project.path / "conftest.py").unlink()
+    result = project.runpytest("-p", "no:cacheprovider")
+    result.assert_outcomes(passed=2)
+    assert "rewrite" not in result.stdout.str()
+
+
+def test_misspelt_cassette_directory_says_the_directory_is_missing(
+    project: pytest.Pytester,
+) -> None:
+    project.makepyfile(test_roles=ROLE_TESTS)
+    project.runpytest("--rolecheck-record-mode=once").assert_outcomes(passed=2)
+    result = project.runpytest("--rolecheck-cassette-dir=casettes")
+    result.assert_outcomes(failed=2)
+    result.stdout.fnmatch_lines(
+        ["*the cassette directory casettes does not exist*(directories in *: cassettes/)*"]
+    )
+    assert "did you mean 'cassettes'?" in result.stdout.str()
+    assert "no cassette at" not in result.stdout.str()
+
+
+def test_warns_once_when_another_model_answered(
+    project: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    project.makepyfile(
+        test_x=MESSAGES
+        + """
+from pytest_rolecheck import assert_roles_differ
+
+def test_roles():
+    assert_roles_differ(MESSAGES, model="gpt-4o-mini", trials=4)
+"""
+    )
+    monkeypatch.setenv("FAKE_API_SERVED_MODEL", "smollm2-135m-instruct")
+    result = project.runpytest("--rolecheck-record-mode=once")
+    result.assert_outcomes(passed=1, warnings=1)
+    result.stdout.fnmatch_lines(
+        [
+            "*RolecheckWarning*named model 'gpt-4o-mini' but the server says it served "
+            "'smollm2-135m-instruct'*"
+        ]
+    )
+    # A dated snapshot of the requested alias is the same model.
+    monkeypatch.setenv("FAKE_API_SERVED_MODEL", "gpt-4o-mini-2024-07-18")
+    result = project.runpytest("--rolecheck-record-mode=rewrite")
+    result.assert_outcomes(passed=1)
+    assert "RolecheckWarning" not in result.stdout.str()
+
+
+def test_warns_when_the_local_model_answers_another_name(
+    project: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The bundled server echoes any model name and answers with SmolLM2 regardless; a
+    # replay through --rolecheck-local's own client says so as the live run would.
+    project.makepyfile(
+        test_x=MESSAGES
+        + """
+from pytest_rolecheck import assert_roles_differ
+
+def test_roles():
+    assert_roles_differ(MESSAGES, model="gpt-4o-mini", trials=4)
+"""
+    )
+    project.runpytest("--rolecheck-record-mode=once").assert_outcomes(passed=1)
+    (project.path / "conftest.py").unlink()  # the plugin's own local client from now on
+    monkeypatch.setenv("FAKE_API_DOWN", "1")
+    result = project.runpytest("--rolecheck-local")
+    result.assert_outcomes(passed=1, warnings=1)
+    result.stdout.fnmatch_lines(
+        ["*RolecheckWarning*named model 'gpt-4o-mini' but 'smollm2-135m-instruct' answered*"]
+    )
+    # A user's own client may point anywhere: no guess about what answered.
+    project.makeconftest(CONFTEST.format(factory="async_client"))
+    result = project.runpytest("--rolecheck-local")
+    result.assert_outcomes(passed=1)
+    assert "RolecheckWarning" not in result.stdout.str()
+
+
+def test_an_older_cassette_without_its_model_says_to_replay_with_the_recording_options(
+    project: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    project.makepyfile(test_x=NO_MODEL_TEST)
+    project.runpytest("--rolecheck-record-mode=once", "--rolecheck-local").assert_outcomes(passed=1)
+    cassette = _cassette(project, "test_x", "test_roles")
+    document = json.loads(cassette.read_text())
+    del document["recorded_with"]  # as written by pytest-rolecheck 0.1
+    cassette.write_text(json.dumps(document))
+    monkeypatch.setenv("FAKE_API_DOWN", "1")
+    result = project.runpytest()
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["*no model given*predates the record of its model*"])
+    project.runpytest("--rolecheck-local").assert_outcomes(passed=1)

@@ -40,7 +40,7 @@ BAD_VALUES = {
     "margin": ("-1", "(0, ∞)"),
     "design": ("pairs", "all-pairs, seed"),
     "max_tokens": ("many", "whole number ≥ 1"),
-    "top_logprobs": ("0", "whole number ≥ 1"),
+    "top_logprobs": ("50", "whole number in [1, 20]"),
     "temperature": ("3", "[0, 2]"),
     "timeout": ("0", "(0, ∞)"),
 }

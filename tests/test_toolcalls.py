@@ -12,6 +12,7 @@ import pytest
 from openai.types.chat import ChatCompletion
 
 from pytest_rolecheck._errors import (
+    NothingToCompareError,
     ResponseFormatError,
     RolecheckAssertionError,
     RolecheckUsageError,
@@ -471,7 +472,27 @@ def test_assert_equivalent_raises_with_the_table() -> None:
 
 
 def test_assert_differ_raises_when_identical() -> None:
+    same = [completion(WEATHER_PARIS)] * 4
     with pytest.raises(RolecheckAssertionError, match="not shown to differ"):
-        assert_tool_calls_differ([text()] * 4, [text()] * 4)
-    result = assert_tool_calls_equivalent([text()] * 4, [text()] * 4)
+        assert_tool_calls_differ(same, same)
+    result = assert_tool_calls_equivalent(same, same)
     assert result.verdict == "equivalent"
+
+
+@pytest.mark.parametrize(
+    "check", [compare_tool_calls, assert_tool_calls_equivalent, assert_tool_calls_differ]
+)
+def test_no_tool_call_in_either_arm_is_refused_not_equivalent(check: Any) -> None:
+    # All text in both arms is "TV 0" by arithmetic: it proves nothing about tools.
+    with pytest.raises(NothingToCompareError) as excinfo:
+        check([text()] * 5, [text("Rain.")] * 4, labels=("api", "prompt"))
+    message = str(excinfo.value)
+    assert "no call of 'api' or 'prompt' made a tool call (5+4 calls" in message
+    assert "+function-calling" in message
+    assert "tool_choice='required'" in message
+    assert not isinstance(excinfo.value, AssertionError)  # a refusal, not a verdict
+
+
+def test_tool_calls_in_one_arm_only_still_get_a_verdict() -> None:
+    result = compare_tool_calls([text()] * 4, [completion(WEATHER_PARIS)] * 4)
+    assert result.verdict == "different"
