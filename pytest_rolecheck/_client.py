@@ -12,19 +12,23 @@ to do next.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import threading
 from collections.abc import Callable, Coroutine, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import openai
 
 from ._cassette import CALL_INDEX_HEADER
 from ._client_progress import Progress, Usage
 from ._errors import BackendError, RolecheckUsageError
+
+if TYPE_CHECKING:
+    from ._coordinator import CoordinatorClient
 
 # Sent when replaying: the SDK insists on a key, and no real key is needed.
 REPLAY_API_KEY = "rolecheck-replay-no-key"
@@ -132,6 +136,9 @@ class CompletionRunner:
         Turns a failure raised from inside the transport (e.g. the cassette
         refusing an unmatched request, which openai 3.x lets through unwrapped)
         into a clear error, or returns ``None`` to leave it to the SDK mapping.
+    slots
+        The run's shared call budget under xdist (every call holds one of its
+        slots while in flight); ``None``: ``concurrency`` is the only bound.
     """
 
     def __init__(
@@ -142,6 +149,7 @@ class CompletionRunner:
         before_call: Callable[[CallSpec], None] | None = None,
         explain: Callable[[BaseException], Exception | None] | None = None,
         progress: Progress | None = None,
+        slots: CoordinatorClient | None = None,
     ) -> None:
         if concurrency < 1:
             raise RolecheckUsageError(f"concurrency must be ≥ 1, got {concurrency}.")
@@ -150,6 +158,7 @@ class CompletionRunner:
         self.before_call = before_call
         self.explain = explain
         self.progress = progress or Progress()
+        self.slots = slots
         self._lock = threading.Lock()  # the thread pool records results concurrently
 
     @property
@@ -203,8 +212,10 @@ class CompletionRunner:
         semaphore = asyncio.Semaphore(self.concurrency)
         results: list[Any] = [None] * len(specs)
 
+        slots = self.slots
+
         async def one(position: int, spec: CallSpec) -> None:
-            async with semaphore:
+            async with semaphore, slots.slot_async() if slots else contextlib.nullcontext():
                 try:
                     response = await client.chat.completions.create(**spec.create_kwargs())
                 except Exception as exc:
@@ -224,9 +235,12 @@ class CompletionRunner:
         assert isinstance(self.client, openai.OpenAI)
         client = self.client
 
+        slots = self.slots
+
         def one(spec: CallSpec) -> Any:
             try:
-                response = client.chat.completions.create(**spec.create_kwargs())
+                with slots.slot() if slots else contextlib.nullcontext():
+                    response = client.chat.completions.create(**spec.create_kwargs())
             except Exception as exc:
                 raise self._translate(exc, spec) from exc
             return self._record(response)
