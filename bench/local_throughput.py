@@ -22,7 +22,6 @@ run it twice and look at both. Exit status 1 when the target is missed.
 from __future__ import annotations
 
 import argparse
-import itertools
 import statistics
 import sys
 import time
@@ -123,7 +122,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     if args.sweep:
         results = {}
-        for parallel, threads in itertools.product((1, 2, 4, 8), (1, 2)):
+        configs = [tuple(map(int, item.split("x"))) for item in args.sweep.split(",")]
+        for parallel, threads in configs:
             serial, concurrent = measure(parallel, threads, args.repeats)
             report(parallel, threads, serial, concurrent)
             results[(parallel, threads)] = CALLS / concurrent

@@ -410,7 +410,7 @@ class LocalServer:
             stdin=subprocess.DEVNULL,
             stdout=self._log_file,
             stderr=subprocess.STDOUT,
-            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+            env=_server_env(),
             # its own process group: a terminal's Ctrl-C goes to pytest, which then
             # stops the server after the calls in flight were cancelled
             start_new_session=True,
@@ -448,6 +448,15 @@ class LocalServer:
         if self._log_file is not None:
             self._log_file.close()
             self._log_file = None
+
+
+def _server_env() -> dict[str, str]:
+    # the server module must come from this very copy of the package, even when
+    # it was put on sys.path by hand (not inherited by a child process)
+    package_root = str(Path(__file__).resolve().parents[1])
+    path = os.environ.get("PYTHONPATH")
+    pythonpath = os.pathsep.join([package_root, path] if path else [package_root])
+    return {**os.environ, "PYTHONPATH": pythonpath, "PYTHONUNBUFFERED": "1"}
 
 
 def _validate_server_args(
