@@ -186,6 +186,7 @@ def test_server_params_map_to_xllamacpp_names(tmp_path: Path) -> None:
     assert params.hostnames == ["127.0.0.1"]
     assert (params.port, params.n_parallel, params.n_ctx) == (0, 3, 999)
     assert params.cpuparams.n_threads == params.cpuparams_batch.n_threads == 2
+    assert params.cache_prompt is False  # prompt-cache reuse jitters the logprobs
 
 
 def test_llama_server_main_without_xllamacpp(
