@@ -114,7 +114,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--parallel", type=int, default=DEFAULT_PARALLEL)
     parser.add_argument("--threads", type=int, default=DEFAULT_THREADS)
-    parser.add_argument("--sweep", action="store_true", help="try parallel 1/2/4/8 x threads 1/2")
+    parser.add_argument(
+        "--sweep",
+        nargs="?",
+        const="1x1,1x2,2x1,2x2,4x1,4x2,8x1,8x2",
+        metavar="PxT,...",
+        help="measure each parallel x threads configuration (default: 1/2/4/8 x 1/2)",
+    )
     args = parser.parse_args(argv)
     print(
         f"{CALLS} calls of the seed request (20 tokens, top-20 logprobs, temperature 0), "
