@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import threading
@@ -193,6 +194,46 @@ def test_xdist_workers_share_one_server(
     assert {r["source"] for r in rows} == {"live"}
     assert len(seen) == 1, f"expected one server process, saw {sorted(seen)}"
     assert not _server_pids(tag), "the server outlived the run"
+
+
+def test_ctrl_c_leaves_no_server_behind(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """SIGINT to a recording run (-n 2): pytest stops, and so does the shared server."""
+    require_backend()
+    if not Path("/proc/self/environ").exists():
+        pytest.skip("needs /proc to see the server processes")
+    tag = f"ROLECHECK_E2E_TAG=ctrl-c-{os.getpid()}-{id(pytester)}"
+    monkeypatch.setenv("ROLECHECK_E2E_TAG", tag.split("=", 1)[1])
+    pytester.makeini(INI.replace("rolecheck_trials = 4", "rolecheck_trials = 200"))
+    pytester.makepyfile(test_small=SMALL_TESTS)
+    process = subprocess.Popen(
+        [
+            *(sys.executable, "-m", "pytest", "-n", "2", "--rolecheck-local"),
+            *("--rolecheck-record-mode=once", "-p", "no:cacheprovider"),
+        ],
+        cwd=pytester.path,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while not _server_pids(tag):
+            assert process.poll() is None, "the run ended before its server started"
+            assert time.monotonic() < deadline, "no server started within 120 s"
+            time.sleep(0.1)
+        time.sleep(1.0)  # calls in flight
+        process.send_signal(signal.SIGINT)
+        process.wait(timeout=60)
+        deadline = time.monotonic() + 10
+        while _server_pids(tag) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not _server_pids(tag), "the server outlived the interrupted run"
+        assert not list((pytester.path / "cassettes").rglob("*.json"))  # nothing half-written
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
 
 
 def test_fix_commands_name_the_test_as_seen_from_the_invocation_directory() -> None:
