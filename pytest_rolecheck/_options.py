@@ -152,7 +152,12 @@ OPTIONS: tuple[OptionSpec, ...] = (
         flag=True,
         marker=False,
     ),
-    OptionSpec("concurrency", _int_at_least(1), 8, "completions in flight at once per comparison"),
+    OptionSpec(
+        "concurrency",
+        _int_at_least(1),
+        8,
+        "completions in flight at once, across all xdist workers",
+    ),
     OptionSpec("trials", _int_at_least(4), 10, "calls per arm (at least 4)"),
     OptionSpec(
         "alpha", _float_in(0.0, 1.0, low_open=True, high_open=True), 0.05, "significance level"

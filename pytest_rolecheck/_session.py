@@ -25,7 +25,8 @@ if TYPE_CHECKING:
     from ._cassette import CassetteSession
     from ._client import AnyClient, CallSpec, CompletionRunner
     from ._compare import Comparison
-    from ._local import LocalServer
+    from ._coordinator import CoordinatorClient
+    from ._local import LocalServer, SharedServer
     from ._toolcalls import ToolCallComparison
     from .variants import Variant
 
@@ -40,11 +41,16 @@ TOOL_CALL_MAX_TOKENS = 200
 
 
 class LocalBackend:
-    """The bundled llama.cpp server, started on first live need, shared by the run."""
+    """The bundled llama.cpp server, started on first live need, shared by the run.
 
-    def __init__(self) -> None:
-        self._server: LocalServer | None = None
+    Under xdist, ``coordinator`` is the controller's address: the controller
+    starts the one server of the run and hands out the run's call slots.
+    """
+
+    def __init__(self, coordinator: str | None = None) -> None:
+        self._server: LocalServer | SharedServer | None = None
         self._lock = threading.Lock()
+        self._coordinator = coordinator
 
     @property
     def model(self) -> str:
@@ -52,15 +58,28 @@ class LocalBackend:
 
         return DEFAULT_MODEL_ALIAS
 
-    def ensure_started(self) -> LocalServer:
+    def ensure_started(self) -> LocalServer | SharedServer:
         with self._lock:
             if self._server is None:
-                from ._local import LocalServer
+                if self._coordinator is not None:
+                    from ._local import SharedServer
 
-                server = LocalServer()
-                server.start()
-                self._server = server
+                    self._server = SharedServer(self._slots_client().server_url())
+                else:
+                    from ._local import LocalServer
+
+                    self._server = LocalServer().start()
             return self._server
+
+    def slots(self) -> CoordinatorClient | None:
+        """The run's shared call budget (xdist workers), else ``None``."""
+        return self._slots_client() if self._coordinator is not None else None
+
+    def _slots_client(self) -> CoordinatorClient:
+        from ._coordinator import CoordinatorClient
+
+        assert self._coordinator is not None
+        return CoordinatorClient(self._coordinator)
 
     @property
     def started(self) -> bool:
@@ -68,9 +87,9 @@ class LocalBackend:
 
     def stop(self) -> None:
         with self._lock:
-            if self._server is not None:
-                self._server.stop()
-                self._server = None
+            server, self._server = self._server, None
+        if server is not None and hasattr(server, "stop"):
+            server.stop()  # a SharedServer belongs to the controller
 
 
 class Rolecheck:
@@ -288,6 +307,7 @@ class Rolecheck:
             timeout=self.settings.timeout,
             # A replay never waits on a server; only live calls can hang.
             notify=(self._notify or notify_stderr) if live else None,
+            slots=self._backend.slots() if live and self._backend is not None else None,
         )
 
     def _run_specs(self, arms: Sequence[tuple[str, Mapping[str, Any]]]) -> list[Any]:
@@ -301,6 +321,7 @@ class Rolecheck:
             self._runner = self._make_runner()
         specs = []
         for arm, request in arms:
+            request = with_call_seed(request, self.nodeid or "", arm, self._next_index)
             specs.append(CallSpec(index=self._next_index, arm=arm, request=request))
             self._next_index += 1
         try:
@@ -751,6 +772,33 @@ class Rolecheck:
                 "details": {},
             }
         )
+
+
+def with_call_seed(
+    request: Mapping[str, Any], test: str, arm: str, index: int
+) -> Mapping[str, Any]:
+    """``request`` with a sampling ``seed`` of its own when it samples (temperature > 0).
+
+    Each call of an arm is then a different sample, so a sampled A/A comparison
+    has real call-to-call variation, and the seed (a hash of the test, the arm
+    and the call index) is part of the request: stored in the cassette, matched
+    on replay, and reproduced by a re-recording against a fresh server. A seed
+    the user set (also in ``extra_body``) is kept; temperature 0 gets none.
+    """
+    import hashlib
+
+    temperature = request.get("temperature")
+    extra = request.get("extra_body")
+    if (
+        not isinstance(temperature, int | float)
+        or temperature <= 0
+        or "seed" in request
+        or (isinstance(extra, Mapping) and "seed" in extra)
+    ):
+        return request
+    digest = hashlib.sha256(f"{test}\0{arm}\0{index}".encode()).digest()
+    # 31 bits: a valid seed for llama.cpp (uint32) and OpenAI (int64) alike
+    return {**request, "seed": int.from_bytes(digest[:4], "big") >> 1}
 
 
 def default_cassette_path(settings: Settings, nodeid: str, test_file: Path | None) -> Path:

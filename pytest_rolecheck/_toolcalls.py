@@ -603,10 +603,10 @@ def compare_tool_calls(
         raise NothingToCompareError(
             f"no call of {labels[0]!r} or {labels[1]!r} made a tool call ({len(arm_a)}+"
             f"{len(arm_b)} calls, all answered in text): there is no tool behaviour to compare, "
-            "so no verdict is given. Make the model call a tool: with the bundled local model, "
-            "use its function-calling model option (model='smollm2-135m-instruct"
-            "+function-calling', see the README); with other models, send tools= and "
-            "tool_choice='required' (or name the function), or a prompt that needs the tool."
+            "so no verdict is given. Make the model call a tool: send tools= with "
+            "tool_choice='required' (or name the function), or a prompt that needs the tool, "
+            "to a model that supports tool calls (the bundled SmolLM2 model never calls one: "
+            "compare its answers with the logprob asserts instead)."
         )
     return _compare_outcomes(
         outcomes_a,

