@@ -118,7 +118,7 @@ def test_record_with_local_backend_then_replay_offline(pytester: pytest.Pytester
 
     # Plain pytest, as in CI: the cassettes say they came from the local model.
     plain = pytester.runpytest_subprocess("--disable-socket", "--allow-unix-socket")
-    plain.assert_outcomes(passed=2)
+    plain.assert_outcomes(passed=3)
     assert _numbers(first) == _numbers(_rows(pytester.path))
 
 
