@@ -25,10 +25,19 @@ MESSAGES = [
 DEVELOPER_AS_SYSTEM = "smollm2-135m-instruct+developer-as-system"
 
 
-def test_seed_design_developer_vs_system() -> None:
-    """The forum's own design: baseline + 10 + 10, per-trial distance to the baseline."""
-    result = assert_roles_differ(MESSAGES, roles=("developer", "system"), design="seed")
+def test_seed_design_developer_vs_system(rolecheck: Rolecheck) -> None:
+    """The forum's own design: baseline + 10 + 10, per-trial distance to the baseline.
+
+    On these calls it cannot tell: the baseline happens to be developer's one
+    unusual answer, so developer's own trials sit as far from it as system's
+    (distance 1 for 9 of 10), and every tied distance leaves the rank test
+    without power. The all-pairs design below, which depends on no single
+    call, shows the difference; this is why it is the default.
+    """
+    base = Variant.from_messages(MESSAGES)
+    result = rolecheck.compare(base.with_role("developer"), base.with_role("system"), design="seed")
     assert result.n_a == result.n_b == 10
+    assert result.verdict == "inconclusive"
 
 
 def test_developer_vs_system_all_pairs() -> None:

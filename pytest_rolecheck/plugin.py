@@ -27,8 +27,8 @@ OPEN_KEY = pytest.StashKey[set[Rolecheck]]()
 ROLECHECK_KEY = pytest.StashKey[Rolecheck]()
 
 MARKER_HELP = (
-    "rolecheck(**options): per-test defaults for pytest-rolecheck (model, trials, alpha, margin, "
-    "metric, design, max_tokens, top_logprobs, temperature, concurrency)."
+    "rolecheck(**options): per-test defaults for pytest-rolecheck (model, trials, alpha, "
+    "tolerance, metric, design, max_tokens, top_logprobs, temperature, concurrency)."
 )
 
 
