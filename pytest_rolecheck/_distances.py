@@ -34,12 +34,13 @@ samples part somewhere along the compared prefix, and the value still reads
 "share of probability mass moved" (a mean over the ``k + 1`` compared
 positions would dilute a change at position ``k`` by ``1/(k + 1)``). One
 exception makes an answer-changing flip count fully: when the calls diverge
-at a position where *each* generated token is its own call's top listed
-token, both decodes took their most likely token and still parted, so the
-distance is ``1.0`` (greedy decoding parts there with certainty, however
-close the two distributions are). Tokens drawn by sampling are rarely both
-top tokens of different distributions, so identical distributions still give
-0 whatever was sampled. ``tok_l1`` is the mean of its per-position values.
+at a position where *each* generated token is its own call's single top listed
+token (no other token within 1e-6 nats of it), both decodes took their most
+likely token and still parted, so the distance is ``1.0`` (greedy decoding
+parts there with certainty, however close the two distributions are). Tokens
+drawn by sampling are rarely both top tokens of different distributions, so
+identical distributions still give 0 whatever was sampled. ``tok_l1`` is the
+mean of its per-position values.
 
 Floating-point noise
 --------------------
@@ -297,9 +298,13 @@ _POSITION_FUNCS: dict[str, Callable[[_PairSupport], float]] = {
 
 
 def _greedy(position: Position) -> bool:
-    """Whether the generated token is (one of) the most likely listed tokens at ``position``."""
-    top = max((lp for _, _, lp in position.alternatives), default=position.logprob)
-    return position.logprob >= top - _GREEDY_SLACK
+    """Whether the generated token is the single most likely listed token at ``position``.
+
+    A token tied with another at the top is not: a decoder may take either, so parting
+    there is not certain.
+    """
+    near = [lp for key, _, lp in position.alternatives if key != position.key]
+    return all(lp < position.logprob - _GREEDY_SLACK for lp in near)
 
 
 def divergence_position(a: ParsedCall, b: ParsedCall) -> int | None:

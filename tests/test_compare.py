@@ -496,3 +496,30 @@ def test_assertion_traceback_hides_internals(pytester: pytest.Pytester) -> None:
     out = result.stdout.str()
     assert "assert_different failed" in out
     assert "result = compare(" not in out  # our frames are hidden
+
+
+def test_seed_design_does_not_call_float_jitter_different() -> None:
+    # Issue 10, item 6: the seed design under near-deterministic jitter was "different"
+    # in 16% of A/A runs at n = 4-5.
+    a = [fixed_response() for _ in range(5)]
+    rng = np.random.default_rng(3)
+    b = [fixed_response(logprob_shift=float(x)) for x in rng.uniform(-1e-8, 1e-8, 4)]
+    c = compare(a, b, design="seed")
+    assert c.verdict != "different"
+
+
+def test_sampled_multimodal_same_distribution_is_equivalent() -> None:
+    # Issue 10, item 7: sampled outputs from one distribution (three equally likely
+    # answers) differ call to call; the distributions do not, so the change is exactly 0.
+    def sampled(token: str) -> dict[str, Any]:
+        alts = [(" A", -1.0986), (" B", -1.0986), (" C", -1.0986)]
+        return make_response([(token, dict(alts)[token], alts)])
+
+    rng = np.random.default_rng(1)
+    a = [sampled(str(t)) for t in rng.choice([" A", " B", " C"], 20)]
+    b = [sampled(str(t)) for t in rng.choice([" A", " B", " C"], 20)]
+    c = compare(a, b)
+    assert len({r.text for r in c.calls_a}) > 1
+    assert c.deterministic
+    assert c.change == 0.0
+    assert c.verdict == "equivalent"
