@@ -1,7 +1,7 @@
 """Calibration of the verdicts on simulated noisy APIs (the table in the README).
 
 Run ``python bench/calibration.py`` (1,000 replications per family, metric and
-n; about 10 minutes on one core) or ``python bench/calibration.py --quick``
+n; about 12 minutes on one core) or ``python bench/calibration.py --quick``
 (100 replications, a smoke run). Nothing runs in parallel.
 
 Every replication draws a new prompt ("world", ``bench/_simulator.py``,
