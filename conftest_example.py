@@ -7,7 +7,7 @@ the knobs a team usually sets, one section each; keep what you need.
 
 Settings, highest precedence first:
 
-1. keyword arguments of the ``assert_*`` call (``trials=20``, ``margin=0.3``);
+1. keyword arguments of the ``assert_*`` call (``trials=20``, ``tolerance=0.2``);
 2. ``@pytest.mark.rolecheck(...)`` on the test, class or module;
 3. command-line flags (``--rolecheck-record-mode=once``);
 4. ini keys (``rolecheck_model = gpt-4o-mini`` under ``[pytest]`` or
@@ -36,7 +36,7 @@ import pytest
 #    [tool.pytest.ini_options]
 #    rolecheck_model = "gpt-4o-mini"
 #    rolecheck_trials = "10"
-#    rolecheck_margin = "0.5"
+#    rolecheck_tolerance = "0.3"
 #    rolecheck_cassette_dir = "cassettes"
 #
 #    Per module: pytestmark = pytest.mark.rolecheck(trials=20, metric="tv")

@@ -35,6 +35,8 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from pytest_rolecheck._parse import ParsedCall, Position
+
 FloatArray = npt.NDArray[np.float64]
 
 
@@ -232,3 +234,121 @@ def simulate_arms(
         if i < n_b:
             b.append(simulate_call(w, rng, effect=config.effect, call_id=f"b{i}"))
     return a, b
+
+
+# --------------------------------------------------------------------------- families
+# A faster simulator for the calibration table: it builds ``ParsedCall`` values
+# directly (no JSON), over a short completion and a small vocabulary, so that
+# thousands of comparisons per family fit in minutes on one core.
+
+
+@dataclass(frozen=True)
+class ArmModel:
+    """How one arm's calls are generated from a world (see :func:`draw_calls`).
+
+    ``noise``: per-call logit noise scale; ``heavy_df``: Student-t noise with
+    these degrees of freedom instead of Gaussian; ``sample``: draw tokens at
+    temperature 1 instead of greedy decoding; ``shift``: scale of a fixed,
+    world- and prefix-dependent logit perturbation (a prompt change that nudges
+    every distribution); ``swap``: swap the two most likely first tokens (the
+    answer flips); ``mix``: share of calls answered from another world (a
+    rewritten answer, e.g. one call in five takes another continuation).
+    """
+
+    noise: float = 0.0
+    heavy_df: float | None = None
+    sample: bool = False
+    shift: float = 0.0
+    swap: bool = False
+    mix: float = 0.0
+
+
+@dataclass(frozen=True)
+class WorldModel:
+    """The prompts of a family: vocabulary, length and shape of the logits.
+
+    ``flat_first``: the first position has several near-equal modes (sampled,
+    multimodal outputs); ``eos``: logit of the end-of-sequence token after the
+    first position (variable-length outputs; ``None``: never ends early).
+    """
+
+    vocab: int = 12
+    length: int = 4
+    top_k: int = 5
+    scale: float = 2.5
+    flat_first: bool = False
+    eos: float | None = None
+
+
+_EOS = 0
+
+
+class FastWorld:
+    """Deterministic base logits (and a shift direction) per prefix of one prompt."""
+
+    def __init__(self, world: int, model: WorldModel) -> None:
+        self.world = world
+        self.model = model
+        self._cache: dict[tuple[int, ...], tuple[FloatArray, FloatArray]] = {}
+        self.words = [" <eos>"] + [f" w{i}" for i in range(1, model.vocab)]
+
+    def logits(self, prefix: tuple[int, ...]) -> tuple[FloatArray, FloatArray]:
+        hit = self._cache.get(prefix)
+        if hit is None:
+            rng = np.random.default_rng([self.world, len(prefix), *prefix])
+            m = self.model
+            base = rng.normal(size=m.vocab) * m.scale
+            if not prefix and m.flat_first:
+                base = rng.normal(size=m.vocab) * 0.3 - 3.0
+                base[1:4] = 0.0  # three equally likely answers
+            base[_EOS] = -30.0 if (m.eos is None or not prefix) else m.eos
+            hit = (base, rng.normal(size=m.vocab))
+            self._cache[prefix] = hit
+        return hit
+
+
+def _position(world: FastWorld, logits: FloatArray, token: int) -> Position:
+    logp = logits - (logits.max() + np.log(np.exp(logits - logits.max()).sum()))
+    order = np.argsort(-logp, kind="stable")[: world.model.top_k]
+    alts = tuple((world.words[i], world.words[i], float(logp[i])) for i in order)
+    if token not in order:
+        alts = (*alts, (world.words[token], world.words[token], float(logp[token])))
+    word = world.words[token]
+    return Position(token=word, key=word, logprob=float(logp[token]), alternatives=alts)
+
+
+def draw_calls(
+    world: FastWorld, other: FastWorld, arm: ArmModel, n: int, rng: np.random.Generator
+) -> list[ParsedCall]:
+    """``n`` calls of one arm (greedy unless ``arm.sample``), as ``ParsedCall`` values."""
+    calls = []
+    for _ in range(n):
+        src = other if arm.mix and rng.random() < arm.mix else world
+        prefix: tuple[int, ...] = ()
+        positions = []
+        for _t in range(src.model.length):
+            base, direction = src.logits(prefix)
+            logits = base + arm.shift * direction
+            if arm.swap and not prefix:
+                i, j = np.argsort(-base)[:2]
+                logits = logits.copy()
+                logits[i], logits[j] = logits[j], logits[i]
+            if arm.noise:
+                eps = (
+                    rng.standard_t(arm.heavy_df, size=logits.size)
+                    if arm.heavy_df
+                    else rng.normal(size=logits.size)
+                )
+                logits = logits + arm.noise * eps
+            if arm.sample:
+                p = np.exp(logits - logits.max())
+                token = int(rng.choice(logits.size, p=p / p.sum()))
+            else:
+                token = int(np.argmax(logits))
+            if token == _EOS:
+                break  # the end-of-sequence token is not part of the logprobs
+            positions.append(_position(src, logits, token))
+            prefix = (*prefix, token)
+        text = "".join(p.token for p in positions)
+        calls.append(ParsedCall(text=text, positions=tuple(positions), finish_reason="stop"))
+    return calls

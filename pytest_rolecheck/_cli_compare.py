@@ -185,17 +185,11 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         help="significance level of the difference test (default: %(default)s)",
     )
     stats.add_argument(
-        "--margin",
-        type=float_in(0.0, None, low_open=True),
-        default=0.5,
-        help="equivalence margin as a multiple of the jitter floor (default: "
-        "%(default)s; choose it from an A/A pilot, see `rolecheck plan --help`)",
-    )
-    stats.add_argument(
-        "--max-excess-tv",
+        "--tolerance",
         type=float_in(0.0, 1.0, low_open=True),
         default=None,
-        help="absolute tolerance in total-variation units instead of --margin (needs --metric tv)",
+        help="largest change that still counts as equivalent, as a share of probability mass "
+        "moved (default: 0.3; choose it before looking at data)",
     )
     stats.add_argument(
         "--seed",
@@ -446,8 +440,6 @@ def _validate(args: argparse.Namespace) -> str | None:
             "run (to measure the noise floor for `rolecheck plan`) use two identical variant "
             "files instead."
         )
-    if args.max_excess_tv is not None and args.metric != "tv":
-        return "--max-excess-tv is in total-variation units: pass --metric tv with it."
     if args.record_mode != "once" and args.cassette is None:
         return "--record-mode needs --cassette PATH (the file to record to / replay from)."
     return None
@@ -521,7 +513,7 @@ def _run(args: argparse.Namespace, variant_a: Any, variant_b: Any) -> int:
         concurrency=args.concurrency,
         trials=args.trials,
         alpha=args.alpha,
-        margin=args.margin,
+        tolerance=args.tolerance,
         metric=args.metric,
         design=args.design,
         max_tokens=args.max_tokens,
@@ -550,8 +542,7 @@ def _run(args: argparse.Namespace, variant_a: Any, variant_b: Any) -> int:
                 trials=args.trials,
                 metric=args.metric,
                 alpha=args.alpha,
-                margin=args.margin,
-                max_excess_tv=args.max_excess_tv,
+                tolerance=args.tolerance,
                 design=args.design,
                 seed=args.seed,
                 params=params,

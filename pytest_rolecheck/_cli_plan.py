@@ -6,23 +6,24 @@ estimates the noise floor (the mean distance between two calls of the same
 configuration) and its spread, then simulates comparisons of ``n`` calls per arm
 by resampling the pilot's calls, for increasing ``n``:
 
-* **certifying equivalence** at ``--margin``: both simulated arms are drawn from
-  the pilot, so nothing changed; the share of simulations whose verdict is
-  ``equivalent`` (95% upper bound of the ratio ``(cross - floor) / floor``
-  below the margin) is the power to certify equivalence with ``n`` trials
-  (what ``assert_*_equivalent`` needs);
-* **detecting an effect** of ``--effect`` times the floor: the same simulated
-  arms, with each call of arm B moved away from every call of arm A by
-  ``effect x floor x w``, where ``w`` is the relative jitter of a randomly
-  chosen pilot call (its mean distance to the other pilot calls divided by the
-  floor; ``w`` averages 1). The change therefore has ratio ``effect`` on
-  average and varies from call to call as much as the pilot's jitter does.
+* **certifying equivalence** at ``--tolerance``: both simulated arms are drawn
+  from the pilot, so nothing changed; the share of simulations whose verdict
+  is ``equivalent`` (upper bound of the change
+  ``cross - min(within_a, within_b)`` below the tolerance,
+  :func:`pytest_rolecheck._stats.change_bound`) is the power to certify
+  equivalence with ``n`` trials (what ``assert_*_equivalent`` needs);
+* **detecting an effect** of ``--effect`` (in the metric's units, like the
+  tolerance): the same simulated arms, with each call of arm B moved away from
+  every call of arm A by ``effect x w``, where ``w`` is the relative jitter of
+  a randomly chosen pilot call (its mean distance to the other pilot calls
+  divided by the floor; ``w`` averages 1). The change therefore is ``effect``
+  on average and varies from call to call as much as the pilot's jitter does.
   The share of simulations whose verdict (:func:`pytest_rolecheck._stats.decide`
   on the permutation test and the same bound the engine uses) is
   ``different`` is the power to detect it (what ``assert_*_differ`` needs): a
-  significant p-value alone is not enough, because equivalence wins when the
-  bound is below the margin. A change below the margin is *meant* to pass as
-  equivalent; the plan says so instead of giving a number of trials. The
+  significant p-value alone is not enough: the change must also be shown
+  larger than the tolerance. A change below the tolerance is *meant* to pass
+  as equivalent; the plan says so instead of giving a number of trials. The
   model assumes each arm's own jitter stays as in the pilot and that every B
   call carries the change; a change that also adds noise, or shows in only
   some calls, needs more trials than this predicts (the output says so).
@@ -31,28 +32,29 @@ Resampling: a simulated run splits ``2n`` distinct pilot calls into two arms,
 so only ``n <= m // 2`` can be simulated from ``m`` pilot calls (no call is
 ever used twice: a copy would sit at an impossible distance 0 from itself, or
 at a made-up one, and bias the table). Larger ``n`` are *extrapolated* from
-the runs at ``m // 2`` and marked so: the A/A ratio estimate and its standard
+the runs at ``m // 2`` and marked so: the A/A change estimate and its standard
 error shrink like ``n**-beta``, ``beta`` fitted to the simulated rows and
 clipped to [0.5, 1] (1/n is the rate when nothing changed, 1/sqrt(n) the
 slowest plausible one); with the change, the estimate's spread and SE shrink
 like ``1/sqrt(n)`` around its mean and the jackknife lower bound stands in for
-the permutation test. The shares are made non-decreasing in ``n`` (pool
-adjacent violators) before the smallest sufficient ``n`` is read off. Each
+the permutation test; with a metric in [0, 1] no row's upper bound is below
+``1 - alpha ** (1/n)``, the guard against changes too rare to be seen. The
+shares are made non-decreasing in ``n`` (pool adjacent violators) before the
+smallest sufficient ``n`` is read off. Each
 ``n`` uses its own generator seeded with ``(seed, n)``, so a plan is
 reproducible and adding ``n`` values does not change the others. Simulated
 permutation tests use 199 random relabellings (exact enumeration when there
 are at most 1,000), enough to tell ``p <= 0.05`` apart.
 
-Choosing the margin
--------------------
-The margin is the largest change you accept, as a multiple of the jitter floor.
-Choose it *before* looking at the A/B data, from the A/A pilot and from what
-matters for your product: the table printed here shows, for each ``n``, how
-large the ratio's upper bound typically is when nothing changed. A margin
-below that cannot be certified at that ``n``; a margin far above it accepts
-changes that dwarf the jitter. Never derive the margin from the comparison you
-are testing (e.g. "just above its observed ratio"): the test would then certify
-whatever it measured.
+Choosing the tolerance
+----------------------
+The tolerance is the largest change you accept, in the metric's units (for
+``js``/``tv`` the share of probability mass moved). Choose it *before* looking
+at the A/B data, from what matters for your product; the table printed here
+shows, for each ``n``, how large the upper bound typically is when nothing
+changed. A tolerance below that cannot be certified at that ``n``. Never
+derive it from the comparison you are testing (e.g. "just above its observed
+change"): the test would then certify whatever it measured.
 """
 
 from __future__ import annotations
@@ -86,12 +88,12 @@ _SIM_MAX_EXACT: Final = 1000
 _SLOWEST_RATE: Final = 0.5
 
 _EPILOG: Final = """\
-choosing the margin:
-  The margin is the largest change you accept, in multiples of the jitter floor (the
-  mean distance between two calls of the same request). Choose it before looking at
-  the A/B data: from this A/A pilot (the table shows how large the ratio's upper bound
-  gets when nothing changed) and from what matters for your product. Never derive it
-  from the comparison you are testing: the test would certify whatever it measured.
+choosing the tolerance:
+  The tolerance is the largest change you accept, in the metric's units (js/tv: the
+  share of probability mass moved; default 0.3). Choose it before looking at the A/B
+  data, from what matters for your product (the table shows how large the upper bound
+  gets when nothing changed). Never derive it from the comparison you are testing:
+  the test would certify whatever it measured.
 
 pilot size:
   A pilot of m calls simulates up to m/2 trials per arm (two arms of distinct calls);
@@ -100,7 +102,7 @@ pilot size:
 examples:
   rolecheck compare --local --variant-a a.yaml --variant-b a.yaml --trials 20 \\
       --cassette pilot.json                      # an A/A pilot of 40 calls
-  rolecheck plan pilot.json --margin 0.5 --effect 1.0
+  rolecheck plan pilot.json --tolerance 0.3 --effect 0.5
   rolecheck plan report.json --comparison 2 --arm all
 """
 
@@ -144,7 +146,7 @@ class PlanRow:
     ``p_equivalent``: share of A/A runs whose verdict is ``equivalent``;
     ``p_detect``: share of runs with the change whose verdict is
     ``different`` (None without ``--effect``). Both as made non-decreasing in
-    ``n`` by :func:`plan_trials` (``p_detect`` only when ``effect >= margin``).
+    ``n`` by :func:`plan_trials` (``p_detect`` only when ``effect > tolerance``).
     ``extrapolated``: ``2n`` exceeds the pilot's calls, so the row is scaled
     from the largest simulated one instead of simulated.
     """
@@ -166,7 +168,7 @@ class Plan:
     n_equivalence: int | None
     n_detect: int | None
     deterministic: bool
-    margin: float
+    tolerance: float
     effect: float | None
     alpha: float
     power: float
@@ -514,38 +516,40 @@ def _simulate(
     floor: float,
     n: int,
     *,
-    margin: float,
+    tolerance: float,
     effect: float | None,
     alpha: float,
+    bounded: bool,
     replications: int,
     seed: int,
 ) -> _Draws:
     import numpy as np
 
-    from ._stats import decide, matrix_equivalence, permutation_test
+    from ._stats import change_bound, decide, permutation_test
 
     rng = np.random.default_rng([seed, n])
     rho, se, upper = (np.empty(replications) for _ in range(3))
     s_rho, s_se, different, significant = (np.empty(replications) for _ in range(4))
     for r in range(replications):
         sub = _split(d, n, rng)
-        bound = matrix_equivalence(sub, n).ratio
+        bound = change_bound(sub, n, alpha=alpha, bounded=bounded)
         rho[r], se[r], upper[r] = bound.estimate, bound.se, bound.upper
         if effect is None:
             continue
         shifted = sub.copy()
         # Each B call moves by its own amount: the jitter of a random pilot call.
-        move = effect * floor * rng.choice(weights, size=n)
+        move = effect * rng.choice(weights, size=n)
         shifted[:n, n:] += move[None, :]
         shifted[n:, :n] += move[:, None]
-        moved = matrix_equivalence(shifted, n).ratio
+        moved = change_bound(shifted, n, alpha=alpha, bounded=bounded)
         s_rho[r], s_se[r] = moved.estimate, moved.se
         p = permutation_test(
             shifted, n, seed=seed + r, max_exact=_SIM_MAX_EXACT, n_resamples=_SIM_RESAMPLES
         ).p_value
-        # The verdict assert_*_differ needs: equivalence wins when the bound is under the
-        # margin, so a significant p-value alone is not a detection.
-        verdict = decide(p_value=p, alpha=alpha, bound=moved, limit=margin, n=n).verdict
+        # The verdict assert_*_differ needs: significant and shown above the tolerance.
+        verdict = decide(
+            p_value=p, alpha=alpha, bound=moved, tolerance=tolerance, n=n, bounded=bounded
+        ).verdict
         different[r] = verdict == "different"
         significant[r] = p <= alpha
     return _Draws(
@@ -608,15 +612,17 @@ class _Planner:
         d: FloatArray,
         floor: float,
         *,
-        margin: float,
+        tolerance: float,
         effect: float | None,
         alpha: float,
+        bounded: bool,
         replications: int,
         seed: int,
     ) -> None:
         self.d = d
         self.floor = floor
-        self.margin = margin
+        self.tolerance = tolerance
+        self.bounded = bounded
         self.effect = effect
         self.alpha = alpha
         self.replications = replications
@@ -634,9 +640,10 @@ class _Planner:
                 self.weights,
                 self.floor,
                 n,
-                margin=self.margin,
+                tolerance=self.tolerance,
                 effect=self.effect,
                 alpha=self.alpha,
+                bounded=self.bounded,
                 replications=self.replications,
                 seed=self.seed,
             )
@@ -667,10 +674,10 @@ class _Planner:
 
         raw = [self._rows[n] for n in sorted(self._rows)]
         eq = _monotone([r.p_equivalent for r in raw])
-        if self.effect is not None and self.effect >= self.margin:
+        if self.effect is not None and self.effect > self.tolerance:
             det: list[float | None] = list(_monotone([r.p_detect or 0.0 for r in raw]))
         else:
-            # Below the margin more trials *certify* the change: no monotone trend to impose.
+            # Below the tolerance more trials *certify* the change: no monotone trend to impose.
             det = [r.p_detect for r in raw]
         return tuple(
             dataclasses.replace(r, p_equivalent=e, p_detect=p)
@@ -685,7 +692,7 @@ class _Planner:
         finite = np.where(np.isfinite(upper), upper, np.inf)
         return PlanRow(
             n=n,
-            p_equivalent=float(np.mean(finite < self.margin)),
+            p_equivalent=float(np.mean(finite < self.tolerance)),
             # inverted_cdf never interpolates, so an unbounded (inf) bound gives inf, not NaN
             median_upper=float(np.quantile(finite, 0.5, method="inverted_cdf")),
             q90_upper=float(np.quantile(finite, 0.9, method="inverted_cdf")),
@@ -701,15 +708,16 @@ class _Planner:
         import numpy as np
         from scipy import stats
 
-        from ._stats import CONFIDENCE
+        from ._stats import smallest_certifiable
 
         base = self.draws(self.largest)
-        t_upper = float(stats.t.ppf(CONFIDENCE, n - 1))
+        t_upper = float(stats.t.ppf(1.0 - self.alpha, n - 1))
+        guard = smallest_certifiable(n, self.alpha) if self.bounded else -np.inf
         # A/A: estimate and SE both shrink like n**-beta around 0.
         scale = (self.largest / n) ** self.beta
         with np.errstate(invalid="ignore"):
             upper = (base.rho + t_upper * base.se) * scale
-        upper = np.where(np.isnan(upper), np.inf, upper)
+        upper = np.maximum(np.where(np.isnan(upper), np.inf, upper), guard)
         different: FloatArray | None = None
         if (
             base.shifted_rho is not None
@@ -725,26 +733,25 @@ class _Planner:
             shrink = math.sqrt(self.largest / n)
             est = np.where(ok, centre + (base.shifted_rho - centre) * shrink, 0.0)
             se = np.where(ok, base.shifted_se * shrink, 0.0)
-            t_lower = float(stats.t.ppf(1.0 - self.alpha, n - 1))
+            t_lower = float(stats.t.ppf(1.0 - self.alpha / 2, n - 1))
             lower = np.where(ok, est - t_lower * se, -np.inf)
-            equivalent = ok & (est + t_upper * se < self.margin)
-            detected = (base.significant > 0) | (lower > 0)
-            different = (~equivalent & detected).astype(float)
+            detected = ((base.significant > 0) | (lower > 0)) & (lower > self.tolerance)
+            different = detected.astype(float)
         return self._summary(n, upper, different, extrapolated=True)
 
 
 def _validate_plan(
-    margin: float,
+    tolerance: float,
     effect: float | None,
     alpha: float,
     power: float,
     replications: int,
     max_trials: int,
 ) -> None:
-    if not margin > 0 or not math.isfinite(margin):
-        raise _fail(f"--margin {margin}: expected a number > 0 (e.g. 0.5).")
+    if not tolerance > 0 or not math.isfinite(tolerance):
+        raise _fail(f"--tolerance {tolerance}: expected a number > 0 (e.g. 0.3).")
     if effect is not None and (not effect > 0 or not math.isfinite(effect)):
-        raise _fail(f"--effect {effect}: expected a number > 0 (a multiple of the floor).")
+        raise _fail(f"--effect {effect}: expected a number > 0 (in the metric's units).")
     if not 0 < alpha < 1:
         raise _fail(f"--alpha {alpha}: expected a number in (0, 1).")
     if not 0 < power < 1:
@@ -758,9 +765,10 @@ def _validate_plan(
 def plan_trials(
     matrix: npt.ArrayLike,
     *,
-    margin: float = 0.5,
+    tolerance: float | None = None,
     effect: float | None = None,
     alpha: float = 0.05,
+    bounded: bool = True,
     power: float = 0.8,
     replications: int = 200,
     seed: int = 0,
@@ -773,15 +781,18 @@ def plan_trials(
     matrix : array_like, shape (m, m)
         Distances between the calls of an A/A pilot (one configuration),
         ``m >= 8``.
-    margin : float, default 0.5
-        Equivalence margin (ratio of the change to the floor).
+    tolerance : float, optional
+        The largest change that still counts as equivalent (metric units);
+        default :data:`~pytest_rolecheck._stats.DEFAULT_TOLERANCE`.
     effect : float, optional
-        Effect to detect, as a multiple of the floor: each simulated call of
-        arm B moves away from the calls of arm A by ``effect * floor * w``
-        (``w``: relative jitter of a random pilot call, mean 1). None: plan for
-        equivalence only.
+        Effect to detect, in the metric's units: each simulated call of arm B
+        moves away from the calls of arm A by ``effect * w`` (``w``: relative
+        jitter of a random pilot call, mean 1). None: plan for equivalence only.
     alpha : float, default 0.05
         Significance level of the difference test.
+    bounded : bool, default True
+        The metric's values lie in [0, 1] (js, tv, first_token): the bounds
+        include the unseen-change guard.
     power : float, default 0.8
         Required share of simulated runs reaching the goal.
     replications : int, default 200
@@ -796,7 +807,7 @@ def plan_trials(
     Plan
         The floor estimate, the table and the smallest ``n`` reaching
         ``power`` for each goal (None when ``max_trials`` is not enough, and
-        for detection when ``effect < margin``: such a change is meant to be
+        for detection when ``effect <= tolerance``: such a change is meant to be
         certified equivalent). A deterministic pilot (floor 0) needs no
         simulation: 4 trials detect any difference, and equivalence means
         identical outputs.
@@ -809,21 +820,22 @@ def plan_trials(
     Notes
     -----
     Rows with ``2n <= m`` are simulated: each run splits ``2n`` distinct
-    pilot calls into two arms and applies the engine's own rules (the jackknife
-    bound of :func:`pytest_rolecheck._stats.matrix_equivalence`, the
+    pilot calls into two arms and applies the engine's own rules (the bounds
+    of :func:`pytest_rolecheck._stats.change_bound`, the
     permutation test and :func:`pytest_rolecheck._stats.decide`). A row counts
     as detecting the change only where the verdict is ``different``.
 
     Rows with ``2n > m`` are extrapolated from the runs at ``n0 = m // 2``
     (no pilot call is used twice): without a change, the ratio estimate and
-    its standard error are scaled by ``(n0 / n) ** beta``, ``beta`` fitted to
+    its standard error are scaled by ``(n0 / n) ** beta`` (the upper bound never
+    below the unseen-change guard), ``beta`` fitted to
     the simulated rows and clipped to [0.5, 1]; with the change, the estimate
     shrinks towards its mean and its SE like ``sqrt(n0 / n)``, and the
     jackknife lower bound above 0 stands in for the permutation test.
 
     The shares are made non-decreasing in ``n`` by pooling adjacent
     violators before the smallest passing ``n`` is read off (not for
-    detection when ``effect < margin``, whose share falls as ``n`` grows).
+    detection when ``effect <= tolerance``, whose share falls as ``n`` grows).
     The grid 4, 5, 6, 7, 8, 10, 12, ... is searched until both goals are
     reached, then the gap below the first passing value is bisected.
     Monte-Carlo error of a share is about ``sqrt(p (1 - p) / R)`` (0.028 at
@@ -838,11 +850,15 @@ def plan_trials(
     .. [3] M. J. Anderson, "A new method for non-parametric multivariate
        analysis of variance", Austral Ecology 26, pp. 32-46, 2001.
     """
+    from ._stats import DEFAULT_TOLERANCE
+
     d = _validate_matrix(matrix)
-    _validate_plan(margin, effect, alpha, power, replications, max_trials)
+    if tolerance is None:
+        tolerance = DEFAULT_TOLERANCE
+    _validate_plan(tolerance, effect, alpha, power, replications, max_trials)
     floor = estimate_floor(d, seed=seed)
     common: dict[str, Any] = {
-        "margin": margin,
+        "tolerance": tolerance,
         "effect": effect,
         "alpha": alpha,
         "power": power,
@@ -864,13 +880,14 @@ def plan_trials(
     planner = _Planner(
         d,
         floor.floor,
-        margin=margin,
+        tolerance=tolerance,
         effect=effect,
         alpha=alpha,
+        bounded=bounded,
         replications=replications,
         seed=seed,
     )
-    goals = ["eq"] + (["detect"] if effect is not None and effect >= margin else [])
+    goals = ["eq"] + (["detect"] if effect is not None and effect > tolerance else [])
 
     def first(goal: str) -> int | None:
         for r in planner.rows():
@@ -935,26 +952,26 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         description=(
             "Estimate the noise floor from an A/A pilot (a cassette of a run whose arms send "
             "the same request, or a JSON report of one) and, by resampling the pilot's calls "
-            "(seeded), how many trials per arm certify equivalence at --margin, or detect a "
-            "change of --effect times the floor, with the requested power (default 80%)."
+            "(seeded), how many trials per arm certify equivalence at --tolerance, or detect a "
+            "change of --effect (metric units), with the requested power (default 80%)."
         ),
         epilog=_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("pilot", type=Path, help="cassette (.json) or JSON report of the pilot")
     parser.add_argument(
-        "--margin",
+        "--tolerance",
         type=float_in(0.0, None, low_open=True),
-        default=0.5,
-        help="equivalence margin, a multiple of the floor (default: %(default)s)",
+        default=None,
+        help="largest change that still counts as equivalent, in the metric's units "
+        "(js/tv: share of probability mass moved; default: 0.3)",
     )
     parser.add_argument(
         "--effect",
         type=float_in(0.0, None, low_open=True),
         default=None,
-        help="change to detect, a multiple of the floor (e.g. 1.0: calls of "
-        "different arms twice as far apart as the jitter); below --margin such a change is "
-        "meant to pass as equivalent",
+        help="change to detect, in the metric's units (e.g. 0.5: half the probability "
+        "mass moves); at or below --tolerance such a change is meant to pass as equivalent",
     )
     parser.add_argument(
         "--alpha",
@@ -1041,7 +1058,8 @@ def format_plan(pilot: Pilot, plan: Plan) -> list[str]:
             "No statistics are needed on such a backend: any difference between two arms is "
             f"detected with the minimum of {MIN_TRIALS} trials per arm, and equivalence means "
             "identical outputs (also shown with "
-            f"{MIN_TRIALS} trials). Margin and effect size play no role.",
+            f"{MIN_TRIALS} trials). The change is then known exactly and compared with the "
+            "tolerance directly.",
             f"trials per arm: {MIN_TRIALS}",
         ]
         return lines
@@ -1074,16 +1092,16 @@ def format_plan(pilot: Pilot, plan: Plan) -> list[str]:
             line += f"  {r.p_detect or 0.0:>12.2f}"
         lines.append(line + ("  extrapolated" if r.extrapolated else "  simulated"))
     lines.append(
-        "  P(equivalent): share of A/A runs with verdict `equivalent` (ratio upper bound < "
-        f"margin {plan.margin:g})."
+        "  P(equivalent): share of A/A runs with verdict `equivalent` (upper bound of the "
+        f"change < tolerance {plan.tolerance:g})."
     )
     if detect:
         lines.append(
-            f"  P(different): share of runs with a change of {plan.effect:g} x the floor whose "
-            f"verdict is `different` (p <= {plan.alpha:g} and upper bound >= margin), what "
+            f"  P(different): share of runs with a change of {plan.effect:g} whose verdict is "
+            f"`different` (p <= {plan.alpha:g} and lower bound > tolerance), what "
             "assert_*_differ needs."
         )
-    both = plan.effect is not None and plan.effect >= plan.margin
+    both = plan.effect is not None and plan.effect > plan.tolerance
     monotone = "both shares" if both else "P(equivalent)"
     lines.append(f"  {monotone} made non-decreasing in trials (adjacent rows pooled).")
     if any(r.extrapolated for r in plan.rows):
@@ -1094,7 +1112,7 @@ def format_plan(pilot: Pilot, plan: Plan) -> list[str]:
         )
     if detect:
         lines.append(
-            f"  assumed change: every call of arm B moves {plan.effect:g} x floor x w away from "
+            f"  assumed change: every call of arm B moves {plan.effect:g} x w away from "
             "arm A's calls (w: the relative jitter of a random pilot call, mean 1); each arm's "
             "own jitter stays as in the pilot. A change that also makes calls noisier, or shows "
             "in only some calls, needs more trials than P(different) says."
@@ -1102,23 +1120,23 @@ def format_plan(pilot: Pilot, plan: Plan) -> list[str]:
     lines.append("")
     pct = f"{plan.power:.0%}"
     lines.append(
-        f"to certify equivalence at margin {plan.margin:g} with {pct} power: "
-        + _answer(plan.n_equivalence, plan, "widen the margin (see the A/A upper bounds above)")
+        f"to certify equivalence at tolerance {plan.tolerance:g} with {pct} power: "
+        + _answer(plan.n_equivalence, plan, "widen the tolerance (see the A/A upper bounds above)")
     )
-    if plan.effect is not None and plan.effect < plan.margin:
+    if plan.effect is not None and plan.effect <= plan.tolerance:
         lines.append(
-            f"a change of {plan.effect:g} x the floor is below the margin {plan.margin:g}: it is "
+            f"a change of {plan.effect:g} is not above the tolerance {plan.tolerance:g}: it is "
             "meant to pass as equivalent, so no number of trials makes assert_*_differ pass "
-            "reliably (P(different) tends to 0 as trials grow). To detect it, choose a margin "
-            f"below {plan.effect:g}."
+            "reliably (P(different) tends to 0 as trials grow). To detect it, choose a "
+            f"tolerance below {plan.effect:g}."
         )
     elif plan.effect is not None:
         lines.append(
-            f"to detect a change of {plan.effect:g} x the floor with {pct} power at alpha "
+            f"to detect a change of {plan.effect:g} with {pct} power at alpha "
             f"{plan.alpha:g}: " + _answer(plan.n_detect, plan, "use a larger --effect")
         )
     lines.append(
-        "choose the margin from this A/A pilot and what matters to you, before looking at the "
+        "choose the tolerance from what matters to you, before looking at the "
         "A/B data (see `rolecheck plan --help`)"
     )
     return lines
@@ -1138,13 +1156,16 @@ def _answer(n: int | None, plan: Plan, otherwise: str) -> str:
 
 def run(args: argparse.Namespace) -> int:
     """Run ``rolecheck plan`` with parsed arguments; return the exit status."""
+    from ._distances import BOUNDED_METRICS
+
     try:
         pilot = load_pilot(args.pilot, metric=args.metric, arm=args.arm, comparison=args.comparison)
         plan = plan_trials(
             pilot.matrix,
-            margin=args.margin,
+            tolerance=args.tolerance,
             effect=args.effect,
             alpha=args.alpha,
+            bounded=pilot.metric in BOUNDED_METRICS,
             power=args.power,
             replications=args.replications,
             seed=args.seed,

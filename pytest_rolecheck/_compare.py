@@ -7,26 +7,22 @@ distances (:mod:`~pytest_rolecheck._distances`) -> statistics
 Two designs:
 
 ``"all-pairs"`` (default)
-    Distances between every pair of calls. ``floor`` is the pooled
-    call-to-call jitter of both arms, ``½(mean within-A + mean within-B)``,
-    ``excess`` the mean cross-arm distance minus the floor,
-    ``ratio = excess / floor``.
+    Distances between every pair of calls. The *change* is
+    ``cross - min(within_a, within_b)``: how much further a call of one arm is
+    from the other arm's calls than from its own arm's (linear in a mixture:
+    a share ``q`` of answers rewritten moves it by ``q``).
     Difference test: permutation test of the cross-vs-within Mann-Whitney U.
-    Equivalence: jackknife upper bound of the ratio (or of the excess, with
-    ``max_excess_tv``).
 ``"seed"``
     The forum experiment: one baseline call, distances of every trial to it,
-    two-sided ``scipy.stats.mannwhitneyu`` of B's distances against A's.
-    ``floor`` is A's mean distance to the baseline, ``excess`` B's minus A's,
-    the ratio as above; equivalence needs both jackknife bounds of the ratio
-    inside ``(-margin, margin)`` (B much *closer* to an A baseline than A's own
-    trials is a difference too). Everything hinges on one call, so prefer the
-    default.
+    two-sided ``scipy.stats.mannwhitneyu`` of B's distances against A's. The
+    change is ``mean(B) - mean(A)``; both signs count. Everything hinges on
+    one call, so prefer the default.
 
-Verdict rules: see :func:`pytest_rolecheck._stats.decide`, plus the
-deterministic short-cut: when every within-arm distance is exactly 0 (a
-bit-reproducible backend) no statistics are needed, and the arms are
-equivalent iff every cross distance is at most ``1e-6``.
+Verdict rules: :func:`pytest_rolecheck._stats.decide`, the same on every
+path: *equivalent* iff the upper bound of the change is below ``tolerance``,
+*different* iff the test is significant and the lower bound is above it. On
+a deterministic backend (every within-arm distance exactly 0) the change is
+known exactly and compared with ``tolerance`` directly.
 """
 
 from __future__ import annotations
@@ -41,7 +37,14 @@ import numpy as np
 import numpy.typing as npt
 
 from . import _stats
-from ._distances import distance_matrix, divergence_position, get_metric
+from ._distances import (
+    BLIND_METRICS,
+    BOUNDED_METRICS,
+    available_metrics,
+    distance_matrix,
+    divergence_position,
+    get_metric,
+)
 from ._errors import NothingToCompareError, RolecheckAssertionError, RolecheckUsageError
 from ._parse import ParsedCall, parse_response
 from ._stats import ArmSummary, Bound, FlipSummary, Verdict
@@ -51,7 +54,7 @@ __all__ = ["Comparison", "assert_different", "assert_equivalent", "compare"]
 Metric = Callable[[ParsedCall, ParsedCall], float]
 
 _UNITS: dict[str, str] = {
-    "js": "bits",
+    "js": "bits, share of mass moved",
     "tv": "share of probability mass",
     "tok_l1": "nats",
     "first_token": "bits",
@@ -75,18 +78,18 @@ class Comparison:
         See :func:`pytest_rolecheck._stats.decide`.
     p_value : float or None
         Difference-test p-value (None on a deterministic backend).
+    change : float
+        The size of the change between the arms, in the metric's units:
+        ``cross - min(within_a, within_b)`` (all-pairs) or
+        ``mean(B) - mean(A)`` of the trials' distances to the baseline (seed).
+    change_upper, change_lower, change_se : float or None
+        Its ``1 - alpha`` upper and lower bounds and standard error (None on a
+        deterministic backend, where the change is known exactly).
+    tolerance : float
+        The largest change that still counts as equivalent.
     floor : float
-        Jitter floor: the pooled call-to-call jitter of both arms,
-        ``½(mean within-A + mean within-B)`` (all-pairs), or A's mean
-        distance to the baseline (seed design).
-    excess : float
-        ``cross - floor`` (all-pairs) or ``mean(B) - mean(A)`` (seed design).
-    ratio, ratio_upper, ratio_lower, ratio_se : float or None
-        ``excess / floor``, its 95% upper and lower bounds and jackknife
-        standard error (None on a deterministic backend; infinite bounds if
-        undefined). The lower bound is used only by the seed design.
-    excess_upper, excess_lower, excess_se : float or None
-        Same for the absolute excess (used with ``max_excess_tv``).
+        Descriptive: ``½(within_a + within_b)`` (seed design: A's mean
+        distance to the baseline).
     n_a, n_b : int
         Calls per arm (trials, without the baseline, in the seed design).
     deterministic : bool
@@ -107,32 +110,28 @@ class Comparison:
         Cliff's delta of cross vs within distances (seed design: B's vs A's
         distances to the baseline); descriptive.
     flips : FlipSummary
-        Share of calls whose text differs from their arm's most common text.
+        Share of each arm's calls whose text differs from A's most common text.
     recommended_trials : int or None
-        For an inconclusive verdict: calls per arm likely to settle it.
+        For an inconclusive verdict: calls per arm likely to settle it, when
+        more trials are what is missing.
     advice : str
         What to do next, in plain words.
     """
 
     verdict: Verdict
     p_value: float | None
+    change: float
+    change_upper: float | None
+    change_lower: float | None
+    change_se: float | None
+    tolerance: float
     floor: float
-    excess: float
-    ratio: float | None
-    ratio_upper: float | None
-    ratio_lower: float | None
-    ratio_se: float | None
-    excess_upper: float | None
-    excess_lower: float | None
-    excess_se: float | None
     n_a: int
     n_b: int
     deterministic: bool
     metric: str
     design: str
     alpha: float
-    margin: float
-    max_excess_tv: float | None
     labels: tuple[str, str]
     summary_a: ArmSummary
     summary_b: ArmSummary
@@ -165,36 +164,26 @@ class Comparison:
         """Return every field but the parsed calls as JSON-serialisable values.
 
         Non-finite numbers become ``None``; the matrix becomes nested lists.
-        ``tv``/``tv_upper`` repeat ``excess``/``excess_upper`` when the metric
-        is ``"tv"`` (else ``None``).
         """
-        is_tv = self.metric == "tv"
         return {
             "verdict": self.verdict,
             "headline": self.headline,
             "p_value": _json_num(self.p_value),
+            "change": _json_num(self.change),
+            "change_upper": _json_num(self.change_upper),
+            "change_lower": _json_num(self.change_lower),
+            "change_se": _json_num(self.change_se),
+            "tolerance": float(self.tolerance),
             "floor": _json_num(self.floor),
-            "excess": _json_num(self.excess),
-            "ratio": _json_num(self.ratio),
-            "ratio_upper": _json_num(self.ratio_upper),
-            "ratio_lower": _json_num(self.ratio_lower),
-            "ratio_se": _json_num(self.ratio_se),
-            "excess_upper": _json_num(self.excess_upper),
-            "excess_lower": _json_num(self.excess_lower),
-            "excess_se": _json_num(self.excess_se),
-            "tv": _json_num(self.excess) if is_tv else None,
-            "tv_upper": _json_num(self.excess_upper) if is_tv else None,
             "within_a": _json_num(self.within_a),
             "within_b": _json_num(self.within_b),
             "cross": _json_num(self.cross),
-            "n_a": self.n_a,
-            "n_b": self.n_b,
-            "deterministic": self.deterministic,
+            "n_a": int(self.n_a),
+            "n_b": int(self.n_b),
+            "deterministic": bool(self.deterministic),
             "metric": self.metric,
             "design": self.design,
-            "alpha": self.alpha,
-            "margin": self.margin,
-            "max_excess_tv": self.max_excess_tv,
+            "alpha": float(self.alpha),
             "labels": list(self.labels),
             "summary_a": _json_dict(self.summary_a.to_dict()),
             "summary_b": _json_dict(self.summary_b.to_dict()),
@@ -214,21 +203,17 @@ class Comparison:
             "advice": self.advice,
             "statistic": _json_num(self.statistic),
             "test": self.test,
-            "difference_detected": self.difference_detected,
-            "equivalence_shown": self.equivalence_shown,
-            "seed": self.seed,
+            "difference_detected": bool(self.difference_detected),
+            "equivalence_shown": bool(self.equivalence_shown),
+            "seed": int(self.seed),
         }
 
     # ------------------------------------------------------------------ report
-    def _bounds(self, lower: float, upper: float, digits: int) -> str:
-        if self.design == "seed":
-            return f"95% bounds {_n(lower, digits)} .. {_n(upper, digits)}"
-        return f"95% upper bound {_n(upper, digits)}"
-
     def __str__(self) -> str:
         a, b = self.labels
         unit = _UNITS.get(self.metric, "metric units")
-        design = "seed design" if self.design == "seed" else "all-pairs design"
+        seed = self.design == "seed"
+        design = "seed design" if seed else "all-pairs design"
         lines = [f"rolecheck: {a} vs {b} -> {self.verdict.upper()}", f"  {self.headline}"]
         lines += [f"  Note: {note}" for note in self.notes]
         lines.append("")
@@ -241,36 +226,29 @@ class Comparison:
             )
         else:
             lines.append(f"  difference test  not needed ({self.test})")
-        floor_what = (
-            f"mean distance of {a}'s trials to the baseline"
-            if self.design == "seed"
-            else "½(within-A + within-B): pooled distance between calls of the same arm"
-        )
-        cross_what = (
-            f"mean distance of {b}'s trials to the baseline"
-            if self.design == "seed"
-            else "mean distance between calls of different arms"
-        )
-        lines.append(f"  jitter floor     {_n(self.floor)} ({floor_what})")
-        lines.append(f"  cross mean       {_n(self.cross)} ({cross_what})")
-        excess_line = f"  excess           {_n(self.excess)} (cross - floor"
-        if self.excess_upper is not None and self.excess_lower is not None:
-            excess_line += "; " + self._bounds(self.excess_lower, self.excess_upper, 4)
-            if self.max_excess_tv is not None:
-                excess_line += f", tolerance max_excess_tv {self.max_excess_tv:g}"
-        lines.append(excess_line + ")")
-        if self.ratio is not None:
-            ratio_line = f"  ratio            {_n(self.ratio, 3)} (excess / floor"
-            if self.ratio_upper is not None:
-                ratio_line += f"; SE {_n(self.ratio_se or 0.0, 3)}; " + self._bounds(
-                    self.ratio_lower if self.ratio_lower is not None else -math.inf,
-                    self.ratio_upper,
-                    3,
-                )
-                if self.max_excess_tv is None:
-                    ratio_line += f", margin {self.margin:g}"
-            lines.append(ratio_line + ")")
-        what = "distances to the baseline" if self.design == "seed" else "within-arm distances"
+        if seed:
+            lines.append(f"  {a + ' trials':<16} mean distance to the baseline {_n(self.within_a)}")
+            lines.append(f"  {b + ' trials':<16} mean distance to the baseline {_n(self.within_b)}")
+            what = f"mean({b}) - mean({a}) distance to the baseline"
+        else:
+            lines.append(
+                f"  within arms      {a} {_n(self.within_a)}, {b} {_n(self.within_b)} (mean "
+                f"distance between two calls of the same arm)"
+            )
+            lines.append(
+                f"  cross mean       {_n(self.cross)} (mean distance between calls of different "
+                f"arms)"
+            )
+            what = "cross - smaller within-arm mean"
+        change = f"  change           {_n(self.change)} ({what}"
+        if self.change_upper is not None and self.change_lower is not None:
+            change += (
+                f"; {1 - self.alpha:.0%} bounds {_n(self.change_lower)} .. {_n(self.change_upper)}"
+            )
+        elif self.deterministic:
+            change += "; exact: deterministic backend"
+        lines.append(change + f"; tolerance {self.tolerance:g})")
+        what = "distances to the baseline" if seed else "within-arm distances"
         for label, s in ((a, self.summary_a), (b, self.summary_b)):
             lines.append(
                 f"  {label:<16} mean {_n(s.mean)}  std {_n(s.std)}  min {_n(s.min)}  "
@@ -280,9 +258,7 @@ class Comparison:
             lines.append(f"  {a} trials: {_list(self.trial_distances_a)}")
             lines.append(f"  {b} trials: {_list(self.trial_distances_b)}")
         delta_what = (
-            f"{b}'s vs {a}'s distances to the baseline"
-            if self.design == "seed"
-            else "cross vs within distances"
+            f"{b}'s vs {a}'s distances to the baseline" if seed else "cross vs within distances"
         )
         lines.append(
             f"  Cliff's delta    {self.cliffs_delta:+.2f} ({delta_what}; 0 = no tendency, +1 = "
@@ -291,7 +267,7 @@ class Comparison:
         f = self.flips
         lines.append(
             f"  text flips       {a} {f.changed_a}/{f.n_a}, {b} {f.changed_b}/{f.n_b} calls differ "
-            f"from their arm's most common text (Fisher p = {_p(f.p_value)})"
+            f"from {a}'s most common text (Fisher p = {_p(f.p_value)})"
         )
         if self.fingerprints_a or self.fingerprints_b:
             lines.append(
@@ -313,7 +289,7 @@ def _json_num(value: float | None) -> float | None:
 
 
 def _json_dict(values: Mapping[str, float | int]) -> dict[str, float | int | None]:
-    return {k: v if isinstance(v, int) else _json_num(v) for k, v in values.items()}
+    return {k: int(v) if isinstance(v, int) else _json_num(v) for k, v in values.items()}
 
 
 def _json_list(values: Sequence[float] | None) -> list[float | None] | None:
@@ -322,7 +298,7 @@ def _json_list(values: Sequence[float] | None) -> list[float | None] | None:
 
 def _n(value: float, digits: int = 4) -> str:
     if not math.isfinite(value):
-        return "unbounded" if value > 0 else str(value)
+        return "unbounded" if value > 0 else "-unbounded"
     return f"{value:.{digits}g}"
 
 
@@ -342,26 +318,34 @@ class _Options:
     metric_fn: Metric
     metric: str
     alpha: float
-    margin: float
-    max_excess_tv: float | None
+    tolerance: float
     design: str
     seed: int
     labels: tuple[str, str]
+    bounded: bool  # metric values in [0, 1]: the unseen-change guard applies
+    blind: str | None  # why this metric cannot certify equivalence (None: it can)
 
 
 def check_options(
     *,
     metric: str | Metric,
     alpha: float,
-    margin: float,
-    max_excess_tv: float | None,
+    tolerance: float | None,
     design: str,
     seed: int,
     baseline: Any,
     labels: Sequence[str],
+    max_excess_tv: float | None = None,
+    margin: Any = None,
 ) -> _Options:
     """Validate every option of :func:`compare`; also used before calls are made."""
-    _stats.validate_options(alpha=alpha, margin=margin, max_excess_tv=max_excess_tv, design=design)
+    if margin is not None:
+        raise RolecheckUsageError(
+            f"margin={margin!r} is no longer supported: a tolerance relative to the measured "
+            f"jitter let a change inflate the very floor it was measured against. Pass an "
+            f"absolute tolerance= instead, the largest share of probability mass that may move "
+            f"(default {_stats.DEFAULT_TOLERANCE})."
+        )
     if isinstance(metric, str):
         fn = get_metric(metric)  # unknown names raise, listing available_metrics()
         name = metric
@@ -373,12 +357,29 @@ def check_options(
             f"metric={metric!r} is neither a metric name nor a callable; pass a name such as "
             f"'js' (see available_metrics()) or a function fn(a, b) -> float."
         )
-    if max_excess_tv is not None and fn is not get_metric("tv"):
+    if max_excess_tv is not None:
+        # The former name of the absolute tolerance, kept as an alias (tv only).
+        if fn is not get_metric("tv"):
+            raise RolecheckUsageError(
+                f"max_excess_tv={max_excess_tv!r} is the former name of tolerance= for "
+                f"metric='tv' (got metric={name!r}); pass tolerance={max_excess_tv!r} instead."
+            )
+        if tolerance is not None:
+            raise RolecheckUsageError(
+                "pass either tolerance= or its former name max_excess_tv=, not both."
+            )
+        tolerance = max_excess_tv
+    if tolerance is None:
+        tolerance = _stats.DEFAULT_TOLERANCE
+    _stats.validate_options(alpha=alpha, tolerance=tolerance, design=design)
+    builtin = {m: get_metric(m) for m in available_metrics()}
+    bounded = any(fn is builtin.get(m) for m in BOUNDED_METRICS)
+    blind = next((why for m, why in BLIND_METRICS.items() if fn is builtin.get(m)), None)
+    if bounded and tolerance > 1:
         raise RolecheckUsageError(
-            f"max_excess_tv={max_excess_tv!r} is an absolute tolerance in total-variation units "
-            f"(share of probability mass moved) and only has that meaning with metric='tv' "
-            f"(got metric={name!r}). Pass metric='tv' together with max_excess_tv, or drop "
-            f"max_excess_tv and use margin= (a relative tolerance that works with any metric)."
+            f"tolerance={tolerance!r} is not allowed with metric={name!r}: its values are a share "
+            f"of probability mass in [0, 1], so the tolerance must be in (0, 1], e.g. "
+            f"{_stats.DEFAULT_TOLERANCE} (the default)."
         )
     if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
         raise RolecheckUsageError(
@@ -404,11 +405,12 @@ def check_options(
         metric_fn=fn,
         metric=name,
         alpha=float(alpha),
-        margin=float(margin),
-        max_excess_tv=None if max_excess_tv is None else float(max_excess_tv),
+        tolerance=float(tolerance),
         design=design,
         seed=seed,
         labels=(labels[0], labels[1]),
+        bounded=bounded,
+        blind=blind,
     )
 
 
@@ -447,12 +449,13 @@ def compare(
     *,
     metric: str | Metric = "js",
     alpha: float = 0.05,
-    margin: float = 0.5,
-    max_excess_tv: float | None = None,
+    tolerance: float | None = None,
     design: str = "all-pairs",
     seed: int = 0,
     baseline: Any = None,
     labels: Sequence[str] = ("A", "B"),
+    max_excess_tv: float | None = None,
+    margin: Any = None,
 ) -> Comparison:
     """Decide whether two arms of chat completions behave the same.
 
@@ -468,15 +471,15 @@ def compare(
         Per-call distance: a registered name (``available_metrics()``) or a
         function ``fn(a, b) -> float``.
     alpha : float, default 0.05
-        Significance level of the difference test.
-    margin : float, default 0.5
-        Equivalence margin: the largest acceptable change, as a multiple of the
-        jitter floor (the ratio ``excess / floor``): the pooled call-to-call
-        jitter of both arms, ``½(within-A + within-B)``; in the seed design,
-        A's mean distance to the baseline.
-    max_excess_tv : float, optional
-        Absolute tolerance instead of ``margin``: the largest acceptable
-        excess in total-variation units. Only with ``metric="tv"``.
+        Significance level of the difference test and ``1 -`` the confidence
+        of the bounds.
+    tolerance : float, optional
+        The largest change that still counts as equivalent, chosen before
+        looking at data: for ``js``, ``tv`` and ``first_token`` the share of
+        probability mass moved, in (0, 1]; default
+        :data:`~pytest_rolecheck._stats.DEFAULT_TOLERANCE` (0.3). ``n`` calls
+        per arm cannot certify a tolerance below ``1 - alpha ** (1/n)``
+        (0.259 for 10 calls, 0.139 for 20, 0.095 for 30).
     design : {"all-pairs", "seed"}, default "all-pairs"
         ``"seed"`` reproduces the forum experiment (one baseline call).
     seed : int, default 0
@@ -487,6 +490,11 @@ def compare(
         A's trials are then ``responses_a[1:]``.
     labels : (str, str), default ("A", "B")
         Names of the arms in the report.
+    max_excess_tv : float, optional
+        Former name of ``tolerance`` (``metric="tv"`` only).
+    margin : None
+        Removed (a tolerance relative to the jitter floor); passing it raises
+        with what to use instead.
 
     Returns
     -------
@@ -503,19 +511,18 @@ def compare(
 
     Notes
     -----
-    Verdict rules (all-pairs design; the seed design applies the same rules
-    to per-trial distances):
+    One rule on every path (:func:`pytest_rolecheck._stats.decide`):
 
-    1. If every within-arm distance is exactly 0 (a deterministic backend):
-       ``"equivalent"`` iff every cross distance is <= 1e-6, else
-       ``"different"``. No p-value, no ratio.
-    2. Otherwise ``"equivalent"`` if the jackknife 95% upper bound of
-       ``ratio`` is below ``margin`` (of ``excess``, below ``max_excess_tv``)
-       -- even when the difference test is also significant (a small but real
-       difference within the tolerance; noted in the report).
-    3. Else ``"different"`` if the permutation p-value is <= ``alpha``.
-    4. Else ``"inconclusive"``, with a recommended number of trials. A
-       non-significant difference test is never reported as equivalence.
+    1. ``"equivalent"`` iff the ``1 - alpha`` upper bound of the change is
+       below ``tolerance`` (and the metric can see every change: ``tok_l1``
+       and ``seed`` never certify equivalence);
+    2. ``"different"`` iff the difference test is significant **and** the
+       lower bound of the change is above ``tolerance``;
+    3. otherwise ``"inconclusive"``, with advice that says whether more
+       trials would help.
+
+    On a deterministic backend (every within-arm distance exactly 0) the
+    change is known exactly and compared with ``tolerance`` directly.
 
     References
     ----------
@@ -530,12 +537,13 @@ def compare(
     opts = check_options(
         metric=metric,
         alpha=alpha,
-        margin=margin,
-        max_excess_tv=max_excess_tv,
+        tolerance=tolerance,
         design=design,
         seed=seed,
         baseline=baseline,
         labels=labels,
+        max_excess_tv=max_excess_tv,
+        margin=margin,
     )
     calls_a = _parse_arm(responses_a, opts.labels[0])
     calls_b = _parse_arm(responses_b, opts.labels[1])
@@ -567,10 +575,16 @@ class _Core:
 
 
 def _compare_all_pairs(
-    calls_a: tuple[ParsedCall, ...], calls_b: tuple[ParsedCall, ...], opts: _Options
+    calls_a: tuple[ParsedCall, ...],
+    calls_b: tuple[ParsedCall, ...],
+    opts: _Options,
+    d: npt.NDArray[np.float64] | None = None,
 ) -> Comparison:
+    # ``d``: the distance matrix when already computed (the calibration benchmark reuses one
+    # matrix of 20 + 20 calls for its 5 + 5 and 10 + 10 comparisons).
     n_a, n_b = len(calls_a), len(calls_b)
-    d = distance_matrix(calls_a + calls_b, opts.metric_fn)
+    if d is None:
+        d = distance_matrix(calls_a + calls_b, opts.metric_fn)
     energy = _stats.energy_statistics(d, n_a)
     within_a, within_b, cross = _stats.split_pairs(d, n_a)
     core = _Core(
@@ -590,7 +604,7 @@ def _compare_all_pairs(
         baseline=None,
     )
     if energy.floor == 0.0:
-        return _deterministic(core, calls_a, calls_b, opts)
+        return _deterministic(core, calls_a, calls_b, opts, energy.cross)
     perm = _stats.permutation_test(d, n_a, seed=opts.seed)
     if perm.exact:
         test = f"permutation test, all {perm.n_relabellings:,} relabellings of the calls"
@@ -600,7 +614,7 @@ def _compare_all_pairs(
             f"seed {opts.seed}"
         )
     test += f"; U = {perm.statistic:,.1f}"
-    eq = _stats.matrix_equivalence(d, n_a)
+    bound = _stats.change_bound(d, n_a, alpha=opts.alpha, bounded=opts.bounded)
     extra: list[str] = []
     if perm.smallest_p > opts.alpha:
         extra.append(
@@ -608,7 +622,9 @@ def _compare_all_pairs(
             f"({perm.smallest_p:.3g}), so the difference test can never be significant; use "
             f"more trials per arm or a larger alpha."
         )
-    return _statistical(core, calls_a, calls_b, opts, perm.p_value, perm.statistic, test, eq, extra)
+    return _statistical(
+        core, calls_a, calls_b, opts, perm.p_value, perm.statistic, test, bound, extra
+    )
 
 
 def _compare_seed(
@@ -623,7 +639,7 @@ def _compare_seed(
                 f"design='seed' uses the first response of arm {opts.labels[0]!r} as the baseline, "
                 f"leaving {max(len(calls_a) - 1, 0)} trial(s); at least "
                 f"{_stats.MIN_CALLS_PER_ARM} trials per arm are needed (the Mann-Whitney test "
-                f"cannot reach p <= 0.05 with fewer, and the jackknife is unstable). Pass "
+                f"cannot reach p <= 0.05 with fewer, and the bounds are unstable). Pass "
                 f"{_stats.MIN_CALLS_PER_ARM + 1} or more responses for {opts.labels[0]!r}, or "
                 f"baseline= separately."
             )
@@ -652,14 +668,14 @@ def _compare_seed(
         trial_distances_b=tuple(float(x) for x in d_b),
         baseline=base,
     )
-    if core.floor == 0.0:
-        return _deterministic(core, trials_a, calls_b, opts)
+    if core.floor == 0.0 and not np.any(core.matrix[n_a:, n_a:]):
+        # A's trials equal the baseline and B's calls equal each other: the change is exact.
+        return _deterministic(core, trials_a, calls_b, opts, core.cross)
     res = _stats.baseline_test(d_a, d_b)
     test = (
         f"Mann-Whitney U of {opts.labels[1]}'s vs {opts.labels[0]}'s distances to the baseline, "
         f"two-sided, {res.method}; U = {res.statistic:g}"
     )
-    eq = _stats.trial_equivalence(d_a, d_b)
     extra: list[str] = []
     modal = Counter(c.text for c in trials_a).most_common(1)[0][0]
     if base.text != modal:
@@ -677,7 +693,10 @@ def _compare_seed(
             f"difference test can never be significant; use more trials per arm or a larger "
             f"alpha."
         )
-    return _statistical(core, trials_a, calls_b, opts, res.p_value, res.statistic, test, eq, extra)
+    bound = _stats.trial_change_bound(d_a, d_b, alpha=opts.alpha, bounded=opts.bounded)
+    return _statistical(
+        core, trials_a, calls_b, opts, res.p_value, res.statistic, test, bound, extra
+    )
 
 
 # --------------------------------------------------------------------------- assembly
@@ -714,24 +733,29 @@ def _flip_warning(flips: FlipSummary, opts: _Options, verdict: Verdict) -> str |
         return None
     a, b = opts.labels
     return (
-        f"the share of calls whose text differs from their arm's most common text differs "
+        f"the share of calls whose text differs from {a}'s most common text differs "
         f"({a} {flips.changed_a}/{flips.n_a}, {b} {flips.changed_b}/{flips.n_b}, Fisher p = "
         f"{_p(flips.p_value)}): rare flips are behaviour too; read the texts "
         f"(to_dict()['texts_a'] and ['texts_b'])."
     )
 
 
-def _floor_words(opts: _Options) -> str:
-    """What the ratio is a multiple of, in words."""
-    if opts.design == "seed":
-        return f"{opts.labels[0]}'s trials' distance to the baseline"
-    return "the pooled call-to-call jitter of both arms"
+_SEED_BLIND = (
+    "the seed design measures each trial's distance to one baseline call, and two arms "
+    "equally far from that call can still differ from each other"
+)
 
 
-def _limit_words(opts: _Options) -> str:
-    if opts.max_excess_tv is not None:
-        return f"max_excess_tv {opts.max_excess_tv:g}"
-    return f"margin {opts.margin:g}"
+def _blind_words(opts: _Options, statistical: bool = True) -> str:
+    if opts.blind is None and statistical and opts.design == "seed":
+        return (
+            f"the seed design cannot certify equivalence ({_SEED_BLIND}); it can still show a "
+            f"difference. Use design='all-pairs' (the default) to show equivalence."
+        )
+    return (
+        f"metric {opts.metric!r} cannot certify equivalence ({opts.blind}); it can still show "
+        f"a difference. Use metric='js' (the default) or 'tv' to show equivalence."
+    )
 
 
 def _statistical(
@@ -742,81 +766,60 @@ def _statistical(
     p_value: float,
     statistic: float,
     test: str,
-    eq: _stats.EquivalenceResult,
+    bound: Bound,
     extra_warnings: list[str],
 ) -> Comparison:
     a, b = opts.labels
-    absolute = opts.max_excess_tv is not None
-    bound: Bound = eq.excess if absolute else eq.ratio
-    limit = opts.max_excess_tv if opts.max_excess_tv is not None else opts.margin
+    tol = opts.tolerance
     n = min(core.n_a, core.n_b)
     two_sided = opts.design == "seed"
+    # With a metric in [0, 1], a change beyond an arm's own spread can be at most
+    # 1 - within: when calls of the same arm already part (nearly) always, the metric has
+    # no room to show a change of the tolerance's size, and a small estimate means nothing.
+    room = 1.0 - min(core.within_a, core.within_b) if opts.bounded and not two_sided else 1.0
     decision = _stats.decide(
-        p_value=p_value, alpha=opts.alpha, bound=bound, limit=limit, n=n, two_sided=two_sided
+        p_value=p_value,
+        alpha=opts.alpha,
+        bound=bound,
+        tolerance=tol,
+        n=n,
+        two_sided=two_sided,
+        bounded=opts.bounded,
+        can_certify=opts.blind is None and not two_sided and room > tol,
     )
     delta, flips, fp_a, fp_b, warnings = _descriptives(core, calls_a, calls_b, opts)
     warnings += extra_warnings
     flip_warning = _flip_warning(flips, opts, decision.verdict)
     if flip_warning:
         warnings.append(flip_warning)
-    if not math.isfinite(eq.ratio.upper) and not absolute:
-        warnings.append(
-            "the jitter floor vanishes when one call is left out (all other calls are identical), "
-            "so the relative bound is unbounded: the backend is nearly deterministic. Use more "
-            "trials, or metric='tv' with max_excess_tv= for an absolute tolerance."
-        )
 
-    notes: list[str] = []
+    conf = f"{1 - opts.alpha:.0%}"
+    est = _n(bound.estimate)
     reach = max(bound.upper, -bound.lower) if two_sided else bound.upper
-    which = "bounds" if two_sided else "upper bound"
-    size = (
-        f"{_n(reach)} TV (95% {which} of the excess)"
-        if absolute
-        else f"{_n(reach, 3)}x {_floor_words(opts)} (95% {which} of the ratio)"
-    )
+    notes: list[str] = []
     if decision.verdict == "equivalent":
         headline = (
-            f"With 95% confidence, switching {a} -> {b} moves the outputs by at most {size}, "
-            f"below the {_limit_words(opts)}."
+            f"With {conf} confidence, switching {a} -> {b} changes the outputs by at most "
+            f"{_n(reach)} (upper bound; estimate {est}), below the tolerance {tol:g}."
         )
-        if decision.difference_detected:
+        if p_value <= opts.alpha:
             notes.append(
-                f"a small but real difference was detected (p = {_p(p_value)} <= alpha "
-                f"{opts.alpha:g}); it is within the {_limit_words(opts)}."
+                f"a small difference is detectable (p = {_p(p_value)} <= alpha {opts.alpha:g}); "
+                f"it is within the tolerance {tol:g}."
             )
         advice = "nothing to do: the change is within the tolerance you declared."
-        if decision.difference_detected:
-            advice += (
-                " If even a change this small matters, lower "
-                + ("max_excess_tv=" if absolute else "margin=")
-                + f" below {_n(abs(bound.estimate), 3)} (the estimate) and the verdict becomes "
-                "'different'."
-            )
     elif decision.verdict == "different":
-        est = f"{_n(bound.estimate)} TV" if absolute else f"{_n(bound.estimate, 3)}x the jitter"
-        how = (
-            f"{b}'s trials are at a different distance from the baseline than {a}'s"
-            if two_sided
-            else "calls of different arms are further apart than calls of the same arm"
-        )
         headline = (
-            f"{b} behaves differently from {a}: {how} (p = {_p(p_value)} <= alpha "
-            f"{opts.alpha:g}); estimated change {est}."
+            f"{b} behaves differently from {a}: the change {est} is significant (p = "
+            f"{_p(p_value)} <= alpha {opts.alpha:g}) and larger than the tolerance {tol:g} "
+            f"({conf} lower bound {_n(bound.effect_lower)})."
         )
-        widen = "max_excess_tv=" if absolute else "margin="
         advice = (
-            f"if the change is intended, assert it with assert_different(...); if not, look at "
-            f"the texts and fingerprints of the two arms. To accept a change of this size as "
-            f"equivalent you would need {widen} above {_n(reach, 3)} (its 95% {which})."
+            "if the change is intended, assert it with assert_different(...); if not, look at "
+            "the texts and fingerprints of the two arms."
         )
     else:
-        headline = (
-            f"Inconclusive: no significant difference (p = {_p(p_value)} > alpha "
-            f"{opts.alpha:g}), but the change may be as large as {size}, not below the "
-            f"{_limit_words(opts)}. This is not evidence of equivalence."
-        )
-        advice = _inconclusive_advice(decision.recommended_trials, bound, reach, limit, opts, n)
-
+        headline, advice = _inconclusive(bound, p_value, decision, opts, n, reach, room)
     return _assemble(
         core,
         calls_a,
@@ -825,15 +828,10 @@ def _statistical(
         (delta, flips, fp_a, fp_b),
         verdict=decision.verdict,
         p_value=p_value,
-        floor=core.floor,
-        excess=eq.excess.estimate,
-        ratio=eq.ratio.estimate,
-        ratio_upper=eq.ratio.upper,
-        ratio_lower=eq.ratio.lower,
-        ratio_se=eq.ratio.se,
-        excess_upper=eq.excess.upper,
-        excess_lower=eq.excess.lower,
-        excess_se=eq.excess.se,
+        change=bound.estimate,
+        change_upper=bound.upper,
+        change_lower=bound.lower,
+        change_se=bound.se,
         deterministic=False,
         warnings=tuple(warnings),
         recommended_trials=decision.recommended_trials,
@@ -847,32 +845,78 @@ def _statistical(
     )
 
 
-def _inconclusive_advice(
-    recommended: int | None, bound: Bound, reach: float, limit: float, opts: _Options, n: int
-) -> str:
-    knob = "max_excess_tv=" if opts.max_excess_tv is not None else "margin="
-    widen = (
-        f"or widen the tolerance (above {knob}{_n(reach, 3)} would pass with these data, if a "
-        f"change that large is acceptable)"
-        if math.isfinite(reach)
-        else f"or widen the tolerance ({knob})"
+def _inconclusive(
+    bound: Bound,
+    p_value: float,
+    decision: _stats.Decision,
+    opts: _Options,
+    n: int,
+    reach: float,
+    room: float,
+) -> tuple[str, str]:
+    """Headline and advice of an inconclusive verdict; more trials only where they help."""
+    tol = opts.tolerance
+    conf = f"{1 - opts.alpha:.0%}"
+    est = abs(bound.estimate)
+    if room <= tol and reach < tol:
+        headline = (
+            f"Inconclusive: calls of the same arm already differ by {_n(1 - room)} on average "
+            f"(the metric's maximum is 1), so a change beyond that spread can be at most "
+            f"{_n(room)}, not the tolerance {tol:g}: this metric cannot certify equivalence here."
+        )
+        return headline, (
+            "each arm's own calls part almost every time (e.g. greedy decoding that flips at "
+            "near-ties somewhere in a long completion): compare fewer tokens (max_tokens=) or "
+            "the first token (metric='first_token'), or compare the texts or tool-call outcomes."
+        )
+    if (opts.blind is not None or opts.design == "seed") and reach < tol:
+        headline = (
+            f"Inconclusive: the change is below the tolerance {tol:g} by this measure "
+            f"(upper bound {_n(reach)}), but {_blind_words(opts)}"
+        )
+        fix = "metric='js'" if opts.blind is not None else "design='all-pairs'"
+        return headline, f"compare with {fix} (the default) to certify equivalence."
+    sig = (
+        f"p = {_p(p_value)} <= alpha {opts.alpha:g}"
+        if p_value <= opts.alpha
+        else f"p = {_p(p_value)} > alpha {opts.alpha:g}"
     )
-    if recommended is None:
-        return f"increase trials (now {n} per arm) {widen}."
-    if abs(bound.estimate) >= limit:
-        lead = (
-            f"the estimate ({_n(bound.estimate, 3)}) is already beyond the {_limit_words(opts)}, "
-            f"so more trials will more likely show a difference than equivalence: increase "
-            f"trials to ~{recommended} per arm to confirm it"
+    headline = (
+        f"Inconclusive: estimated change {_n(bound.estimate)}, {conf} bounds "
+        f"{_n(bound.lower)} .. {_n(bound.upper)} ({sig}); neither below nor shown above the "
+        f"tolerance {tol:g}. This is not evidence of equivalence."
+    )
+    floor = _stats.smallest_certifiable(n, opts.alpha) if opts.bounded else 0.0
+    rec = decision.recommended_trials
+    if est < tol:
+        why = (
+            f"the estimate is below the tolerance but {n} calls per arm leave the upper bound "
+            f"at {_n(reach)}"
         )
-        return f"{lead}, {widen}."
-    if recommended >= _stats.MAX_RECOMMENDED_TRIALS:
-        return (
-            f"the tolerance is very tight for this noise level: equivalence would need more "
-            f"than {_stats.MAX_RECOMMENDED_TRIALS:,} trials per arm. Widen the tolerance "
-            f"({knob}) instead."
+        if floor >= tol:
+            why += (
+                f" (with {n} calls per arm no tolerance below {floor:.3g} can be certified: a "
+                f"change that shows in a few calls out of {n} could go unseen)"
+            )
+        more = (
+            f"increase trials to ~{rec} per arm (now {n}); a rough estimate that assumes "
+            f"the change stays where it is"
+            if rec is not None
+            else "the tolerance is very tight for this noise: widen it (tolerance=) if a "
+            "larger change is acceptable"
         )
-    return f"increase trials to ~{recommended} per arm (now {n}) {widen}."
+        return headline, f"{why}: {more}."
+    if rec is not None:
+        return headline, (
+            f"the estimate is beyond the tolerance but not yet shown to be: more trials will "
+            f"more likely show a difference than equivalence; ~{rec} per arm (now {n}) would "
+            f"likely confirm it (rough estimate)."
+        )
+    return headline, (
+        f"the change is about as large as the tolerance {tol:g}, so more trials will not "
+        f"settle it soon. Decide whether a change of this size matters and set tolerance= "
+        f"accordingly, before looking at new data."
+    )
 
 
 def _assemble(
@@ -891,8 +935,8 @@ def _assemble(
         metric=opts.metric,
         design=opts.design,
         alpha=opts.alpha,
-        margin=opts.margin,
-        max_excess_tv=opts.max_excess_tv,
+        tolerance=opts.tolerance,
+        floor=core.floor,
         labels=opts.labels,
         summary_a=core.summary_a,
         summary_b=core.summary_b,
@@ -941,85 +985,73 @@ def _first_difference(a: ParsedCall, b: ParsedCall) -> str:
     return "different (the metric sees a difference the tokens do not show)"
 
 
-def _distinct_outputs(within: npt.NDArray[np.float64]) -> int:
-    """Number of groups of calls at distance 0 from each other (within one arm)."""
-    seen: list[int] = []
-    for i in range(within.shape[0]):
-        if not any(within[i, j] == 0.0 for j in seen):
-            seen.append(i)
-    return len(seen)
-
-
 def _deterministic(
     core: _Core,
     calls_a: Sequence[ParsedCall],
     calls_b: Sequence[ParsedCall],
     opts: _Options,
+    change: float,
 ) -> Comparison:
+    # Every call within each arm is identical: the change is known exactly and is
+    # compared with the tolerance directly, like the bounds on every other path.
     a, b = opts.labels
+    tol = opts.tolerance
     delta, flips, fp_a, fp_b, warnings = _descriptives(core, calls_a, calls_b, opts)
-    max_cross = float(np.max(core.cross_values))
-    equivalent = max_cross <= _stats.DETERMINISTIC_TOLERANCE
-    verdict: Verdict = "equivalent" if equivalent else "different"
+    verdict: Verdict
+    if change > tol:
+        verdict = "different"
+    elif change < tol and opts.blind is None:
+        verdict = "equivalent"
+    else:
+        verdict = "inconclusive"
     reference = core.baseline if core.baseline is not None else calls_a[0]
-    if equivalent:
-        texts = {c.text for c in (*calls_a, *calls_b)}
-        if len(texts) == 1:
-            headline = (
-                f"deterministic backend: outputs identical (every call of both arms gives the "
-                f"same output; largest distance between arms {max_cross:.3g} <= "
-                f"{_stats.DETERMINISTIC_TOLERANCE:g})."
-            )
-        else:
-            # Sampling (temperature > 0) picks different tokens from the same
-            # distributions: the model behaves identically, the draws differ.
-            headline = (
-                f"deterministic backend: identical next-token distributions (every call of "
-                f"both arms saw the same distributions up to its first diverging token; the "
-                f"{len(texts)} distinct texts come from sampling; largest distance between arms "
-                f"{max_cross:.3g} <= {_stats.DETERMINISTIC_TOLERANCE:g})."
+    texts = {c.text for c in (*calls_a, *calls_b)}
+    where = (
+        "every call of both arms gives the same output"
+        if change == 0.0 and len(texts) == 1
+        else f"{_first_difference(reference, calls_b[0])} ({a} vs {b})"
+        if change > 0.0
+        else "every call of both arms saw the same next-token distributions up to its first "
+        f"diverging token; the {len(texts)} distinct texts come from sampling"
+    )
+    if verdict == "equivalent":
+        headline = (
+            f"deterministic backend: {where}; the change is exactly {_n(change)}, below the "
+            f"tolerance {tol:g}."
+        )
+        advice = "nothing to do: both arms behave the same within the tolerance on this backend."
+        if change == 0.0 and len(texts) > 1:
+            warnings.append(
+                "the texts differ only where sampling drew different tokens from identical "
+                "distributions; if the sampled outputs themselves matter, compare them "
+                "(text flips above) or compare tool-call outcomes."
             )
             if opts.metric == "first_token":
                 warnings.append(
-                    "the texts differ and metric 'first_token' compares only the first "
-                    "position; use metric='js' to compare every position up to the first "
-                    "divergence."
+                    "metric 'first_token' compares only the first position; use metric='js' to "
+                    "compare every position up to the first divergence."
                 )
-            else:
-                warnings.append(
-                    "the texts differ only where sampling drew different tokens from identical "
-                    "distributions; if the sampled outputs themselves matter, compare them "
-                    "(text flips above) or compare tool-call outcomes."
-                )
-        advice = "nothing to do: both arms behave the same on this backend."
-    else:
-        worst = int(np.argmax(core.cross_values.reshape(-1)))
-        other = calls_b[worst % len(calls_b)]
-        if core.baseline is None:
-            # all-pairs: floor 0 means both within-arm means are 0.
-            why = "every call within an arm is identical, so any difference is real"
-        else:
-            # Seed design: floor 0 says only that A's trials equal the baseline.
-            why = f"every trial of {a} is identical to the baseline"
-            n_b_outputs = _distinct_outputs(core.matrix[core.n_a :, core.n_a :])
-            if n_b_outputs == 1:
-                why += f", and so is every call of {b} to each other"
-            else:
-                why += f"; {b}'s calls vary ({n_b_outputs} distinct outputs in {core.n_b})"
-                warnings.append(
-                    f"only {a}'s trials are identical: {b}'s calls differ from each other, so "
-                    f"the backend is not deterministic for {b}. The verdict rests on {a}'s "
-                    f"{core.n_a} identical trials; use design='all-pairs' to compare the arms "
-                    f"with statistics."
-                )
+    elif verdict == "different":
         headline = (
-            f"deterministic backend: outputs {_first_difference(reference, other)} "
-            f"({a} vs {b}; {why}; largest distance {max_cross:.4g})."
+            f"deterministic backend: outputs {where}; every call within an arm is identical, so "
+            f"the change is exactly {_n(change)}, above the tolerance {tol:g}."
         )
         advice = (
             "if the change is intended, assert it with assert_different(...); otherwise the "
             "variants really produce different outputs on this backend; inspect the texts."
         )
+    elif change < tol:
+        headline = (
+            f"Inconclusive: deterministic backend, change exactly {_n(change)}, but "
+            f"{_blind_words(opts, statistical=False)}"
+        )
+        advice = "compare with metric='js' (the default) to certify equivalence."
+    else:
+        headline = (
+            f"Inconclusive: deterministic backend, the change is exactly {_n(change)}, equal to "
+            f"the tolerance {tol:g}."
+        )
+        advice = "decide whether a change of this size matters and set tolerance= accordingly."
     return _assemble(
         core,
         calls_a,
@@ -1028,15 +1060,10 @@ def _deterministic(
         (delta, flips, fp_a, fp_b),
         verdict=verdict,
         p_value=None,
-        floor=0.0,
-        excess=core.cross,
-        ratio=None,
-        ratio_upper=None,
-        ratio_lower=None,
-        ratio_se=None,
-        excess_upper=None,
-        excess_lower=None,
-        excess_se=None,
+        change=change,
+        change_upper=None,
+        change_lower=None,
+        change_se=None,
         deterministic=True,
         warnings=tuple(warnings),
         recommended_trials=None,
@@ -1047,10 +1074,11 @@ def _deterministic(
         test=(
             "deterministic backend: every within-arm distance is 0"
             if core.baseline is None
-            else f"deterministic backend: every trial of {a} is at distance 0 from the baseline"
+            else f"deterministic backend: every trial of {a} equals the baseline and every call "
+            f"of {b} equals the others"
         ),
-        difference_detected=not equivalent,
-        equivalence_shown=equivalent,
+        difference_detected=verdict == "different",
+        equivalence_shown=verdict == "equivalent",
     )
 
 
@@ -1082,15 +1110,10 @@ def _all_tied(
         (delta, flips, fp_a, fp_b),
         verdict="inconclusive",
         p_value=1.0,
-        floor=core.floor,
-        excess=0.0,
-        ratio=0.0,
-        ratio_upper=None,
-        ratio_lower=None,
-        ratio_se=None,
-        excess_upper=None,
-        excess_lower=None,
-        excess_se=None,
+        change=0.0,
+        change_upper=None,
+        change_lower=None,
+        change_se=None,
         deterministic=False,
         warnings=tuple(warnings),
         recommended_trials=None,
@@ -1122,13 +1145,30 @@ def _assertion_message(expected: Verdict, result: Comparison) -> str:
         head = f"assert_different failed: no difference between {a} and {b} was shown"
         if result.verdict == "equivalent":
             todo = (
-                "what to do: the arms are equivalent within the tolerance; if any detectable "
-                "difference should count, lower margin= (or max_excess_tv=); if the change was "
-                "supposed to matter, check that the variants really differ."
+                "what to do: the arms are equivalent within the tolerance; if a change this "
+                "small should count, lower tolerance= (decided before looking at the data); if "
+                "the change was supposed to matter, check that the variants really differ."
             )
         else:
             todo = f"what to do: {result.advice}"
     return f"{head} (verdict: {result.verdict}).\n\n{result}\n\n{todo}"
+
+
+def refuse_blind_equivalence(metric: object) -> None:
+    """Refuse an equivalence assertion with a metric that cannot see every change.
+
+    Raises
+    ------
+    RolecheckUsageError
+        For ``tok_l1`` and ``seed``, with the reason and what to use instead.
+    """
+    why = BLIND_METRICS.get(metric) if isinstance(metric, str) else None
+    if why is not None:
+        raise RolecheckUsageError(
+            f"an equivalence assertion cannot pass with metric={metric!r}: {why}. Use "
+            f"metric='js' (the default) or 'tv' to assert equivalence; {metric!r} can still "
+            f"assert a difference."
+        )
 
 
 def assert_equivalent(
@@ -1151,6 +1191,7 @@ def assert_equivalent(
         ``"different"`` or ``"inconclusive"``.
     """
     __tracebackhide__ = True
+    refuse_blind_equivalence(options.get("metric", "js"))
     result = compare(responses_a, responses_b, **options)
     if result.verdict != "equivalent":
         raise RolecheckAssertionError(_assertion_message("equivalent", result))

@@ -28,7 +28,27 @@ condition on different prefixes and are not comparable. With no divergence,
 all positions of the shorter call are compared (tokens past the end of the
 shorter call are not seen: an end-of-sequence token is not part of the
 logprobs, so compare texts or finish reasons to catch length changes).
-The distance is the mean of the per-position values.
+For ``js`` and ``tv`` the per-position values ``v_t`` combine as
+``1 - prod_t (1 - v_t)``: with ``tv`` this is the chance that two coupled
+samples part somewhere along the compared prefix, and the value still reads
+"share of probability mass moved" (a mean over the ``k + 1`` compared
+positions would dilute a change at position ``k`` by ``1/(k + 1)``). One
+exception makes an answer-changing flip count fully: when the calls diverge
+at a position where *each* generated token is its own call's single top listed
+token (no other token within 1e-6 nats of it), both decodes took their most
+likely token and still parted, so the distance is ``1.0`` (greedy decoding
+parts there with certainty, however close the two distributions are). Tokens
+drawn by sampling are rarely both top tokens of different distributions, so
+identical distributions still give 0 whatever was sampled. ``tok_l1`` is the
+mean of its per-position values.
+
+Floating-point noise
+--------------------
+A position whose two distributions differ by less than :data:`NOISE_MASS`
+(``1e-6`` of probability mass, i.e. logprob differences of ~1e-6 nats) counts
+as identical and contributes exactly ``0.0`` to ``js`` and ``tv``: rounding
+must not make a bit-reproducible backend look noisy, nor a jittered one
+"different".
 
 Edge cases
 ----------
@@ -41,11 +61,11 @@ Edge cases
 Metrics
 -------
 ``js`` (default)
-    Jensen–Shannon divergence in bits (in ``[0, 1]``), averaged over the
-    compared positions.
+    Jensen–Shannon divergence in bits (in ``[0, 1]``, at most ``tv``),
+    combined over the compared positions as above.
 ``tv``
     Total variation ``½·Σ|p − q|`` with the same construction: the fraction of
-    probability mass moved, in ``[0, 1]``.
+    probability mass moved along the compared prefix, in ``[0, 1]``.
 ``tok_l1``
     Mean ``|Δ logprob|`` (nats) over the union tokens of each position (floor
     for a missing token, the ``other`` bucket excluded), averaged over the
@@ -61,7 +81,8 @@ Metrics
     outweigh everything else. Sensitive to shifts in the tail that JS barely
     registers.
 ``first_token``
-    JS at position 0 only, for one-token classification prompts.
+    JS at position 0 only, for one-token classification prompts (``1.0`` when
+    the two calls' first tokens differ and each is its call's top token).
 ``seed``
     The forum experiment's metric, reproduced exactly: at each position ``i``
     of the shorter call, candidates are compared **by rank** ``j`` (``j``-th
@@ -99,7 +120,10 @@ from ._errors import RolecheckUsageError
 from ._parse import LOGPROB_FLOOR, ParsedCall, Position
 
 __all__ = [
+    "BLIND_METRICS",
+    "BOUNDED_METRICS",
     "DEFAULT_METRIC",
+    "NOISE_MASS",
     "TOK_L1_MIN_LOGPROB",
     "Metric",
     "available_metrics",
@@ -133,6 +157,36 @@ TOK_L1_MIN_LOGPROB: float = -30.0
 _TOK_L1_FLOOR_SHARE = 0.5
 
 _EMPTY_BOUNDED = 1.0
+
+#: A position whose two distributions differ by less than this total variation
+#: (probability mass) counts as identical: such differences are floating-point
+#: rounding and server jitter (logprob changes of ~1e-6 nats), not behaviour.
+NOISE_MASS: float = 1e-6
+
+# A generated token within this many nats of the top listed one counts as the top token.
+_GREEDY_SLACK = 1e-6
+
+# Metrics aggregated as "the chance that coupled samples part along the compared
+# prefix", 1 - prod(1 - v_t), instead of a mean over positions.
+_PARTING = frozenset({"js", "tv"})
+
+#: Metrics whose values lie in [0, 1] and mean "share of probability mass moved"
+#: (js in bits is at most tv): the tolerance is read in those units and the
+#: change bound guards against changes too rare to be seen (see ``_stats``).
+BOUNDED_METRICS: frozenset[str] = frozenset({"js", "tv", "first_token"})
+
+#: Metrics that cannot see some behaviour changes, with the reason: they may
+#: report a change but never certify equivalence.
+BLIND_METRICS: dict[str, str] = {
+    "tok_l1": (
+        "tok_l1 averages |delta logprob| over every listed token, so two near-tied top tokens "
+        "swapping places (the answer changes) moves it by a fraction of a nat"
+    ),
+    "seed": (
+        "seed compares candidates by rank, not by token, so a Yes 0.9 / No 0.1 answer and a "
+        "No 0.9 / Yes 0.1 answer look identical to it"
+    ),
+}
 _EMPTY_TOK_L1 = -TOK_L1_MIN_LOGPROB
 _EMPTY_SEED = -LOGPROB_FLOOR
 
@@ -218,13 +272,16 @@ def _pair_support(a: Position, b: Position) -> _PairSupport:
 
 
 def _js_bits(p: Sequence[float], q: Sequence[float]) -> float:
+    if _tv(p, q) < NOISE_MASS:
+        return 0.0
     kl_p = math.fsum(x * math.log2(2.0 * x / (x + y)) for x, y in zip(p, q, strict=True) if x > 0)
     kl_q = math.fsum(y * math.log2(2.0 * y / (x + y)) for x, y in zip(p, q, strict=True) if y > 0)
     return min(1.0, max(0.0, 0.5 * (kl_p + kl_q)))
 
 
 def _tv(p: Sequence[float], q: Sequence[float]) -> float:
-    return min(1.0, max(0.0, 0.5 * math.fsum(abs(x - y) for x, y in zip(p, q, strict=True))))
+    moved = 0.5 * math.fsum(abs(x - y) for x, y in zip(p, q, strict=True))
+    return 0.0 if moved < NOISE_MASS else min(1.0, moved)
 
 
 def _tok_l1(log_p: Sequence[float], log_q: Sequence[float]) -> float:
@@ -238,6 +295,16 @@ _POSITION_FUNCS: dict[str, Callable[[_PairSupport], float]] = {
     "tv": lambda s: _tv(s.p, s.q),
     "tok_l1": lambda s: _tok_l1(s.log_p, s.log_q),
 }
+
+
+def _greedy(position: Position) -> bool:
+    """Whether the generated token is the single most likely listed token at ``position``.
+
+    A token tied with another at the top is not: a decoder may take either, so parting
+    there is not certain.
+    """
+    near = [lp for key, _, lp in position.alternatives if key != position.key]
+    return all(lp < position.logprob - _GREEDY_SLACK for lp in near)
 
 
 def divergence_position(a: ParsedCall, b: ParsedCall) -> int | None:
@@ -310,6 +377,11 @@ def _averaged(a: ParsedCall, b: ParsedCall, metric: str, empty_value: float) -> 
     if not a.positions or not b.positions:
         return 0.0 if not a.positions and not b.positions else empty_value
     values = position_profile(a, b, metric).tolist()
+    if metric in _PARTING:
+        d = divergence_position(a, b)
+        if d is not None and _greedy(a.positions[d]) and _greedy(b.positions[d]):
+            return 1.0  # both calls took their own top token there: the decodes part for sure
+        return 1.0 - float(math.prod(1.0 - v for v in values))
     return math.fsum(values) / len(values)
 
 
@@ -324,7 +396,7 @@ def js_distance(a: ParsedCall, b: ParsedCall) -> float:
     Returns
     -------
     float
-        Mean per-position JS divergence in bits over the compared positions,
+        Per-position JS divergences in bits combined as ``1 - prod(1 - v_t)``,
         in ``[0, 1]``; ``0.0`` for identical or two empty calls, ``1.0`` when
         exactly one call is empty.
 
@@ -347,7 +419,7 @@ def tv_distance(a: ParsedCall, b: ParsedCall) -> float:
     Returns
     -------
     float
-        Mean per-position ``½·Σ|p − q|`` over the compared positions, in
+        Per-position ``½·Σ|p − q|`` combined as ``1 - prod(1 - v_t)``, in
         ``[0, 1]``: the share of probability mass moved. Empty-call rules as
         for :func:`js_distance`.
     """
@@ -390,7 +462,10 @@ def first_token_distance(a: ParsedCall, b: ParsedCall) -> float:
     """
     if not a.positions or not b.positions:
         return 0.0 if not a.positions and not b.positions else _EMPTY_BOUNDED
-    support = _pair_support(a.positions[0], b.positions[0])
+    pa, pb = a.positions[0], b.positions[0]
+    if pa.key != pb.key and _greedy(pa) and _greedy(pb):
+        return 1.0  # both took their top first token and still differ: the answer flipped
+    support = _pair_support(pa, pb)
     return _js_bits(support.p, support.q)
 
 
@@ -611,7 +686,7 @@ def _position_values(
         moved = (
             np.abs(pa - qa).sum(axis=2) + np.abs(pb - qb).sum(axis=2) + np.abs(other_a - other_b)
         )
-        tv: FloatArray = np.clip(0.5 * moved, 0.0, 1.0)
+        tv: FloatArray = np.where(0.5 * moved < NOISE_MASS, 0.0, np.clip(0.5 * moved, 0.0, 1.0))
         return tv
     s_p = packed.plogp[rows] + miss_a * _xlogx(floor_a) + _xlogx(other_a)
     s_q = packed.plogp[cols] + miss_b * _xlogx(floor_b) + _xlogx(other_b)
@@ -623,12 +698,23 @@ def _position_values(
     js_nats = 0.5 * (s_p + s_q) - s_m
     # Equal distributions give exactly 0 whatever order numpy sums the entropy terms in.
     same = (miss_a == 0) & (miss_b == 0) & (other_a == other_b) & (pa == qa).all(axis=2)
+    moved = np.abs(pa - qa).sum(axis=2) + np.abs(pb - qb).sum(axis=2) + np.abs(other_a - other_b)
+    same |= 0.5 * moved < NOISE_MASS  # floating-point noise, not a change
     js: FloatArray = np.clip(np.where(same, 0.0, js_nats / math.log(2.0)), 0.0, 1.0)
     return js
 
 
 IntArray = NDArray[np.int64]
 _PairsFn = Callable[[Sequence[ParsedCall], IntArray, IntArray], FloatArray]
+
+
+def _greedy_ids(calls: Sequence[ParsedCall], n_pos: int) -> NDArray[np.bool_]:
+    """(C, T): whether each call's generated token is its top listed token (see ``_greedy``)."""
+    out = np.zeros((len(calls), n_pos), dtype=bool)
+    for i, call in enumerate(calls):
+        for t, position in enumerate(call.positions[:n_pos]):
+            out[i, t] = _greedy(position)
+    return out
 
 
 def _lengths(calls: Sequence[ParsedCall]) -> IntArray:
@@ -655,7 +741,14 @@ def _averaged_pairs(
         width = int(compared.max())
         per_position = _position_values(_pack(calls, width), r, c, kind)
         mask = t[:, :width] < compared[:, None]
-        values[live] = np.where(mask, per_position, 0.0).sum(axis=1) / compared
+        if kind in _PARTING:
+            parting = 1.0 - np.where(mask, 1.0 - per_position, 1.0).prod(axis=1)
+            greedy = _greedy_ids(calls, width)
+            at = np.minimum(compared - 1, width - 1)
+            parted = differs.any(axis=1) & greedy[r, at] & greedy[c, at]
+            values[live] = np.where(parted, 1.0, parting)
+        else:
+            values[live] = np.where(mask, per_position, 0.0).sum(axis=1) / compared
     return values
 
 
@@ -665,7 +758,10 @@ def _first_token_pairs(calls: Sequence[ParsedCall], rows: IntArray, cols: IntArr
     values: FloatArray = np.where((len_a == 0) & (len_b == 0), 0.0, _EMPTY_BOUNDED)
     live = (len_a > 0) & (len_b > 0)
     if live.any():
-        values[live] = _position_values(_pack(calls, 1), rows[live], cols[live], "js")[:, 0]
+        r, c = rows[live], cols[live]
+        js = _position_values(_pack(calls, 1), r, c, "js")[:, 0]
+        gen, greedy = _generated_ids(calls, 1)[:, 0], _greedy_ids(calls, 1)[:, 0]
+        values[live] = np.where((gen[r] != gen[c]) & greedy[r] & greedy[c], 1.0, js)
     return values
 
 

@@ -223,31 +223,29 @@ def _plain_words_logprobs(row: Mapping[str, Any], d: Mapping[str, Any]) -> list[
         )
     elif seed:
         out.append(
-            f"Jitter floor: {_e(a)}'s trials are on average <b>{_fmt(d.get('floor'))}</b> "
+            f"{_e(a)}'s trials are on average <b>{_fmt(d.get('within_a'))}</b> "
             f"{_e(unit)} ({_e(metric)}) away from the baseline call (a call of {_e(a)})."
         )
         out.append(
             f"{_e(b)}'s trials are on average {_fmt(d.get('cross'))} {_e(unit)} away from it: "
-            f"{_fmt(d.get('excess'))} more than {_e(a)}'s own trials."
+            f"a change of {_fmt(d.get('change'))}."
         )
     else:
         out.append(
-            f"Jitter floor: two calls of the same arm differ by <b>{_fmt(d.get('floor'))}</b> "
-            f"{_e(unit)} ({_e(metric)}) on average — what repeating the same request costs."
+            f"Two calls of the same arm differ by {_fmt(d.get('within_a'))} ({_e(a)}) and "
+            f"{_fmt(d.get('within_b'))} ({_e(b)}) {_e(unit)} ({_e(metric)}) on average — what "
+            f"repeating the same request costs."
         )
         out.append(
             f"Two calls of different arms differ by {_fmt(d.get('cross'))} {_e(unit)} on "
-            f"average: {_fmt(d.get('excess'))} {_e(unit)} more than the floor."
+            f"average: a change of <b>{_fmt(d.get('change'))}</b> beyond the quieter arm's own "
+            f"spread."
         )
-    if d.get("ratio") is not None:
-        limit = (
-            f"the tolerance max_excess_tv {_fmt(d.get('max_excess_tv'))} on the excess"
-            if d.get("max_excess_tv") is not None
-            else f"the margin {_fmt(d.get('margin'))}"
-        )
+    if d.get("change_upper") is not None:
         out.append(
-            f"Relative change: {_fmt(d.get('ratio'), 3)} × the floor, 95% upper bound "
-            f"<b>{_fmt(d.get('ratio_upper'), 3)}</b> (equivalence needs the bound below {limit})."
+            f"Bounds of the change: {_fmt(d.get('change_lower'), 3)} .. "
+            f"<b>{_fmt(d.get('change_upper'), 3)}</b>; equivalence needs the upper bound below "
+            f"the tolerance {_fmt(d.get('tolerance'))}, a difference the lower bound above it."
         )
     if d.get("p_value") is not None:
         out.append(
@@ -258,7 +256,7 @@ def _plain_words_logprobs(row: Mapping[str, Any], d: Mapping[str, Any]) -> list[
     if flips:
         out.append(
             f"Text flips: {flips.get('changed_a')}/{flips.get('n_a')} calls of {_e(a)} and "
-            f"{flips.get('changed_b')}/{flips.get('n_b')} of {_e(b)} differ from their arm's "
+            f"{flips.get('changed_b')}/{flips.get('n_b')} of {_e(b)} differ from {_e(a)}'s "
             f"most common text (Fisher p = {_p(flips.get('p_value'))})."
         )
     if d.get("recommended_trials"):
@@ -274,15 +272,10 @@ def _plain_words_tools(row: Mapping[str, Any], d: Mapping[str, Any]) -> list[str
         f"{_e(b)}.",
     ]
     if d.get("tv") is not None:
-        if d.get("deterministic"):
-            # The shortcut decides without the bound; the bound says what n calls
-            # cannot exclude if the backend samples.
-            rule = (
-                "decided by the deterministic shortcut: every call within each arm agreed; "
-                "the bound is the rate an unseen outcome could still have with this many calls"
-            )
-        else:
-            rule = f"equivalence needs it below the tolerance {_fmt(d.get('tolerance'))}"
+        rule = (
+            f"equivalence needs the upper bound below the tolerance {_fmt(d.get('tolerance'))}, "
+            f"a difference the lower bound ({_fmt(d.get('tv_lower'), 3)}) above it"
+        )
         out.append(
             f"Share of calls whose outcome would have to change to turn one arm's outcome mix "
             f"into the other's (total variation): <b>{_fmt(d.get('tv'), 3)}</b>, upper bound "
@@ -320,15 +313,13 @@ def _numbers_table(row: Mapping[str, Any], d: Mapping[str, Any]) -> str:
         items = [
             ("calls per arm", f"{row.get('n_a')} + {row.get('n_b')}"),
             ("design, metric", f"{_e(d.get('design', '—'))}, {_e(d.get('metric', '—'))}"),
-            ("jitter floor", _fmt(row.get("floor"))),
-            ("excess (T)", _fmt(row.get("excess"))),
             (
-                "ratio [95% upper]",
-                "deterministic"
+                "change [upper bound]",
+                f"{_fmt(row.get('change'))} (exact, deterministic)"
                 if row.get("deterministic")
-                else f"{_fmt(row.get('ratio'), 3)} [{_fmt(row.get('ratio_upper'), 3)}]",
+                else f"{_fmt(row.get('change'), 3)} [{_fmt(row.get('change_upper'), 3)}]",
             ),
-            ("margin", _fmt(d.get("margin"))),
+            ("tolerance", _fmt(d.get("tolerance"))),
             ("p-value", _p(row.get("p_value"))),
             ("Cliff's delta", _fmt(d.get("cliffs_delta"), 2)),
         ]
@@ -488,15 +479,15 @@ def _summary(rows: Sequence[Mapping[str, Any]]) -> str:
     )
     lines = [
         "<table><tr><th>#</th><th>test</th><th>compared</th><th>verdict</th><th>n</th>"
-        "<th>ratio [upper] / TV [upper]</th><th>p</th></tr>"
+        "<th>change [upper] / TV [upper]</th><th>p</th></tr>"
     ]
     for i, r in enumerate(rows, 1):
         if r.get("kind") == "tool-calls":
             ratio = f"TV {_fmt(r.get('tv'), 3)} [{_fmt(r.get('tv_upper'), 3)}]"
         elif r.get("deterministic"):
-            ratio = "deterministic"
+            ratio = f"{_fmt(r.get('change'), 3)} (exact)"
         else:
-            ratio = f"{_fmt(r.get('ratio'), 3)} [{_fmt(r.get('ratio_upper'), 3)}]"
+            ratio = f"{_fmt(r.get('change'), 3)} [{_fmt(r.get('change_upper'), 3)}]"
         test = str(r.get("nodeid") or "(outside pytest)").rsplit("/", 1)[-1]
         lines.append(
             f"<tr><td>{i}</td><td class='mono'>{_e(test)}</td>"

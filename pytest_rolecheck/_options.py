@@ -163,10 +163,11 @@ OPTIONS: tuple[OptionSpec, ...] = (
         "alpha", _float_in(0.0, 1.0, low_open=True, high_open=True), 0.05, "significance level"
     ),
     OptionSpec(
-        "margin",
-        _float_in(0.0, None, low_open=True, high_open=True),
-        0.5,
-        "equivalence margin, as a multiple of the measured call-to-call noise floor",
+        "tolerance",
+        _float_in(0.0, 1.0, low_open=True, high_open=False),
+        None,
+        "largest change that still counts as equivalent: share of probability mass moved "
+        "(js, tv) or of calls whose tool-call outcome changes (default 0.3)",
     ),
     OptionSpec(
         "metric",
@@ -234,7 +235,7 @@ class Settings:
     concurrency: int = 8
     trials: int = 10
     alpha: float = 0.05
-    margin: float = 0.5
+    tolerance: float | None = None  # None: DEFAULT_TOLERANCE of the comparison kind
     metric: str = "js"
     design: str = "all-pairs"
     max_tokens: int = 20

@@ -75,9 +75,8 @@ class SummaryReport:
             "compared",
             "verdict",
             "n",
-            "floor",
-            "T",
-            "ratio [upper]",
+            "tolerance",
+            "change [upper]",
             "p",
             "calls",
             "tokens",
@@ -85,22 +84,15 @@ class SummaryReport:
         ]
         body: list[list[str]] = []
         for row in self.rows:
+            tolerance = _num(row.get("tolerance"))
             if row.get("kind") == "calls":
-                floor = excess = ratio = "—"
+                tolerance = change = "—"
             elif row.get("kind") == "tool-calls":
-                floor = excess = "—"
-                ratio = f"TV {_num(row.get('tv'))} [{_num(row.get('tv_upper'))}]"
+                change = f"TV {_num(row.get('tv'))} [{_num(row.get('tv_upper'))}]"
+            elif row.get("deterministic"):
+                change = f"{_num(row.get('change'))} (exact)"
             else:
-                floor, excess = _num(row.get("floor")), _num(row.get("excess"))
-                upper = row.get("ratio_upper")
-                # An infinite bound is stored as null in JSON: the floor would be 0
-                # with one call left out, so nothing bounds the ratio.
-                upper_text = "∞" if upper is None and row.get("ratio") is not None else _num(upper)
-                ratio = (
-                    "deterministic"
-                    if row.get("deterministic")
-                    else f"{_num(row.get('ratio'))} [{upper_text}]"
-                )
+                change = f"{_num(row.get('change'))} [{_num(row.get('change_upper'))}]"
             tokens = int(row.get("prompt_tokens") or 0) + int(row.get("completion_tokens") or 0)
             body.append(
                 [
@@ -108,9 +100,8 @@ class SummaryReport:
                     str(row.get("title", "")),
                     str(row.get("verdict", "")),
                     f"{row.get('n_a')}+{row.get('n_b')}",
-                    floor,
-                    excess,
-                    ratio,
+                    tolerance,
+                    change,
                     _p(row.get("p_value")),
                     str(row.get("calls", 0)),
                     str(tokens),

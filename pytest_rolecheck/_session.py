@@ -503,8 +503,9 @@ class Rolecheck:
         trials: int | None = None,
         metric: str | None = None,
         alpha: float | None = None,
-        margin: float | None = None,
+        tolerance: float | None = None,
         max_excess_tv: float | None = None,
+        margin: Any = None,
         design: str | None = None,
         seed: int = 0,
         model: str | None = None,
@@ -520,15 +521,17 @@ class Rolecheck:
         design = design or self.settings.design
         metric = metric or self.settings.metric
         alpha = alpha if alpha is not None else self.settings.alpha
-        margin = margin if margin is not None else self.settings.margin
+        if tolerance is None and max_excess_tv is None:
+            tolerance = self.settings.tolerance
         labels = _distinct_labels(a.label, b.label)
         # Refuse bad options before paying for live calls: the same check compare() runs.
         _check_trials(self.settings.trials if trials is None else trials)
         check_options(
             metric=metric,
             alpha=alpha,
-            margin=margin,
+            tolerance=tolerance,
             max_excess_tv=max_excess_tv,
+            margin=margin,
             design=design,
             seed=seed,
             baseline=None,
@@ -551,7 +554,7 @@ class Rolecheck:
             responses_b,
             metric=metric,
             alpha=alpha,
-            margin=margin,
+            tolerance=tolerance,
             max_excess_tv=max_excess_tv,
             design=design,
             seed=seed,
@@ -568,7 +571,7 @@ class Rolecheck:
         *,
         trials: int | None = None,
         alpha: float | None = None,
-        tolerance: float = 0.2,
+        tolerance: float | None = None,
         names_only: bool = False,
         ordered: bool = False,
         seed: int = 0,
@@ -582,6 +585,7 @@ class Rolecheck:
 
         a, b = self.variant(variant_a), self.variant(variant_b)
         alpha = alpha if alpha is not None else self.settings.alpha
+        tolerance = tolerance if tolerance is not None else self.settings.tolerance
         labels = _distinct_labels(a.label, b.label)
         # Refuse bad options before paying for live calls: the same check as after them.
         _check_trials(self.settings.trials if trials is None else trials)
@@ -614,8 +618,11 @@ class Rolecheck:
     def assert_variants_equivalent(
         self, variant_a: VariantLike, variant_b: VariantLike, **options: Any
     ) -> Comparison:
-        """Assert that switching A→B moves behaviour by less than the margin."""
+        """Assert that switching A→B moves behaviour by less than the tolerance."""
         __tracebackhide__ = True
+        from ._compare import refuse_blind_equivalence
+
+        refuse_blind_equivalence(options.get("metric") or self.settings.metric)
         result = self.compare(variant_a, variant_b, **options)
         _require(result, "equivalent")
         return result
@@ -700,8 +707,9 @@ class Rolecheck:
                 "p_value": details.get("p_value"),
                 "floor": details.get("floor"),
                 "excess": details.get("excess"),
-                "ratio": details.get("ratio"),
-                "ratio_upper": details.get("ratio_upper"),
+                "change": details.get("change"),
+                "change_upper": details.get("change_upper"),
+                "tolerance": details.get("tolerance"),
                 "tv": details.get("tv"),
                 "tv_upper": details.get("tv_upper"),
                 "deterministic": details.get("deterministic"),
@@ -951,7 +959,7 @@ def assert_roles_equivalent(
 
     See :meth:`Rolecheck.compare` for the options (``trials``, ``model``,
     ``max_tokens``, ``top_logprobs``, ``temperature``, ``metric``, ``alpha``,
-    ``margin``, ``max_excess_tv``, ``design``, ``seed``, ``params``).
+    ``tolerance``, ``design``, ``seed``, ``params``).
     """
     __tracebackhide__ = True
     result: Comparison = _dispatch("assert_roles_equivalent", messages, roles, **options)
@@ -972,7 +980,7 @@ def assert_roles_differ(
 def assert_variants_equivalent(
     variant_a: VariantLike, variant_b: VariantLike, **options: Any
 ) -> Comparison:
-    """Assert that two variants (messages + params) behave the same, within the margin."""
+    """Assert that two variants (messages + params) behave the same, within the tolerance."""
     __tracebackhide__ = True
     result: Comparison = _dispatch("assert_variants_equivalent", variant_a, variant_b, **options)
     return result

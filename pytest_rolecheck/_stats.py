@@ -9,21 +9,22 @@ numbers into a report is the job of ``_compare``.
 Input validation lives in ``_validate_*`` functions, apart from the
 computations (the layout of scipy's ``_mannwhitneyu.py``).
 
-The decision rules, in one place (``decide``):
+The decision rules, in one place (``decide``), the same for every design:
 
-* *difference*: the permutation p-value of the cross-vs-within Mann-Whitney
-  statistic is ``<= alpha``;
-* *equivalence*: the one-sided 95% upper bound of the ratio
-  ``(cross - floor) / floor`` (or, with ``max_excess_tv``, of the excess
-  ``cross - floor`` itself) is strictly below the limit;
-* equivalence wins when both hold (a real but small difference is within the
-  tolerance the user declared); neither gives *inconclusive*, never
-  equivalence.
+* the *change* is ``delta = cross - min(within_a, within_b)`` (all-pairs,
+  :func:`change_bound`) or ``mean(B) - mean(A)`` of the trials' distances to
+  the baseline (seed design, :func:`trial_change_bound`); the *tolerance* is
+  the largest change that still counts as equivalent, chosen before seeing
+  data (:data:`DEFAULT_TOLERANCE`);
+* *equivalent*: the ``1 - alpha`` upper bound of the change is below the
+  tolerance;
+* *different*: the permutation (seed design: Mann-Whitney) p-value is
+  ``<= alpha`` **and** the lower bound of the change is above the tolerance;
+* otherwise *inconclusive*, never equivalence.
 
-The seed design (per-trial distances to one baseline call) uses a two-sided
-Mann-Whitney test and needs both bounds inside ``(-limit, limit)``. The
-deterministic short-cut (every within-arm distance exactly 0) is applied by
-``_compare`` before any of this.
+The deterministic short-cut (every within-arm distance exactly 0) is applied
+by ``_compare`` before any of this: the change is then known exactly and
+compared with the tolerance directly.
 """
 
 from __future__ import annotations
@@ -47,22 +48,24 @@ __all__ = [
     "Bound",
     "Decision",
     "EnergyStatistics",
-    "EquivalenceResult",
     "FlipSummary",
     "PermutationResult",
     "TrialTestResult",
     "Verdict",
     "baseline_test",
+    "change_bound",
     "cliffs_delta",
     "decide",
     "energy_statistics",
     "flip_test",
-    "matrix_equivalence",
     "permutation_test",
     "recommend_trials",
+    "share_lower",
+    "smallest_certifiable",
     "split_pairs",
     "summarize",
-    "trial_equivalence",
+    "trial_change_bound",
+    "unseen_share_upper",
     "validate_arm_sizes",
     "validate_options",
 ]
@@ -74,8 +77,11 @@ DESIGNS: tuple[str, ...] = ("all-pairs", "seed")
 MIN_CALLS_PER_ARM = 4
 MAX_EXACT_RELABELLINGS = 10_000
 N_RESAMPLES = 9_999
-DETERMINISTIC_TOLERANCE = 1e-6
-CONFIDENCE = 0.95
+#: The default tolerance of every comparison kind: the largest change that
+#: still counts as equivalent, as a share of probability mass moved (``js``,
+#: ``tv``, ``first_token``) or of calls whose outcome changes (tool calls).
+#: 10 calls per arm can certify down to 1 - 0.05 ** (1/10) = 0.259.
+DEFAULT_TOLERANCE = 0.3
 # Above this many trials per arm a recommendation is no longer practical advice.
 MAX_RECOMMENDED_TRIALS = 10_000
 # Bounds the memory of one batch of relabellings (rows x calls float64 values).
@@ -153,7 +159,12 @@ class TrialTestResult:
 
 @dataclass(frozen=True, slots=True)
 class Bound:
-    """Jackknife confidence bounds ``estimate -/+ t * se`` (each one-sided at 95%)."""
+    """Bounds on the change: ``estimate -/+ t * se``, widened by the unseen-change guard.
+
+    ``lower``/``upper`` are one-sided ``1 - alpha`` bounds (equivalence);
+    ``effect_lower`` is the lower bound on the size of the change used by the
+    minimum-effect test (``1 - alpha/2`` per component or side).
+    """
 
     estimate: float
     se: float
@@ -161,6 +172,7 @@ class Bound:
     upper: float
     t_quantile: float
     df: int
+    effect_lower: float = -math.inf
 
     def to_dict(self) -> dict[str, float | int | None]:
         """Return the fields as a JSON-able dict (non-finite values become ``None``)."""
@@ -169,22 +181,15 @@ class Bound:
             "se": _finite_or_none(self.se),
             "lower": _finite_or_none(self.lower),
             "upper": _finite_or_none(self.upper),
+            "effect_lower": _finite_or_none(self.effect_lower),
             "t_quantile": self.t_quantile,
             "df": self.df,
         }
 
 
 @dataclass(frozen=True, slots=True)
-class EquivalenceResult:
-    """Bounds on the relative change (``ratio``) and on the absolute excess."""
-
-    ratio: Bound
-    excess: Bound
-
-
-@dataclass(frozen=True, slots=True)
 class FlipSummary:
-    """Share of calls whose text differs from their arm's most common text.
+    """Share of each arm's calls whose text differs from arm A's most common text.
 
     ``p_value`` is the two-sided Fisher exact test of the 2x2 table
     (changed / unchanged per arm).
@@ -247,17 +252,14 @@ def validate_arm_sizes(n_a: int, n_b: int, labels: tuple[str, str] = ("A", "B"))
             )
 
 
-def validate_options(
-    *, alpha: float, margin: float, max_excess_tv: float | None, design: str
-) -> None:
+def validate_options(*, alpha: float, tolerance: float, design: str) -> None:
     """Check the numeric and design options shared by every entry point.
 
     Raises
     ------
     RolecheckUsageError
-        If ``alpha`` is not in (0, 1), ``margin`` is not a positive finite
-        number, ``max_excess_tv`` is not ``None`` or in (0, 1], or ``design``
-        is unknown.
+        If ``alpha`` is not in (0, 1), ``tolerance`` is not a positive finite
+        number, or ``design`` is unknown.
     """
     if isinstance(alpha, bool) or not isinstance(alpha, int | float) or not 0 < alpha < 1:
         raise RolecheckUsageError(
@@ -265,26 +267,15 @@ def validate_options(
             f"between 0 and 1 (0.05 is the default)."
         )
     if (
-        isinstance(margin, bool)
-        or not isinstance(margin, int | float)
-        or not math.isfinite(margin)
-        or margin <= 0
+        isinstance(tolerance, bool)
+        or not isinstance(tolerance, int | float)
+        or not math.isfinite(tolerance)
+        or tolerance <= 0
     ):
         raise RolecheckUsageError(
-            f"margin={margin!r} is not allowed: the equivalence margin is a positive number, the "
-            f"largest acceptable change as a multiple of the jitter floor (the pooled "
-            f"call-to-call jitter of both arms, ½(within-A + within-B); in the seed design, A's "
-            f"mean distance to the baseline), e.g. 0.5 (the default)."
-        )
-    if max_excess_tv is not None and (
-        isinstance(max_excess_tv, bool)
-        or not isinstance(max_excess_tv, int | float)
-        or not 0 < max_excess_tv <= 1
-    ):
-        raise RolecheckUsageError(
-            f"max_excess_tv={max_excess_tv!r} is not allowed: it is an absolute tolerance in "
-            f"total-variation units (share of probability mass moved), a number in (0, 1], "
-            f"e.g. 0.02; or None to use the relative margin."
+            f"tolerance={tolerance!r} is not allowed: it is the largest change that still counts "
+            f"as equivalent, in the metric's units (for js, tv and first_token the share of "
+            f"probability mass moved, in (0, 1]), e.g. {DEFAULT_TOLERANCE} (the default)."
         )
     if design not in DESIGNS:
         raise RolecheckUsageError(
@@ -457,10 +448,13 @@ def cliffs_delta(x: npt.ArrayLike, y: npt.ArrayLike) -> float:
 
 
 def flip_test(texts_a: Sequence[str], texts_b: Sequence[str]) -> FlipSummary:
-    """Compare how often each arm's text differs from that arm's most common text.
+    """Compare how often each arm's text differs from arm A's most common text.
 
     A greedy decode that flips one token rewrites the rest of the answer; such
-    rare flips are behaviour too, and they are easy to miss in averages.
+    rare flips are behaviour too, and they are easy to miss in averages. Both
+    arms are counted against the *same* reference, A's modal text: counted
+    against its own modal text, an arm whose every call gives one new answer
+    would show no flips at all.
 
     Parameters
     ----------
@@ -480,13 +474,12 @@ def flip_test(texts_a: Sequence[str], texts_b: Sequence[str]) -> FlipSummary:
     """
     if not texts_a or not texts_b:
         raise RolecheckUsageError("flip_test needs at least one text per arm.")
-    changed = []
-    for texts in (texts_a, texts_b):
-        modal_count = Counter(texts).most_common(1)[0][1]
-        changed.append(len(texts) - modal_count)
+    reference = Counter(texts_a).most_common(1)[0][0]
+    changed = [sum(t != reference for t in texts) for texts in (texts_a, texts_b)]
     n_a, n_b = len(texts_a), len(texts_b)
     table = [[changed[0], n_a - changed[0]], [changed[1], n_b - changed[1]]]
-    p = 1.0 if changed[0] == changed[1] == 0 else float(_sps.fisher_exact(table).pvalue)
+    same_share = changed[0] * n_b == changed[1] * n_a
+    p = 1.0 if same_share else float(_sps.fisher_exact(table).pvalue)
     return FlipSummary(
         changed_a=changed[0],
         changed_b=changed[1],
@@ -494,7 +487,7 @@ def flip_test(texts_a: Sequence[str], texts_b: Sequence[str]) -> FlipSummary:
         n_b=n_b,
         share_a=changed[0] / n_a,
         share_b=changed[1] / n_b,
-        p_value=p,
+        p_value=min(1.0, p),
     )
 
 
@@ -709,220 +702,231 @@ def baseline_test(d_a: npt.ArrayLike, d_b: npt.ArrayLike) -> TrialTestResult:
     )
 
 
-# --------------------------------------------------------------------------- equivalence
+# --------------------------------------------------------------------------- change bounds
 
 
-def _t_quantile(df: int, confidence: float = CONFIDENCE) -> float:
-    return float(_sps.t.ppf(confidence, df))
+def _t_quantile(df: int, confidence: float) -> float:
+    return float(_sps.t.ppf(confidence, max(df, 1)))
 
 
-def _jackknife_se(replicates: FloatArray) -> float:
-    if not np.all(np.isfinite(replicates)):
-        return math.inf
-    m = replicates.size
-    return float(math.sqrt((m - 1) / m * float(np.sum((replicates - replicates.mean()) ** 2))))
+def unseen_share_upper(total: float, n: int, alpha: float) -> float:
+    """Upper ``1 - alpha`` bound on the mean of ``n`` values in [0, 1] summing to ``total``.
+
+    Clopper-Pearson with a continuous number of "successes":
+    ``Beta(1 - alpha; total + 1, n - total)``; for ``total = 0`` it is
+    ``1 - alpha ** (1 / n)``, the largest rate of something never seen in
+    ``n`` calls. Among [0, 1] variables with a given mean the Bernoulli one is
+    the most spread out, so the bound also holds for distances in [0, 1]. It
+    is what keeps ``n`` quiet calls from certifying that a rare, large change
+    (a mixture) is absent.
+    """
+    total = min(max(total, 0.0), float(n))
+    if total >= n:
+        return 1.0
+    return float(_sps.beta.ppf(1.0 - alpha, total + 1.0, n - total))
 
 
-def _bound(estimate: float, replicates: FloatArray, n: int, confidence: float) -> Bound:
-    se = _jackknife_se(replicates)
-    tq = _t_quantile(n - 1, confidence)
-    if math.isfinite(estimate) and math.isfinite(se):
-        lower, upper = estimate - tq * se, estimate + tq * se
-    else:
-        lower, upper = -math.inf, math.inf
-    return Bound(estimate=estimate, se=se, lower=lower, upper=upper, t_quantile=tq, df=n - 1)
+def share_lower(total: float, n: int, alpha: float) -> float:
+    """Lower ``1 - alpha`` bound on the mean of ``n`` values in [0, 1] summing to ``total``.
+
+    The Clopper-Pearson counterpart of :func:`unseen_share_upper`:
+    ``Beta(alpha; total, n - total + 1)``, 0 when ``total = 0``.
+    """
+    total = min(max(total, 0.0), float(n))
+    if total <= 0:
+        return 0.0
+    return float(_sps.beta.ppf(alpha, total, n - total + 1.0))
 
 
-def _ratio(num: FloatArray, den: FloatArray, full_den: float) -> FloatArray:
-    # A leave-one-out jitter that vanishes (all remaining calls identical) leaves the ratio
-    # undefined; NaN makes the standard error infinite so equivalence cannot be claimed on it.
-    tiny = 1e-12 * max(full_den, np.finfo(np.float64).tiny)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return np.where(den > tiny, num / np.where(den > tiny, den, 1.0), np.nan)
+def smallest_certifiable(n: int, alpha: float) -> float:
+    """The smallest tolerance ``n`` calls per arm can certify with a bounded metric."""
+    return unseen_share_upper(0.0, n, alpha)
 
 
-def matrix_equivalence(
-    distances: npt.ArrayLike, n_a: int, *, confidence: float = CONFIDENCE
-) -> EquivalenceResult:
-    """Upper confidence bounds on the change between arms, relative and absolute.
+def _two_sample_se(reps_a: FloatArray, reps_b: FloatArray) -> float:
+    """Two-sample delete-one jackknife SE (Arvesen 1969) from each arm's replicates."""
+    var = 0.0
+    for reps in (reps_a, reps_b):
+        m = reps.size
+        var += (m - 1) / m * float(np.sum((reps - reps.mean()) ** 2))
+    return math.sqrt(var)
 
-    The relative change is ``rho = T / floor`` with ``T = cross - floor`` (see
-    :func:`energy_statistics`): how much further apart calls of different arms
-    are than calls of the same arm, in units of the pooled call-to-call
-    jitter of both arms. Its
-    standard error comes from the delete-one-call jackknife over both arms:
-    each of the ``m = n_a + n_b`` calls is removed in turn, ``T`` and
-    ``floor`` recomputed (removing a call removes all its pairs), and
-    ``SE^2 = (m - 1) / m * sum((rho_i - mean(rho_.))^2)``. Pooling the
-    replicates of both arms this way is slightly conservative compared with
-    the per-arm two-sample jackknife [2]_ (by a factor ``n/(n-1)`` on the
-    variance), which errs on the side of not claiming equivalence. The bound is
-    ``rho + t(confidence, n - 1) * SE`` with ``n = min(n_a, n_b)``. The same
-    rule applied to ``T`` gives the absolute bound.
 
-    Parameters
-    ----------
-    distances : array_like, shape (n_a + n_b, n_a + n_b)
-        Symmetric, zero-diagonal distance matrix; arm A is the first ``n_a``.
-    n_a : int
-        Number of calls in arm A.
-    confidence : float, optional
-        One-sided confidence level of the bounds (0.95).
+def change_bound(
+    distances: npt.ArrayLike, n_a: int, *, alpha: float = 0.05, bounded: bool = True
+) -> Bound:
+    """Confidence bounds on the change between arms, ``delta = cross - min(within_a, within_b)``.
+
+    ``cross`` is the mean distance between calls of different arms, ``within_x``
+    the mean distance between two calls of arm ``x``. ``delta`` is the larger of
+    ``D_A = cross - within_a`` and ``D_B = cross - within_b``: how much further a
+    call of one arm is from the other arm's calls than from its own arm's. It is
+    linear in a mixture: if a share ``q`` of B's calls behave like some C,
+    ``D_A = q * (d(A, C) - d(A, A'))``, so with a metric in [0, 1] meaning
+    "probability mass moved" a tolerance ``0.3`` reads "at most 30% of the mass
+    moved". (The energy statistic ``2 cross - within_a - within_b`` is quadratic
+    in ``q`` and its noise floor grows with the change.)
+
+    Each of ``D_A``, ``D_B`` is a two-sample U-statistic; its standard error is
+    the two-sample delete-one-call jackknife, its bounds ``D -/+ t(df) * SE``
+    with ``df = min(n_a, n_b) - 1``. With ``bounded`` (metric values in
+    [0, 1]) the upper bound of ``D_A`` is also at least
+    ``unseen_share_upper(sum_j s_j, n_b) - within_a`` with ``s_j`` the mean
+    distance of B's call ``j`` to A's calls: ``n`` calls that all look alike
+    cannot exclude a change that shows in fewer than ~``3/n`` of the calls;
+    and the lower bound at most ``share_lower(sum_j s_j, n_b) - within_a``.
+
+    * ``upper`` is ``max(upper_A, upper_B)`` at level ``1 - alpha`` each: both
+      must be below a tolerance (an intersection-union test, level ``alpha``);
+    * ``lower`` is ``max(lower_A, lower_B)`` at level ``1 - alpha/2`` each
+      (Bonferroni over the two): above a tolerance it shows the change exceeds it.
 
     Returns
     -------
-    EquivalenceResult
-        ``ratio`` and ``excess`` bounds. If the jitter floor is 0, or vanishes
-        when one call is left out, the ratio bound is infinite.
+    Bound
+        ``estimate = delta``; ``se`` of the larger component.
 
     References
     ----------
-    .. [1] B. Efron and C. Stein, "The jackknife estimate of variance", Ann.
-       Statist. 9(3), pp. 586-596, 1981.
-    .. [2] J. N. Arvesen, "Jackknifing U-statistics", Ann. Math. Statist.
+    .. [1] J. N. Arvesen, "Jackknifing U-statistics", Ann. Math. Statist.
        40(6), pp. 2076-2100, 1969.
+    .. [2] R. L. Berger, "Multiparameter hypothesis testing and acceptance
+       sampling", Technometrics 24(4), pp. 295-300, 1982.
     """
     d = _validate_matrix(distances, n_a)
-    return _matrix_equivalence(d, n_a, confidence=confidence)
+    return _change_bound(d, n_a, alpha=alpha, bounded=bounded)
 
 
-def _pairs(k: int) -> float:
-    return k * (k - 1) / 2
-
-
-def _matrix_equivalence(d: FloatArray, n_a: int, *, confidence: float) -> EquivalenceResult:
+def _change_bound(d: FloatArray, n_a: int, *, alpha: float, bounded: bool) -> Bound:
     n_b = d.shape[0] - n_a
     to_a = d[:, :n_a].sum(axis=1)  # each call's summed distance to the A calls
     to_b = d[:, n_a:].sum(axis=1)
     s_aa = to_a[:n_a].sum() / 2
     s_bb = to_b[n_a:].sum() / 2
     s_ab = to_b[:n_a].sum()
-
-    # Leave out a call of A: its within-A and cross pairs go; B is untouched.
-    wa_drop_a = (s_aa - to_a[:n_a]) / _pairs(n_a - 1)
+    w_a = s_aa / _pairs(n_a)
+    w_b = s_bb / _pairs(n_b)
+    cross = s_ab / (n_a * n_b)
+    # Leave one call out: its within and cross pairs go.
     cross_drop_a = (s_ab - to_b[:n_a]) / ((n_a - 1) * n_b)
-    floor_drop_a = 0.5 * (wa_drop_a + s_bb / _pairs(n_b))
-    # Leave out a call of B.
-    wb_drop_b = (s_bb - to_b[n_a:]) / _pairs(n_b - 1)
     cross_drop_b = (s_ab - to_a[n_a:]) / (n_a * (n_b - 1))
-    floor_drop_b = 0.5 * (s_aa / _pairs(n_a) + wb_drop_b)
-
-    floor_reps = np.concatenate([floor_drop_a, floor_drop_b])
-    excess_reps = np.concatenate([cross_drop_a, cross_drop_b]) - floor_reps
-
-    floor = 0.5 * (s_aa / _pairs(n_a) + s_bb / _pairs(n_b))
-    excess = s_ab / (n_a * n_b) - floor
-    ratio = excess / floor if floor > 0 else math.inf
+    wa_drop_a = (s_aa - to_a[:n_a]) / _pairs(n_a - 1)
+    wb_drop_b = (s_bb - to_b[n_a:]) / _pairs(n_b - 1)
     n = min(n_a, n_b)
-    return EquivalenceResult(
-        ratio=_bound(ratio, _ratio(excess_reps, floor_reps, floor), n, confidence),
-        excess=_bound(excess, excess_reps, n, confidence),
+    t_eq = _t_quantile(n - 1, 1.0 - alpha)
+    t_diff = _t_quantile(n - 1, 1.0 - alpha / 2)
+    parts = []
+    for est, reps_a, reps_b, own, scores, m in (
+        # D_A = cross - w_A; the unseen-change guard looks at B's calls' distances to A.
+        (cross - w_a, cross_drop_a - wa_drop_a, cross_drop_b - w_a, w_a, to_a[n_a:] / n_a, n_b),
+        (cross - w_b, cross_drop_a - w_b, cross_drop_b - wb_drop_b, w_b, to_b[:n_a] / n_b, n_a),
+    ):
+        se = _two_sample_se(reps_a, reps_b)
+        upper, lower = est + t_eq * se, est - t_diff * se
+        if bounded:
+            total = float(scores.sum())
+            upper = max(upper, unseen_share_upper(total, m, alpha) - own)
+            # The same exact bound from below: with few calls the jackknife SE of 0/1-like
+            # distances is itself noisy, and a "different" must not rest on it alone.
+            lower = min(lower, share_lower(total, m, alpha / 2) - own)
+        parts.append((est, se, lower, upper))
+    est, se = max((p[0], p[1]) for p in parts)
+    return Bound(
+        estimate=float(est),
+        se=float(se),
+        lower=float(max(p[2] for p in parts)),
+        effect_lower=float(max(p[2] for p in parts)),
+        upper=float(min(1.0, max(p[3] for p in parts)) if bounded else max(p[3] for p in parts)),
+        t_quantile=t_eq,
+        df=n - 1,
     )
 
 
-def trial_equivalence(
-    d_a: npt.ArrayLike, d_b: npt.ArrayLike, *, confidence: float = CONFIDENCE
-) -> EquivalenceResult:
-    """Seed design: bounds on how much further B's trials are from the baseline than A's.
+def _pairs(k: int) -> float:
+    return k * (k - 1) / 2
 
-    The relative change is ``rho = (mean(d_b) - mean(d_a)) / mean(d_a)``:
-    arm A's mean distance to the baseline plays the jitter floor and arm B's
-    the cross mean, so ``rho`` estimates the same quantity as in the
-    all-pairs design (averaged over baselines). The standard error is the
-    delete-one-trial jackknife over both arms, the bounds
-    ``rho -/+ t(confidence, n - 1) * SE`` with ``n = min(len(d_a), len(d_b))``.
-    Both bounds matter here (see :func:`decide` with ``two_sided=True``): a
-    B that sits much *closer* to an A baseline than A's own trials is not
-    equivalent either. Everything is conditional on the one baseline call:
-    an unusual baseline shifts every distance, which the bounds cannot see
-    (use the all-pairs design).
 
-    Parameters
-    ----------
-    d_a, d_b : array_like
-        Distances of each arm's trials to the baseline call.
-    confidence : float, optional
-        One-sided confidence level of the bounds (0.95).
+def trial_change_bound(
+    d_a: npt.ArrayLike, d_b: npt.ArrayLike, *, alpha: float = 0.05, bounded: bool = True
+) -> Bound:
+    """Seed design: bounds on ``mean(d_b) - mean(d_a)``, the trials' distances to the baseline.
 
-    Returns
-    -------
-    EquivalenceResult
-        ``ratio`` and ``excess`` (``mean(d_b) - mean(d_a)``) bounds.
-
-    References
-    ----------
-    .. [1] B. Efron and C. Stein, "The jackknife estimate of variance", Ann.
-       Statist. 9(3), pp. 586-596, 1981.
+    B's trials further from (or closer to) an A baseline than A's own trials
+    is a change either way, so the effect is ``|estimate|``. Standard error
+    ``sqrt(var_a / n_a + var_b / n_b)`` (the jackknife of a difference of
+    means), ``t`` with ``min(n_a, n_b) - 1`` degrees of freedom. ``lower`` and
+    ``upper`` are at level ``1 - alpha`` each (for the two one-sided
+    equivalence tests); with ``bounded`` they are widened by the unseen-change
+    guard of :func:`unseen_share_upper` on each arm's distances.
+    ``effect_lower`` (lower bound of ``|estimate|``) uses ``1 - alpha/2`` per side.
     """
     a, b = _validate_trials(d_a, d_b)
-    sa, sb = float(a.sum()), float(b.sum())
     na, nb = a.size, b.size
-    mean_a_drop = (sa - a) / (na - 1)
-    mean_b_drop = (sb - b) / (nb - 1)
-    floor_reps = np.concatenate([mean_a_drop, np.full(nb, sa / na)])
-    cross_reps = np.concatenate([np.full(na, sb / nb), mean_b_drop])
-    excess_reps = cross_reps - floor_reps
-    floor = sa / na
-    excess = sb / nb - floor
-    ratio = excess / floor if floor > 0 else math.inf
+    est = float(b.mean() - a.mean())
+    se = math.sqrt(float(a.var(ddof=1)) / na + float(b.var(ddof=1)) / nb)
     n = min(na, nb)
-    return EquivalenceResult(
-        ratio=_bound(ratio, _ratio(excess_reps, floor_reps, floor), n, confidence),
-        excess=_bound(excess, excess_reps, n, confidence),
+    t_eq = _t_quantile(n - 1, 1.0 - alpha)
+    t_diff = _t_quantile(n - 1, 1.0 - alpha / 2)
+    upper, lower = est + t_eq * se, est - t_eq * se
+    if bounded:
+        upper = max(upper, unseen_share_upper(float(b.sum()), nb, alpha) - float(a.mean()))
+        lower = min(lower, float(b.mean()) - unseen_share_upper(float(a.sum()), na, alpha))
+    return Bound(
+        estimate=est,
+        se=se,
+        lower=lower,
+        upper=upper,
+        t_quantile=t_eq,
+        df=n - 1,
+        effect_lower=max(est - t_diff * se, -(est + t_diff * se)),
     )
 
 
 # --------------------------------------------------------------------------- decision
 
 
-def recommend_trials(bound: Bound, limit: float, n: int, *, two_sided: bool = False) -> int | None:
-    """Trials per arm that would likely settle an inconclusive comparison.
+def recommend_trials(
+    bound: Bound, tolerance: float, n: int, *, alpha: float, bounded: bool
+) -> int | None:
+    """Trials per arm at which the bound that blocks a verdict would likely clear the tolerance.
 
-    Assumes the standard error shrinks like ``1/sqrt(n)`` (conservative: under
-    no effect it shrinks faster) and the estimate stays where it is. When the
-    estimate is below the limit this is the ``N`` at which
-    ``estimate + t(N - 1) * SE * sqrt(n / N)`` falls below the limit; when it
-    is at or above the limit, the ``N`` at which the lower bound
-    ``estimate - t * SE * sqrt(n / N)`` clears 0 (a difference becomes
-    detectable). With ``two_sided`` the absolute value of the estimate is
-    used.
-
-    Parameters
-    ----------
-    bound : Bound
-        The equivalence bound observed with ``n`` calls per arm.
-    limit : float
-        The margin (relative) or ``max_excess_tv`` (absolute).
-    n : int
-        Calls per arm (the smaller arm).
-    two_sided : bool, optional
-        Whether equivalence needs both bounds inside ``(-limit, limit)``.
+    Only when the *width* of the bound is what blocks: for an estimate below the
+    tolerance, the ``N`` where ``estimate + t(N - 1) * SE * sqrt(n / N)`` (and,
+    with ``bounded``, the unseen-change guard ``1 - alpha ** (1 / N)``) fall
+    below it; for an estimate above it, the ``N`` where the lower bound
+    ``estimate - t * SE * sqrt(n / N)`` clears it. Assumes the estimate stays
+    where it is and the SE shrinks like ``1 / sqrt(N)``.
 
     Returns
     -------
     int or None
-        Recommended calls per arm, at least ``n + 1`` and at most
-        :data:`MAX_RECOMMENDED_TRIALS`; ``None`` when it cannot be estimated
-        (zero or infinite standard error, or an estimate of exactly 0 above
-        the limit).
+        ``None`` when more trials would not help (estimate at the tolerance
+        or zero/infinite SE with nothing else blocking), or more than
+        :data:`MAX_RECOMMENDED_TRIALS` would be needed.
     """
-    est, se = bound.estimate, bound.se
-    if not (math.isfinite(est) and math.isfinite(se)) or se <= 0:
+    est, se = abs(bound.estimate), bound.se
+    if not (math.isfinite(est) and math.isfinite(se)):
         return None
-    if two_sided:
-        est = abs(est)
-    gap = limit - est if est < limit else est
-    if gap <= 0:
+    gap = abs(tolerance - est)
+    if gap <= 1e-12 * max(1.0, tolerance):
         return None
-    target = float(n)
-    new = target
-    for _ in range(50):  # fixed point: the t quantile depends on the N it helps choose
-        tq = _t_quantile(max(math.ceil(target) - 1, 1))
-        new = min(n * (tq * se / gap) ** 2, float(MAX_RECOMMENDED_TRIALS))
-        if abs(new - target) < 0.01:
-            break
-        target = new
-    return int(min(max(math.ceil(new), n + 1), MAX_RECOMMENDED_TRIALS))
+    need = float(n + 1)
+    if est < tolerance and bounded:
+        # 1 - alpha ** (1/N) < tolerance - est  (the guard with nothing seen)
+        room = tolerance - est
+        need = max(need, math.log(alpha) / math.log1p(-room) if room < 1 else need)
+    if se > 0:
+        target = need
+        for _ in range(50):  # fixed point: the t quantile depends on the N it helps choose
+            tq = _t_quantile(max(math.ceil(target) - 1, 1), 1 - alpha)
+            new = max(need, n * (tq * se / gap) ** 2)
+            if abs(new - target) < 0.01:
+                break
+            target = new
+        need = target
+    if need > MAX_RECOMMENDED_TRIALS:
+        return None
+    return int(max(math.ceil(need), n + 1))
 
 
 def decide(
@@ -930,45 +934,26 @@ def decide(
     p_value: float,
     alpha: float,
     bound: Bound,
-    limit: float,
+    tolerance: float,
     n: int,
     two_sided: bool = False,
+    bounded: bool = True,
+    can_certify: bool = True,
 ) -> Decision:
-    """Combine the difference test and the equivalence bound into one verdict.
+    """Combine the difference test and the change bounds into one verdict.
 
-    Rules (strict inequalities as written):
+    Rules (strict inequalities as written), the same on every path:
 
-    * ``equivalence_shown = bound.upper < limit`` (with ``two_sided``, also
-      ``bound.lower > -limit``: the seed design, where a negative change is
-      possible);
-    * ``difference_detected = p_value <= alpha``;
-    * verdict ``"equivalent"`` if equivalence is shown, even when a difference
-      is also detected: the user declared changes below ``limit`` acceptable,
-      and a detected-but-bounded change is exactly that (the report notes it);
-    * else ``"different"`` if a difference is detected;
-    * else ``"inconclusive"`` with :func:`recommend_trials`. A non-significant
-      difference test is never read as equivalence.
-
-    The two assertions therefore never both pass on the same data.
-
-    Parameters
-    ----------
-    p_value : float
-        Difference-test p-value.
-    alpha : float
-        Significance level of the difference test.
-    bound : Bound
-        Confidence bounds on the change (relative or absolute).
-    limit : float
-        The margin the bound has to stay under.
-    n : int
-        Calls per arm (the smaller arm), for the recommendation.
-    two_sided : bool, optional
-        Require ``-limit < lower`` as well as ``upper < limit``.
-
-    Returns
-    -------
-    Decision
+    * ``equivalence_shown = bound.upper < tolerance`` (with ``two_sided``, also
+      ``bound.lower > -tolerance``) and the metric can see every change
+      (``can_certify``);
+    * ``difference_detected = p_value <= alpha`` and ``bound.effect_lower >
+      tolerance``: significant **and** larger than the tolerance (a
+      minimum-effect test), so noise-level or tiny differences are not
+      *different*;
+    * otherwise ``"inconclusive"``, with :func:`recommend_trials` when more
+      trials would help. The two assertions never both pass on the same data
+      (the upper bound is at least the lower one).
 
     References
     ----------
@@ -976,19 +961,23 @@ def decide(
        procedure and the power approach for assessing the equivalence of
        average bioavailability", J. Pharmacokinet. Biopharm. 15(6),
        pp. 657-680, 1987.
+    .. [2] J. L. Hodges and E. L. Lehmann, "Testing the approximate validity
+       of statistical hypotheses", J. R. Stat. Soc. B 16(2), pp. 261-268, 1954.
     """
-    equivalent = bound.upper < limit and (not two_sided or bound.lower > -limit)
-    different = p_value <= alpha
+    equivalent = bool(
+        can_certify and bound.upper < tolerance and (not two_sided or bound.lower > -tolerance)
+    )
+    different = bool(p_value <= alpha and bound.effect_lower > tolerance)
     verdict: Verdict
-    if equivalent:
-        verdict = "equivalent"
-    elif different:
+    if different:
         verdict = "different"
+    elif equivalent:
+        verdict = "equivalent"
     else:
         verdict = "inconclusive"
     recommended = (
-        recommend_trials(bound, limit, n, two_sided=two_sided)
-        if verdict == "inconclusive"
+        recommend_trials(bound, tolerance, n, alpha=alpha, bounded=bounded)
+        if verdict == "inconclusive" and (can_certify or abs(bound.estimate) > tolerance)
         else None
     )
     return Decision(

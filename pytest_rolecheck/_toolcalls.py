@@ -40,6 +40,7 @@ from ._errors import (
     RolecheckUsageError,
 )
 from ._jsonish import as_dict
+from ._stats import DEFAULT_TOLERANCE, unseen_share_upper
 
 __all__ = [
     "TEXT_OUTCOME",
@@ -236,6 +237,7 @@ class ToolCallComparison:
     p_value: float
     test: str
     tv: float
+    tv_lower: float
     tv_upper: float
     tolerance: float
     alpha: float
@@ -268,6 +270,7 @@ class ToolCallComparison:
             "p_value": self.p_value,
             "test": self.test,
             "tv": self.tv,
+            "tv_lower": self.tv_lower,
             "tv_upper": self.tv_upper,
             "tolerance": self.tolerance,
             "alpha": self.alpha,
@@ -289,7 +292,6 @@ class ToolCallComparison:
 
     def __str__(self) -> str:
         label_a, label_b = self.labels
-        conf = 1 - self.alpha / 2
         rows = [
             (_shorten(o), str(a), str(b))
             for o, a, b in zip(self.outcomes, self.counts_a, self.counts_b, strict=True)
@@ -304,21 +306,22 @@ class ToolCallComparison:
             f"  {'outcome':<{w0}}  {label_a:>{w1}}  {label_b:>{w2}}",
         ]
         lines += [f"  {o:<{w0}}  {a:>{w1}}  {b:>{w2}}" for o, a, b in rows]
-        if self.deterministic:
-            lines.append(
-                "  every call within each arm had the same outcome: verdict by the "
-                "deterministic shortcut"
-            )
         if self.deterministic and len(self.outcomes) == 1:
             bound = (
-                f"an outcome never seen in {min(self.n_a, self.n_b)} calls may still have a "
-                f"rate up to {self.tv_upper:.3f} ({conf:.1%} per arm), so TV <= "
-                f"{self.tv_upper:.3f}"
+                f"every call agreed, but an outcome never seen in {min(self.n_a, self.n_b)} "
+                f"calls may still have a rate up to {self.tv_upper:.3f}; bounds "
+                f"{self.tv_lower:.3f} .. {self.tv_upper:.3f}"
             )
         else:
-            bound = f"{conf:.1%} upper bound {self.tv_upper:.3f}"
+            bound = f"bounds {self.tv_lower:.3f} .. {self.tv_upper:.3f}"
+        if self.verdict == "equivalent":
+            rule = f"below the tolerance {self.tolerance:g}"
+        elif self.verdict == "different":
+            rule = f"lower bound above the tolerance {self.tolerance:g}"
+        else:
+            rule = f"tolerance {self.tolerance:g}: neither below nor shown above it"
         lines += textwrap.wrap(
-            f"TV distance {self.tv:.3f}, {bound} (tolerance {self.tolerance:g}); "
+            f"TV distance {self.tv:.3f}, {1 - self.alpha:.0%} {bound} ({rule}); "
             f"p = {self.p_value:.4g} ({self.test}, alpha {self.alpha:g})",
             width=_REPORT_WIDTH,
             initial_indent="  ",
@@ -354,7 +357,7 @@ def check_tool_options(*, alpha: Any, tolerance: Any, seed: Any, labels: Any) ->
         raise RolecheckUsageError(f"labels must be two different non-empty strings, got {labels!r}")
     if isinstance(alpha, bool) or not isinstance(alpha, int | float) or not 0 < alpha < 1:
         raise RolecheckUsageError(f"alpha must be a number in (0, 1), e.g. 0.05; got {alpha!r}")
-    if (
+    if tolerance is not None and (  # None: the default tolerance
         isinstance(tolerance, bool)
         or not isinstance(tolerance, int | float)
         or not 0 < tolerance <= 1
@@ -481,31 +484,94 @@ def _tv_upper(
     return float(np.quantile(tv, 1 - alpha / 2))
 
 
-def _unseen_rate_upper(n: int, alpha: float) -> float:
-    """Largest rate of an outcome never seen in ``n`` calls, at one-sided level ``alpha/2``.
+def _cp(count: np.ndarray, n: int, level: float) -> tuple[np.ndarray, np.ndarray]:
+    """One-sided Clopper-Pearson lower and upper bounds of rates ``count / n`` at ``level``."""
+    lower = np.where(count > 0, stats.beta.ppf(1 - level, count, n - count + 1), 0.0)
+    upper = np.where(count < n, stats.beta.ppf(level, count + 1, n - count), 1.0)
+    return lower, upper
 
-    Clopper-Pearson with zero successes: ``1 - (alpha/2) ** (1/n)``. When both arms
-    showed only one shared outcome, each arm may still give some unseen outcome at up
-    to this rate (the larger ``n`` the smaller), and the TV distance between the arms
-    is then at most the larger of the two rates, i.e. this bound for the smaller arm.
+
+def _tv_bounds(
+    counts_a: np.ndarray, counts_b: np.ndarray, alpha: float, rng: np.random.Generator
+) -> tuple[float, float]:
+    """Lower and upper confidence bounds on the TV distance between the outcome distributions.
+
+    Upper (equivalence needs it below the tolerance) is the largest of
+
+    * the Jeffreys posterior bound of :func:`_tv_upper` (many outcomes at once);
+    * per outcome, ``|p_a - p_b|`` bounded by exact Clopper-Pearson bounds at
+      ``1 - alpha/2`` per arm: a rare outcome seen once or never in one arm cannot
+      hide a difference the posterior smooths away;
+    * ``1 - alpha ** (1/n)`` (:func:`~pytest_rolecheck._stats.unseen_share_upper`) for
+      the smaller arm: an outcome neither arm showed may still have that rate, and the
+      TV is then at least that large. This is the whole bound when every call of both
+      arms agreed (an intersection-union argument: each arm's unseen rate at level
+      ``alpha``).
+
+    Lower (a difference must exceed the tolerance to count) is the largest per-outcome
+    lower bound of ``|p_a - p_b|`` by Newcombe's hybrid score method (Wilson bounds
+    combined, "MOVER"), one-sided at ``1 - alpha/(2m)`` per direction with ``m = 1`` for
+    two outcomes (their differences are the same event) and ``m = K`` otherwise
+    (Bonferroni). References: R. G. Newcombe, "Interval estimation for the difference
+    between independent proportions", Stat. Med. 17, pp. 873-890, 1998.
     """
-    return 1.0 - math.pow(alpha / 2, 1.0 / n)
+    n_a, n_b = int(counts_a.sum()), int(counts_b.sum())
+    if len(counts_a) == 1:
+        # Every call of both arms agreed. The TV is then the larger of the two arms' rates
+        # of outcomes never seen; it is below the tolerance only if both are, and a rate
+        # of at least the tolerance shows nothing in n calls with probability <= alpha.
+        return 0.0, unseen_share_upper(0.0, min(n_a, n_b), alpha)
+    lo_a, up_a = _cp(counts_a, n_a, 1 - alpha / 2)
+    lo_b, up_b = _cp(counts_b, n_b, 1 - alpha / 2)
+    upper = max(
+        float(np.max(np.maximum(up_a - lo_b, up_b - lo_a))),
+        unseen_share_upper(0.0, min(n_a, n_b), alpha),
+    )
+    if len(counts_a) > 1 and (counts_a > 0).sum() + (counts_b > 0).sum() > 2:
+        upper = max(upper, _tv_upper(counts_a, counts_b, alpha, rng))
+    m = 1 if len(counts_a) <= 2 else len(counts_a)
+    z = float(stats.norm.ppf(1 - alpha / (2 * m)))
+    pa, pb = counts_a / n_a, counts_b / n_b
+    lo_a, up_a = _wilson(pa, n_a, z)
+    lo_b, up_b = _wilson(pb, n_b, z)
+    # Newcombe's hybrid score (MOVER-Wilson) lower bound of |p_a - p_b|, per direction.
+    diff = pa - pb
+    lower_ab = diff - np.sqrt((pa - lo_a) ** 2 + (up_b - pb) ** 2)
+    lower_ba = -diff - np.sqrt((pb - lo_b) ** 2 + (up_a - pa) ** 2)
+    lower = float(np.max(np.maximum(lower_ab, lower_ba)))
+    return max(lower, 0.0), min(upper, 1.0)
 
 
-def _calls_to_exclude(tolerance: float, alpha: float) -> int:
-    """Smallest ``n`` with ``_unseen_rate_upper(n, alpha) < tolerance``."""
-    if tolerance >= 1.0:
-        return MIN_TRIALS
-    n = math.floor(math.log(alpha / 2) / math.log1p(-tolerance)) + 1
-    return max(MIN_TRIALS, n)
+def _wilson(p: np.ndarray, n: int, z: float) -> tuple[np.ndarray, np.ndarray]:
+    """Wilson score bounds of rates ``p`` observed in ``n`` calls."""
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return centre - half, centre + half
 
 
-def _recommended_trials(n: int, tv: float, tv_upper: float, tolerance: float) -> int | None:
-    """Trials per arm for which the bound would drop below the tolerance (≈ 1/sqrt(n))."""
-    if tv >= tolerance or tv_upper <= tv:
+def _recommended_trials(
+    n: int, tv: float, tv_lower: float, tv_upper: float, tolerance: float, alpha: float
+) -> int | None:
+    """Trials per arm at which the blocking bound would likely clear the tolerance.
+
+    Below the tolerance: the unseen-outcome bound ``1 - alpha ** (1/N)`` must fall below
+    the room ``tolerance - tv`` (exact when every call agreed), and the bound's width,
+    assumed to shrink like ``1/sqrt(N)``, too. Above it: the lower bound's distance from
+    the observed TV shrinks the same way. ``None`` when the TV is about the tolerance
+    (more trials will not settle it).
+    """
+    if abs(tv - tolerance) < 0.02:
         return None
-    needed = n * ((tv_upper - tv) / (tolerance - tv)) ** 2
-    return int(min(_MAX_RECOMMENDED, max(n + 1, math.ceil(needed * 1.1))))
+    if tv < tolerance:
+        room = tolerance - tv
+        needed = float(math.floor(math.log(alpha) / math.log1p(-room)) + 1)
+        if tv_lower > 0 or tv > 0:
+            needed = max(needed, 1.1 * n * ((tv_upper - tv) / room) ** 2)
+    else:
+        needed = 1.1 * n * ((tv - tv_lower) / (tv - tolerance)) ** 2
+    if needed > _MAX_RECOMMENDED:
+        return None
+    return int(max(n + 1, math.ceil(needed)))
 
 
 # -- public API -------------------------------------------------------------------------
@@ -516,7 +582,7 @@ def compare_tool_calls(
     responses_b: Sequence[Any],
     *,
     alpha: float = 0.05,
-    tolerance: float = 0.2,
+    tolerance: float | None = None,
     names_only: bool = False,
     ordered: bool = False,
     seed: int = 0,
@@ -532,9 +598,11 @@ def compare_tool_calls(
     alpha : float, default 0.05
         Significance level of the difference test; the TV bound is an equal-tailed
         ``1 - alpha`` posterior upper end.
-    tolerance : float, default 0.2
+    tolerance : float, optional
         Largest total-variation distance between the outcome distributions that counts
-        as equivalent (0.2: at most 20 % of the calls may behave differently).
+        as equivalent; default :data:`~pytest_rolecheck._stats.DEFAULT_TOLERANCE` (0.3:
+        at most 30 % of the calls may behave differently). ``n`` calls per arm cannot
+        certify a tolerance below ``1 - alpha ** (1/n)`` (0.259 for 10, 0.139 for 20).
     names_only : bool, default False
         Compare which functions are called, ignoring the arguments.
     ordered : bool, default False
@@ -559,17 +627,16 @@ def compare_tool_calls(
 
     Notes
     -----
-    Decision, in order:
+    The same rule as :func:`~pytest_rolecheck.compare`, with the TV distance between
+    the outcome distributions as the change (bounds: :func:`_tv_bounds`):
 
-    1. *Deterministic*: every call within each arm had the same outcome → equivalent
-       if the two outcomes are equal, else different (no test). ``tv_upper`` still
-       reports what the calls cannot exclude under sampling, and a warning says so
-       when that is not below ``tolerance`` (fewer than 17 calls per arm at the
-       defaults).
-    2. *Equivalent* if ``tv_upper < tolerance``: the difference is shown to be small,
-       even when it is statistically detectable (then a warning says so).
-    3. *Different* if the difference test gives ``p_value <= alpha``.
-    4. *Inconclusive* otherwise: run more trials or widen the tolerance.
+    1. *Equivalent* iff the TV upper bound is below ``tolerance``. When every call of
+       both arms agreed, the bound is the rate an outcome never seen in ``n`` calls may
+       still have, ``1 - alpha ** (1/n)``: 10 calls per arm that all agree do not
+       certify a tolerance of 0.2.
+    2. *Different* iff the difference test gives ``p_value <= alpha`` **and** the TV
+       lower bound is above ``tolerance``.
+    3. *Inconclusive* otherwise, with advice on whether more trials would help.
 
     The difference test conditions on the table margins: Fisher's exact test for two
     outcomes, else Pearson's chi-square with its exact permutation distribution
@@ -585,6 +652,8 @@ def compare_tool_calls(
     .. [3] Phipson, B., & Smyth, G. K. (2010). Permutation p-values should never be zero.
        *Statistical Applications in Genetics and Molecular Biology*, 9(1), Article 39.
     """
+    if tolerance is None:
+        tolerance = DEFAULT_TOLERANCE
     arm_a, arm_b, labels = _validate(responses_a, responses_b, alpha, tolerance, seed, labels)
     outcomes_a = [
         _call_tuple(
@@ -642,36 +711,24 @@ def _compare_outcomes(
     p_value, test = _difference_test(counts_a, counts_b, rng)
     tv = float(0.5 * np.abs(counts_a / n_a - counts_b / n_b).sum())
     deterministic = int((counts_a > 0).sum()) == 1 and int((counts_b > 0).sum()) == 1
-    if len(keys) == 1:
-        tv_upper = _unseen_rate_upper(min(n_a, n_b), alpha)
-    elif deterministic:
-        tv_upper = tv  # two different constant outcomes: TV is 1 and cannot be larger
-    else:
-        tv_upper = _tv_upper(counts_a, counts_b, alpha, rng)
+    tv_lower, tv_upper = _tv_bounds(counts_a, counts_b, alpha, rng)
 
     warnings: list[str] = []
     recommended: int | None = None
     label_a, label_b = labels
-    if deterministic:
-        verdict: Verdict = "equivalent" if len(keys) == 1 else "different"
-        if verdict == "equivalent":
-            only = _shorten(_outcome_text(keys[0]))
-            advice = f"every call in both arms had the same outcome ({only})."
-            if tv_upper >= tolerance:
-                # The shortcut is sound only if the backend is deterministic; with
-                # sampling, n equal outcomes cannot rule out a rare different one.
-                needed = _calls_to_exclude(tolerance, alpha)
-                warnings.append(
-                    f"equivalent by the deterministic shortcut, which assumes a deterministic "
-                    f"backend (e.g. temperature 0 on a local model). With sampling, "
-                    f"{min(n_a, n_b)} calls per arm cannot exclude an outcome the arms never "
-                    f"showed at a rate up to {tv_upper:.3f}, not below the tolerance "
-                    f"{tolerance:g}; run at least {needed} calls per arm to bound it"
-                )
+    n = min(n_a, n_b)
+    verdict: Verdict
+    if p_value <= alpha and tv_lower > tolerance:
+        verdict = "different"
+        if deterministic:
+            advice = (
+                f"every call in {label_a!r} gave {_shorten(_outcome_text(keys[0]))} and every "
+                f"call in {label_b!r} gave {_shorten(_outcome_text(keys[1]))}."
+            )
         else:
             advice = (
-                f"every call in {label_a!r} gave {_shorten(_outcome_text(keys[0]))} and every call "
-                f"in {label_b!r} gave {_shorten(_outcome_text(keys[1]))}."
+                f"the outcome distributions differ (p = {p_value:.3g} <= alpha {alpha:g}) by "
+                f"more than the tolerance {tolerance:g} (TV lower bound {tv_lower:.3f})."
             )
     elif tv_upper < tolerance:
         verdict = "equivalent"
@@ -684,24 +741,31 @@ def _compare_outcomes(
                 f"the difference is statistically detectable (p = {p_value:.3g}) but smaller "
                 f"than the tolerance {tolerance:g}; lower tolerance= to treat it as a change"
             )
-    elif p_value <= alpha:
-        verdict = "different"
-        advice = f"the outcome distributions differ (p = {p_value:.3g} <= alpha {alpha:g})."
     else:
         verdict = "inconclusive"
-        recommended = _recommended_trials(max(n_a, n_b), tv, tv_upper, tolerance)
+        recommended = _recommended_trials(n, tv, tv_lower, tv_upper, tolerance, alpha)
+        if tv < tolerance:
+            why = f"the TV upper bound {tv_upper:.3f} is not below the tolerance {tolerance:g}"
+            floor = unseen_share_upper(0.0, n, alpha)
+            if floor >= tolerance:
+                why += (
+                    f" ({n} calls per arm cannot exclude an outcome never seen at a rate up to "
+                    f"{floor:.3f})"
+                )
+        else:
+            why = (
+                f"the TV {tv:.3f} is above the tolerance {tolerance:g}, but its lower bound "
+                f"{tv_lower:.3f} is not (p = {p_value:.3g})"
+            )
         more = (
-            f"run about {recommended} trials per arm"
+            f"run about {recommended} trials per arm (rough estimate)"
             if recommended is not None
-            else "run more trials per arm"
+            else "more trials will not settle it soon: decide whether a change of this size "
+            "matters and set tolerance= accordingly"
         )
-        advice = (
-            f"no significant difference (p = {p_value:.3g}), but the TV upper bound "
-            f"{tv_upper:.3f} is not below the tolerance {tolerance:g}: {more}, or pass a "
-            "wider tolerance= if a larger change is acceptable"
-        )
+        advice = f"{why}: {more}"
         if not names_only:
-            advice += ", or names_only=True to compare only which functions are called"
+            advice += ", or pass names_only=True to compare only which functions are called"
         advice += "."
     if not names_only and len(keys) > (n_a + n_b) / 2:
         warnings.append(
@@ -713,6 +777,7 @@ def _compare_outcomes(
         p_value=p_value,
         test=test,
         tv=tv,
+        tv_lower=tv_lower,
         tv_upper=tv_upper,
         tolerance=tolerance,
         alpha=alpha,

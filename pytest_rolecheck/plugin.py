@@ -47,8 +47,8 @@ FLAGS_KEY = pytest.StashKey[tuple[str, ...]]()
 _NOT_REPEATED = ("record_mode", "report", "report_dir")
 
 MARKER_HELP = (
-    "rolecheck(**options): per-test defaults for pytest-rolecheck (model, trials, alpha, margin, "
-    "metric, design, max_tokens, top_logprobs, temperature, concurrency, timeout)."
+    "rolecheck(**options): per-test defaults for pytest-rolecheck (model, trials, alpha, "
+    "tolerance, metric, design, max_tokens, top_logprobs, temperature, concurrency, timeout)."
 )
 
 

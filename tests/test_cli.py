@@ -29,7 +29,7 @@ from pytest_rolecheck._cli_plan import Pilot, _simulate, format_plan, plan_trial
 from pytest_rolecheck._errors import RolecheckUsageError
 from pytest_rolecheck._options import Settings
 from pytest_rolecheck._session import Rolecheck
-from pytest_rolecheck._stats import decide, matrix_equivalence, permutation_test
+from pytest_rolecheck._stats import change_bound, decide, permutation_test
 from pytest_rolecheck.variants import Variant
 
 FAKE_URL = "http://fake-api.test/v1"
@@ -158,10 +158,10 @@ def test_no_command_is_a_usage_error() -> None:
     assert "COMMAND" in proc.stderr
 
 
-def test_plan_help_explains_how_to_choose_the_margin() -> None:
+def test_plan_help_explains_how_to_choose_the_tolerance() -> None:
     proc = rolecheck("plan", "--help")
     assert proc.returncode == 0
-    assert "choosing the margin" in proc.stdout
+    assert "choosing the tolerance" in proc.stdout
     assert "Never derive it" in proc.stdout
 
 
@@ -175,7 +175,7 @@ def test_plan_help_explains_how_to_choose_the_margin() -> None:
         (["compare", "--variant-a", "a.yaml"], "--variant-a and --variant-b go together"),
         (["compare", "--roles", "system", "system"], "compares a role with itself"),
         (["compare", "--record-mode", "none"], "--record-mode needs --cassette"),
-        (["compare", "--max-excess-tv", "0.1"], "pass --metric tv"),
+        (["compare", "--tolerance", "2"], "expected a number in (0, 1]"),
         (["plan"], "the following arguments are required: pilot"),
         (["plan", "x.json", "--power", "1.5"], "expected a number in (0, 1)"),
         (["report", "x.json"], "the following arguments are required: --out"),
@@ -386,7 +386,16 @@ def test_progress_display_on_a_terminal() -> None:
 def test_plan_from_an_aa_cassette(
     cassettes: dict[str, Path], capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    args = ["plan", cassettes["aa"], "--effect", "1", "--replications", "30", "--max-trials", "20"]
+    args = [
+        "plan",
+        cassettes["aa"],
+        "--effect",
+        "0.5",
+        "--replications",
+        "30",
+        "--max-trials",
+        "20",
+    ]
     proc = rolecheck(*args)
     assert proc.returncode == 0, proc.stderr
     out = proc.stdout
@@ -394,8 +403,8 @@ def test_plan_from_an_aa_cassette(
     assert "20 calls" in out
     assert "noise floor (mean distance between two pilot calls):" in out
     assert "90% bootstrap interval at 20 calls" in out
-    assert "to certify equivalence at margin 0.5 with 80% power:" in out
-    assert "to detect a change of 1 x the floor with 80% power at alpha 0.05:" in out
+    assert "to certify equivalence at tolerance 0.3 with 80% power:" in out
+    assert "to detect a change of 0.5 with 80% power at alpha 0.05:" in out
     code, again, _ = main(capsys, monkeypatch, *args)
     assert code == 0
     assert again == out  # seeded: the same plan every time
@@ -518,21 +527,22 @@ def _pilot(noise: float, n: int = 16, seed: int = 0) -> np.ndarray:
     return np.linalg.norm(points[:, None, :] - points[None, :, :], axis=-1)
 
 
-def test_plan_needs_more_trials_for_a_tighter_margin() -> None:
+def test_plan_needs_more_trials_for_a_tighter_tolerance() -> None:
     d = _pilot(1.0)
-    wide = plan_trials(d, margin=1.0, replications=60, max_trials=60)
-    tight = plan_trials(d, margin=0.25, replications=60, max_trials=60)
+    wide = plan_trials(d, tolerance=1.0, bounded=False, replications=60, max_trials=60)
+    tight = plan_trials(d, tolerance=0.5, bounded=False, replications=60, max_trials=60)
     assert wide.n_equivalence is not None
     assert tight.n_equivalence is not None
     assert wide.n_equivalence < tight.n_equivalence
-    assert plan_trials(d, margin=0.25, replications=60, max_trials=60) == tight  # seeded
+    again = plan_trials(d, tolerance=0.5, bounded=False, replications=60, max_trials=60)
+    assert again == tight  # seeded
 
 
 def test_plan_needs_fewer_trials_for_a_larger_effect() -> None:
     d = _pilot(1.0)
-    # both above the default margin 0.5: below it a change is meant to pass as equivalent
-    small = plan_trials(d, effect=0.55, replications=60, max_trials=60)
-    large = plan_trials(d, effect=2.0, replications=60, max_trials=60)
+    # both above the tolerance 0.5: at or below it a change is meant to pass as equivalent
+    small = plan_trials(d, tolerance=0.5, effect=1.0, bounded=False, replications=60, max_trials=60)
+    large = plan_trials(d, tolerance=0.5, effect=2.0, bounded=False, replications=60, max_trials=60)
     assert small.n_detect is not None
     assert large.n_detect is not None
     assert large.n_detect <= small.n_detect
@@ -542,13 +552,12 @@ def test_plan_needs_fewer_trials_for_a_larger_effect() -> None:
     assert small.rows[0].p_detect < large.rows[0].p_detect
 
 
-def test_plan_is_scale_free() -> None:
+def test_plan_scales_with_the_tolerance() -> None:
     d = _pilot(1.0)
-    # x4 is exact in binary floating point, so every simulated number is identical
-    assert (
-        plan_trials(d * 4.0, margin=0.5, replications=40, max_trials=40).rows
-        == plan_trials(d, margin=0.5, replications=40, max_trials=40).rows
-    )
+    # x4 is exact in binary floating point: distances and tolerance scaled alike, same shares
+    big = plan_trials(d * 4.0, tolerance=2.0, bounded=False, replications=40, max_trials=40)
+    small = plan_trials(d, tolerance=0.5, bounded=False, replications=40, max_trials=40)
+    assert [r.p_equivalent for r in big.rows] == [r.p_equivalent for r in small.rows]
 
 
 def test_plan_deterministic_and_unreachable() -> None:
@@ -556,14 +565,14 @@ def test_plan_deterministic_and_unreachable() -> None:
     assert zero.deterministic
     assert zero.n_equivalence == 4
     assert zero.n_detect == 4
-    capped = plan_trials(_pilot(1.0), margin=0.01, replications=20, max_trials=6)
+    capped = plan_trials(_pilot(1.0), tolerance=0.01, bounded=False, replications=20, max_trials=6)
     assert capped.n_equivalence is None
     assert [r.n for r in capped.rows] == [4, 5, 6]
 
 
 def test_plan_rejects_bad_arguments() -> None:
-    with pytest.raises(RolecheckUsageError, match="--margin"):
-        plan_trials(_pilot(1.0), margin=0.0)
+    with pytest.raises(RolecheckUsageError, match="--tolerance"):
+        plan_trials(_pilot(1.0), tolerance=0.0)
     with pytest.raises(RolecheckUsageError, match="at least 8 calls"):
         plan_trials(np.zeros((7, 7)))
 
@@ -578,17 +587,16 @@ def _heavy_pilot(n: int = 20, seed: int = 1) -> np.ndarray:
 
 def test_plan_detects_only_what_assert_different_accepts() -> None:
     d = _pilot(1.0, n=24)
-    # 0.2 x floor is below the margin: p <= alpha nearly always, yet the verdict is
-    # `equivalent` more and more often as trials grow (the old table said P(detect) 1.00).
-    small = plan_trials(d, margin=0.5, effect=0.2, replications=40, max_trials=12)
+    # 0.2 is below the tolerance: p <= alpha often, yet the verdict is never `different`.
+    small = plan_trials(d, tolerance=0.5, effect=0.2, bounded=False, replications=40, max_trials=12)
     assert small.n_detect is None
     last = max((r for r in small.rows if not r.extrapolated), key=lambda r: r.n)
     assert last.p_detect is not None
     assert last.p_detect < 0.5
     lines = "\n".join(format_plan(Pilot(d, "js", "test"), small))
-    assert "below the margin 0.5: it is meant to pass as equivalent" in lines
+    assert "is not above the tolerance 0.5: it is meant to pass as equivalent" in lines
     assert "to detect a change" not in lines
-    large = plan_trials(d, margin=0.5, effect=2.0, replications=40, max_trials=12)
+    large = plan_trials(d, tolerance=0.5, effect=2.0, bounded=False, replications=40, max_trials=12)
     assert large.n_detect is not None
 
 
@@ -596,43 +604,56 @@ def test_plan_verdict_share_matches_the_engine_run_by_run() -> None:
     d = _pilot(1.0, n=16)
     floor = float(d[np.triu_indices(16, 1)].mean())
     weights = d.sum(axis=1) / 15 / floor
-    n, reps, effect = 5, 30, 0.3
+    n, reps, effect = 5, 30, 1.5
     draws = _simulate(
-        d, weights, floor, n, margin=0.5, effect=effect, alpha=0.05, replications=reps, seed=3
+        d,
+        weights,
+        floor,
+        n,
+        tolerance=0.5,
+        effect=effect,
+        alpha=0.05,
+        bounded=False,
+        replications=reps,
+        seed=3,
     )
     rng = np.random.default_rng([3, n])
     expected = []
     for r in range(reps):
         sub = d[np.ix_(idx := rng.permutation(16)[: 2 * n], idx)]
-        move = effect * floor * rng.choice(weights, size=n)
+        move = effect * rng.choice(weights, size=n)
         sub = sub.copy()
         sub[:n, n:] += move[None, :]
         sub[n:, :n] += move[:, None]
         p = permutation_test(sub, n, seed=3 + r, max_exact=1000, n_resamples=199).p_value
-        bound = matrix_equivalence(sub, n).ratio
-        verdict = decide(p_value=p, alpha=0.05, bound=bound, limit=0.5, n=n).verdict
+        bound = change_bound(sub, n, bounded=False)
+        verdict = decide(p_value=p, alpha=0.05, bound=bound, tolerance=0.5, n=n).verdict
         expected.append(verdict == "different")
     assert draws.different is not None
     assert draws.different.tolist() == expected
-    assert 0 < sum(expected) < reps  # some runs are significant but certified equivalent
+    assert 0 < sum(expected) < reps
 
 
 def test_plan_predictions_are_monotone() -> None:
     # This pilot made the old table drop from 0.79 at 10 trials to 0.62 at 11 (calls
     # resampled with replacement beyond the pilot's 20 calls).
-    plan = plan_trials(_heavy_pilot(), margin=0.15, replications=100, max_trials=30)
+    plan = plan_trials(
+        _heavy_pilot(), tolerance=2.0, bounded=False, replications=100, max_trials=30
+    )
     shares = [r.p_equivalent for r in plan.rows]
     assert shares == sorted(shares)
     assert plan.n_equivalence is not None
     assert plan.rows[-1].p_equivalent >= 0.8
-    detect = plan_trials(_heavy_pilot(), margin=0.5, effect=1.0, replications=60, max_trials=30)
+    detect = plan_trials(
+        _heavy_pilot(), tolerance=0.5, effect=2.0, bounded=False, replications=60, max_trials=30
+    )
     found = [r.p_detect for r in detect.rows]
     assert found == sorted(found)
 
 
 def test_plan_rows_beyond_the_pilot_are_extrapolated() -> None:
     d = _heavy_pilot()
-    plan = plan_trials(d, margin=0.1, replications=60, max_trials=40)
+    plan = plan_trials(d, tolerance=2.0, bounded=False, replications=60, max_trials=40)
     assert plan.pilot_calls == 20
     assert [r.n for r in plan.rows if not r.extrapolated] == [r.n for r in plan.rows if r.n <= 10]
     assert any(r.extrapolated for r in plan.rows)

@@ -142,15 +142,46 @@ def test_first_token_is_js_at_position_zero_only() -> None:
     assert js_distance(a, b) > first_token_distance(a, b)
 
 
-def test_averaging_stops_at_the_first_divergence_inclusive() -> None:
+def test_comparison_stops_at_the_first_divergence_inclusive() -> None:
     shared = pos("The", {"The": 0.9, "A": 0.1})
+    # b's generated " dog" is not its top token (0.4): a sampled divergence, not a greedy one
     a = make_call([shared, pos(" cat", {" cat": 0.6, " dog": 0.4}), pos(" sat", {" sat": 1.0})])
-    b = make_call([shared, pos(" dog", {" cat": 0.4, " dog": 0.6}), pos(" ran", {" ran": 1.0})])
+    b = make_call([shared, pos(" dog", {" cat": 0.6, " dog": 0.4}), pos(" ran", {" ran": 1.0})])
     assert divergence_position(a, b) == 1
     assert compared_positions(a, b) == 2
-    # position 0 identical -> 0; position 1: TV = ½(.2 + .2) = .2; position 2 is not compared
-    assert position_profile(a, b, "tv").tolist() == pytest.approx([0.0, 0.2], abs=1e-15)
-    assert tv_distance(a, b) == pytest.approx(0.1, abs=1e-15)  # (0 + .2) / 2
+    assert position_profile(a, b, "tv").tolist() == [0.0, 0.0]
+    assert tv_distance(a, b) == 0.0  # same distributions, different draws
+
+
+def test_positions_combine_as_the_chance_to_part_not_a_mean() -> None:
+    # A change at position k counts fully, not diluted by 1/(k + 1) (issue 10).
+    same = pos("The", {"The": 0.9, "A": 0.1})
+    a = make_call([same, same, same, pos("x", {"x": 0.7, "y": 0.3})])
+    b = make_call([same, same, same, pos("x", {"x": 0.5, "y": 0.5})])
+    assert position_profile(a, b, "tv").tolist() == pytest.approx([0, 0, 0, 0.2], abs=1e-15)
+    assert tv_distance(a, b) == pytest.approx(0.2, abs=1e-15)
+    c = make_call([pos("x", {"x": 0.7, "y": 0.3}), pos("x", {"x": 0.7, "y": 0.3})])
+    d = make_call([pos("x", {"x": 0.5, "y": 0.5}), pos("x", {"x": 0.5, "y": 0.5})])
+    assert tv_distance(c, d) == pytest.approx(1 - 0.8 * 0.8, abs=1e-15)
+
+
+def test_a_greedy_flip_counts_fully() -> None:
+    # Both calls took their own top token and still parted: greedy decoding changes the
+    # answer with certainty, however close the two distributions are.
+    a = make_call([pos("Paris", {"Paris": 0.51, "Le": 0.49})])
+    b = make_call([pos("Le", {"Le": 0.51, "Paris": 0.49})])
+    assert js_distance(a, b) == tv_distance(a, b) == first_token_distance(a, b) == 1.0
+    assert float(distance_matrix([a, b], "js")[0, 1]) == 1.0
+    assert float(distance_matrix([a, b], "first_token")[0, 1]) == 1.0
+
+
+def test_floating_point_noise_is_exactly_zero() -> None:
+    # Issue 10, item 2: jitter of 1e-9 nats gave js ~3e-17 bits, treated as real.
+    a = make_call([("x", -0.1, [("x", -0.1), ("y", -2.4)])] * 3)
+    b = make_call([("x", -0.1 - 1e-9, [("x", -0.1 - 1e-9), ("y", -2.4 + 1e-9)])] * 3)
+    for metric in ("js", "tv", "first_token"):
+        assert float(distance_matrix([a, b], metric)[0, 1]) == 0.0
+    assert js_distance(a, b) == tv_distance(a, b) == 0.0
 
 
 def test_no_divergence_compares_the_shorter_call() -> None:
@@ -163,13 +194,16 @@ def test_no_divergence_compares_the_shorter_call() -> None:
     assert len(position_profile(short, long)) == 2
 
 
-def test_profile_mean_is_the_distance() -> None:
+def test_profile_combines_into_the_distance() -> None:
     rng = np.random.default_rng(7)
     a, b = (parse_response(random_response(rng, n_tokens=12, noise=1.0)) for _ in range(2))
-    for metric, fn in (("js", js_distance), ("tv", tv_distance), ("tok_l1", tok_l1_distance)):
+    tok = position_profile(a, b, "tok_l1")
+    assert float(np.mean(tok)) == pytest.approx(tok_l1_distance(a, b), abs=1e-15)
+    for metric, fn in (("js", js_distance), ("tv", tv_distance)):
         profile = position_profile(a, b, metric)
         assert profile.shape == (compared_positions(a, b),)
-        assert float(np.mean(profile)) == pytest.approx(fn(a, b), abs=1e-15)
+        parted = 1.0 - float(np.prod(1.0 - profile))
+        assert fn(a, b) in (pytest.approx(parted, abs=1e-12), 1.0)
 
 
 def test_profile_rejects_metrics_without_a_per_position_form() -> None:
@@ -276,21 +310,23 @@ def test_seed_is_rank_aligned_so_it_cannot_see_a_yes_no_swap() -> None:
     yes = make_call([pos("Yes", {"Yes": 0.9, "No": 0.1})])
     no = make_call([pos("No", {"No": 0.9, "Yes": 0.1})])
     assert seed_distance(yes, no) == 0.0
-    # js matches by identity: m = (.5, .5), JS = .9·log2(1.8) + .1·log2(.2)
-    assert js_distance(yes, no) == pytest.approx(0.9 * L2(1.8) + 0.1 * L2(0.2), abs=1e-15)
-    assert tv_distance(yes, no) == pytest.approx(0.8, abs=1e-15)
+    # js and tv match tokens by identity, and both calls took their top token: the answer
+    # flipped, distance 1 (the per-position JS is .9·log2(1.8) + .1·log2(.2)).
+    assert position_profile(yes, no, "js")[0] == pytest.approx(
+        0.9 * L2(1.8) + 0.1 * L2(0.2), abs=1e-15
+    )
+    assert js_distance(yes, no) == tv_distance(yes, no) == 1.0
 
 
 def test_seed_keeps_comparing_after_a_flip_js_does_not() -> None:
     head = pos("A", {"A": 0.55, "B": 0.45})
-    flipped = pos("B", {"A": 0.45, "B": 0.55})
+    flipped = pos("B", {"A": 0.55, "B": 0.45})  # B drawn from the same distribution
     tail_a = [pos("x", {"x": 0.99, "y": 0.01})] * 5
     tail_b = [pos("u", {"u": 0.4, "v": 0.35, "w": 0.25})] * 5
     a, b = make_call([head, *tail_a]), make_call([flipped, *tail_b])
-    # js sees the flip once, at position 0: identical-by-value near-tie -> small JS
+    # js stops at the divergence: identical distributions there, a sampled token -> 0
     assert compared_positions(a, b) == 1
-    assert js_distance(a, b) == pytest.approx(position_profile(a, b)[0])
-    assert js_distance(a, b) < 0.01
+    assert js_distance(a, b) == 0.0
     # seed compares unrelated continuations by rank and is dominated by them
     assert seed_distance(a, b) > 1.0
 

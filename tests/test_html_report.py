@@ -37,7 +37,7 @@ def row_for(
         "n_b": result.n_b,
         **{
             k: details.get(k)
-            for k in ("p_value", "floor", "excess", "ratio", "ratio_upper", "tv", "tv_upper")
+            for k in ("p_value", "floor", "change", "change_upper", "tolerance", "tv", "tv_upper")
         },
         "deterministic": details.get("deterministic"),
         "calls": 21,
@@ -55,14 +55,14 @@ def row_for(
 
 def _arms(shift: float, seed: int, n: int = 10) -> tuple[list[Any], list[Any]]:
     rng = np.random.default_rng(seed)
-    a = [random_response(rng, n_tokens=12, top_k=10) for _ in range(n)]
-    b = [random_response(rng, n_tokens=12, top_k=10, shift=shift) for _ in range(n)]
+    a = [random_response(rng, n_tokens=12, top_k=10, noise=0.05) for _ in range(n)]
+    b = [random_response(rng, n_tokens=12, top_k=10, noise=0.05, shift=shift) for _ in range(n)]
     return a, b
 
 
 @pytest.fixture(scope="module")
 def results() -> dict[str, Any]:
-    a, b = _arms(shift=0.8, seed=1)
+    a, b = _arms(shift=2.0, seed=1)
     same = [make_response([("Yes", -0.1, [("Yes", -0.1), ("No", -2.4)])]) for _ in range(5)]
     calls = [("get_weather", '{"city":"Paris"}')]
     tools_a = [make_response([], tool_calls=calls, logprobs=False) for _ in range(6)]
@@ -134,9 +134,9 @@ def test_verdicts_and_numbers(page: str, results: Mapping[str, Any]) -> None:
     assert page.count('<span class="verdict different">DIFFERENT</span>') >= 2
     assert '<span class="verdict equivalent">EQUIVALENT</span>' in page
     # the numbers in plain words, formatted as in the report (4 significant digits)
-    assert f"<b>{different.floor:.4g}</b> bits (js)" in page
     assert f"{different.cross:.4g} bits on average" in page
-    assert f"95% upper bound <b>{different.ratio_upper:.3g}</b>" in page
+    assert f"a change of <b>{different.change:.4g}</b>" in page
+    assert f"<b>{different.change_upper:.3g}</b>; equivalence needs" in page
     assert "Deterministic backend" in page
     assert different.headline in page.replace("&lt;", "<").replace("&gt;", ">")
     tools = results["tools"]

@@ -16,7 +16,8 @@ def test_show(request, rolecheck):
     s = rolecheck.settings
     print("SETTINGS=" + json.dumps({
         "record_mode": s.record_mode, "model": s.model, "trials": s.trials, "alpha": s.alpha,
-        "margin": s.margin, "concurrency": s.concurrency, "metric": s.metric, "design": s.design,
+        "tolerance": s.tolerance, "concurrency": s.concurrency, "metric": s.metric,
+        "design": s.design,
         "local": s.local, "temperature": s.temperature, "max_tokens": s.max_tokens,
     }))
 """
@@ -37,7 +38,7 @@ BAD_VALUES = {
     "concurrency": ("0", "whole number ≥ 1"),
     "trials": ("3", "whole number ≥ 4"),
     "alpha": ("1.5", "(0, 1)"),
-    "margin": ("-1", "(0, ∞)"),
+    "tolerance": ("-1", "(0, 1]"),
     "design": ("pairs", "all-pairs, seed"),
     "max_tokens": ("many", "whole number ≥ 1"),
     "top_logprobs": ("50", "whole number in [1, 20]"),
@@ -83,7 +84,7 @@ def test_defaults(pytester: pytest.Pytester) -> None:
         "model": None,
         "trials": 10,
         "alpha": 0.05,
-        "margin": 0.5,
+        "tolerance": None,
         "concurrency": 8,
         "metric": "js",
         "design": "all-pairs",
@@ -95,7 +96,7 @@ def test_defaults(pytester: pytest.Pytester) -> None:
 
 def test_precedence_marker_over_cli_over_ini(pytester: pytest.Pytester) -> None:
     pytester.makeini(
-        "[pytest]\nrolecheck_trials = 6\nrolecheck_alpha = 0.01\nrolecheck_margin = 0.3\n"
+        "[pytest]\nrolecheck_trials = 6\nrolecheck_alpha = 0.01\nrolecheck_tolerance = 0.2\n"
         "rolecheck_model = ini-model\nrolecheck_local = true\n"
     )
     pytester.makepyfile(
@@ -108,7 +109,7 @@ def test_precedence_marker_over_cli_over_ini(pytester: pytest.Pytester) -> None:
     settings = _settings(result)
     assert settings["trials"] == 12  # marker beats CLI
     assert settings["alpha"] == 0.1  # CLI beats ini
-    assert settings["margin"] == 0.3  # ini beats default
+    assert settings["tolerance"] == 0.2  # ini beats default
     assert settings["model"] == "ini-model"
     assert settings["local"] is True  # an absent --rolecheck-local switch keeps the ini value
 
@@ -118,12 +119,12 @@ def test_class_marker_applies_and_closest_marker_wins(pytester: pytest.Pytester)
         """
         import pytest
 
-        pytestmark = pytest.mark.rolecheck(trials=5, margin=0.25)
+        pytestmark = pytest.mark.rolecheck(trials=5, tolerance=0.25)
 
         @pytest.mark.rolecheck(trials=7)
         def test_x(rolecheck):
             assert rolecheck.settings.trials == 7
-            assert rolecheck.settings.margin == 0.25
+            assert rolecheck.settings.tolerance == 0.25
         """
     )
     pytester.runpytest().assert_outcomes(passed=1)

@@ -17,16 +17,18 @@ from pytest_rolecheck._stats import (
     MIN_CALLS_PER_ARM,
     Bound,
     baseline_test,
+    change_bound,
     cliffs_delta,
     decide,
     energy_statistics,
     flip_test,
-    matrix_equivalence,
     permutation_test,
     recommend_trials,
+    smallest_certifiable,
     split_pairs,
     summarize,
-    trial_equivalence,
+    trial_change_bound,
+    unseen_share_upper,
     validate_arm_sizes,
     validate_options,
 )
@@ -205,63 +207,79 @@ def test_textbook_mwu_on_pairs_is_not_what_we_compute() -> None:
     assert permutation_test(d, 5).p_value != pytest.approx(textbook, abs=1e-6)
 
 
-# ---------------------------------------------------------------- jackknife
+# ---------------------------------------------------------------- change bounds
+
+
+def naive_change(d: np.ndarray, a: list[int], b: list[int]) -> tuple[float, float]:
+    """``cross - within_a`` and ``cross - within_b`` by explicit loops."""
+    wa = np.mean([d[i, j] for i in a for j in a if i < j])
+    wb = np.mean([d[i, j] for i in b for j in b if i < j])
+    cross = np.mean([d[i, j] for i in a for j in b])
+    return float(cross - wa), float(cross - wb)
 
 
 @pytest.mark.parametrize(("n_a", "n_b", "seed"), [(4, 4, 0), (5, 7, 1), (10, 10, 2)])
-def test_matrix_jackknife_matches_naive_loop(n_a: int, n_b: int, seed: int) -> None:
+def test_change_jackknife_matches_naive_two_sample_loop(n_a: int, n_b: int, seed: int) -> None:
     rng = np.random.default_rng(seed)
     d = random_matrix(rng, n_a + n_b, shift=0.5, n_a=n_a)
     a, b = list(range(n_a)), list(range(n_a, n_a + n_b))
-    floor, excess = naive_energy(d, a, b)
-    reps_ratio, reps_excess = [], []
-    for drop in range(n_a + n_b):
-        f, t = naive_energy(d, [i for i in a if i != drop], [j for j in b if j != drop])
-        reps_ratio.append(t / f)
-        reps_excess.append(t)
-    m = n_a + n_b
+    d_a, d_b = naive_change(d, a, b)
+    comp = 0 if d_a >= d_b else 1
+    reps_a = [naive_change(d, [i for i in a if i != k], b)[comp] for k in a]
+    reps_b = [naive_change(d, a, [j for j in b if j != k])[comp] for k in b]
 
-    def se(reps: list[float]) -> float:
+    def part(reps: list[float]) -> float:
         r = np.array(reps)
-        return math.sqrt((m - 1) / m * np.sum((r - r.mean()) ** 2))
+        return float((r.size - 1) / r.size * np.sum((r - r.mean()) ** 2))
 
+    se = math.sqrt(part(reps_a) + part(reps_b))
+    res = change_bound(d, n_a, bounded=False)
+    assert res.estimate == pytest.approx(max(d_a, d_b))
+    assert res.se == pytest.approx(se)
     tq = sps.t.ppf(0.95, min(n_a, n_b) - 1)
-    res = matrix_equivalence(d, n_a)
-    assert res.ratio.estimate == pytest.approx(excess / floor)
-    assert res.ratio.se == pytest.approx(se(reps_ratio))
-    assert res.ratio.upper == pytest.approx(excess / floor + tq * se(reps_ratio))
-    assert res.excess.estimate == pytest.approx(excess)
-    assert res.excess.se == pytest.approx(se(reps_excess))
-    assert res.ratio.df == min(n_a, n_b) - 1
+    assert res.upper >= max(d_a, d_b) + tq * se - 1e-12
+    assert res.df == min(n_a, n_b) - 1
 
 
-def test_jackknife_unbounded_when_floor_vanishes_without_one_call() -> None:
-    # All calls identical except one B call: leaving it out makes the floor 0.
-    d = np.zeros((8, 8))
-    d[7, :7] = d[:7, 7] = 1.0
-    res = matrix_equivalence(d, 4)
-    assert res.ratio.estimate == pytest.approx(0.0)
-    assert math.isinf(res.ratio.upper)
-    assert math.isfinite(res.excess.upper)
+def test_change_is_linear_in_a_mixture_and_not_inflated_by_it() -> None:
+    # Quiet A; 2 of B's 10 calls are a different answer (distance 1 from everything else).
+    n = 10
+    d = np.zeros((2 * n, 2 * n))
+    other = [2 * n - 2, 2 * n - 1]
+    for k in other:
+        d[k, :] = d[:, k] = 1.0
+        d[k, k] = 0.0
+    d[other[0], other[1]] = d[other[1], other[0]] = 0.0
+    res = change_bound(d, n)
+    assert res.estimate == pytest.approx(0.2)  # the share of rewritten answers
+    # 2 changed calls out of 10 cannot show the change is below the default tolerance 0.3
+    assert res.upper > 0.3
 
 
-def test_trial_jackknife_matches_naive_loop() -> None:
+def test_quiet_arms_cannot_certify_below_what_n_calls_can_see() -> None:
+    # Every call identical but one tiny jitter: nothing seen, yet 10 calls cannot exclude a
+    # change that shows in a quarter of the calls.
+    d = np.zeros((20, 20))
+    d[0, 1] = d[1, 0] = 1e-3
+    res = change_bound(d, 10)
+    assert res.upper == pytest.approx(1 - 0.05 ** (1 / 10), abs=2e-3)
+    assert smallest_certifiable(10, 0.05) == pytest.approx(1 - 0.05**0.1)
+    assert unseen_share_upper(0.0, 20, 0.05) == pytest.approx(1 - 0.05 ** (1 / 20))
+
+
+def test_trial_change_bound_is_a_difference_of_means() -> None:
     d_a = np.array([0.40, 0.51, 0.51, 0.36, 0.45, 0.21, 0.43, 0.54, 0.40, 0.44])
-    d_b = np.array([0.44, 0.49, 2.03, 0.26, 0.46, 0.39, 0.54, 0.39, 0.49, 0.49])
-    reps = []
-    for i in range(10):
-        reps.append((d_b.mean() - np.delete(d_a, i).mean()) / np.delete(d_a, i).mean())
-    for j in range(10):
-        reps.append((np.delete(d_b, j).mean() - d_a.mean()) / d_a.mean())
-    r = np.array(reps)
-    se = math.sqrt(19 / 20 * np.sum((r - r.mean()) ** 2))
-    res = trial_equivalence(d_a, d_b)
-    rho = (d_b.mean() - d_a.mean()) / d_a.mean()
-    assert res.ratio.estimate == pytest.approx(rho)
-    assert res.ratio.se == pytest.approx(se)
+    d_b = np.array([0.44, 0.49, 0.93, 0.26, 0.46, 0.39, 0.54, 0.39, 0.49, 0.49])
+    res = trial_change_bound(d_a, d_b, bounded=False)
+    est = d_b.mean() - d_a.mean()
+    se = math.sqrt(d_a.var(ddof=1) / 10 + d_b.var(ddof=1) / 10)
     tq = sps.t.ppf(0.95, 9)
-    assert res.ratio.upper == pytest.approx(rho + tq * se)
-    assert res.ratio.lower == pytest.approx(rho - tq * se)
+    assert res.estimate == pytest.approx(est)
+    assert res.se == pytest.approx(se)
+    assert res.upper == pytest.approx(est + tq * se)
+    assert res.lower == pytest.approx(est - tq * se)
+    t2 = sps.t.ppf(0.975, 9)
+    assert res.effect_lower == pytest.approx(max(est - t2 * se, -(est + t2 * se)))
 
 
 # ---------------------------------------------------------------- seed design test
@@ -342,15 +360,20 @@ def test_summarize_uses_population_std() -> None:
 
 def test_flip_test_counts_and_fisher() -> None:
     a = ["Yes"] * 9 + ["No"]
-    b = ["Yes"] * 4 + ["No"] * 6  # modal "No": 4 differ
+    b = ["Yes"] * 4 + ["No"] * 6  # 6 differ from A's modal "Yes"
     res = flip_test(a, b)
-    assert (res.changed_a, res.changed_b) == (1, 4)
+    assert (res.changed_a, res.changed_b) == (1, 6)
     assert res.share_a == 0.1
-    assert res.share_b == 0.4
-    assert res.p_value == pytest.approx(sps.fisher_exact([[1, 9], [4, 6]]).pvalue)
-    same = flip_test(["x"] * 5, ["y"] * 5)
-    assert same.p_value == 1.0
-    assert same.changed_a == same.changed_b == 0
+    assert res.share_b == 0.6
+    assert res.p_value == pytest.approx(sps.fisher_exact([[1, 9], [6, 4]]).pvalue)
+
+
+def test_flip_test_counts_every_rewritten_answer() -> None:
+    # Issue 10, item 8: every B text differs from every A text, and each arm is constant.
+    # Counted against its own modal text each arm showed "0 flips, p = 1".
+    same = flip_test(["x"] * 10, ["y"] * 10)
+    assert (same.changed_a, same.changed_b) == (0, 10)
+    assert same.p_value < 1e-4
 
 
 # ---------------------------------------------------------------- decision rules
@@ -358,64 +381,90 @@ def test_flip_test_counts_and_fisher() -> None:
 
 def bound(est: float, se: float, n: int = 10) -> Bound:
     tq = float(sps.t.ppf(0.95, n - 1))
+    t2 = float(sps.t.ppf(0.975, n - 1))
     return Bound(
-        estimate=est, se=se, lower=est - tq * se, upper=est + tq * se, t_quantile=tq, df=n - 1
+        estimate=est,
+        se=se,
+        lower=est - tq * se,
+        upper=est + tq * se,
+        t_quantile=tq,
+        df=n - 1,
+        effect_lower=est - t2 * se,
     )
 
 
-def test_decide_equivalence_wins_over_a_small_real_difference() -> None:
-    d = decide(p_value=0.01, alpha=0.05, bound=bound(0.1, 0.05), limit=0.5, n=10)
+def test_decide_equivalent_even_when_a_small_difference_is_significant() -> None:
+    d = decide(p_value=0.01, alpha=0.05, bound=bound(0.05, 0.05), tolerance=0.3, n=10)
     assert d.verdict == "equivalent"
-    assert d.difference_detected
+    assert not d.difference_detected
     assert d.equivalence_shown
     assert d.recommended_trials is None
 
 
-def test_decide_different() -> None:
-    d = decide(p_value=0.01, alpha=0.05, bound=bound(1.0, 0.3), limit=0.5, n=10)
+def test_decide_different_needs_significance_and_a_change_beyond_the_tolerance() -> None:
+    d = decide(p_value=0.01, alpha=0.05, bound=bound(0.9, 0.1), tolerance=0.3, n=10)
     assert d.verdict == "different"
-    assert not d.equivalence_shown
+    # Significant but not shown larger than the tolerance: not "different" (issue item 2).
+    small = decide(p_value=0.001, alpha=0.05, bound=bound(0.25, 0.05), tolerance=0.3, n=10)
+    assert small.verdict == "inconclusive"
+    # Large but not significant: not "different" either.
+    ns = decide(p_value=0.2, alpha=0.05, bound=bound(0.9, 0.1), tolerance=0.3, n=10)
+    assert ns.verdict == "inconclusive"
 
 
 def test_decide_non_significant_is_never_equivalence() -> None:
-    d = decide(p_value=0.6, alpha=0.05, bound=bound(0.2, 0.4), limit=0.5, n=10)
+    d = decide(p_value=0.6, alpha=0.05, bound=bound(0.1, 0.2), tolerance=0.3, n=10)
     assert d.verdict == "inconclusive"
     assert d.recommended_trials is not None
     assert d.recommended_trials > 10
 
 
-def test_decide_bound_exactly_at_margin_is_not_equivalent() -> None:
-    b = Bound(estimate=0.3, se=0.1, lower=0.1, upper=0.5, t_quantile=2.0, df=9)
-    assert decide(p_value=0.5, alpha=0.05, bound=b, limit=0.5, n=10).verdict == "inconclusive"
+def test_decide_bound_exactly_at_the_tolerance_is_not_equivalent() -> None:
+    b = Bound(estimate=0.1, se=0.1, lower=-0.1, upper=0.3, t_quantile=2.0, df=9)
+    assert decide(p_value=0.5, alpha=0.05, bound=b, tolerance=0.3, n=10).verdict == "inconclusive"
 
 
 def test_decide_two_sided_needs_the_lower_bound_too() -> None:
-    b = bound(-0.45, 0.1)
-    assert decide(p_value=0.5, alpha=0.05, bound=b, limit=0.5, n=10).verdict == "equivalent"
-    two = decide(p_value=0.5, alpha=0.05, bound=b, limit=0.5, n=10, two_sided=True)
+    b = bound(-0.25, 0.01)
+    assert decide(p_value=0.5, alpha=0.05, bound=b, tolerance=0.3, n=10).verdict == "equivalent"
+    two = decide(
+        p_value=0.5, alpha=0.05, bound=bound(-0.28, 0.05), tolerance=0.3, n=10, two_sided=True
+    )
     assert two.verdict == "inconclusive"
 
 
-def test_recommend_trials_is_the_smallest_n_that_clears_the_margin() -> None:
-    est, se, n, limit = 0.2, 0.25, 10, 0.5
-    rec = recommend_trials(bound(est, se, n), limit, n)
+def test_decide_refuses_equivalence_for_a_metric_that_cannot_see_every_change() -> None:
+    d = decide(
+        p_value=0.5, alpha=0.05, bound=bound(0.0, 0.01), tolerance=0.3, n=10, can_certify=False
+    )
+    assert d.verdict == "inconclusive"
+
+
+def test_recommend_trials_is_the_smallest_n_that_clears_the_tolerance() -> None:
+    est, se, n, tol = 0.05, 0.2, 10, 0.3
+    rec = recommend_trials(bound(est, se, n), tol, n, alpha=0.05, bounded=False)
     assert rec is not None
 
     def upper(m: int) -> float:
         return est + float(sps.t.ppf(0.95, m - 1)) * se * math.sqrt(n / m)
 
-    assert upper(rec) < limit
-    assert upper(rec - 1) >= limit
+    assert upper(rec) < tol
+    assert upper(rec - 1) >= tol
+    # A metric in [0, 1] also needs 1 - alpha ** (1/N) below the room left.
+    quiet = recommend_trials(bound(0.0, 0.0), 0.1, 10, alpha=0.05, bounded=True)
+    assert quiet is not None
+    assert 1 - 0.05 ** (1 / quiet) < 0.1 <= 1 - 0.05 ** (1 / (quiet - 1))
 
 
-def test_recommend_trials_when_estimate_is_beyond_the_margin() -> None:
-    # Aim: the lower bound clears 0 (difference detectable).
+def test_recommend_trials_only_where_trials_help() -> None:
+    # The estimate sits at the tolerance: more trials would not settle it.
+    assert recommend_trials(bound(0.3, 0.1), 0.3, 10, alpha=0.05, bounded=True) is None
+    assert recommend_trials(bound(0.2, math.inf), 0.3, 10, alpha=0.05, bounded=True) is None
+    # Beyond the tolerance: the N at which the lower bound would clear it.
     est, se, n = 0.8, 0.6, 10
-    rec = recommend_trials(bound(est, se, n), 0.5, n)
+    rec = recommend_trials(bound(est, se, n), 0.3, n, alpha=0.05, bounded=True)
     assert rec is not None
-    assert est - sps.t.ppf(0.95, rec - 1) * se * math.sqrt(n / rec) > 0
-    assert recommend_trials(bound(0.2, 0.0), 0.5, 10) is None
-    assert recommend_trials(bound(0.2, math.inf), 0.5, 10) is None
+    assert est - sps.t.ppf(0.95, rec - 1) * se * math.sqrt(n / rec) > 0.3
 
 
 # ---------------------------------------------------------------- validation
@@ -440,24 +489,18 @@ def test_matrix_functions_refuse_small_arms() -> None:
 @pytest.mark.parametrize("alpha", [0, 1, 1.5, -0.1, float("nan"), True, "0.05"])
 def test_bad_alpha(alpha: object) -> None:
     with pytest.raises(RolecheckUsageError, match="strictly between 0 and 1"):
-        validate_options(alpha=alpha, margin=0.5, max_excess_tv=None, design="all-pairs")  # type: ignore[arg-type]
+        validate_options(alpha=alpha, tolerance=0.3, design="all-pairs")  # type: ignore[arg-type]
 
 
-@pytest.mark.parametrize("margin", [0, -1, float("inf"), float("nan"), None])
-def test_bad_margin(margin: object) -> None:
-    with pytest.raises(RolecheckUsageError, match="positive number"):
-        validate_options(alpha=0.05, margin=margin, max_excess_tv=None, design="all-pairs")  # type: ignore[arg-type]
-
-
-@pytest.mark.parametrize("tol", [0, 1.5, -0.1, float("nan")])
-def test_bad_max_excess_tv(tol: float) -> None:
-    with pytest.raises(RolecheckUsageError, match=r"\(0, 1\]"):
-        validate_options(alpha=0.05, margin=0.5, max_excess_tv=tol, design="all-pairs")
+@pytest.mark.parametrize("tolerance", [0, -1, float("inf"), float("nan"), None, True])
+def test_bad_tolerance(tolerance: object) -> None:
+    with pytest.raises(RolecheckUsageError, match="largest change that still counts"):
+        validate_options(alpha=0.05, tolerance=tolerance, design="all-pairs")  # type: ignore[arg-type]
 
 
 def test_unknown_design_lists_allowed_values() -> None:
     with pytest.raises(RolecheckUsageError, match="'all-pairs', 'seed'"):
-        validate_options(alpha=0.05, margin=0.5, max_excess_tv=None, design="pairs")
+        validate_options(alpha=0.05, tolerance=0.3, design="pairs")
 
 
 @pytest.mark.parametrize(

@@ -82,7 +82,7 @@ def test_argument_key_order_and_spacing_do_not_matter() -> None:
     a = completion(("f", '{"a": 1, "b": {"y": [1, 2], "x": "é"}}'))
     b = completion(("f", '{ "b" : {"x":"\\u00e9","y":[1,2]}, "a":1.0 }'))
     assert tool_call_outcome(a) == tool_call_outcome(b) == 'f({"a":1,"b":{"x":"é","y":[1,2]}})'
-    result = compare_tool_calls([a] * 5, [b] * 5)
+    result = compare_tool_calls([a] * 10, [b] * 10)
     assert result.verdict == "equivalent"
     assert result.deterministic
     assert result.outcomes == ('f({"a":1,"b":{"x":"é","y":[1,2]}})',)
@@ -102,7 +102,7 @@ def test_invalid_json_is_its_own_outcome(arguments: Any) -> None:
 
 def test_invalid_arguments_never_crash_a_comparison() -> None:
     broken = completion(("get_weather", '{"location": "Par'))
-    result = compare_tool_calls([broken] * 6, [completion(WEATHER_ROME)] * 6)
+    result = compare_tool_calls([broken] * 10, [completion(WEATHER_ROME)] * 10)
     assert result.verdict == "different"
     assert "get_weather(invalid arguments)" in result.outcomes
 
@@ -116,13 +116,13 @@ def test_parallel_calls_are_unordered_by_default() -> None:
         == ('get_stock_price({"symbol":"AAPL"}) + get_weather({"location":"Paris","unit":"c"})')
     )
     assert tool_call_outcome(ab, ordered=True) != tool_call_outcome(ba, ordered=True)
-    assert compare_tool_calls([ab] * 5, [ba] * 5).verdict == "equivalent"
-    assert compare_tool_calls([ab] * 5, [ba] * 5, ordered=True).verdict == "different"
+    assert compare_tool_calls([ab] * 10, [ba] * 10).verdict == "equivalent"
+    assert compare_tool_calls([ab] * 10, [ba] * 10, ordered=True).verdict == "different"
 
 
 def test_names_only_ignores_arguments() -> None:
-    a = [completion(WEATHER_PARIS)] * 6
-    b = [completion(WEATHER_ROME)] * 6
+    a = [completion(WEATHER_PARIS)] * 10
+    b = [completion(WEATHER_ROME)] * 10
     assert compare_tool_calls(a, b).verdict == "different"
     result = compare_tool_calls(a, b, names_only=True)
     assert result.verdict == "equivalent"
@@ -171,51 +171,55 @@ def test_malformed_responses_raise_a_clear_error() -> None:
 
 
 def test_all_calls_identical_in_both_arms() -> None:
-    result = compare_tool_calls([completion(WEATHER_PARIS)] * 5, [completion(WEATHER_PARIS)] * 7)
+    result = compare_tool_calls([completion(WEATHER_PARIS)] * 10, [completion(WEATHER_PARIS)] * 12)
     assert result.verdict == "equivalent"
     assert result.deterministic
     assert (result.tv, result.p_value) == (0.0, 1.0)
     assert result.test == "none"
-    assert (result.n_a, result.n_b) == (5, 7)
+    assert (result.n_a, result.n_b) == (10, 12)
+    assert result.tv_upper == pytest.approx(1 - 0.05 ** (1 / 10))
 
 
-def test_deterministic_shortcut_reports_what_the_calls_cannot_exclude() -> None:
-    # Verdict by the shortcut, but with sampling 5 equal outcomes do not prove TV = 0:
-    # an unseen outcome can have a rate p with (1 - p)^5 >= alpha/2, i.e. up to
-    # 1 - 0.025^(1/5) = 0.5218 (the smaller arm decides).
-    result = compare_tool_calls([completion(WEATHER_PARIS)] * 5, [completion(WEATHER_PARIS)] * 7)
-    assert result.verdict == "equivalent"
-    assert result.tv_upper == pytest.approx(1 - 0.025 ** (1 / 5))
-    assert result.tv_upper == pytest.approx(0.5218, abs=1e-4)
-    assert any("deterministic backend" in w and "17 calls" in w for w in result.warnings)
+def test_all_agree_does_not_certify_below_what_the_calls_can_see() -> None:
+    # Issue 10, item 5: 4 equal outcomes per arm were "equivalent" at tolerance 0.2. With
+    # sampling an unseen outcome can have a rate p with (1 - p)^4 >= alpha, i.e. up to
+    # 1 - 0.05^(1/4) = 0.527 (the smaller arm decides).
+    result = compare_tool_calls(
+        [completion(WEATHER_PARIS)] * 4, [completion(WEATHER_PARIS)] * 7, tolerance=0.2
+    )
+    assert result.verdict == "inconclusive"
+    assert result.tv_upper == pytest.approx(1 - 0.05 ** (1 / 4))
+    assert "cannot exclude an outcome never seen at a rate up to 0.527" in result.advice
     report = str(result)
-    assert "deterministic shortcut" in report
-    assert "no statistics needed" not in report
-    assert "TV <= 0.522" in report
+    assert "every call agreed" in report
+    assert "TV <=" not in report
     assert result.to_dict()["tv_upper"] == result.tv_upper
 
 
-def test_deterministic_shortcut_with_enough_calls_has_no_warning() -> None:
-    # n = 17 is the first n with 1 - 0.025^(1/n) < 0.2 (n > ln 0.025 / ln 0.8 = 16.5).
-    result = compare_tool_calls([completion(WEATHER_PARIS)] * 17, [completion(WEATHER_PARIS)] * 17)
+def test_all_agree_certifies_from_the_first_n_that_can() -> None:
+    # n = 14 is the first n with 1 - 0.05^(1/n) < 0.2 (n > ln 0.05 / ln 0.8 = 13.4).
+    result = compare_tool_calls(
+        [completion(WEATHER_PARIS)] * 14, [completion(WEATHER_PARIS)] * 14, tolerance=0.2
+    )
     assert result.verdict == "equivalent"
-    assert result.tv_upper == pytest.approx(1 - 0.025 ** (1 / 17))
-    assert result.tv_upper < 0.2
+    assert result.tv_upper == pytest.approx(1 - 0.05 ** (1 / 14))
     assert result.warnings == ()
-    short = compare_tool_calls([completion(WEATHER_PARIS)] * 16, [completion(WEATHER_PARIS)] * 16)
-    assert short.tv_upper >= 0.2
-    assert len(short.warnings) == 1
+    short = compare_tool_calls(
+        [completion(WEATHER_PARIS)] * 13, [completion(WEATHER_PARIS)] * 13, tolerance=0.2
+    )
+    assert short.verdict == "inconclusive"
+    assert short.recommended_trials == 14
 
 
 def test_p_value_equal_to_alpha_is_different() -> None:
     # Like the core engine: "different" when p <= alpha, the boundary included.
     a = arm([(5, completion(WEATHER_PARIS))])
     b = arm([(1, completion(WEATHER_PARIS)), (4, text())])
-    p = compare_tool_calls(a, b).p_value
+    p = compare_tool_calls(a, b, tolerance=0.05).p_value
     # Fisher's exact test on [[5, 0], [1, 4]]: x = 5 or x = 1 Paris calls in A,
     # C(6, 5) C(4, 0) + C(6, 1) C(4, 4) = 12 of C(10, 5) = 252 tables.
     assert p == pytest.approx(12 / 252)
-    at_alpha = compare_tool_calls(a, b, alpha=p)
+    at_alpha = compare_tool_calls(a, b, alpha=p, tolerance=0.05)
     assert at_alpha.verdict == "different"
     assert "<= alpha" in at_alpha.advice
 
@@ -246,8 +250,8 @@ def test_one_arm_never_calls_a_tool_with_noise() -> None:
 
 
 def test_clear_difference_between_two_functions() -> None:
-    a = arm([(15, completion(WEATHER_PARIS)), (5, completion(STOCK))])
-    b = arm([(3, completion(WEATHER_PARIS)), (17, completion(STOCK))])
+    a = arm([(30, completion(WEATHER_PARIS)), (10, completion(STOCK))])
+    b = arm([(6, completion(WEATHER_PARIS)), (34, completion(STOCK))])
     result = assert_tool_calls_differ(a, b)
     assert result.verdict == "different"
     assert result.p_value < 1e-3
@@ -257,14 +261,15 @@ def test_clear_difference_between_two_functions() -> None:
 def test_inconclusive_small_sample() -> None:
     a = arm([(2, completion(WEATHER_PARIS)), (2, text())])
     b = arm([(3, completion(WEATHER_PARIS)), (1, text())])
-    result = compare_tool_calls(a, b)
+    result = compare_tool_calls(a, b, tolerance=0.2)
     assert result.verdict == "inconclusive"
     assert result.p_value == pytest.approx(1.0)
     assert result.tv == pytest.approx(0.25)
     assert result.tv_upper >= result.tolerance
-    assert result.recommended_trials is None  # observed TV already above the tolerance
-    assert "run more trials" in result.advice
-    assert "tolerance=" in result.advice
+    # Above the tolerance: trials until the lower bound would clear it (a rough estimate).
+    assert result.recommended_trials is not None
+    assert result.recommended_trials > 4
+    assert "is above the tolerance 0.2, but its lower bound" in result.advice
 
 
 def test_inconclusive_recommends_a_number_of_trials() -> None:
@@ -308,8 +313,8 @@ def test_detectable_but_tolerable_difference_is_equivalent_with_a_warning() -> N
 
 
 def test_many_unique_arguments_warn_about_names_only() -> None:
-    a = [completion(("search", json.dumps({"q": f"a{i}"}))) for i in range(6)]
-    b = [completion(("search", json.dumps({"q": f"b{i}"}))) for i in range(6)]
+    a = [completion(("search", json.dumps({"q": f"a{i}"}))) for i in range(10)]
+    b = [completion(("search", json.dumps({"q": f"b{i}"}))) for i in range(10)]
     result = compare_tool_calls(a, b)
     assert any("names_only=True" in w for w in result.warnings)
     assert compare_tool_calls(a, b, names_only=True).verdict == "equivalent"
@@ -475,7 +480,7 @@ def test_assert_differ_raises_when_identical() -> None:
     same = [completion(WEATHER_PARIS)] * 4
     with pytest.raises(RolecheckAssertionError, match="not shown to differ"):
         assert_tool_calls_differ(same, same)
-    result = assert_tool_calls_equivalent(same, same)
+    result = assert_tool_calls_equivalent(same * 3, same * 3)
     assert result.verdict == "equivalent"
 
 
