@@ -61,11 +61,12 @@ def test_date_line_changes_the_answer(rolecheck: Rolecheck) -> None:
 def test_tools_via_api_vs_described_in_system_prompt(rolecheck: Rolecheck) -> None:
     """The same two tools, passed through the API or rendered into the system prompt.
 
-    SmolLM2's chat template has no place for tools, so llama-server writes the API's
-    tools into the prompt its own way; the ``namespace functions { ... }`` block that
-    production system prompts use is another text, and the answers differ. (This small
-    model never calls a tool, so the comparison is of its answers, not of tool calls:
-    see the README for tool-call checks on a model that supports them.)
+    SmolLM2's chat template has no place for tools, so the tools sent through the API
+    never reach the model (the prompt has the same number of tokens with or without
+    them); the ``namespace functions { ... }`` block that production system prompts
+    use is text the model reads, and the answers differ. (This small model never
+    calls a tool, so the comparison is of its answers, not of tool calls: see the
+    README for tool-call checks on a model that supports them.)
     """
     via_api = Variant.from_messages(MESSAGES, label="tools-via-api", tools=TOOLS)
     in_prompt = via_api.tools_in_system_prompt(label="tools-in-prompt")

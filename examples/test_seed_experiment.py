@@ -26,18 +26,18 @@ MESSAGES = [
 
 
 def test_seed_design_developer_vs_system() -> None:
-    """The forum's own design: baseline + 10 + 10, per-trial distance to the baseline.
+    """The forum's own design: baseline + N + N, per-trial distance to the baseline.
 
     On its own the seed design can show a difference but never certify equivalence
     (its jitter is one baseline call's); here every call of both roles is the same
     text with the same logprobs, so the change is known exactly: 0.
     """
     result = assert_roles_equivalent(MESSAGES, roles=("developer", "system"), design="seed")
-    assert result.n_a == result.n_b == 10
+    assert result.n_a == result.n_b == 20
 
 
 def test_developer_vs_system_all_pairs() -> None:
-    """The default design: all pairs of 10 + 10 calls, no privileged baseline."""
+    """The default design: all pairs of N + N calls, no privileged baseline."""
     assert_roles_equivalent(MESSAGES, roles=("developer", "system"))
 
 

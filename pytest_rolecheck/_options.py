@@ -158,7 +158,7 @@ OPTIONS: tuple[OptionSpec, ...] = (
         8,
         "completions in flight at once, across all xdist workers",
     ),
-    OptionSpec("trials", _int_at_least(4), 10, "calls per arm (at least 4)"),
+    OptionSpec("trials", _int_at_least(4), 20, "calls per arm (at least 4)"),
     OptionSpec(
         "alpha", _float_in(0.0, 1.0, low_open=True, high_open=True), 0.05, "significance level"
     ),
@@ -233,7 +233,7 @@ class Settings:
     base_url: str | None = None
     local: bool = False
     concurrency: int = 8
-    trials: int = 10
+    trials: int = 20
     alpha: float = 0.05
     tolerance: float | None = None  # None: DEFAULT_TOLERANCE of the comparison kind
     metric: str = "js"
