@@ -25,7 +25,7 @@ import numpy as np
 import pytest
 
 from pytest_rolecheck import cli
-from pytest_rolecheck._cli_compare import ProgressDisplay, _variants
+from pytest_rolecheck._cli_compare import ProgressDisplay, _fix_command, _variants
 from pytest_rolecheck._cli_plan import Pilot, _simulate, format_plan, plan_trials
 from pytest_rolecheck._errors import RolecheckUsageError
 from pytest_rolecheck._options import Settings
@@ -697,3 +697,15 @@ def test_report_invalid_json(
     assert code == 2
     assert "r.json:1:" in err
     assert "not valid JSON" in err
+
+
+def test_compare_fix_command_repeats_the_command_with_the_fix_applied() -> None:
+    typed = ["compare", "--local", "--record-mode", "none", "--cassette", "my run.json"]
+    flags = ["--rolecheck-base-url=http://h/v1", "--rolecheck-local", "-p", "xdist"]
+    assert _fix_command(typed, "rewrite", flags) == (
+        "rolecheck compare --local --cassette 'my run.json' --base-url=http://h/v1 "
+        "--record-mode rewrite"
+    )
+    assert _fix_command(["compare", "--record-mode=none"], None, ["--rolecheck-model=m"]) == (
+        "rolecheck compare --model=m"
+    )
