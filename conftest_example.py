@@ -47,9 +47,12 @@ import pytest
 # 2. The client. Return None to keep the default (OPENAI_API_KEY and
 #    OPENAI_BASE_URL from the environment), or a configured client:
 #    any openai.AsyncOpenAI / openai.OpenAI instance, Azure included.
-#    The API key never reaches a cassette: only content-type and the call
-#    index are kept of the request headers, and the key's value is scrubbed
-#    from bodies.
+#    No secret the client holds reaches a cassette or a report: only
+#    content-type and the call index are kept of the request headers, query
+#    values are dropped, and the api_key and every credential-named value of
+#    default_headers / default_query are scrubbed wherever they appear
+#    (values shorter than 12 characters without a key prefix, such as
+#    "not-needed", are not secrets: see the README's Security section).
 # --------------------------------------------------------------------------
 @pytest.fixture(scope="session")
 def rolecheck_client() -> Any:

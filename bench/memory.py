@@ -67,7 +67,7 @@ def pytest_sessionfinish(session):
 """
 
 TEST_HEAD = """
-from pytest_rolecheck import assert_roles_differ
+from pytest_rolecheck import assert_roles_equivalent
 
 MESSAGES = [
     {"role": "system", "content": "You are a helpful AI assistant"},
@@ -79,7 +79,7 @@ MESSAGES = [
 TEST_BODY = """
 
 def test_pairs_{i:04d}():
-    assert_roles_differ(MESSAGES, roles=("developer", "system"))
+    assert_roles_equivalent(MESSAGES, roles=("developer", "system"))
 """
 
 

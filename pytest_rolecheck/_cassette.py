@@ -1042,6 +1042,7 @@ class CassetteSession:
         command_flags: Sequence[str] = (),
         cassette_dir: Path | None = None,
         recorded_with: Mapping[str, Any] | None = None,
+        command: Callable[[str | None, Sequence[str]], str] | None = None,
     ) -> None:
         try:
             self.mode = RecordMode(mode)
@@ -1054,6 +1055,9 @@ class CassetteSession:
         self.nodeid = nodeid
         self._redactor = _Redactor.from_secrets(secrets)
         self.command_flags = tuple(command_flags)
+        # Builds the fix commands from (record mode, flags); `rolecheck compare`
+        # passes its own, since a pytest command cannot re-run it.
+        self._command = command or (lambda mode, flags: fix_command(mode, self.nodeid, flags))
         self.cassette_dir = cassette_dir
         # This run's setup: written into a recording, compared with a replayed one's.
         self.recorded_with: dict[str, Any] = dict(recorded_with or {})
@@ -1175,7 +1179,7 @@ class CassetteSession:
             flags.append("--rolecheck-local")
         elif stored.get("model") and not now.get("model") and not now.get("local"):
             flags.append(f"--rolecheck-model={stored['model']}")
-        return fix_command("rewrite", self.nodeid, flags)
+        return self._command("rewrite", flags)
 
     # ----------------------------------------------------------------- checks
 
@@ -1248,8 +1252,8 @@ class CassetteSession:
         then = f"{entry.method} {entry.uri}"
         if _url_key(request.method, request.uri) != _url_key(entry.method, entry.uri):
             recorded_base = _base_of(entry.uri)
-            point = fix_command(
-                None, self.nodeid, [*self.command_flags, f"--rolecheck-base-url={recorded_base}"]
+            point = self._command(
+                None, [*self.command_flags, f"--rolecheck-base-url={recorded_base}"]
             )
             return CassetteMismatchError(
                 f"call #{index + 1} of {self.nodeid} was recorded as {then} but this request "
@@ -1312,7 +1316,7 @@ class CassetteSession:
         return found
 
     def _not_found_message(self, shown: str) -> str:
-        record = fix_command("once", self.nodeid, self.command_flags)
+        record = self._command("once", self.command_flags)
         directory = self.cassette_dir
         if directory is not None and not directory.is_dir():
             # A typo in the directory must not read as "this one test has no cassette".

@@ -13,9 +13,12 @@ Only argparse is imported at module level: ``rolecheck --help`` stays fast.
 from __future__ import annotations
 
 import argparse
+import functools
 import math
+import shlex
 import sys
 import threading
+from collections.abc import Sequence
 from pathlib import Path
 from typing import IO, Any, Final
 
@@ -471,7 +474,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"rolecheck compare: error: {problem}", file=sys.stderr)
         return EXIT_USAGE
 
-    from ._errors import CassetteError, RolecheckError, RolecheckUsageError
+    from ._errors import RolecheckError, RolecheckUsageError
 
     try:
         from ._distances import get_metric
@@ -486,19 +489,47 @@ def run(args: argparse.Namespace) -> int:
     except RolecheckUsageError as exc:
         print(f"rolecheck compare: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    except CassetteError as exc:
-        print(
-            f"rolecheck compare: error: {exc}\n(With rolecheck compare, use --record-mode once "
-            "to record a missing cassette, or --record-mode rewrite to re-record it.)",
-            file=sys.stderr,
-        )
-        return EXIT_FAILED
     except RolecheckError as exc:
         print(f"rolecheck compare: error: {exc}", file=sys.stderr)
         return EXIT_FAILED
     except KeyboardInterrupt:
         print("rolecheck compare: interrupted; nothing was recorded", file=sys.stderr)
         return EXIT_INTERRUPTED
+
+
+# The plugin's flags that cassette errors add, as `rolecheck compare` spells them.
+_FLAG_NAMES: Final = {
+    "--rolecheck-base-url": "--base-url",
+    "--rolecheck-model": "--model",
+    "--rolecheck-local": "--local",
+}
+
+
+def _fix_command(argv: Sequence[str] | None, mode: str | None, flags: Sequence[str]) -> str:
+    """This ``rolecheck compare`` command line again, with ``mode`` and ``flags`` applied.
+
+    A cassette error's fix must re-run the command that failed; a pytest command
+    cannot. ``argv`` is the command as typed (``None``: the words are unknown).
+    """
+    words = list(argv) if argv is not None else ["compare", "..."]
+    kept: list[str] = []
+    skip = False
+    for word in words:  # drop the old --record-mode: the fix sets its own
+        if skip:
+            skip = False
+        elif word == "--record-mode":
+            skip = True
+        elif not word.startswith("--record-mode="):
+            kept.append(word)
+    for flag in flags:
+        name, sep, value = flag.partition("=")
+        ours = _FLAG_NAMES.get(name)
+        if ours is None or (not sep and ours in kept):
+            continue
+        kept.append(f"{ours}={value}" if sep else ours)
+    if mode is not None:
+        kept += ["--record-mode", mode]
+    return " ".join(["rolecheck", *(shlex.quote(word) for word in kept)])
 
 
 def _run(args: argparse.Namespace, variant_a: Any, variant_b: Any) -> int:
@@ -522,7 +553,12 @@ def _run(args: argparse.Namespace, variant_a: Any, variant_b: Any) -> int:
         rootdir=Path.cwd(),
     )
     backend = LocalBackend() if args.local else None
-    rolecheck = Rolecheck(settings, backend=backend, cassette_file=args.cassette)
+    rolecheck = Rolecheck(
+        settings,
+        backend=backend,
+        cassette_file=args.cassette,
+        fix_command=functools.partial(_fix_command, getattr(args, "argv", None)),
+    )
     params = {"top_p": args.top_p} if args.top_p is not None else None
     model = rolecheck.model
     print(

@@ -122,6 +122,9 @@ class Rolecheck:
     cassette_conflict
         Set when another collected test maps to the same cassette: the message
         raised instead of using it.
+    fix_command
+        Builds the commands the cassette errors print, from a record mode (or
+        ``None``) and extra ``--rolecheck-*`` flags; by default a pytest command.
     """
 
     def __init__(
@@ -137,6 +140,7 @@ class Rolecheck:
         test_file: Path | None = None,
         cassette_conflict: str | None = None,
         command_flags: Sequence[str] = (),
+        fix_command: Callable[[str | None, Sequence[str]], str] | None = None,
     ) -> None:
         from ._client_progress import Progress
 
@@ -149,6 +153,7 @@ class Rolecheck:
         self._command_nodeid = command_nodeid
         # The run's own options, repeated in every fix command the messages print.
         self._command_flags = tuple(command_flags)
+        self._fix_command = fix_command
         self._model_warned = False
         self.progress = Progress()
         self._client_provider = client_provider
@@ -279,6 +284,7 @@ class Rolecheck:
                 nodeid=self._command_nodeid or self.nodeid or str(path),
                 secrets=client_secrets(client),
                 command_flags=self._command_flags,
+                command=self._fix_command,
                 cassette_dir=None if self._cassette_file else root / settings.cassette_dir,
                 recorded_with={
                     "local": settings.local,

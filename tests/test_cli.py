@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shlex
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -24,7 +25,7 @@ import numpy as np
 import pytest
 
 from pytest_rolecheck import cli
-from pytest_rolecheck._cli_compare import ProgressDisplay, _variants
+from pytest_rolecheck._cli_compare import ProgressDisplay, _fix_command, _variants
 from pytest_rolecheck._cli_plan import Pilot, _simulate, format_plan, plan_trials
 from pytest_rolecheck._errors import RolecheckUsageError
 from pytest_rolecheck._options import Settings
@@ -269,7 +270,10 @@ def test_compare_missing_cassette_in_replay_mode(
     code, _, err = main(capsys, monkeypatch, "compare", *flags)
     assert code == 1
     assert "no cassette at" in err
-    assert "--record-mode once" in err
+    # The fix re-runs this very command (a pytest command cannot), pasteable as is.
+    words = [str(w) for w in flags[:-2]]
+    assert f"`rolecheck compare {shlex.join(words)} --record-mode once`" in err
+    assert "`pytest " not in err
 
 
 def test_compare_changed_request_does_not_replay(
@@ -278,7 +282,9 @@ def test_compare_changed_request_does_not_replay(
     flags = [*REQUEST_FLAGS, "--cassette", cassettes["roles"], "--record-mode", "none"]
     code, _, err = main(capsys, monkeypatch, "compare", *flags, "--prompt", "Something else")
     assert code == 1
-    assert "--record-mode rewrite" in err
+    words = [str(w) for w in (*flags[:-2], "--prompt", "Something else")]
+    assert f"`rolecheck compare {shlex.join(words)} --record-mode rewrite`" in err
+    assert "`pytest " not in err
 
 
 def test_compare_live_without_a_key_says_what_to_set(
@@ -712,3 +718,15 @@ def test_report_invalid_json(
     assert code == 2
     assert "r.json:1:" in err
     assert "not valid JSON" in err
+
+
+def test_compare_fix_command_repeats_the_command_with_the_fix_applied() -> None:
+    typed = ["compare", "--local", "--record-mode", "none", "--cassette", "my run.json"]
+    flags = ["--rolecheck-base-url=http://h/v1", "--rolecheck-local", "-p", "xdist"]
+    assert _fix_command(typed, "rewrite", flags) == (
+        "rolecheck compare --local --cassette 'my run.json' --base-url=http://h/v1 "
+        "--record-mode rewrite"
+    )
+    assert _fix_command(["compare", "--record-mode=none"], None, ["--rolecheck-model=m"]) == (
+        "rolecheck compare --model=m"
+    )

@@ -226,6 +226,19 @@ def test_cli_usage_errors_exit_2(
     assert message in capsys.readouterr().err
 
 
+def test_the_replaced_python_backend_is_named_nowhere() -> None:
+    # The bundled backend is llama-server from xllamacpp; the compiled Python
+    # bindings it replaced must not linger as an install hint or a dependency.
+    root = Path(__file__).resolve().parents[1]
+    files = [root / "README.md", root / "pyproject.toml", root / "conftest_example.py"]
+    files += [root / ".ci" / "run"]
+    for folder in ("pytest_rolecheck", "docs", "bench", "examples"):
+        files += [p for p in (root / folder).rglob("*") if p.suffix in {".py", ".md", ".txt"}]
+    stale = "llama-cpp-" + "python"  # split, so this file does not match itself
+    found = [str(p) for p in files if stale in p.read_text(encoding="utf-8").lower()]
+    assert found == []
+
+
 def test_cli_without_command_prints_help(capsys: pytest.CaptureFixture[str]) -> None:
     assert cli.main([]) == 2
     assert "serve" in capsys.readouterr().err
@@ -234,7 +247,7 @@ def test_cli_without_command_prints_help(capsys: pytest.CaptureFixture[str]) -> 
 def test_cli_import_is_light() -> None:
     code = (
         "import sys, pytest_rolecheck.cli; "
-        "print(sorted(m for m in ('pytest_rolecheck._local', 'llama_cpp', 'openai', 'numpy') "
+        "print(sorted(m for m in ('pytest_rolecheck._local', 'xllamacpp', 'openai', 'numpy') "
         "if m in sys.modules))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

@@ -425,6 +425,87 @@ def test_roles_{i}():
     assert len(_report(project)) == 4
 
 
+class _CountingServer:
+    """A loopback OpenAI-compatible server that answers after a delay and records
+    the most requests it ever had in flight at once (across every client process)."""
+
+    def __init__(self, delay: float) -> None:
+        import http.server
+
+        import _fake_api
+
+        lock = threading.Lock()
+        state = {"now": 0, "max": 0, "served": 0}
+        self.state = state
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = json.loads(self.rfile.read(int(self.headers["content-length"])))
+                with lock:
+                    state["now"] += 1
+                    state["max"] = max(state["max"], state["now"])
+                time.sleep(delay)
+                with lock:
+                    state["now"] -= 1
+                    state["served"] += 1
+                index = int(self.headers.get("x-rolecheck-call", "0"))
+                payload = json.dumps(_fake_api.completion(body, index)).encode()
+                self.send_response(200)
+                self.send_header("content-type", "application/json")
+                self.send_header("content-length", str(len(payload)))
+                self.end_headers()
+                self.wfile.write(payload)
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.port = self.httpd.server_address[1]
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+def test_xdist_workers_share_one_concurrency_budget(
+    project: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Per-worker budgets would put up to 2 x 2 calls in flight: a rate-limited
+    # provider answers that with 429s.
+    server = _CountingServer(delay=0.3)
+    project.makeconftest(
+        f"""
+import openai
+import pytest
+
+@pytest.fixture(scope="session")
+def rolecheck_client():
+    return openai.AsyncOpenAI(
+        api_key="sk-test-budget", base_url="http://127.0.0.1:{server.port}/v1", max_retries=0
+    )
+"""
+    )
+    tests = MESSAGES + "from pytest_rolecheck import assert_roles_differ\n"
+    for i in range(4):
+        tests += f"""
+def test_roles_{i}():
+    assert_roles_differ(MESSAGES, model="fake-model-{i}", trials=4)
+"""
+    project.makepyfile(test_budget=tests)
+    env_path = os.pathsep.join([str(project.path), os.environ.get("PYTHONPATH", "")])
+    monkeypatch.setenv("PYTHONPATH", env_path)
+    try:
+        result = project.runpytest_subprocess(
+            "-n", "2", "--rolecheck-record-mode=once", "--rolecheck-concurrency=2"
+        )
+    finally:
+        server.close()
+    result.assert_outcomes(passed=4)
+    assert server.state["served"] == 32
+    assert server.state["max"] == 2, server.state
+
+
 def test_coexists_with_pytest_recording(
     project: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
 ) -> None:
