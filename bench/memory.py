@@ -2,7 +2,7 @@
 
 Run ``python bench/memory.py``. Setup: a temporary project with one test module
 holding N copies of the shipped example ``test_developer_vs_system_all_pairs``
-(20 calls, 20 tokens x top-20 logprobs each, ~850 kB of cassette), each with its
+(40 calls, 20 tokens x top-20 logprobs each, ~4 MB of cassette), each with its
 own copy (a hard link) of the shipped cassette, replayed with the examples' settings
 (``rolecheck_local``, record mode ``none``: nothing goes live).
 
@@ -35,7 +35,7 @@ TARGET_MB_PER_TEST = 0.2
 INI = """[pytest]
 rolecheck_local = true
 rolecheck_cassette_dir = cassettes
-rolecheck_trials = 10
+rolecheck_trials = 20
 rolecheck_max_tokens = 20
 rolecheck_top_logprobs = 20
 """

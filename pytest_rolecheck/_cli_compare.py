@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import IO, Any, Final
 
 from ._cli_types import float_in, int_at_least
+from ._options import Settings
 
 SEED_MODEL: Final = "gpt-4o-mini"
 SEED_INSTRUCTION: Final = "You are a helpful AI assistant"
@@ -134,7 +135,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     req.add_argument(
         "--trials",
         type=int_at_least(4),
-        default=10,
+        default=Settings.trials,  # the plugin's default, defined once
         help="calls per arm, at least 4 (default: %(default)s)",
     )
     req.add_argument(

@@ -409,7 +409,7 @@ def test_plan_from_an_aa_cassette(
     assert "20 calls" in out
     assert "noise floor (mean distance between two pilot calls):" in out
     assert "90% bootstrap interval at 20 calls" in out
-    assert "to certify equivalence at tolerance 0.3 with 80% power:" in out
+    assert "to certify equivalence at tolerance 0.2 with 80% power:" in out
     assert "to detect a change of 0.5 with 80% power at alpha 0.05:" in out
     code, again, _ = main(capsys, monkeypatch, *args)
     assert code == 0

@@ -55,7 +55,7 @@ def test_same_model_is_equivalent() -> None:
     assert c.verdict == "equivalent"
     assert not c.deterministic
     assert c.change_upper is not None
-    assert c.change_upper < c.tolerance == 0.3
+    assert c.change_upper < c.tolerance == 0.2
     assert c.n_a == c.n_b == 20
     assert c.matrix.shape == (40, 40)
     assert c.p_value is not None
@@ -335,7 +335,7 @@ def test_str_report_reads_verdict_first_then_numbers_then_advice() -> None:
     assert lines[0] == "rolecheck: developer vs system -> DIFFERENT"
     for needle in ("difference test  p =", "within arms", "cross mean", "change", "Cliff's delta"):
         assert needle in text
-    assert "tolerance 0.3" in text
+    assert "tolerance 0.2" in text
     assert "within-arm distances" in text
     assert lines[-1].startswith("  next: ")
     assert text.index("DIFFERENT") < text.index("within arms") < text.index("next:")
@@ -352,7 +352,7 @@ def test_to_dict_is_json_serialisable() -> None:
     assert back["matrix"] == c.matrix.tolist()
     assert back["labels"] == ["A", "B"]
     assert back["summary_a"]["mean"] == pytest.approx(c.summary_a.mean)
-    assert back["tolerance"] == 0.3
+    assert back["tolerance"] == 0.2
     assert isinstance(back["equivalence_shown"], bool)
     assert len(back["texts_a"]) == 6
     assert "calls_a" not in back

@@ -82,7 +82,7 @@ def test_defaults(pytester: pytest.Pytester) -> None:
     assert _settings(result) == {
         "record_mode": "none",
         "model": None,
-        "trials": 10,
+        "trials": 20,
         "alpha": 0.05,
         "tolerance": None,
         "concurrency": 8,

@@ -82,7 +82,7 @@ def test_argument_key_order_and_spacing_do_not_matter() -> None:
     a = completion(("f", '{"a": 1, "b": {"y": [1, 2], "x": "é"}}'))
     b = completion(("f", '{ "b" : {"x":"\\u00e9","y":[1,2]}, "a":1.0 }'))
     assert tool_call_outcome(a) == tool_call_outcome(b) == 'f({"a":1,"b":{"x":"é","y":[1,2]}})'
-    result = compare_tool_calls([a] * 10, [b] * 10)
+    result = compare_tool_calls([a] * 14, [b] * 14)
     assert result.verdict == "equivalent"
     assert result.deterministic
     assert result.outcomes == ('f({"a":1,"b":{"x":"é","y":[1,2]}})',)
@@ -116,13 +116,13 @@ def test_parallel_calls_are_unordered_by_default() -> None:
         == ('get_stock_price({"symbol":"AAPL"}) + get_weather({"location":"Paris","unit":"c"})')
     )
     assert tool_call_outcome(ab, ordered=True) != tool_call_outcome(ba, ordered=True)
-    assert compare_tool_calls([ab] * 10, [ba] * 10).verdict == "equivalent"
-    assert compare_tool_calls([ab] * 10, [ba] * 10, ordered=True).verdict == "different"
+    assert compare_tool_calls([ab] * 14, [ba] * 14).verdict == "equivalent"
+    assert compare_tool_calls([ab] * 14, [ba] * 14, ordered=True).verdict == "different"
 
 
 def test_names_only_ignores_arguments() -> None:
-    a = [completion(WEATHER_PARIS)] * 10
-    b = [completion(WEATHER_ROME)] * 10
+    a = [completion(WEATHER_PARIS)] * 14
+    b = [completion(WEATHER_ROME)] * 14
     assert compare_tool_calls(a, b).verdict == "different"
     result = compare_tool_calls(a, b, names_only=True)
     assert result.verdict == "equivalent"
@@ -171,13 +171,13 @@ def test_malformed_responses_raise_a_clear_error() -> None:
 
 
 def test_all_calls_identical_in_both_arms() -> None:
-    result = compare_tool_calls([completion(WEATHER_PARIS)] * 10, [completion(WEATHER_PARIS)] * 12)
+    result = compare_tool_calls([completion(WEATHER_PARIS)] * 14, [completion(WEATHER_PARIS)] * 16)
     assert result.verdict == "equivalent"
     assert result.deterministic
     assert (result.tv, result.p_value) == (0.0, 1.0)
     assert result.test == "none"
-    assert (result.n_a, result.n_b) == (10, 12)
-    assert result.tv_upper == pytest.approx(1 - 0.05 ** (1 / 10))
+    assert (result.n_a, result.n_b) == (14, 16)
+    assert result.tv_upper == pytest.approx(1 - 0.05 ** (1 / 14))
 
 
 def test_all_agree_does_not_certify_below_what_the_calls_can_see() -> None:
@@ -313,8 +313,8 @@ def test_detectable_but_tolerable_difference_is_equivalent_with_a_warning() -> N
 
 
 def test_many_unique_arguments_warn_about_names_only() -> None:
-    a = [completion(("search", json.dumps({"q": f"a{i}"}))) for i in range(10)]
-    b = [completion(("search", json.dumps({"q": f"b{i}"}))) for i in range(10)]
+    a = [completion(("search", json.dumps({"q": f"a{i}"}))) for i in range(14)]
+    b = [completion(("search", json.dumps({"q": f"b{i}"}))) for i in range(14)]
     result = compare_tool_calls(a, b)
     assert any("names_only=True" in w for w in result.warnings)
     assert compare_tool_calls(a, b, names_only=True).verdict == "equivalent"
@@ -480,7 +480,7 @@ def test_assert_differ_raises_when_identical() -> None:
     same = [completion(WEATHER_PARIS)] * 4
     with pytest.raises(RolecheckAssertionError, match="not shown to differ"):
         assert_tool_calls_differ(same, same)
-    result = assert_tool_calls_equivalent(same * 3, same * 3)
+    result = assert_tool_calls_equivalent(same * 4, same * 4)
     assert result.verdict == "equivalent"
 
 
