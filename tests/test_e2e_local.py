@@ -88,8 +88,8 @@ def _numbers(rows: list[dict[str, object]]) -> list[tuple[object, ...]]:
             r["p_value"],
             r["floor"],
             r["excess"],
-            r["ratio"],
-            r["ratio_upper"],
+            r["change"],
+            r["change_upper"],
             json.dumps(r["details"]["matrix"]),  # type: ignore[index]
         )
         for r in rows
@@ -357,7 +357,8 @@ def test_example_suite_replays_offline_with_network_blocked(tmp_path: Path) -> N
     assert {r["source"] for r in rows} == {"replayed"}
     verdicts = {r["nodeid"].rsplit("::", 1)[-1]: r["verdict"] for r in rows}
     assert verdicts["test_control_instruction_wording_differs"] == "different"
-    assert verdicts["test_developer_rewritten_as_system_is_equivalent"] == "equivalent"
+    assert verdicts["test_developer_vs_system_all_pairs"] == "equivalent"
+    assert verdicts["test_instruction_in_the_user_message_differs"] == "different"
     assert verdicts["test_sampled_same_prompt_is_equivalent"] == "equivalent"
     assert verdicts["test_tools_via_api_vs_described_in_system_prompt"] == "different"
 
