@@ -35,11 +35,11 @@ import pytest
 #
 #    [tool.pytest.ini_options]
 #    rolecheck_model = "gpt-4o-mini"
-#    rolecheck_trials = "10"
-#    rolecheck_tolerance = "0.3"
+#    rolecheck_trials = "20"          # the default; 10 calls cannot certify 0.2
+#    rolecheck_tolerance = "0.2"      # the default
 #    rolecheck_cassette_dir = "cassettes"
 #
-#    Per module: pytestmark = pytest.mark.rolecheck(trials=20, metric="tv")
+#    Per module: pytestmark = pytest.mark.rolecheck(trials=30, metric="tv")
 # --------------------------------------------------------------------------
 
 
@@ -96,7 +96,7 @@ def rolecheck_client() -> Any:
 #
 #    def test_developer_role_matches_system():
 #        assert_roles_equivalent(MESSAGES, roles=("developer", "system"),
-#                                model="gpt-4o-mini", trials=10, max_tokens=20)
+#                                model="gpt-4o-mini", trials=20, max_tokens=20)
 #
 #    def test_date_line_changes_nothing(rolecheck):
 #        base = rolecheck.variant(MESSAGES, label="plain")

@@ -145,7 +145,8 @@ def main(argv: list[str] | None = None) -> int:
     if not isinstance(rss, list) or len(rss) != args.tests:
         raise SystemExit(f"expected {args.tests} RSS samples, got {rss!r}")
     per_test = slope(rss[args.warmup :])
-    print(f"replayed tests: {args.tests} (cassette {CASSETTE.name}, 20 calls each)")
+    calls = len(json.loads(CASSETTE.read_text())["interactions"])
+    print(f"replayed tests: {args.tests} (cassette {CASSETTE.name}, {calls} calls each)")
     print(
         f"RSS after test 1: {rss[0]:.1f} MB, after test {args.warmup}: {rss[args.warmup - 1]:.1f}"
         f" MB, after test {args.tests}: {rss[-1]:.1f} MB; peak {data['peak']:.1f} MB"

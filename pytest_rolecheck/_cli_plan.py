@@ -102,7 +102,7 @@ pilot size:
 examples:
   rolecheck compare --local --variant-a a.yaml --variant-b a.yaml --trials 20 \\
       --cassette pilot.json                      # an A/A pilot of 40 calls
-  rolecheck plan pilot.json --tolerance 0.3 --effect 0.5
+  rolecheck plan pilot.json --tolerance 0.2 --effect 0.5
   rolecheck plan report.json --comparison 2 --arm all
 """
 

@@ -477,7 +477,7 @@ def compare(
         The largest change that still counts as equivalent, chosen before
         looking at data: for ``js``, ``tv`` and ``first_token`` the share of
         probability mass moved, in (0, 1]; default
-        :data:`~pytest_rolecheck._stats.DEFAULT_TOLERANCE` (0.3). ``n`` calls
+        :data:`~pytest_rolecheck._stats.DEFAULT_TOLERANCE` (0.2). ``n`` calls
         per arm cannot certify a tolerance below ``1 - alpha ** (1/n)``
         (0.259 for 10 calls, 0.139 for 20, 0.095 for 30).
     design : {"all-pairs", "seed"}, default "all-pairs"

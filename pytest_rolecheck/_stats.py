@@ -250,7 +250,7 @@ def validate_arm_sizes(n_a: int, n_b: int, labels: tuple[str, str] = ("A", "B"))
                 f"needed. With 3 calls per arm there are only C(6, 3) = 20 relabellings, so the "
                 f"permutation test can never reach p <= 0.05 (its smallest p-value is 0.1), and "
                 f"the delete-one jackknife behind the equivalence bound is unstable. "
-                f"Run more trials per arm (10 is the default; 20 gives tighter bounds)."
+                "Run more trials per arm (the default is 20; 14 is the fewest to certify 0.2)."
             )
 
 
@@ -765,7 +765,7 @@ def change_bound(
     call of one arm is from the other arm's calls than from its own arm's. It is
     linear in a mixture: if a share ``q`` of B's calls behave like some C,
     ``D_A = q * (d(A, C) - d(A, A'))``, so with a metric in [0, 1] meaning
-    "probability mass moved" a tolerance ``0.3`` reads "at most 30% of the mass
+    "probability mass moved" a tolerance ``0.2`` reads "at most 20% of the mass
     moved". (The energy statistic ``2 cross - within_a - within_b`` is quadratic
     in ``q`` and its noise floor grows with the change.)
 
