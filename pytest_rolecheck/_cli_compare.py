@@ -2,10 +2,11 @@
 
 The defaults are the forum experiment this project started from: ``gpt-4o-mini``,
 the instruction "You are a helpful AI assistant" as a ``developer`` vs a
-``system`` message, the rock-song prompt, 10 trials per arm, 20 tokens, top-20
-logprobs. The statistics use the product's defaults (all-pairs design, ``js``
-metric); ``--design seed --metric seed --temperature 0.00001 --top-p 0.00001``
-reproduces the forum's own printout.
+``system`` message, the rock-song prompt, 20 tokens, top-20 logprobs; the trials
+per arm are the plugin's default (20; the forum used 10). The statistics use the
+product's defaults (all-pairs design, ``js`` metric); ``--trials 10 --design seed
+--metric seed --temperature 0.00001 --top-p 0.00001`` reproduces the forum's own
+printout.
 
 Only argparse is imported at module level: ``rolecheck --help`` stays fast.
 """
@@ -45,9 +46,9 @@ model), then print the per-trial distances, mean/std/min/max per arm, and the ve
 
 The arms are either the same messages with the instruction in two roles (--roles,
 --instruction, --prompt) or two variant files (--variant-a, --variant-b). Defaults
-reproduce the forum experiment's request (gpt-4o-mini, 10 trials, 20 tokens, top-20
-logprobs); add --design seed --metric seed --temperature 0.00001 --top-p 0.00001 for
-its exact method.
+reproduce the forum experiment's request (gpt-4o-mini, 20 tokens, top-20 logprobs;
+20 trials, the forum used 10); add --trials 10 --design seed --metric seed
+--temperature 0.00001 --top-p 0.00001 for its exact method.
 
 Variant file (YAML):
   label: developer              # optional
@@ -193,7 +194,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         type=float_in(0.0, 1.0, low_open=True),
         default=None,
         help="largest change that still counts as equivalent, as a share of probability mass "
-        "moved (default: 0.3; choose it before looking at data)",
+        "moved (default: 0.2; choose it before looking at data)",
     )
     stats.add_argument(
         "--seed",

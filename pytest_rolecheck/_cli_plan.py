@@ -90,7 +90,7 @@ _SLOWEST_RATE: Final = 0.5
 _EPILOG: Final = """\
 choosing the tolerance:
   The tolerance is the largest change you accept, in the metric's units (js/tv: the
-  share of probability mass moved; default 0.3). Choose it before looking at the A/B
+  share of probability mass moved; default 0.2). Choose it before looking at the A/B
   data, from what matters for your product (the table shows how large the upper bound
   gets when nothing changed). Never derive it from the comparison you are testing:
   the test would certify whatever it measured.
@@ -751,7 +751,7 @@ def _validate_plan(
     max_trials: int,
 ) -> None:
     if not tolerance > 0 or not math.isfinite(tolerance):
-        raise _fail(f"--tolerance {tolerance}: expected a number > 0 (e.g. 0.3).")
+        raise _fail(f"--tolerance {tolerance}: expected a number > 0 (e.g. 0.2).")
     if effect is not None and (not effect > 0 or not math.isfinite(effect)):
         raise _fail(f"--effect {effect}: expected a number > 0 (in the metric's units).")
     if not 0 < alpha < 1:
@@ -966,7 +966,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         type=float_in(0.0, None, low_open=True),
         default=None,
         help="largest change that still counts as equivalent, in the metric's units "
-        "(js/tv: share of probability mass moved; default: 0.3)",
+        "(js/tv: share of probability mass moved; default: 0.2)",
     )
     parser.add_argument(
         "--effect",

@@ -167,7 +167,7 @@ OPTIONS: tuple[OptionSpec, ...] = (
         _float_in(0.0, 1.0, low_open=True, high_open=False),
         None,
         "largest change that still counts as equivalent: share of probability mass moved "
-        "(js, tv) or of calls whose tool-call outcome changes (default 0.3)",
+        "(js, tv) or of calls whose tool-call outcome changes (default 0.2)",
     ),
     OptionSpec(
         "metric",

@@ -224,9 +224,9 @@ class ToolCallComparison:
         Total-variation distance between the arms' observed outcome distributions.
     tv_upper : float
         Upper confidence bound on the true total-variation distance. When every call
-        of both arms had one shared outcome, the largest rate ``1 - (alpha/2)**(1/n)``
+        of both arms had one shared outcome, the largest rate ``1 - alpha**(1/n)``
         (``n`` the smaller arm) at which an arm could still give an outcome it never
-        showed: what ``n`` calls cannot exclude under sampling (0.31 for n = 10).
+        showed: what ``n`` calls cannot exclude under sampling (0.139 for n = 20).
     outcomes : tuple of str
         Outcome strings, most frequent first; ``counts_a``/``counts_b`` align with it.
     deterministic : bool
@@ -600,8 +600,8 @@ def compare_tool_calls(
         ``1 - alpha`` posterior upper end.
     tolerance : float, optional
         Largest total-variation distance between the outcome distributions that counts
-        as equivalent; default :data:`~pytest_rolecheck._stats.DEFAULT_TOLERANCE` (0.3:
-        at most 30 % of the calls may behave differently). ``n`` calls per arm cannot
+        as equivalent; default :data:`~pytest_rolecheck._stats.DEFAULT_TOLERANCE` (0.2:
+        at most 20 % of the calls may behave differently). ``n`` calls per arm cannot
         certify a tolerance below ``1 - alpha ** (1/n)`` (0.259 for 10, 0.139 for 20).
     names_only : bool, default False
         Compare which functions are called, ignoring the arguments.
