@@ -1205,7 +1205,7 @@ def assert_different(
 
     Same arguments as :func:`compare`. Passes only on the verdict
     ``"different"``; a real difference that stays within the equivalence
-    tolerance gives ``"equivalent"`` and fails here (lower ``margin`` to
+    tolerance gives ``"equivalent"`` and fails here (lower ``tolerance`` to
     count it).
 
     Returns

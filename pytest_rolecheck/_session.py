@@ -712,7 +712,6 @@ class Rolecheck:
                 "n_b": result.n_b,
                 "p_value": details.get("p_value"),
                 "floor": details.get("floor"),
-                "excess": details.get("excess"),
                 "change": details.get("change"),
                 "change_upper": details.get("change_upper"),
                 "tolerance": details.get("tolerance"),

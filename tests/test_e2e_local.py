@@ -87,7 +87,6 @@ def _numbers(rows: list[dict[str, object]]) -> list[tuple[object, ...]]:
             r["verdict"],
             r["p_value"],
             r["floor"],
-            r["excess"],
             r["change"],
             r["change_upper"],
             json.dumps(r["details"]["matrix"]),  # type: ignore[index]
