@@ -354,14 +354,13 @@ class Rolecheck:
             sent = str(spec.request.get("model") or "")
             served = str(getattr(response, "model", None) or "")
             # The bundled server echoes any name and answers with its one model.
-            alias = sent.split("+", 1)[0]
-            swapped = bool(local and alias != local) or not _same_model(sent, served)
+            swapped = bool(local and sent != local) or not _same_model(sent, served)
             if sent and served and swapped:
                 import warnings
 
                 from ._errors import RolecheckWarning
 
-                actual = local if local and alias != local else served
+                actual = local if local and sent != local else served
                 self._model_warned = True
                 warnings.warn(
                     RolecheckWarning(
@@ -369,7 +368,7 @@ class Rolecheck:
                         f"{actual!r} answered it (call #{spec.index + 1}); the recording and "
                         f"the verdict are about {actual!r}. Name the served model (model=... / "
                         "--rolecheck-model), or drop --rolecheck-local to reach the named one."
-                        if local and alias != local
+                        if local and sent != local
                         else f"{self.nodeid or 'rolecheck'}: the request named model {sent!r} "
                         f"but the server says it served {served!r} (call #{spec.index + 1}); "
                         f"the verdict is about {served!r}. Check the model name and the "
