@@ -333,9 +333,10 @@ class CompletionRunner:
                     position, spec = next(pending, (-1, None))
                 if spec is None:
                     return
-                self._started(spec)
                 try:
                     with slots.slot() if slots else contextlib.nullcontext():
+                        # in flight once sent, not while waiting for the run's call slot
+                        self._started(spec)
                         response = client.chat.completions.create(**self._kwargs(spec))
                 except Exception as exc:
                     stop.set()  # the batch fails: no call of it starts after this one
