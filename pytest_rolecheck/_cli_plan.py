@@ -495,10 +495,10 @@ class _Draws:
     """Per-replicate outcomes of the simulated comparisons with ``n`` calls per arm."""
 
     n: int
-    rho: FloatArray  # A/A: ratio estimate
+    rho: FloatArray  # A/A: change estimate
     se: FloatArray  # A/A: its jackknife standard error
-    upper: FloatArray  # A/A: 95% upper bound of the ratio, as the engine computes it
-    shifted_rho: FloatArray | None  # with the change: ratio estimate
+    upper: FloatArray  # A/A: 95% upper bound of the change, as the engine computes it
+    shifted_rho: FloatArray | None  # with the change: change estimate
     shifted_se: FloatArray | None
     different: FloatArray | None  # with the change: 1.0 where the verdict was "different"
     significant: FloatArray | None  # with the change: 1.0 where p <= alpha
@@ -569,7 +569,7 @@ def _simulate(
 def _fit_exponent(draws: Sequence[_Draws]) -> float:
     """``beta`` in ``SE ~ n**-beta``, fitted to the simulated rows, clipped to [0.5, 1].
 
-    Under no change the ratio is a degenerate statistic whose standard error
+    Under no change the estimate is a degenerate statistic whose standard error
     shrinks like ``1/n``; ``1/sqrt(n)`` is the slowest plausible rate. The
     clip keeps a noisy fit on few rows inside that range.
     """
@@ -828,7 +828,7 @@ def plan_trials(
     as detecting the change only where the verdict is ``different``.
 
     Rows with ``2n > m`` are extrapolated from the runs at ``n0 = m // 2``
-    (no pilot call is used twice): without a change, the ratio estimate and
+    (no pilot call is used twice): without a change, the change estimate and
     its standard error are scaled by ``(n0 / n) ** beta`` (the upper bound never
     below the unseen-change guard), ``beta`` fitted to
     the simulated rows and clipped to [0.5, 1]; with the change, the estimate

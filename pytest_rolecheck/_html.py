@@ -483,17 +483,17 @@ def _summary(rows: Sequence[Mapping[str, Any]]) -> str:
     ]
     for i, r in enumerate(rows, 1):
         if r.get("kind") == "tool-calls":
-            ratio = f"TV {_fmt(r.get('tv'), 3)} [{_fmt(r.get('tv_upper'), 3)}]"
+            change = f"TV {_fmt(r.get('tv'), 3)} [{_fmt(r.get('tv_upper'), 3)}]"
         elif r.get("deterministic"):
-            ratio = f"{_fmt(r.get('change'), 3)} (exact)"
+            change = f"{_fmt(r.get('change'), 3)} (exact)"
         else:
-            ratio = f"{_fmt(r.get('change'), 3)} [{_fmt(r.get('change_upper'), 3)}]"
+            change = f"{_fmt(r.get('change'), 3)} [{_fmt(r.get('change_upper'), 3)}]"
         test = str(r.get("nodeid") or "(outside pytest)").rsplit("/", 1)[-1]
         lines.append(
             f"<tr><td>{i}</td><td class='mono'>{_e(test)}</td>"
             f"<td><a href='#c{i}'>{_e(r.get('title', ''))}</a></td>"
             f"<td>{_verdict(r.get('verdict'))}</td><td class='num'>{r.get('n_a')}+{r.get('n_b')}"
-            f"</td><td class='num'>{ratio}</td><td class='num'>{_p(r.get('p_value'))}</td></tr>"
+            f"</td><td class='num'>{change}</td><td class='num'>{_p(r.get('p_value'))}</td></tr>"
         )
     lines.append("</table>")
     return head + "".join(lines)
