@@ -23,7 +23,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from dataclasses import dataclass
 from importlib.util import find_spec
 from pathlib import Path
@@ -133,11 +132,6 @@ def _server_status() -> BackendStatus:
     except importlib.metadata.PackageNotFoundError:
         version = "unknown"
     return BackendStatus(True, f"xllamacpp {version}")
-
-
-def _direct_opener() -> urllib.request.OpenerDirector:
-    # loopback traffic must not go through $http_proxy
-    return urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
 
 def _tail(path: Path, lines: int) -> str:

@@ -17,6 +17,7 @@ import sys
 import time
 import types
 import urllib.error
+import urllib.request
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from importlib.util import find_spec
@@ -308,9 +309,14 @@ SYSTEM = [{"role": "system", "content": INSTRUCTION}, USER]
 DEVELOPER = [{"role": "developer", "content": INSTRUCTION}, USER]
 
 
+def _direct_opener() -> urllib.request.OpenerDirector:
+    # loopback traffic must not go through $http_proxy
+    return urllib.request.build_opener(urllib.request.ProxyHandler({}))
+
+
 @pytest.mark.e2e
 def test_server_lists_the_model(server: LocalServer) -> None:
-    opener = _local._direct_opener()
+    opener = _direct_opener()
     with opener.open(f"{server.base_url}/models", timeout=10) as response:
         models = json.loads(response.read())
     assert [m["id"] for m in models["data"]] == [DEFAULT_MODEL_ALIAS]
@@ -473,7 +479,7 @@ def test_cli_serve_prints_the_environment_and_stops_on_ctrl_c() -> None:
         exports = [line.split()[1] for line in lines if line.startswith("  export ")]
         assert exports[1] == "OPENAI_API_KEY=anything"
         base_url = exports[0].removeprefix("OPENAI_BASE_URL=")
-        with _local._direct_opener().open(f"{base_url}/models", timeout=10) as response:
+        with _direct_opener().open(f"{base_url}/models", timeout=10) as response:
             assert json.loads(response.read())["data"][0]["id"] == DEFAULT_MODEL_ALIAS
         process.send_signal(signal.SIGINT)
         assert process.wait(timeout=30) == 0
@@ -482,4 +488,4 @@ def test_cli_serve_prints_the_environment_and_stops_on_ctrl_c() -> None:
             process.kill()
             process.wait()
     with pytest.raises(urllib.error.URLError, match="Connection refused"):
-        _local._direct_opener().open(f"{base_url}/models", timeout=5)
+        _direct_opener().open(f"{base_url}/models", timeout=5)
