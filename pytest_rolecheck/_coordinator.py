@@ -99,15 +99,18 @@ class CoordinatorClient:
         host, _, port = address.rpartition(":")
         self._host, self._port = host, int(port)
 
+    def _unreachable(self, exc: OSError) -> BackendError:
+        return BackendError(
+            f"could not reach the xdist controller's rolecheck coordinator at "
+            f"{self._host}:{self._port} ({exc}); with pytest-socket, allow it with "
+            "--allow-hosts=127.0.0.1"
+        )
+
     def _connect(self) -> socket.socket:
         try:
             return socket.create_connection((self._host, self._port))
         except OSError as exc:
-            raise BackendError(
-                f"could not reach the xdist controller's rolecheck coordinator at "
-                f"{self._host}:{self._port} ({exc}); with pytest-socket, allow it with "
-                "--allow-hosts=127.0.0.1"
-            ) from exc
+            raise self._unreachable(exc) from exc
 
     def server_url(self) -> str:
         """Have the controller start the local server (once per run); its base URL.
@@ -141,10 +144,7 @@ class CoordinatorClient:
         try:
             reader, writer = await asyncio.open_connection(self._host, self._port)
         except OSError as exc:
-            raise BackendError(
-                f"could not reach the xdist controller's rolecheck coordinator at "
-                f"{self._host}:{self._port} ({exc})"
-            ) from exc
+            raise self._unreachable(exc) from exc
         try:
             writer.write(_SLOT)
             await writer.drain()
