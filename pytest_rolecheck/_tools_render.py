@@ -255,8 +255,9 @@ def _default_comment(schema: Mapping[str, Any]) -> str:
     if "default" not in schema:
         return ""
     default = schema["default"]
-    # An enum's default is one of its literals, shown bare (OpenAI's renderer does the same).
-    if isinstance(default, str) and "enum" in schema:
+    # An enum's default is one of its literals, shown bare (OpenAI's renderer does the same),
+    # unless a control character in it would break the comment's line.
+    if isinstance(default, str) and "enum" in schema and default.isprintable():
         return f" // default: {default}"
     return f" // default: {_literal(default)}"
 

@@ -644,3 +644,17 @@ def test_arbitrary_schemas_never_crash(properties: dict[str, Any]) -> None:
     )
     assert rendered.startswith("# Tools\n\n## functions\n\nnamespace functions {\n\n")
     assert rendered.endswith("\n\n} // namespace functions")
+
+
+def test_enum_default_with_a_control_character_stays_on_its_line() -> None:
+    # Found by the property test above: a bare "\f" broke the "// default:" comment.
+    parameters = {
+        "type": "object",
+        "properties": {"mode": {"enum": ["", "\f"], "default": "\f"}},
+        "required": [],
+    }
+    rendered = render_tools_namespace(
+        [{"name": "f", "parameters": parameters}], header=False, blank_lines=False
+    )
+    assert '// default: "\\f"' in rendered
+    assert _shape(_parse_function(rendered)) == _expected_shape(parameters)
