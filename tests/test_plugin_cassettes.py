@@ -1103,18 +1103,14 @@ def test_misspelt_cassette_directory_says_the_directory_is_missing(
     assert "no cassette at" not in result.stdout.str()
 
 
+# A test that names a model the bundled server does not serve (the README's old snippet).
+NAMED_MODEL_TEST = NO_MODEL_TEST.replace("trials=4)", 'model="gpt-4o-mini", trials=4)')
+
+
 def test_warns_once_when_another_model_answered(
     project: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    project.makepyfile(
-        test_x=MESSAGES
-        + """
-from pytest_rolecheck import assert_roles_differ
-
-def test_roles():
-    assert_roles_differ(MESSAGES, model="gpt-4o-mini", trials=4)
-"""
-    )
+    project.makepyfile(test_x=NAMED_MODEL_TEST)
     monkeypatch.setenv("FAKE_API_SERVED_MODEL", "smollm2-135m-instruct")
     result = project.runpytest("--rolecheck-record-mode=once")
     result.assert_outcomes(passed=1, warnings=1)
@@ -1136,15 +1132,7 @@ def test_warns_when_the_local_model_answers_another_name(
 ) -> None:
     # The bundled server echoes any model name and answers with SmolLM2 regardless; a
     # replay through --rolecheck-local's own client says so as the live run would.
-    project.makepyfile(
-        test_x=MESSAGES
-        + """
-from pytest_rolecheck import assert_roles_differ
-
-def test_roles():
-    assert_roles_differ(MESSAGES, model="gpt-4o-mini", trials=4)
-"""
-    )
+    project.makepyfile(test_x=NAMED_MODEL_TEST)
     project.runpytest("--rolecheck-record-mode=once").assert_outcomes(passed=1)
     (project.path / "conftest.py").unlink()  # the plugin's own local client from now on
     monkeypatch.setenv("FAKE_API_DOWN", "1")
