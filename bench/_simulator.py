@@ -35,7 +35,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from pytest_rolecheck._parse import ParsedCall, Position
+from pytest_rolecheck.core.parse import ParsedCall, Position
 
 FloatArray = npt.NDArray[np.float64]
 

@@ -48,9 +48,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from _simulator import ArmModel, FastWorld, WorldModel, draw_calls
 
-from pytest_rolecheck import _compare, _stats
-from pytest_rolecheck._distances import distance_matrix
-from pytest_rolecheck._toolcalls import _compare_outcomes
+from pytest_rolecheck.core import stats as _stats
+from pytest_rolecheck.core.distances import distance_matrix
+from pytest_rolecheck.verdicts import compare as _compare
+from pytest_rolecheck.verdicts.toolcalls import _compare_outcomes
 
 NS = (5, 10, 20)
 ALPHA = 0.05

@@ -37,7 +37,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import openai
 from _latency_server import MODEL, LatencyServer
 
-from pytest_rolecheck._client import CompletionRunner
+from pytest_rolecheck.running.client import CompletionRunner
 
 CALLS = 21
 TARGET_SPEEDUP = 5.0
@@ -68,7 +68,7 @@ def make_requests() -> list[tuple[str, dict[str, Any]]]:
 
 
 def make_specs(arms: list[tuple[str, dict[str, Any]]]) -> list[Any]:
-    from pytest_rolecheck._client import CallSpec
+    from pytest_rolecheck.running.client import CallSpec
 
     return [CallSpec(index=i, arm=arm, request=req) for i, (arm, req) in enumerate(arms)]
 

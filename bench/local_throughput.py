@@ -32,8 +32,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import openai
 
-from pytest_rolecheck._client import CallSpec, CompletionRunner
-from pytest_rolecheck._local import DEFAULT_PARALLEL, DEFAULT_THREADS, LocalServer
+from pytest_rolecheck.running.client import CallSpec, CompletionRunner
+from pytest_rolecheck.running.local import DEFAULT_PARALLEL, DEFAULT_THREADS, LocalServer
 
 CALLS = 20
 TARGET_SPEEDUP = 1.5

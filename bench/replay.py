@@ -55,10 +55,10 @@ import openai
 import vcr
 from _latency_server import MODEL, LatencyServer
 
-from pytest_rolecheck._cassette import CALL_INDEX_HEADER
-from pytest_rolecheck._client import REPLAY_API_KEY
-from pytest_rolecheck._options import Settings
-from pytest_rolecheck._session import Rolecheck
+from pytest_rolecheck.recording.cassette import CALL_INDEX_HEADER
+from pytest_rolecheck.running.client import REPLAY_API_KEY
+from pytest_rolecheck.running.session import Rolecheck
+from pytest_rolecheck.settings import Settings
 
 CALLS = 21
 TRIALS = (CALLS - 1) // 2

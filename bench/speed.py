@@ -43,16 +43,16 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from _simulator import SimConfig, simulate_arms
 
-from pytest_rolecheck._compare import compare
-from pytest_rolecheck._distances import distance_matrix
-from pytest_rolecheck._parse import parse_response
-from pytest_rolecheck._stats import (
+from pytest_rolecheck.core.distances import distance_matrix
+from pytest_rolecheck.core.parse import parse_response
+from pytest_rolecheck.core.stats import (
     change_bound,
     cliffs_delta,
     energy_statistics,
     permutation_test,
     split_pairs,
 )
+from pytest_rolecheck.verdicts.compare import compare
 
 TARGET_MS = 50.0
 _GATED = {"dicts": "dicts", "SDK objs": "SDK objects"}  # column -> name in the miss message

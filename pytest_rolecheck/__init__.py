@@ -14,40 +14,40 @@ __version__ = "0.1.0"
 # public name -> module that defines it
 _EXPORTS: dict[str, str] = {
     # pure core
-    "compare": "pytest_rolecheck._compare",
-    "Comparison": "pytest_rolecheck._compare",
-    "assert_equivalent": "pytest_rolecheck._compare",
-    "assert_different": "pytest_rolecheck._compare",
-    "parse_response": "pytest_rolecheck._parse",
-    "ParsedCall": "pytest_rolecheck._parse",
-    "register_metric": "pytest_rolecheck._distances",
-    "get_metric": "pytest_rolecheck._distances",
-    "available_metrics": "pytest_rolecheck._distances",
-    "distance_matrix": "pytest_rolecheck._distances",
+    "compare": "pytest_rolecheck.verdicts.compare",
+    "Comparison": "pytest_rolecheck.verdicts.compare",
+    "assert_equivalent": "pytest_rolecheck.verdicts.compare",
+    "assert_different": "pytest_rolecheck.verdicts.compare",
+    "parse_response": "pytest_rolecheck.core.parse",
+    "ParsedCall": "pytest_rolecheck.core.parse",
+    "register_metric": "pytest_rolecheck.core.distances",
+    "get_metric": "pytest_rolecheck.core.distances",
+    "available_metrics": "pytest_rolecheck.core.distances",
+    "distance_matrix": "pytest_rolecheck.core.distances",
     # variants and tools
     "Variant": "pytest_rolecheck.variants",
-    "render_tools_namespace": "pytest_rolecheck._tools_render",
-    "compare_tool_calls": "pytest_rolecheck._toolcalls",
-    "ToolCallComparison": "pytest_rolecheck._toolcalls",
+    "render_tools_namespace": "pytest_rolecheck.variants.tools",
+    "compare_tool_calls": "pytest_rolecheck.verdicts.toolcalls",
+    "ToolCallComparison": "pytest_rolecheck.verdicts.toolcalls",
     # running inside pytest
-    "Rolecheck": "pytest_rolecheck._session",
-    "assert_roles_equivalent": "pytest_rolecheck._session",
-    "assert_roles_differ": "pytest_rolecheck._session",
-    "assert_variants_equivalent": "pytest_rolecheck._session",
-    "assert_variants_differ": "pytest_rolecheck._session",
-    "assert_tool_calls_equivalent": "pytest_rolecheck._session",
-    "assert_tool_calls_differ": "pytest_rolecheck._session",
+    "Rolecheck": "pytest_rolecheck.running.session",
+    "assert_roles_equivalent": "pytest_rolecheck.running.session",
+    "assert_roles_differ": "pytest_rolecheck.running.session",
+    "assert_variants_equivalent": "pytest_rolecheck.running.session",
+    "assert_variants_differ": "pytest_rolecheck.running.session",
+    "assert_tool_calls_equivalent": "pytest_rolecheck.running.session",
+    "assert_tool_calls_differ": "pytest_rolecheck.running.session",
     # errors (cheap, but kept in one place)
-    "RolecheckError": "pytest_rolecheck._errors",
-    "RolecheckAssertionError": "pytest_rolecheck._errors",
-    "RolecheckUsageError": "pytest_rolecheck._errors",
-    "ResponseFormatError": "pytest_rolecheck._errors",
-    "NoLogprobsError": "pytest_rolecheck._errors",
-    "NothingToCompareError": "pytest_rolecheck._errors",
-    "RolecheckWarning": "pytest_rolecheck._errors",
-    "CassetteError": "pytest_rolecheck._errors",
-    "BackendError": "pytest_rolecheck._errors",
-    "BackendNotInstalledError": "pytest_rolecheck._errors",
+    "RolecheckError": "pytest_rolecheck.errors",
+    "RolecheckAssertionError": "pytest_rolecheck.errors",
+    "RolecheckUsageError": "pytest_rolecheck.errors",
+    "ResponseFormatError": "pytest_rolecheck.errors",
+    "NoLogprobsError": "pytest_rolecheck.errors",
+    "NothingToCompareError": "pytest_rolecheck.errors",
+    "RolecheckWarning": "pytest_rolecheck.errors",
+    "CassetteError": "pytest_rolecheck.errors",
+    "BackendError": "pytest_rolecheck.errors",
+    "BackendNotInstalledError": "pytest_rolecheck.errors",
 }
 
 __all__ = ["__version__", *sorted(_EXPORTS)]
@@ -67,9 +67,9 @@ def __dir__() -> list[str]:
 
 
 if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
-    from ._compare import Comparison, assert_different, assert_equivalent, compare
-    from ._distances import available_metrics, distance_matrix, get_metric, register_metric
-    from ._errors import (
+    from .core.distances import available_metrics, distance_matrix, get_metric, register_metric
+    from .core.parse import ParsedCall, parse_response
+    from .errors import (
         BackendError,
         BackendNotInstalledError,
         CassetteError,
@@ -81,8 +81,7 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
         RolecheckUsageError,
         RolecheckWarning,
     )
-    from ._parse import ParsedCall, parse_response
-    from ._session import (
+    from .running.session import (
         Rolecheck,
         assert_roles_differ,
         assert_roles_equivalent,
@@ -91,6 +90,7 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
         assert_variants_differ,
         assert_variants_equivalent,
     )
-    from ._toolcalls import ToolCallComparison, compare_tool_calls
-    from ._tools_render import render_tools_namespace
     from .variants import Variant
+    from .variants.tools import render_tools_namespace
+    from .verdicts.compare import Comparison, assert_different, assert_equivalent, compare
+    from .verdicts.toolcalls import ToolCallComparison, compare_tool_calls

@@ -16,7 +16,7 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from ._cli_types import int_at_least
+from .commands.types import int_at_least
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -54,7 +54,7 @@ def add_serve(subparsers: Any) -> None:
     subparsers
         The object returned by ``ArgumentParser.add_subparsers``.
     """
-    from ._local import DEFAULT_PARALLEL, DEFAULT_SLOT_CTX, DEFAULT_THREADS
+    from .running.local import DEFAULT_PARALLEL, DEFAULT_SLOT_CTX, DEFAULT_THREADS
 
     parser: argparse.ArgumentParser = subparsers.add_parser(
         "serve",
@@ -119,8 +119,8 @@ def _serve(args: argparse.Namespace) -> int:
     import signal
     import time
 
-    from ._errors import BackendError, RolecheckUsageError
-    from ._local import DEFAULT_MODEL_ALIAS, LocalServer
+    from .errors import BackendError, RolecheckUsageError
+    from .running.local import DEFAULT_MODEL_ALIAS, LocalServer
 
     try:
         server = LocalServer(
@@ -193,9 +193,9 @@ def _lazy(module: str) -> Callable[[Any], None]:
 
 _SUBCOMMANDS: tuple[Callable[[Any], None], ...] = (
     add_serve,
-    _lazy("_cli_compare"),  # rolecheck compare
-    _lazy("_cli_plan"),  # rolecheck plan
-    _lazy("_cli_report"),  # rolecheck report
+    _lazy("commands.compare"),  # rolecheck compare
+    _lazy("commands.plan"),  # rolecheck plan
+    _lazy("commands.report"),  # rolecheck report
 )
 
 

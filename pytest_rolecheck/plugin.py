@@ -16,16 +16,15 @@ from typing import Any
 
 import pytest
 
-from ._coordinator import WORKERINPUT_KEY as COORDINATOR_INPUT
-from ._errors import (
+from .errors import (
     CassetteUnusedError,
     RolecheckAssertionError,
     RolecheckError,
     RolecheckUsageError,
 )
-from ._options import OPTIONS, Settings, apply_marker, resolve_settings
-from ._report import USER_PROPERTY, SummaryReport
-from ._session import (
+from .reporting.summary import USER_PROPERTY, SummaryReport
+from .running.coordinator import WORKERINPUT_KEY as COORDINATOR_INPUT
+from .running.session import (
     LocalBackend,
     Rolecheck,
     activate,
@@ -33,6 +32,7 @@ from ._session import (
     default_cassette_path,
     set_plugin_active,
 )
+from .settings import OPTIONS, Settings, apply_marker, resolve_settings
 
 SETTINGS_KEY = pytest.StashKey[Settings]()
 SUMMARY_KEY = pytest.StashKey[SummaryReport]()
@@ -95,7 +95,7 @@ def pytest_configure(config: pytest.Config) -> None:
         if settings.metric != "js":
             _check_metric(settings.metric)
         if settings.report_dir and not _is_worker(config):
-            from ._plots import require_matplotlib
+            from .reporting.plots import require_matplotlib
 
             require_matplotlib()  # fail now, not after every test has run
     except RolecheckError as exc:
@@ -123,7 +123,7 @@ def pytest_configure_node(node: Any) -> None:
     """xdist controller: hand every worker the address of the run's coordinator."""
     config = node.config
     if COORDINATOR_KEY not in config.stash:
-        from ._coordinator import Coordinator
+        from .running.coordinator import Coordinator
 
         backend = config.stash[BACKEND_KEY]
         config.stash[COORDINATOR_KEY] = Coordinator(
@@ -135,7 +135,7 @@ def pytest_configure_node(node: Any) -> None:
 
 def _check_metric(name: str) -> None:
     # Only a non-default metric pays for importing the distance module here.
-    from ._distances import get_metric
+    from .core.distances import get_metric
 
     try:
         get_metric(name)
@@ -202,7 +202,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     # Two tests sharing a cassette would overwrite each other's recordings. Only
     # the tests that make calls fail (a suite that never calls rolecheck is not
     # this plugin's business), and both fail, whichever would have run first.
-    from ._cassette import cassette_conflicts
+    from .recording.cassette import cassette_conflicts
 
     settings = config.stash[SETTINGS_KEY]
     named = {_command_nodeid(config, item): item for item in items}
@@ -372,7 +372,7 @@ def _write_reports(config: pytest.Config) -> None:
         if settings.report:
             summary.write_json(_under_root(config, settings.report))
         if settings.report_dir and summary:
-            from ._html import write_html_report
+            from .reporting.html import write_html_report
 
             write_html_report(summary.rows, _under_root(config, settings.report_dir))
     except (OSError, RolecheckError) as exc:

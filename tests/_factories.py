@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from pytest_rolecheck._parse import ParsedCall, parse_response
+from pytest_rolecheck.core.parse import ParsedCall, parse_response
 
 #: (generated token, its logprob, [(alternative token, logprob), ...])
 TokenSpec = tuple[str, float, Sequence[tuple[str, float]]]

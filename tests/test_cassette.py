@@ -19,7 +19,15 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pytest_rolecheck._cassette import (
+from pytest_rolecheck.errors import (
+    CassetteCorruptError,
+    CassetteError,
+    CassetteExhaustedError,
+    CassetteMismatchError,
+    CassetteNotFoundError,
+    RolecheckUsageError,
+)
+from pytest_rolecheck.recording.cassette import (
     CALL_INDEX_HEADER,
     CassetteSession,
     RecordMode,
@@ -32,15 +40,7 @@ from pytest_rolecheck._cassette import (
     looks_like_secret,
     render_json,
 )
-from pytest_rolecheck._client import client_secrets
-from pytest_rolecheck._errors import (
-    CassetteCorruptError,
-    CassetteError,
-    CassetteExhaustedError,
-    CassetteMismatchError,
-    CassetteNotFoundError,
-    RolecheckUsageError,
-)
+from pytest_rolecheck.running.client import client_secrets
 
 PLANTED = "sk-test-PLANTED0123456789abcdef"
 BASE_URL = "http://mock.test:8080/v1"
@@ -580,7 +580,7 @@ def test_interrupted_write_leaves_no_partial_file(
     def interrupted(src: object, dst: object) -> None:
         raise KeyboardInterrupt
 
-    monkeypatch.setattr("pytest_rolecheck._files.os.replace", interrupted)
+    monkeypatch.setattr("pytest_rolecheck.recording.files.os.replace", interrupted)
     with pytest.raises(KeyboardInterrupt):
         record(path, Server(tag="new"), n=1, mode="rewrite")
     assert path.read_bytes() == before

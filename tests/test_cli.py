@@ -25,12 +25,12 @@ import numpy as np
 import pytest
 
 from pytest_rolecheck import cli
-from pytest_rolecheck._cli_compare import ProgressDisplay, _fix_command, _variants
-from pytest_rolecheck._cli_plan import Pilot, _simulate, format_plan, plan_trials
-from pytest_rolecheck._errors import RolecheckUsageError
-from pytest_rolecheck._options import Settings
-from pytest_rolecheck._session import Rolecheck
-from pytest_rolecheck._stats import change_bound, decide, permutation_test
+from pytest_rolecheck.commands.compare import ProgressDisplay, _fix_command, _variants
+from pytest_rolecheck.commands.plan import Pilot, _simulate, format_plan, plan_trials
+from pytest_rolecheck.core.stats import change_bound, decide, permutation_test
+from pytest_rolecheck.errors import RolecheckUsageError
+from pytest_rolecheck.running.session import Rolecheck
+from pytest_rolecheck.settings import Settings
 from pytest_rolecheck.variants import Variant
 
 FAKE_URL = "http://fake-api.test/v1"

@@ -18,9 +18,9 @@ import httpx2
 import openai
 import pytest
 
-from pytest_rolecheck._cassette import CassetteSession
-from pytest_rolecheck._client import CallSpec, CompletionRunner, client_secrets
-from pytest_rolecheck._errors import BackendError
+from pytest_rolecheck.errors import BackendError
+from pytest_rolecheck.recording.cassette import CassetteSession
+from pytest_rolecheck.running.client import CallSpec, CompletionRunner, client_secrets
 
 pytest_plugins = ["pytester"]
 

@@ -15,8 +15,8 @@ import httpx2
 import openai
 import pytest
 
-from pytest_rolecheck._client import CallSpec, CompletionRunner
-from pytest_rolecheck._errors import BackendError
+from pytest_rolecheck.errors import BackendError
+from pytest_rolecheck.running.client import CallSpec, CompletionRunner
 
 BODY = {"model": "m", "messages": [{"role": "user", "content": "hi"}]}
 OK = {

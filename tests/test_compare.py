@@ -10,14 +10,19 @@ import pytest
 import scipy.stats as sps
 from _factories import make_response, random_response
 
-from pytest_rolecheck._compare import Comparison, assert_different, assert_equivalent, compare
-from pytest_rolecheck._distances import seed_distance
-from pytest_rolecheck._errors import (
+from pytest_rolecheck.core.distances import seed_distance
+from pytest_rolecheck.core.parse import parse_response
+from pytest_rolecheck.errors import (
     NothingToCompareError,
     RolecheckAssertionError,
     RolecheckUsageError,
 )
-from pytest_rolecheck._parse import parse_response
+from pytest_rolecheck.verdicts.compare import (
+    Comparison,
+    assert_different,
+    assert_equivalent,
+    compare,
+)
 
 # ---------------------------------------------------------------- helpers
 
@@ -484,7 +489,7 @@ def test_assert_inconclusive_message_recommends_trials() -> None:
 def test_assertion_traceback_hides_internals(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(
         test_hidden="""
-        from pytest_rolecheck._compare import assert_different
+        from pytest_rolecheck.verdicts.compare import assert_different
         from _factories import make_response
 
         def call(tok):

@@ -1,4 +1,4 @@
-"""Tests for pytest_rolecheck._distances: metrics, registry, matrix, divergence, profiles."""
+"""Tests for pytest_rolecheck.core.distances: metrics, registry, matrix, divergence, profiles."""
 
 from __future__ import annotations
 
@@ -15,8 +15,8 @@ from _factories import TokenSpec, make_call, make_response, random_response
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pytest_rolecheck import _distances
-from pytest_rolecheck._distances import (
+from pytest_rolecheck.core import distances as _distances
+from pytest_rolecheck.core.distances import (
     TOK_L1_MIN_LOGPROB,
     available_metrics,
     compared_positions,
@@ -33,8 +33,8 @@ from pytest_rolecheck._distances import (
     tv_distance,
     unregister_metric,
 )
-from pytest_rolecheck._errors import RolecheckUsageError
-from pytest_rolecheck._parse import ParsedCall, Position, parse_response
+from pytest_rolecheck.core.parse import ParsedCall, Position, parse_response
+from pytest_rolecheck.errors import RolecheckUsageError
 
 LN = math.log
 L2 = math.log2

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from pytest_rolecheck._local import LocalServer, backend_status
+from pytest_rolecheck.running.local import LocalServer, backend_status
 
 pytestmark = pytest.mark.e2e
 pytest_plugins = ["pytester"]
@@ -189,7 +189,7 @@ def _server_pids(tag: str) -> set[int]:
             environ = (proc / "environ").read_bytes()
         except OSError:
             continue
-        if b"pytest_rolecheck._llama_server" in cmdline and tag.encode() in environ:
+        if b"pytest_rolecheck.running.llama_server" in cmdline and tag.encode() in environ:
             pids.add(int(proc.name))
     return pids
 

@@ -13,11 +13,11 @@ import numpy as np
 import pytest
 from _factories import make_response, random_response
 
-from pytest_rolecheck._compare import compare
-from pytest_rolecheck._errors import RolecheckError, RolecheckUsageError
-from pytest_rolecheck._html import write_html_report
-from pytest_rolecheck._insight import divergence_insight
-from pytest_rolecheck._toolcalls import compare_tool_calls
+from pytest_rolecheck.core.divergence import divergence_insight
+from pytest_rolecheck.errors import RolecheckError, RolecheckUsageError
+from pytest_rolecheck.reporting.html import write_html_report
+from pytest_rolecheck.verdicts.compare import compare
+from pytest_rolecheck.verdicts.toolcalls import compare_tool_calls
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 IMG = re.compile(r'<img src="data:image/png;base64,([A-Za-z0-9+/=]+)"')

@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 from _factories import make_call, random_response
 
-from pytest_rolecheck._errors import RolecheckUsageError
-from pytest_rolecheck._insight import display_token, divergence_insight
-from pytest_rolecheck._parse import parse_response
+from pytest_rolecheck.core.divergence import display_token, divergence_insight
+from pytest_rolecheck.core.parse import parse_response
+from pytest_rolecheck.errors import RolecheckUsageError
 
 LN = math.log
 

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from openai.types.chat import ChatCompletion
 
-from pytest_rolecheck._jsonish import as_dict, to_plain
+from pytest_rolecheck.core.jsonish import as_dict, to_plain
 
 RESPONSE = {
     "id": "chatcmpl-1",

@@ -26,9 +26,11 @@ from typing import Any
 
 import pytest
 
-from pytest_rolecheck import _llama_server, _local, cli
-from pytest_rolecheck._errors import BackendError, BackendNotInstalledError, RolecheckUsageError
-from pytest_rolecheck._local import (
+from pytest_rolecheck import cli
+from pytest_rolecheck.errors import BackendError, BackendNotInstalledError, RolecheckUsageError
+from pytest_rolecheck.running import llama_server as _llama_server
+from pytest_rolecheck.running import local as _local
+from pytest_rolecheck.running.local import (
     DEFAULT_MODEL_ALIAS,
     INSTALL_COMMAND,
     MODEL_ENV_VAR,
@@ -157,7 +159,7 @@ def test_local_server_command_line(tmp_path: Path) -> None:
     model = tmp_path / "m.gguf"
     server = LocalServer(model_path=model, parallel=3, threads=2, slot_ctx=512)
     argv = server.command(tmp_path / "ready.json")
-    assert argv[1:3] == ["-m", "pytest_rolecheck._llama_server"]
+    assert argv[1:3] == ["-m", "pytest_rolecheck.running.llama_server"]
     joined = " ".join(argv)
     assert f"--model {model} --alias {DEFAULT_MODEL_ALIAS}" in joined
     assert "--host 127.0.0.1 --port 0" in joined  # 0: the server picks a free port
@@ -248,8 +250,8 @@ def test_cli_without_command_prints_help(capsys: pytest.CaptureFixture[str]) -> 
 def test_cli_import_is_light() -> None:
     code = (
         "import sys, pytest_rolecheck.cli; "
-        "print(sorted(m for m in ('pytest_rolecheck._local', 'xllamacpp', 'openai', 'numpy') "
-        "if m in sys.modules))"
+        "names = ('pytest_rolecheck.running.local', 'xllamacpp', 'openai', 'numpy'); "
+        "print(sorted(m for m in names if m in sys.modules))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
@@ -401,7 +403,7 @@ def test_server_exits_when_its_launcher_is_killed() -> None:
             sys.executable,
             "-c",
             "import time\n"
-            "from pytest_rolecheck._local import LocalServer\n"
+            "from pytest_rolecheck.running.local import LocalServer\n"
             "server = LocalServer().start()\n"
             "print(server.pid, flush=True)\n"
             "time.sleep(600)\n",

@@ -1,4 +1,4 @@
-"""Tests for pytest_rolecheck._parse: responses -> ParsedCall, including messy server output."""
+"""Tests for pytest_rolecheck.core.parse: responses -> ParsedCall, including messy server output."""
 
 from __future__ import annotations
 
@@ -11,8 +11,7 @@ from _factories import make_call, make_response, random_response
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pytest_rolecheck._errors import NoLogprobsError, ResponseFormatError
-from pytest_rolecheck._parse import (
+from pytest_rolecheck.core.parse import (
     LOGPROB_FLOOR,
     ParsedCall,
     Position,
@@ -21,6 +20,7 @@ from pytest_rolecheck._parse import (
     parse_response,
     token_key,
 )
+from pytest_rolecheck.errors import NoLogprobsError, ResponseFormatError
 
 LN = math.log
 

@@ -717,8 +717,8 @@ import gc
 import json
 
 def pytest_sessionfinish(session):
-    from pytest_rolecheck._cassette import CassetteSession
-    from pytest_rolecheck._client import CompletionRunner
+    from pytest_rolecheck.recording.cassette import CassetteSession
+    from pytest_rolecheck.running.client import CompletionRunner
 
     gc.collect()
     alive = {"sessions": 0, "runners": 0}

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from pytest_rolecheck._options import OPTIONS
+from pytest_rolecheck.settings import OPTIONS
 
 pytest_plugins = ["pytester"]
 

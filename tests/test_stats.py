@@ -12,8 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy import stats as sps
 
-from pytest_rolecheck._errors import RolecheckUsageError
-from pytest_rolecheck._stats import (
+from pytest_rolecheck.core.stats import (
     MIN_CALLS_PER_ARM,
     Bound,
     baseline_test,
@@ -32,6 +31,7 @@ from pytest_rolecheck._stats import (
     validate_arm_sizes,
     validate_options,
 )
+from pytest_rolecheck.errors import RolecheckUsageError
 
 # ---------------------------------------------------------------- helpers
 

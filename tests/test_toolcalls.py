@@ -11,13 +11,13 @@ import numpy as np
 import pytest
 from openai.types.chat import ChatCompletion
 
-from pytest_rolecheck._errors import (
+from pytest_rolecheck.errors import (
     NothingToCompareError,
     ResponseFormatError,
     RolecheckAssertionError,
     RolecheckUsageError,
 )
-from pytest_rolecheck._toolcalls import (
+from pytest_rolecheck.verdicts.toolcalls import (
     TEXT_OUTCOME,
     _compare_outcomes,
     _difference_test,

@@ -10,8 +10,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from pytest_rolecheck._errors import RolecheckUsageError
-from pytest_rolecheck._tools_render import MULTI_TOOL_USE_BLOCK, render_tools_namespace
+from pytest_rolecheck.errors import RolecheckUsageError
+from pytest_rolecheck.variants.tools import MULTI_TOOL_USE_BLOCK, render_tools_namespace
 
 # -- goldens ----------------------------------------------------------------------------
 

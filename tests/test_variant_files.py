@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from pytest_rolecheck._errors import RolecheckUsageError
-from pytest_rolecheck._variant_files import DERIVATIONS, load_variant, variant_from_mapping
+from pytest_rolecheck.errors import RolecheckUsageError
+from pytest_rolecheck.variants.files import DERIVATIONS, load_variant, variant_from_mapping
 
 BASE = """\
 label: developer
@@ -132,7 +132,7 @@ def test_without_tools_and_params(tmp_path: Path) -> None:
 
 
 def test_every_derivation_is_documented() -> None:
-    from pytest_rolecheck import _variant_files
+    from pytest_rolecheck.variants import files as _variant_files
 
     doc = _variant_files.__doc__ or ""
     for name in DERIVATIONS:

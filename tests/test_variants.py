@@ -13,9 +13,9 @@ import openai
 import pytest
 from openai.types.chat import ChatCompletionMessage
 
-from pytest_rolecheck._errors import RolecheckUsageError
-from pytest_rolecheck._tools_render import render_tools_namespace
+from pytest_rolecheck.errors import RolecheckUsageError
 from pytest_rolecheck.variants import ROLE_CHOICES, Variant
+from pytest_rolecheck.variants.tools import render_tools_namespace
 
 SYSTEM = "You are a weather assistant. Answer briefly."
 USER = "What is the weather in Paris?"

@@ -37,7 +37,7 @@ Empty output, lengths, finish_reason
     :attr:`ParsedCall.truncated` says whether ``max_tokens`` cut the call.
 Missing logprobs
     ``logprobs: null`` — or text without any logprob tokens — raises
-    :class:`~pytest_rolecheck._errors.NoLogprobsError` unless
+    :class:`~pytest_rolecheck.errors.NoLogprobsError` unless
     ``require_logprobs=False`` (tool-call responses usually carry no logprobs).
 Refusals
     If ``logprobs.content`` is empty but ``logprobs.refusal`` has tokens, the
@@ -52,8 +52,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from ._errors import NoLogprobsError, ResponseFormatError
-from ._jsonish import as_dict
+from ..errors import NoLogprobsError, ResponseFormatError
+from .jsonish import as_dict
 
 __all__ = [
     "LOGPROB_FLOOR",

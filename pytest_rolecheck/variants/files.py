@@ -38,7 +38,7 @@ With ``extends``, the other file's variant is the starting point: ``messages``
 (``--max-tokens`` ...) are defaults: a variant file's ``params`` win.
 
 Every problem is reported as a
-:class:`~pytest_rolecheck._errors.RolecheckUsageError` naming the file, the key
+:class:`~pytest_rolecheck.errors.RolecheckUsageError` naming the file, the key
 (``messages[1].role``, ``derive[0].preamble``) and what was expected.
 """
 
@@ -49,8 +49,8 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Final
 
-from ._errors import RolecheckUsageError
-from .variants import Variant
+from ..errors import RolecheckUsageError
+from . import Variant
 
 __all__ = ["DERIVATIONS", "TOP_LEVEL_KEYS", "load_variant", "variant_from_mapping"]
 
@@ -155,7 +155,7 @@ def _date_like(value: Any, where: _Where, key: str) -> str | _dt.date | None:
 
 
 def _derive_role(v: Variant, arg: Any, where: _Where, key: str) -> Variant:
-    from .variants import ROLE_CHOICES
+    from . import ROLE_CHOICES
 
     if arg not in ROLE_CHOICES:
         raise where.error(key, f"one of {', '.join(ROLE_CHOICES)}", arg)

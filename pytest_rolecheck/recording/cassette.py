@@ -40,7 +40,7 @@ from types import TracebackType
 from typing import Any, Final
 from urllib.parse import quote, quote_plus, urlsplit, urlunsplit
 
-from ._errors import (
+from ..errors import (
     CassetteCorruptError,
     CassetteError,
     CassetteExhaustedError,
@@ -48,7 +48,7 @@ from ._errors import (
     CassetteNotFoundError,
     RolecheckUsageError,
 )
-from ._files import atomic_write
+from .files import atomic_write
 
 __all__ = [
     "CALL_INDEX_HEADER",

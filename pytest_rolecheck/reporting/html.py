@@ -1,13 +1,13 @@
 """One self-contained HTML report per run: verdicts in plain words, plots, per-call numbers.
 
 :func:`write_html_report` takes the summary rows of a run (the dicts of the JSON
-report, see :mod:`pytest_rolecheck._report`) and writes ``rolecheck-report.html``
+report, see :mod:`pytest_rolecheck.reporting.summary`) and writes ``rolecheck-report.html``
 into a directory, with every plot embedded as a base64 PNG (no network, no
 scripts, no external files needed to view it) and also saved as a PNG file under
 ``png/`` for embedding elsewhere.
 
 Rows of kind ``"logprobs"`` get the distance strip/box plot and, when the row
-carries an ``insight`` (:func:`pytest_rolecheck._insight.divergence_insight`),
+carries an ``insight`` (:func:`pytest_rolecheck.core.divergence.divergence_insight`),
 the per-position divergence and the top alternatives at the first diverging
 position. Rows of kind ``"tool-calls"`` get the outcome counts as bars.
 
@@ -29,9 +29,9 @@ from typing import Any, Final
 
 import numpy as np
 
-from . import __version__
-from ._errors import RolecheckUsageError
-from ._insight import METRIC_UNITS, display_token
+from .. import __version__
+from ..core.divergence import METRIC_UNITS, display_token
+from ..errors import RolecheckUsageError
 
 __all__ = ["REPORT_FILENAME", "write_html_report"]
 
@@ -136,7 +136,7 @@ def _check_rows(rows: Any) -> list[Mapping[str, Any]]:
 
 
 def _plots_for(row: Mapping[str, Any], index: int, png_dir: Path) -> list[_Image]:
-    from . import _plots
+    from . import plots as _plots
 
     details = row.get("details") or {}
     stem = f"{index:02d}-{_slug(str(row.get('title') or row.get('nodeid') or 'comparison'))}"
@@ -549,8 +549,8 @@ def write_html_report(
         ``rows`` is not a list of mappings.
     """
     checked = _check_rows(rows)
-    from . import _plots
-    from ._files import write_text_atomic
+    from ..recording.files import write_text_atomic
+    from . import plots as _plots
 
     _plots.require_matplotlib()
     out = Path(out_dir)

@@ -10,7 +10,7 @@ by resampling the pilot's calls, for increasing ``n``:
   from the pilot, so nothing changed; the share of simulations whose verdict
   is ``equivalent`` (upper bound of the change
   ``cross - min(within_a, within_b)`` below the tolerance,
-  :func:`pytest_rolecheck._stats.change_bound`) is the power to certify
+  :func:`pytest_rolecheck.core.stats.change_bound`) is the power to certify
   equivalence with ``n`` trials (what ``assert_*_equivalent`` needs);
 * **detecting an effect** of ``--effect`` (in the metric's units, like the
   tolerance): the same simulated arms, with each call of arm B moved away from
@@ -18,7 +18,7 @@ by resampling the pilot's calls, for increasing ``n``:
   a randomly chosen pilot call (its mean distance to the other pilot calls
   divided by the floor; ``w`` averages 1). The change therefore is ``effect``
   on average and varies from call to call as much as the pilot's jitter does.
-  The share of simulations whose verdict (:func:`pytest_rolecheck._stats.decide`
+  The share of simulations whose verdict (:func:`pytest_rolecheck.core.stats.decide`
   on the permutation test and the same bound the engine uses) is
   ``different`` is the power to detect it (what ``assert_*_differ`` needs): a
   significant p-value alone is not enough: the change must also be shown
@@ -68,8 +68,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
-from ._cli_types import float_in, int_at_least
-from ._errors import RolecheckUsageError
+from ..errors import RolecheckUsageError
+from .types import float_in, int_at_least
 
 if TYPE_CHECKING:  # numpy loads only when a plan is computed: `rolecheck --help` stays fast
     import numpy as np
@@ -260,9 +260,9 @@ def _instruction_role(messages: Any) -> str:
 def _pilot_from_cassette(
     path: Path, data: Mapping[str, Any], *, metric: str, arm: str | None
 ) -> Pilot:
-    from ._distances import distance_matrix
-    from ._errors import ResponseFormatError
-    from ._parse import parse_response
+    from ..core.distances import distance_matrix
+    from ..core.parse import parse_response
+    from ..errors import ResponseFormatError
 
     items = data.get("interactions")
     if not isinstance(items, list):
@@ -527,7 +527,7 @@ def _simulate(
 ) -> _Draws:
     import numpy as np
 
-    from ._stats import change_bound, decide, permutation_test
+    from ..core.stats import change_bound, decide, permutation_test
 
     rng = np.random.default_rng([seed, n])
     rho, se, upper = (np.empty(replications) for _ in range(3))
@@ -710,7 +710,7 @@ class _Planner:
         import numpy as np
         from scipy import stats
 
-        from ._stats import smallest_certifiable
+        from ..core.stats import smallest_certifiable
 
         base = self.draws(self.largest)
         t_upper = float(stats.t.ppf(1.0 - self.alpha, n - 1))
@@ -785,7 +785,7 @@ def plan_trials(
         ``m >= 8``.
     tolerance : float, optional
         The largest change that still counts as equivalent (metric units);
-        default :data:`~pytest_rolecheck._stats.DEFAULT_TOLERANCE`.
+        default :data:`~pytest_rolecheck.core.stats.DEFAULT_TOLERANCE`.
     effect : float, optional
         Effect to detect, in the metric's units: each simulated call of arm B
         moves away from the calls of arm A by ``effect * w`` (``w``: relative
@@ -823,8 +823,8 @@ def plan_trials(
     -----
     Rows with ``2n <= m`` are simulated: each run splits ``2n`` distinct
     pilot calls into two arms and applies the engine's own rules (the bounds
-    of :func:`pytest_rolecheck._stats.change_bound`, the
-    permutation test and :func:`pytest_rolecheck._stats.decide`). A row counts
+    of :func:`pytest_rolecheck.core.stats.change_bound`, the
+    permutation test and :func:`pytest_rolecheck.core.stats.decide`). A row counts
     as detecting the change only where the verdict is ``different``.
 
     Rows with ``2n > m`` are extrapolated from the runs at ``n0 = m // 2``
@@ -852,7 +852,7 @@ def plan_trials(
     .. [3] M. J. Anderson, "A new method for non-parametric multivariate
        analysis of variance", Austral Ecology 26, pp. 32-46, 2001.
     """
-    from ._stats import DEFAULT_TOLERANCE
+    from ..core.stats import DEFAULT_TOLERANCE
 
     d = _validate_matrix(matrix)
     if tolerance is None:
@@ -1046,7 +1046,7 @@ def format_plan(pilot: Pilot, plan: Plan) -> list[str]:
     -------
     list of str
     """
-    from ._insight import METRIC_UNITS
+    from ..core.divergence import METRIC_UNITS
 
     unit = METRIC_UNITS.get(pilot.metric, "metric units")
     f = plan.floor
@@ -1158,7 +1158,7 @@ def _answer(n: int | None, plan: Plan, otherwise: str) -> str:
 
 def run(args: argparse.Namespace) -> int:
     """Run ``rolecheck plan`` with parsed arguments; return the exit status."""
-    from ._distances import BOUNDED_METRICS
+    from ..core.distances import BOUNDED_METRICS
 
     try:
         pilot = load_pilot(args.pilot, metric=args.metric, arm=args.arm, comparison=args.comparison)

@@ -24,7 +24,7 @@ import socket
 import threading
 from collections.abc import AsyncIterator, Callable, Iterator
 
-from ._errors import BackendError
+from ..errors import BackendError
 
 # workerinput key carrying the controller's address to the workers
 WORKERINPUT_KEY = "rolecheck_coordinator"

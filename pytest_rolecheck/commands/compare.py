@@ -23,8 +23,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import IO, Any, Final
 
-from ._cli_types import float_in, int_at_least
-from ._options import Settings
+from ..settings import Settings
+from .types import float_in, int_at_least
 
 SEED_MODEL: Final = "gpt-4o-mini"
 SEED_INSTRUCTION: Final = "You are a helpful AI assistant"
@@ -336,7 +336,7 @@ def trial_table(comparison: Any) -> list[str]:
     """
     import numpy as np
 
-    from ._insight import METRIC_UNITS
+    from ..core.divergence import METRIC_UNITS
 
     a, b = comparison.labels
     unit = METRIC_UNITS.get(comparison.metric, "metric units")
@@ -451,10 +451,10 @@ def _validate(args: argparse.Namespace) -> str | None:
 
 
 def _variants(args: argparse.Namespace) -> tuple[Any, Any]:
-    from .variants import Variant
+    from ..variants import Variant
 
     if args.variant_a is not None:
-        from ._variant_files import load_variant
+        from ..variants.files import load_variant
 
         a, b = load_variant(args.variant_a), load_variant(args.variant_b)
         if a.label == b.label:
@@ -476,15 +476,15 @@ def run(args: argparse.Namespace) -> int:
         print(f"rolecheck compare: error: {problem}", file=sys.stderr)
         return EXIT_USAGE
 
-    from ._errors import RolecheckError, RolecheckUsageError
+    from ..errors import RolecheckError, RolecheckUsageError
 
     try:
-        from ._distances import get_metric
+        from ..core.distances import get_metric
 
         get_metric(args.metric)  # an unknown metric must fail before any call is paid for
         variant_a, variant_b = _variants(args)
         if args.html is not None:
-            from ._plots import require_matplotlib
+            from ..reporting.plots import require_matplotlib
 
             require_matplotlib()  # fail before spending calls
         return _run(args, variant_a, variant_b)
@@ -535,8 +535,8 @@ def _fix_command(argv: Sequence[str] | None, mode: str | None, flags: Sequence[s
 
 
 def _run(args: argparse.Namespace, variant_a: Any, variant_b: Any) -> int:
-    from ._options import Settings
-    from ._session import LocalBackend, Rolecheck
+    from ..running.session import LocalBackend, Rolecheck
+    from ..settings import Settings
 
     settings = Settings(
         record_mode=args.record_mode if args.cassette is not None else "all",
@@ -601,12 +601,12 @@ def _run(args: argparse.Namespace, variant_a: Any, variant_b: Any) -> int:
     if args.cassette is not None:
         print(f"\ncassette: {args.cassette} ({'recorded' if rolecheck.live else 'replayed'})")
     if args.json is not None:
-        from ._report import SummaryReport
+        from ..reporting.summary import SummaryReport
 
         SummaryReport(rows).write_json(args.json)
         print(f"JSON report: {args.json}")
     if args.html is not None:
-        from ._html import write_html_report
+        from ..reporting.html import write_html_report
 
         path = write_html_report(rows, args.html)
         print(f"HTML report: {path}")
@@ -620,7 +620,7 @@ def _run(args: argparse.Namespace, variant_a: Any, variant_b: Any) -> int:
 
 
 def _rows_with_insight(rows: list[dict[str, Any]], result: Any) -> list[dict[str, Any]]:
-    from ._insight import divergence_insight
+    from ..core.divergence import divergence_insight
 
     out = [dict(row) for row in rows]
     if out and "insight" not in out[-1]:

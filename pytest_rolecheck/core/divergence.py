@@ -17,7 +17,7 @@ Representative call
     "the first call" it is never an outlier, and unlike an average it is a real
     call whose tokens can be shown.
 Per-position profile
-    :func:`~pytest_rolecheck._distances.position_profile` between the two
+    :func:`~pytest_rolecheck.core.distances.position_profile` between the two
     representatives: the per-position distance over positions ``0..d`` where ``d``
     is the first diverging position (included), or over the shorter call.
 Focus position
@@ -34,9 +34,9 @@ from typing import Any, Final
 
 import numpy as np
 
-from ._distances import distance_matrix, divergence_position, position_profile
-from ._errors import RolecheckUsageError
-from ._parse import ParsedCall, Position
+from ..errors import RolecheckUsageError
+from .distances import distance_matrix, divergence_position, position_profile
+from .parse import ParsedCall, Position
 
 __all__ = ["INSIGHT_VERSION", "METRIC_UNITS", "display_token", "divergence_insight"]
 

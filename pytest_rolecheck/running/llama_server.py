@@ -2,7 +2,7 @@
 
 Usage::
 
-    python -m pytest_rolecheck._llama_server --model PATH --ready-file PATH [options]
+    python -m pytest_rolecheck.running.llama_server --model PATH --ready-file PATH [options]
 
 `LocalServer` starts this module as a subprocess rather than calling
 ``xllamacpp.Server`` in the test process, for three reasons: llama.cpp installs
@@ -33,7 +33,7 @@ from typing import Any
 
 def _parse_args(argv: Sequence[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
-        prog="python -m pytest_rolecheck._llama_server",
+        prog="python -m pytest_rolecheck.running.llama_server",
         description="llama.cpp's llama-server (via xllamacpp) for pytest-rolecheck",
     )
     parser.add_argument("--model", required=True, help="GGUF model file")

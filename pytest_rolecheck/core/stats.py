@@ -41,7 +41,7 @@ import numpy as np
 import numpy.typing as npt
 from scipy import stats as _sps
 
-from ._errors import RolecheckUsageError
+from ..errors import RolecheckUsageError
 
 __all__ = [
     "ArmSummary",

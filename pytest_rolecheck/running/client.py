@@ -5,7 +5,7 @@ concurrency — ``AsyncOpenAI`` under an ``asyncio`` semaphore, or a sync
 ``OpenAI`` client in daemon worker threads — stamping each request with its call index
 (``x-rolecheck-call``) so a cassette replays every call to the call it was
 recorded from, whatever order the concurrent calls finished in. SDK errors are
-translated into :mod:`pytest_rolecheck._errors` with a message that says what
+translated into :mod:`pytest_rolecheck.errors` with a message that says what
 to do next.
 """
 
@@ -25,12 +25,12 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import openai
 
-from ._cassette import CALL_INDEX_HEADER, is_credential_name
-from ._client_progress import Progress, Usage
-from ._errors import BackendError, RolecheckUsageError
+from ..errors import BackendError, RolecheckUsageError
+from ..recording.cassette import CALL_INDEX_HEADER, is_credential_name
+from .progress import Progress, Usage
 
 if TYPE_CHECKING:
-    from ._coordinator import CoordinatorClient
+    from .coordinator import CoordinatorClient
 
 # Sent when replaying: the SDK insists on a key, and no real key is needed.
 REPLAY_API_KEY = "rolecheck-replay-no-key"
@@ -157,7 +157,7 @@ class CompletionRunner:
         into a clear error, or returns ``None`` to leave it to the SDK mapping.
     stored_json, redact
         The cassette's scrubbed copy of a live response, and its scrubber of
-        error texts (see :class:`~pytest_rolecheck._cassette.CassetteSession`).
+        error texts (see :class:`~pytest_rolecheck.recording.cassette.CassetteSession`).
     timeout
         Seconds each try of a call may wait (``--rolecheck-timeout``); ``None``
         keeps the client's own timeout.

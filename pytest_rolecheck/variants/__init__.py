@@ -25,9 +25,9 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, Final, Literal
 
-from ._errors import RolecheckUsageError
-from ._jsonish import as_dict
-from ._tools_render import PropertyOrder, normalize_tool, render_tools_namespace
+from ..core.jsonish import as_dict
+from ..errors import RolecheckUsageError
+from .tools import PropertyOrder, normalize_tool, render_tools_namespace
 
 __all__ = ["INSTRUCTION_ROLES", "ROLE_CHOICES", "Variant"]
 

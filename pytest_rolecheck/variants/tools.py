@@ -33,7 +33,7 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Any, Final, Literal
 
-from ._errors import RolecheckUsageError
+from ..errors import RolecheckUsageError
 
 __all__ = ["MULTI_TOOL_USE_BLOCK", "normalize_tool", "render_tools_namespace"]
 

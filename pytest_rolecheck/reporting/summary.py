@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ._files import write_text_atomic
+from ..recording.files import write_text_atomic
 
 USER_PROPERTY = "rolecheck"
 REPORT_FORMAT_VERSION = 1

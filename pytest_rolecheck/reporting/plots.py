@@ -2,7 +2,7 @@
 
 matplotlib is an optional extra: ``pip install 'pytest-rolecheck[report]'``.
 Nothing here imports it at module level; :func:`require_matplotlib` does, and
-raises a :class:`~pytest_rolecheck._errors.RolecheckError` that names the extra
+raises a :class:`~pytest_rolecheck.errors.RolecheckError` that names the extra
 when it is missing. Figures are ``matplotlib.figure.Figure`` objects rendered by
 the Agg canvas, so no GUI backend is selected and the user's pyplot state (a
 notebook's backend, open figures) is never touched.
@@ -12,7 +12,7 @@ JSON report alike:
 
 * :func:`plot_distances` — a comparison's ``details`` (``Comparison.to_dict()``);
 * :func:`plot_divergence`, :func:`plot_alternatives` — an insight
-  (:func:`pytest_rolecheck._insight.divergence_insight`);
+  (:func:`pytest_rolecheck.core.divergence.divergence_insight`);
 * :func:`plot_tool_calls` — a tool-call comparison's ``details``
   (``ToolCallComparison.to_dict()``).
 """
@@ -28,8 +28,8 @@ from typing import Any, Final
 
 import numpy as np
 
-from ._errors import RolecheckError
-from ._insight import METRIC_UNITS, display_token
+from ..core.divergence import METRIC_UNITS, display_token
+from ..errors import RolecheckError
 
 __all__ = [
     "INSTALL_HINT",
@@ -321,7 +321,7 @@ def plot_divergence(insight: Mapping[str, Any]) -> Any:
     Parameters
     ----------
     insight : mapping
-        :func:`pytest_rolecheck._insight.divergence_insight` output.
+        :func:`pytest_rolecheck.core.divergence.divergence_insight` output.
 
     Returns
     -------
@@ -476,7 +476,7 @@ def plot_alternatives(insight: Mapping[str, Any]) -> Any:
     Parameters
     ----------
     insight : mapping
-        :func:`pytest_rolecheck._insight.divergence_insight` output with a
+        :func:`pytest_rolecheck.core.divergence.divergence_insight` output with a
         ``focus`` entry.
 
     Returns

@@ -18,17 +18,17 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ._errors import RolecheckUsageError
-from ._options import OPTIONS_BY_NAME, Settings, check_value
+from ..errors import RolecheckUsageError
+from ..settings import OPTIONS_BY_NAME, Settings, check_value
 
 if TYPE_CHECKING:
-    from ._cassette import CassetteSession
-    from ._client import AnyClient, CallSpec, CompletionRunner
-    from ._compare import Comparison
-    from ._coordinator import CoordinatorClient
-    from ._local import LocalServer, SharedServer
-    from ._toolcalls import ToolCallComparison
-    from .variants import Variant
+    from ..recording.cassette import CassetteSession
+    from ..variants import Variant
+    from ..verdicts.compare import Comparison
+    from ..verdicts.toolcalls import ToolCallComparison
+    from .client import AnyClient, CallSpec, CompletionRunner
+    from .coordinator import CoordinatorClient
+    from .local import LocalServer, SharedServer
 
 # Messages or an already-built Variant.
 VariantLike = Any
@@ -54,7 +54,7 @@ class LocalBackend:
 
     @property
     def model(self) -> str:
-        from ._local import DEFAULT_MODEL_ALIAS
+        from .local import DEFAULT_MODEL_ALIAS
 
         return DEFAULT_MODEL_ALIAS
 
@@ -62,11 +62,11 @@ class LocalBackend:
         with self._lock:
             if self._server is None:
                 if self._coordinator is not None:
-                    from ._local import SharedServer
+                    from .local import SharedServer
 
                     self._server = SharedServer(self._slots_client().server_url())
                 else:
-                    from ._local import LocalServer
+                    from .local import LocalServer
 
                     self._server = LocalServer().start()
             return self._server
@@ -76,7 +76,7 @@ class LocalBackend:
         return self._slots_client() if self._coordinator is not None else None
 
     def _slots_client(self) -> CoordinatorClient:
-        from ._coordinator import CoordinatorClient
+        from .coordinator import CoordinatorClient
 
         assert self._coordinator is not None
         return CoordinatorClient(self._coordinator)
@@ -142,7 +142,7 @@ class Rolecheck:
         command_flags: Sequence[str] = (),
         fix_command: Callable[[str | None, Sequence[str]], str] | None = None,
     ) -> None:
-        from ._client_progress import Progress
+        from .progress import Progress
 
         self.settings = settings
         self.nodeid = nodeid
@@ -240,8 +240,8 @@ class Rolecheck:
         return model if isinstance(model, str) and model else None
 
     def _make_runner(self) -> CompletionRunner:
-        from ._cassette import CassetteSession, RecordMode
-        from ._client import (
+        from ..recording.cassette import CassetteSession, RecordMode
+        from .client import (
             LOCAL_API_KEY,
             CompletionRunner,
             client_base_url,
@@ -317,7 +317,7 @@ class Rolecheck:
         )
 
     def _run_specs(self, arms: Sequence[tuple[str, Mapping[str, Any]]]) -> list[Any]:
-        from ._client import CallSpec
+        from .client import CallSpec
 
         if self._finished:
             raise RolecheckUsageError(
@@ -358,7 +358,7 @@ class Rolecheck:
             if sent and served and swapped:
                 import warnings
 
-                from ._errors import RolecheckWarning
+                from ..errors import RolecheckWarning
 
                 actual = local if local and sent != local else served
                 self._model_warned = True
@@ -381,7 +381,7 @@ class Rolecheck:
     # --------------------------------------------------------------- variants
     def variant(self, messages: VariantLike, *, label: str | None = None, **params: Any) -> Variant:
         """Build a :class:`~pytest_rolecheck.Variant` (messages + request params)."""
-        from .variants import Variant
+        from ..variants import Variant
 
         if isinstance(messages, Variant):
             return messages.with_params(**params) if params else messages
@@ -520,7 +520,7 @@ class Rolecheck:
         params: Mapping[str, Any] | None = None,
     ) -> Comparison:
         """Run both variants and compare their behaviour; never raises on a verdict."""
-        from ._compare import check_options, compare
+        from ..verdicts.compare import check_options, compare
 
         a, b = self.variant(variant_a), self.variant(variant_b)
         design = design or self.settings.design
@@ -586,7 +586,7 @@ class Rolecheck:
         params: Mapping[str, Any] | None = None,
     ) -> ToolCallComparison:
         """Run both variants and compare which tools they call, with which arguments."""
-        from ._toolcalls import check_tool_options, compare_tool_calls
+        from ..verdicts.toolcalls import check_tool_options, compare_tool_calls
 
         a, b = self.variant(variant_a), self.variant(variant_b)
         alpha = alpha if alpha is not None else self.settings.alpha
@@ -625,7 +625,7 @@ class Rolecheck:
     ) -> Comparison:
         """Assert that switching A→B moves behaviour by less than the tolerance."""
         __tracebackhide__ = True
-        from ._compare import refuse_blind_equivalence
+        from ..verdicts.compare import refuse_blind_equivalence
 
         refuse_blind_equivalence(options.get("metric") or self.settings.metric)
         result = self.compare(variant_a, variant_b, **options)
@@ -697,7 +697,7 @@ class Rolecheck:
     def _add_row(
         self, kind: str, labels: tuple[str, str], result: Any, before: tuple[int, int, int]
     ) -> None:
-        from ._jsonish import to_plain
+        from ..core.jsonish import to_plain
 
         after = self._usage_snapshot()
         details = to_plain(result.to_dict())
@@ -726,7 +726,7 @@ class Rolecheck:
         )
         if kind == "logprobs" and (self.settings.report or self.settings.report_dir):
             # Only reports draw it, and it costs ~0.1 s per comparison.
-            from ._insight import divergence_insight
+            from ..core.divergence import divergence_insight
 
             self._rows[-1]["insight"] = to_plain(
                 divergence_insight(
@@ -815,7 +815,7 @@ def with_call_seed(
 
 def default_cassette_path(settings: Settings, nodeid: str, test_file: Path | None) -> Path:
     """The cassette of the test ``nodeid`` defined in ``test_file``."""
-    from ._cassette import cassette_path
+    from ..recording.cassette import cassette_path
 
     return cassette_path(
         settings.rootdir / settings.cassette_dir,
@@ -889,7 +889,7 @@ def _distinct_labels(a: str, b: str) -> tuple[str, str]:
 
 def _require(result: Any, verdict: str) -> None:
     __tracebackhide__ = True
-    from ._errors import RolecheckAssertionError
+    from ..errors import RolecheckAssertionError
 
     if result.verdict != verdict:
         advice = getattr(result, "advice", "")
