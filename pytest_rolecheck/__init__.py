@@ -26,6 +26,7 @@ _EXPORTS: dict[str, str] = {
     "distance_matrix": "pytest_rolecheck.core.distances",
     # variants and tools
     "Variant": "pytest_rolecheck.variants",
+    "load_variant": "pytest_rolecheck.variants.files",
     "render_tools_namespace": "pytest_rolecheck.variants.tools",
     "compare_tool_calls": "pytest_rolecheck.verdicts.toolcalls",
     "ToolCallComparison": "pytest_rolecheck.verdicts.toolcalls",
@@ -91,6 +92,7 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
         assert_variants_equivalent,
     )
     from .variants import Variant
+    from .variants.files import load_variant
     from .variants.tools import render_tools_namespace
     from .verdicts.compare import Comparison, assert_different, assert_equivalent, compare
     from .verdicts.toolcalls import ToolCallComparison, compare_tool_calls

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 import textwrap
 from pathlib import Path
 
@@ -137,6 +140,25 @@ def test_every_derivation_is_documented() -> None:
     doc = _variant_files.__doc__ or ""
     for name in DERIVATIONS:
         assert f"- {name}:" in doc
+
+
+def test_load_variant_is_public_and_loads_yaml_only_when_used() -> None:
+    # The docs point users at pytest_rolecheck.load_variant / pytest_rolecheck.variants.
+    code = (
+        "import sys, pytest_rolecheck, pytest_rolecheck.variants as v\n"
+        "assert 'yaml' not in sys.modules\n"
+        "from pytest_rolecheck.variants import files\n"
+        "assert pytest_rolecheck.load_variant is v.load_variant is files.load_variant\n"
+        "assert v.variant_from_mapping is files.variant_from_mapping\n"
+        "print(pytest_rolecheck.load_variant('docs/variants/system.yaml').label)\n"
+    )
+    root = Path(__file__).resolve().parents[1]
+    env = {**os.environ, "PYTHONPATH": str(root)}
+    result = subprocess.run(
+        [sys.executable, "-c", code], cwd=root, env=env, capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "system"
 
 
 # --------------------------------------------------------------------------- errors

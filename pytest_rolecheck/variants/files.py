@@ -50,12 +50,12 @@ from pathlib import Path
 from typing import Any, Final
 
 from ..errors import RolecheckUsageError
-from . import Variant
+from .messages import MESSAGE_ROLES
+from .variant import Variant
 
 __all__ = ["DERIVATIONS", "TOP_LEVEL_KEYS", "load_variant", "variant_from_mapping"]
 
 TOP_LEVEL_KEYS: Final = ("label", "extends", "messages", "params", "derive")
-_MESSAGE_ROLES: Final = ("system", "developer", "user", "assistant", "tool", "function")
 _MAX_EXTENDS: Final = 16
 
 
@@ -99,8 +99,8 @@ def _check_messages(value: Any, where: _Where) -> list[dict[str, Any]]:
         if not isinstance(message, Mapping):
             raise where.error(key, "a mapping with 'role' and 'content'", message)
         role = message.get("role")
-        if role not in _MESSAGE_ROLES:
-            raise where.error(f"{key}.role", f"one of {', '.join(_MESSAGE_ROLES)}", role)
+        if role not in MESSAGE_ROLES:
+            raise where.error(f"{key}.role", f"one of {', '.join(MESSAGE_ROLES)}", role)
         content = message.get("content")
         if "content" not in message and not message.get("tool_calls"):
             raise where.error(f"{key}.content", "the message text (a string)", None)

@@ -35,7 +35,7 @@ from typing import Any, Final, Literal
 
 from ..errors import RolecheckUsageError
 
-__all__ = ["MULTI_TOOL_USE_BLOCK", "normalize_tool", "render_tools_namespace"]
+__all__ = ["MULTI_TOOL_USE_BLOCK", "combined_tools", "normalize_tool", "render_tools_namespace"]
 
 PropertyOrder = Literal["schema", "required-first"]
 
@@ -152,6 +152,10 @@ def render_tools_namespace(
     sections.append(body)
     if multi_tool_use:
         sections.append(list(_MULTI_TOOL_USE_LINES))
+    return _join_sections(sections, blank_lines)
+
+
+def _join_sections(sections: Sequence[Sequence[str]], blank_lines: bool) -> str:
     lines: list[str] = []
     for i, section in enumerate(sections):
         if i:
@@ -208,6 +212,21 @@ def normalize_tool(tool: Any) -> dict[str, Any]:
             f"got {type(params).__name__}"
         )
     return {"type": "function", "function": function}
+
+
+def combined_tools(
+    current: Sequence[Mapping[str, Any]], new: Sequence[Any]
+) -> list[dict[str, Any]]:
+    """``current`` followed by ``new``, each normalised; tool names must stay unique."""
+    combined = [normalize_tool(tool) for tool in (*current, *new)]
+    names = [t["function"]["name"] for t in combined]
+    duplicates = sorted({n for n in names if names.count(n) > 1})
+    if duplicates:
+        raise RolecheckUsageError(
+            f"tool names must be unique, {duplicates} appear twice; use "
+            "with_tools(..., replace=True) to replace the current tools"
+        )
+    return combined
 
 
 def _render_function(function: Mapping[str, Any], order: PropertyOrder) -> list[str]:
