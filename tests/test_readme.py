@@ -1,0 +1,248 @@
+"""The documentation's snippets work when pasted, and name only what exists.
+
+Every ```python block of README.md and docs/*.md must compile, use no name it does
+not define or import (a test function's parameters must be fixtures pytest or the
+plugin provides, or that the block defines), import only what exists, and run: a
+block that defines tests only defines them; a block of pure code (``compare()`` on
+response dicts) runs to the end. The prose must not send users to a private module
+(``pytest_rolecheck._x``) or a name that does not exist, nor to a file that is not in
+the repository.
+
+The README shows terminal output in two places only, each marked ``<!-- output: ... -->``:
+the summary of the shipped examples and the message of a failing assertion. Both are
+compared with what the code prints now; after an intended change of the output, refresh
+them with ``ROLECHECK_UPDATE_DOCS=1 python -m pytest tests/test_readme.py``.
+"""
+
+from __future__ import annotations
+
+import ast
+import builtins
+import contextlib
+import importlib
+import io
+import os
+import re
+import subprocess
+import symtable
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+
+_FENCE = re.compile(r"^```python[^\n]*\n(.*?)^```", re.MULTILINE | re.DOTALL)
+_MODULE_PATH = re.compile(r"\bpytest_rolecheck(?:\.[A-Za-z_]\w*)+")
+_FILE_PATH = re.compile(
+    r"(?<![\w/.-])(?:bench|docs|examples|tests|cassettes|pytest_rolecheck|\.ci)/[\w./-]*[\w]"
+)
+_LINK = re.compile(r"\]\(([^)#\s]+)(?:#[^)]*)?\)")
+
+
+@dataclass(frozen=True)
+class Block:
+    path: Path
+    line: int
+    code: str
+
+    def __str__(self) -> str:
+        return f"{self.path.relative_to(ROOT)}:{self.line}"
+
+
+def _blocks() -> list[Block]:
+    found = []
+    for path in DOCS:
+        text = path.read_text(encoding="utf-8")
+        for match in _FENCE.finditer(text):
+            line = text.count("\n", 0, match.start(1)) + 1
+            found.append(Block(path, line, match.group(1)))
+    return found
+
+
+BLOCKS = _blocks()
+
+
+def _tables(table: symtable.SymbolTable) -> Iterator[symtable.SymbolTable]:
+    yield table
+    for child in table.get_children():
+        yield from _tables(child)
+
+
+def free_names(code: str) -> set[str]:
+    """Global names the code reads but neither assigns nor imports (builtins excluded)."""
+    top = symtable.symtable(code, "<snippet>", "exec")
+    defined = {s.get_name() for s in top.get_symbols() if s.is_assigned() or s.is_imported()}
+    used = {
+        symbol.get_name()
+        for table in _tables(top)
+        for symbol in table.get_symbols()
+        if symbol.is_referenced() and symbol.is_global()
+    }
+    return used - defined - set(dir(builtins))
+
+
+def test_free_names_finds_what_a_snippet_forgot() -> None:
+    code = "import datetime\nA = 1\ndef test_x(rolecheck):\n    return A, B, len, plain\n"
+    assert free_names(code) == {"B", "plain"}
+
+
+def _test_parameters(code: str) -> dict[str, list[str]]:
+    tree = ast.parse(code)
+    return {
+        node.name: [arg.arg for arg in node.args.args]
+        for node in tree.body
+        if isinstance(node, ast.FunctionDef) and node.name.startswith("test")
+    }
+
+
+def _fixtures_defined(code: str) -> set[str]:
+    tree = ast.parse(code)
+    return {
+        node.name
+        for node in tree.body
+        if isinstance(node, ast.FunctionDef)
+        and any("fixture" in ast.unparse(d) for d in node.decorator_list)
+    }
+
+
+@pytest.fixture(scope="module")
+def available_fixtures(tmp_path_factory: pytest.TempPathFactory) -> set[str]:
+    """Fixtures of pytest itself and of the plugin (no other plugin is loaded)."""
+    env = dict(os.environ, PYTEST_DISABLE_PLUGIN_AUTOLOAD="1")
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
+    result = subprocess.run(
+        [sys.executable, "-m", "pytest", "--fixtures", "-p", "pytest_rolecheck.plugin"],
+        cwd=tmp_path_factory.mktemp("fixtures"),
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    names = set(re.findall(r"^(\w+)(?: \[\w+ scope\])? -- ", result.stdout, re.MULTILINE))
+    assert {"rolecheck", "tmp_path", "monkeypatch"} <= names, result.stdout[-2000:]
+    return names
+
+
+def test_the_docs_have_python_snippets() -> None:
+    # The README's own examples must be among the checked blocks.
+    assert sum(block.path.name == "README.md" for block in BLOCKS) >= 2
+
+
+@pytest.mark.parametrize("block", BLOCKS, ids=str)
+def test_snippet_names_are_defined(block: Block, available_fixtures: set[str]) -> None:
+    compile(block.code, str(block), "exec")
+    assert free_names(block.code) == set(), f"{block}: used but never defined or imported"
+    known = available_fixtures | _fixtures_defined(block.code)
+    for test, parameters in _test_parameters(block.code).items():
+        unknown = sorted(set(parameters) - known)
+        assert unknown == [], f"{block}: {test}() asks for fixtures that do not exist"
+
+
+def run_block(block: Block) -> str:
+    """Run the block's module-level code; return what it prints."""
+    namespace: dict[str, Any] = {"__name__": "snippet"}
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        exec(compile(block.code, str(block), "exec"), namespace)
+    return printed.getvalue()
+
+
+@pytest.mark.parametrize("block", BLOCKS, ids=str)
+def test_snippet_runs(block: Block) -> None:
+    # Tests the block defines are only defined; pure module-level code runs here.
+    run_block(block)
+
+
+def _resolve(dotted: str) -> object:
+    parts = dotted.split(".")
+    for cut in range(len(parts), 0, -1):
+        try:
+            value: object = importlib.import_module(".".join(parts[:cut]))
+        except ModuleNotFoundError:
+            continue
+        for name in parts[cut:]:
+            value = getattr(value, name)
+        return value
+    raise ModuleNotFoundError(dotted)
+
+
+@pytest.mark.parametrize("path", DOCS, ids=lambda p: str(p.relative_to(ROOT)))
+def test_docs_name_public_importable_paths_and_existing_files(path: Path) -> None:
+    text = path.read_text(encoding="utf-8")
+    for dotted in set(_MODULE_PATH.findall(text)):
+        private = [part for part in dotted.split(".") if part.startswith("_")]
+        assert private == [], f"{path.name} points users at a private name: {dotted}"
+        try:
+            _resolve(dotted)
+        except (ImportError, AttributeError) as exc:
+            pytest.fail(f"{path.name} names {dotted}, which does not exist: {exc}")
+    for name in set(_FILE_PATH.findall(text)):
+        assert (ROOT / name).exists(), f"{path.name} names {name}, not in the repository"
+    for target in set(_LINK.findall(text)):
+        if "://" not in target:
+            linked = (path.parent / target).resolve()
+            assert linked.exists(), f"{path.name} links to {target}, which does not exist"
+
+
+# --------------------------------------------------------------------------- shown output
+
+README = ROOT / "README.md"
+_OUTPUT = re.compile(r"^<!-- output: (.*?) -->\n```text\n(.*?)^```", re.MULTILINE | re.DOTALL)
+# pytest's last line: its duration, and so its padding, changes from run to run.
+_LAST_LINE = re.compile(r"^=+ (.*) in [0-9.]+s =+$", re.MULTILINE)
+
+
+def _shown(marker: str) -> str:
+    for match in _OUTPUT.finditer(README.read_text(encoding="utf-8")):
+        if match.group(1) == marker:
+            return match.group(2)
+    raise AssertionError(f"README.md has no <!-- output: {marker} --> block")
+
+
+def _check_shown(marker: str, actual: str) -> None:
+    """The README's block equals ``actual``, or is rewritten with ROLECHECK_UPDATE_DOCS=1."""
+    shown = _shown(marker)
+    if _LAST_LINE.sub(r"\1", shown) == _LAST_LINE.sub(r"\1", actual):
+        return
+    if os.environ.get("ROLECHECK_UPDATE_DOCS") == "1":
+        text = README.read_text(encoding="utf-8")
+        old = f"<!-- output: {marker} -->\n```text\n{shown}```"
+        new = f"<!-- output: {marker} -->\n```text\n{actual}```"
+        README.write_text(text.replace(old, new), encoding="utf-8")
+        return
+    assert shown == actual, (
+        f"README.md's '{marker}' output is stale; refresh it with "
+        "ROLECHECK_UPDATE_DOCS=1 python -m pytest tests/test_readme.py"
+    )
+
+
+def test_readme_shows_the_failure_message_its_snippet_prints() -> None:
+    marker = "failure message of the snippet above"
+    text = README.read_text(encoding="utf-8")
+    before = text[: text.index(f"<!-- output: {marker} -->")]
+    block = [b for b in BLOCKS if b.path == README and text.count("\n", 0, len(before)) > b.line]
+    _check_shown(marker, run_block(block[-1]))
+
+
+def test_readme_shows_the_summary_the_examples_print() -> None:
+    # The README's main command, replayed from the committed cassettes.
+    env = dict(os.environ, COLUMNS="80")
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
+    env.pop("OPENAI_BASE_URL", None)
+    result = subprocess.run(
+        [sys.executable, "-m", "pytest", "examples", "-p", "no:cacheprovider"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout[-3000:]
+    start = re.search(r"^=+ rolecheck =+$", result.stdout, re.MULTILINE)
+    assert start is not None, result.stdout[-3000:]
+    _check_shown("summary of `python -m pytest examples`", result.stdout[start.start() :])
