@@ -12,7 +12,10 @@ each size it prints the median over ``--repeats`` runs of:
 relabellings; 7 + 7 calls: C(14, 7) = 3,432, every relabelling is enumerated.
 
 Target: the full path <= 50 ms of CPU time on one core, from dicts and from
-SDK objects, at both sizes; exit status 1 if missed. Every run is timed by the
+SDK objects, at both sizes; and the distance matrix of the worst case for it (20
+calls that agree on all 20 tokens, so every position is compared) <= 20 ms, which
+a fall-back to the per-pair reference implementation (~120-250 ms) would miss;
+exit status 1 if either is missed. Every run is timed by the
 process CPU clock and by the wall clock, and both medians are printed. The
 target is checked on CPU time because it is about the work a comparison costs
 on one core: on a shared machine the wall clock also counts the time other
@@ -43,7 +46,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from _simulator import SimConfig, simulate_arms
 
-from pytest_rolecheck.core.distances import distance_matrix
+from pytest_rolecheck.core.distances import distance_matrix, divergence_position
 from pytest_rolecheck.core.parse import parse_response
 from pytest_rolecheck.core.stats import (
     change_bound,
@@ -55,6 +58,7 @@ from pytest_rolecheck.core.stats import (
 from pytest_rolecheck.verdicts.compare import compare
 
 TARGET_MS = 50.0
+MATRIX_TARGET_MS = 20.0
 _GATED = {"dicts": "dicts", "SDK objs": "SDK objects"}  # column -> name in the miss message
 
 
@@ -119,6 +123,17 @@ def _measure(n: int, config: SimConfig, metric: str, repeats: int, sdk_type: Any
     return _Row(n=n, exact=permutation_test(d, n).exact, medians=medians)
 
 
+def _worst_case_matrix(metric: str, repeats: int) -> dict[str, float]:
+    """Median CPU and wall ms of the distance matrix of 20 calls agreeing on all 20 tokens."""
+    quiet = SimConfig(length=20, top_k=20, noise=0.05, heavy_prob=0.0, near_tie_prob=0.0)
+    raw, _ = simulate_arms(quiet, 20, 1, world=2, seed=2)
+    calls = [parse_response(r) for r in raw]
+    if any(divergence_position(calls[0], c) is not None for c in calls):
+        raise SystemExit("speed.py: the worst-case calls diverge; the simulator changed")
+    medians = _interleaved_medians({"matrix": lambda: distance_matrix(calls, metric)}, repeats)
+    return {clock: values["matrix"] for clock, values in medians.items()}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=50)
@@ -134,6 +149,7 @@ def main(argv: list[str] | None = None) -> int:
 
     config = SimConfig(length=20, top_k=20)
     rows = [_measure(n, config, args.metric, args.repeats, ChatCompletion) for n in (10, 7)]
+    matrix = _worst_case_matrix(args.metric, args.repeats)
     missed = [
         f"{r.n}+{r.n} calls: compare() from {what} took {r.medians['cpu'][col]:.1f} ms of CPU "
         f"time > {TARGET_MS:g} ms"
@@ -141,6 +157,11 @@ def main(argv: list[str] | None = None) -> int:
         for col, what in _GATED.items()
         if r.medians["cpu"][col] > TARGET_MS  # NaN (openai not installed) never misses
     ]
+    if matrix["cpu"] > MATRIX_TARGET_MS:
+        missed.append(
+            f"distance matrix, 20 calls agreeing on 20 tokens: {matrix['cpu']:.1f} ms of CPU "
+            f"time > {MATRIX_TARGET_MS:g} ms"
+        )
     load = ", ".join(f"{x:.2f}" for x in os.getloadavg()) if hasattr(os, "getloadavg") else "n/a"
 
     print(
@@ -172,13 +193,17 @@ def main(argv: list[str] | None = None) -> int:
             for r in rows
         )
     )
+    print(
+        f"distance matrix, worst case (20 calls agreeing on all 20 tokens): "
+        f"cpu {matrix['cpu']:.1f} ms, wall {matrix['wall']:.1f} ms (target {MATRIX_TARGET_MS:g})"
+    )
     print(f"load average (1, 5, 15 min) after the runs: {load}")
     if missed:
         print("\nTARGET MISSED (CPU time; the target is checked on it, see the docstring):")
         for miss in missed:
             print(f"  - {miss}")
         return 1
-    print("target met (CPU time, dicts and SDK objects, both sizes)")
+    print("targets met (CPU time: compare() from dicts and SDK objects, both sizes; the matrix)")
     return 0
 
 

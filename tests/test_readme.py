@@ -20,6 +20,7 @@ import ast
 import builtins
 import contextlib
 import importlib
+import inspect
 import io
 import os
 import re
@@ -153,9 +154,80 @@ def run_block(block: Block) -> str:
 
 
 @pytest.mark.parametrize("block", BLOCKS, ids=str)
-def test_snippet_runs(block: Block) -> None:
-    # Tests the block defines are only defined; pure module-level code runs here.
+def test_snippet_runs(block: Block, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Tests the block defines are only defined; pure module-level code runs here,
+    # from the repository's root, as a user in a clone would run it.
+    monkeypatch.chdir(ROOT)
     run_block(block)
+
+
+def _imported_from_package(tree: ast.Module) -> dict[str, object]:
+    import pytest_rolecheck
+
+    names: dict[str, object] = {}
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and node.module == "pytest_rolecheck":
+            for alias in node.names:
+                names[alias.asname or alias.name] = getattr(pytest_rolecheck, alias.name)
+    return names
+
+
+def _api_calls(code: str) -> Iterator[tuple[ast.Call, Any, bool]]:
+    """Calls of the package's API in ``code``: (call, callable, needs a self argument)."""
+    from pytest_rolecheck import Rolecheck, Variant
+
+    tree = ast.parse(code)
+    imported = _imported_from_package(tree)
+    variant_methods = {n for n in vars(Variant) if not n.startswith("_")}
+    for call in ast.walk(tree):
+        if not isinstance(call, ast.Call):
+            continue
+        func = call.func
+        if isinstance(func, ast.Name) and func.id in imported:
+            yield call, imported[func.id], False
+        elif isinstance(func, ast.Attribute) and isinstance(func.value, ast.Name):
+            owner = func.value.id
+            if owner == "rolecheck":  # the fixture
+                yield call, getattr(Rolecheck, func.attr), True
+            elif isinstance(imported.get(owner), type):
+                target = getattr(imported[owner], func.attr)
+                yield call, target, inspect.isfunction(target)
+            elif func.attr in variant_methods and owner not in imported:
+                yield call, getattr(Variant, func.attr), True
+
+
+def bad_calls(code: str) -> list[str]:
+    """The package API calls in ``code`` whose arguments do not fit the signature."""
+    bad = []
+    for call, target, needs_self in _api_calls(code):
+        if any(isinstance(a, ast.Starred) for a in call.args) or any(
+            k.arg is None for k in call.keywords
+        ):
+            continue
+        args = [None] * (len(call.args) + needs_self)
+        kwargs = {k.arg: None for k in call.keywords if k.arg is not None}
+        try:
+            inspect.signature(target).bind(*args, **kwargs)
+        except TypeError as exc:
+            bad.append(f"line {call.lineno}: {ast.unparse(call)[:80]}: {exc}")
+    return bad
+
+
+def test_bad_calls_finds_a_wrong_keyword() -> None:
+    code = (
+        "from pytest_rolecheck import Variant\n"
+        "def test_x(rolecheck):\n"
+        "    v = Variant.from_messages([], label='a')\n"
+        "    rolecheck.run(v, n=3, trails=4)\n"
+        "    v.with_role('system', 'developer')\n"
+    )
+    assert [line.split(":")[0] for line in bad_calls(code)] == ["line 4", "line 5"]
+
+
+@pytest.mark.parametrize("block", BLOCKS, ids=str)
+def test_snippet_calls_match_the_signatures(block: Block) -> None:
+    # A test function's body only runs against a cassette: check its calls' arguments.
+    assert bad_calls(block.code) == [], str(block)
 
 
 def _resolve(dotted: str) -> object:
