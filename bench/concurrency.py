@@ -82,85 +82,81 @@ def check_responses(name: str, responses: list[Any]) -> None:
             raise SystemExit(f"{name}: a response lacks 20 x top-20 logprobs")
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--repeats", type=int, default=5, help="timed rounds (default 5)")
-    parser.add_argument(
-        "--latency", type=float, default=0.2, help="server delay per call, s (default 0.2)"
-    )
-    parser.add_argument("--concurrency", type=int, default=8, help="runner concurrency (8)")
-    args = parser.parse_args(argv)
-    if args.repeats < 1 or args.latency < 0 or args.concurrency < 1:
-        parser.error("--repeats and --concurrency must be >= 1, --latency >= 0")
+Contenders = dict[str, Callable[[], Callable[[], list[Any]]]]
 
+
+def _contenders(base_url: str, concurrency: int) -> Contenders:
+    """Per arm, a factory that builds its client (untimed) and returns the timed call."""
     arms = make_requests()
     specs = make_specs(arms)
-    concurrency = args.concurrency
 
-    with LatencyServer(latency=args.latency) as server:
-        base_url = server.base_url
+    def sync_client() -> openai.OpenAI:
+        return openai.OpenAI(base_url=base_url, api_key="bench-no-key", max_retries=0)
 
-        def sync_client() -> openai.OpenAI:
-            return openai.OpenAI(base_url=base_url, api_key="bench-no-key", max_retries=0)
+    def async_client() -> openai.AsyncOpenAI:
+        return openai.AsyncOpenAI(base_url=base_url, api_key="bench-no-key", max_retries=0)
 
-        def async_client() -> openai.AsyncOpenAI:
-            return openai.AsyncOpenAI(base_url=base_url, api_key="bench-no-key", max_retries=0)
+    def serial() -> Callable[[], list[Any]]:
+        client = sync_client()
 
-        # Each arm: build its client (untimed), return the timed call.
-        def serial() -> Callable[[], list[Any]]:
-            client = sync_client()
+        def go() -> list[Any]:
+            return [client.chat.completions.create(**req) for _, req in arms]
 
-            def go() -> list[Any]:
-                return [client.chat.completions.create(**req) for _, req in arms]
+        return go
 
-            return go
+    def runner_async() -> Callable[[], list[Any]]:
+        runner = CompletionRunner(async_client(), concurrency=concurrency)
+        return lambda: runner.run(specs)
 
-        def runner_async() -> Callable[[], list[Any]]:
-            runner = CompletionRunner(async_client(), concurrency=concurrency)
-            return lambda: runner.run(specs)
+    def runner_threads() -> Callable[[], list[Any]]:
+        runner = CompletionRunner(sync_client(), concurrency=concurrency)
+        return lambda: runner.run(specs)
 
-        def runner_threads() -> Callable[[], list[Any]]:
-            runner = CompletionRunner(sync_client(), concurrency=concurrency)
-            return lambda: runner.run(specs)
+    return {
+        "serial (seed loop, OpenAI)": serial,
+        f"runner async (AsyncOpenAI, c={concurrency})": runner_async,
+        f"runner threads (OpenAI, c={concurrency})": runner_threads,
+    }
 
-        contenders: dict[str, Callable[[], Callable[[], list[Any]]]] = {
-            "serial (seed loop, OpenAI)": serial,
-            f"runner async (AsyncOpenAI, c={concurrency})": runner_async,
-            f"runner threads (OpenAI, c={concurrency})": runner_threads,
-        }
-        names = list(contenders)
-        # warm-up: imports, first-connection costs, the server's response cache
-        for name in names:
-            check_responses(name, contenders[name]()())
 
-        times: dict[str, list[float]] = {name: [] for name in names}
-        for repeat in range(args.repeats):
-            shift = repeat % len(names)
-            for name in names[shift:] + names[:shift]:
-                # Free the previous arm's clients now, outside the timed region: an
-                # AsyncOpenAI collected while an event loop runs in the collecting
-                # thread schedules its close on that loop.
-                gc.collect()
-                go = contenders[name]()
-                served = server.served
-                start = time.perf_counter()
-                responses = go()
-                times[name].append(time.perf_counter() - start)
-                check_responses(name, responses)
-                del go, responses
-                if server.served - served != CALLS:
-                    raise SystemExit(f"{name}: the server answered {server.served - served} calls")
+def _time(contenders: Contenders, server: LatencyServer, repeats: int) -> dict[str, list[float]]:
+    """Seconds per run of every contender, interleaved in a rotating order."""
+    names = list(contenders)
+    # warm-up: imports, first-connection costs, the server's response cache
+    for name in names:
+        check_responses(name, contenders[name]()())
+    times: dict[str, list[float]] = {name: [] for name in names}
+    for repeat in range(repeats):
+        shift = repeat % len(names)
+        for name in names[shift:] + names[:shift]:
+            # Free the previous arm's clients now, outside the timed region: an
+            # AsyncOpenAI collected while an event loop runs in the collecting
+            # thread schedules its close on that loop.
+            gc.collect()
+            go = contenders[name]()
+            served = server.served
+            start = time.perf_counter()
+            responses = go()
+            times[name].append(time.perf_counter() - start)
+            check_responses(name, responses)
+            del go, responses
+            if server.served - served != CALLS:
+                raise SystemExit(f"{name}: the server answered {server.served - served} calls")
+    return times
 
-    serial_name, async_name, threads_name = names
+
+def _report(times: dict[str, list[float]], latency: float, concurrency: int) -> float:
+    """Print the table; return the speed-up of the async runner over the serial loop."""
+    serial_name, async_name, threads_name = names = list(times)
     medians = {name: statistics.median(values) for name, values in times.items()}
     ideal = {
-        serial_name: CALLS * args.latency,
-        async_name: math.ceil(CALLS / concurrency) * args.latency,
-        threads_name: math.ceil(CALLS / concurrency) * args.latency,
+        serial_name: CALLS * latency,
+        async_name: math.ceil(CALLS / concurrency) * latency,
+        threads_name: math.ceil(CALLS / concurrency) * latency,
     }
     print(
         f"{CALLS} chat completions (20 tokens x top-20) against a loopback server with "
-        f"{args.latency * 1e3:.0f} ms latency per call; medians of {args.repeats} repeats"
+        f"{latency * 1e3:.0f} ms latency per call; medians of {len(times[serial_name])} repeats"
     )
     header = f"{'':<36} {'median s':>9} {'min s':>7} {'max s':>7} {'ideal s':>8} {'speed-up':>9}"
     print(header)
@@ -181,6 +177,22 @@ def main(argv: list[str] | None = None) -> int:
         f"ideal {best:.1f}x) -> {'PASS' if speedup >= TARGET_SPEEDUP else 'FAIL'}"
     )
     print(f"speed-up serial / runner threads: {threads_speedup:.2f}x (for information)")
+    return speedup
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--repeats", type=int, default=5, help="timed rounds (default 5)")
+    parser.add_argument(
+        "--latency", type=float, default=0.2, help="server delay per call, s (default 0.2)"
+    )
+    parser.add_argument("--concurrency", type=int, default=8, help="runner concurrency (8)")
+    args = parser.parse_args(argv)
+    if args.repeats < 1 or args.latency < 0 or args.concurrency < 1:
+        parser.error("--repeats and --concurrency must be >= 1, --latency >= 0")
+    with LatencyServer(latency=args.latency) as server:
+        times = _time(_contenders(server.base_url, args.concurrency), server, args.repeats)
+    speedup = _report(times, args.latency, args.concurrency)
     return 0 if speedup >= TARGET_SPEEDUP else 1
 
 

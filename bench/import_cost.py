@@ -141,34 +141,10 @@ def main(argv: list[str] | None = None) -> int:
         (suite / "pytest.ini").write_text("[pytest]\n", encoding="utf-8")
         (suite / "test_empty.py").write_text(TEST_FILE, encoding="utf-8")
 
-        # untimed: both arms work, and only the enabled one knows the plugin's options
-        for name, cmd in arms.items():
-            _, code, out = run([*cmd, "--rolecheck-record-mode=none"], suite, env)
-            if (code == 0) != (name == "plugin enabled"):
-                raise SystemExit(
-                    f"{name}: unexpected exit code {code} with a plugin option:\n{out}"
-                )
-            _, code, out = run(cmd, suite, env)  # also warms the bytecode caches
-            if code != 0 or "1 test collected" not in out:
-                raise SystemExit(f"{name}: collection failed (exit {code}):\n{out}")
-
-        names = list(arms)
-        times: dict[str, list[float]] = {name: [] for name in names}
-        for repeat in range(args.repeats):
-            order = names if repeat % 2 == 0 else names[::-1]
-            for name in order:
-                elapsed, code, out = run(arms[name], suite, env)
-                if code != 0:
-                    raise SystemExit(f"{name}: exit {code}:\n{out}")
-                times[name].append(elapsed * 1e3)
-
+        _check_arms(arms, suite, env)
+        times = _time_arms(arms, suite, env, args.repeats)
         heavy = heavy_imports(child_env(autoload=False, pycache=pycache))
         offenders = import_offenders(child_env(autoload=False, pycache=pycache))
-    medians = {name: statistics.median(values) for name, values in times.items()}
-    added = medians["plugin enabled"] - medians["plugin disabled"]
-    paired = statistics.median(
-        a - b for a, b in zip(times["plugin enabled"], times["plugin disabled"], strict=True)
-    )
     if args.all_plugins:
         how = "every installed plugin autoloaded, ours " + (
             "by its entry point" if by_entry_point else "by -p (entry point not installed)"
@@ -176,24 +152,7 @@ def main(argv: list[str] | None = None) -> int:
     else:
         how = "other plugins not loaded, ours by -p pytest_rolecheck.plugin"
     how += "; bytecode " + ("as the environment sets it" if pycache is None else "cached")
-    print(
-        f"pytest --collect-only -q on a one-test suite, fresh process each, "
-        f"{args.repeats} runs per arm, interleaved; {how}"
-    )
-    header = f"{'':<18} {'median ms':>10} {'min ms':>8} {'max ms':>8}"
-    print(header)
-    print("-" * len(header))
-    for name in names:
-        values = times[name]
-        print(f"{name:<18} {medians[name]:>10.1f} {min(values):>8.1f} {max(values):>8.1f}")
-    print()
-    within = added <= TARGET_MS
-    ratio = medians["plugin enabled"] / medians["plugin disabled"]
-    print(
-        f"added by the plugin: {added:.1f} ms (difference of medians; median of paired "
-        f"differences {paired:.1f} ms; ratio {ratio:.3f}); "
-        f"target <= {TARGET_MS:.0f} ms -> {'PASS' if within else 'FAIL'}"
-    )
+    within = _report(times, how)
     print(
         "heavy modules loaded by `import pytest_rolecheck.plugin`: "
         f"{', '.join(heavy) or 'none'} -> {'FAIL' if heavy else 'PASS'}"
@@ -205,6 +164,59 @@ def main(argv: list[str] | None = None) -> int:
         for own, cumulative, name in offenders:
             print(f"  {own / 1e3:>8.1f} {cumulative / 1e3:>10.1f}  {name}")
     return 0 if within and not heavy else 1
+
+
+def _check_arms(arms: dict[str, list[str]], suite: Path, env: dict[str, str]) -> None:
+    """Untimed: both arms work, and only the enabled one knows the plugin's options."""
+    for name, cmd in arms.items():
+        _, code, out = run([*cmd, "--rolecheck-record-mode=none"], suite, env)
+        if (code == 0) != (name == "plugin enabled"):
+            raise SystemExit(f"{name}: unexpected exit code {code} with a plugin option:\n{out}")
+        _, code, out = run(cmd, suite, env)  # also warms the bytecode caches
+        if code != 0 or "1 test collected" not in out:
+            raise SystemExit(f"{name}: collection failed (exit {code}):\n{out}")
+
+
+def _time_arms(
+    arms: dict[str, list[str]], suite: Path, env: dict[str, str], repeats: int
+) -> dict[str, list[float]]:
+    """Milliseconds per run of each arm, alternating which runs first."""
+    names = list(arms)
+    times: dict[str, list[float]] = {name: [] for name in names}
+    for repeat in range(repeats):
+        for name in names if repeat % 2 == 0 else names[::-1]:
+            elapsed, code, out = run(arms[name], suite, env)
+            if code != 0:
+                raise SystemExit(f"{name}: exit {code}:\n{out}")
+            times[name].append(elapsed * 1e3)
+    return times
+
+
+def _report(times: dict[str, list[float]], how: str) -> bool:
+    """Print the table and the added time; return whether it is within the target."""
+    medians = {name: statistics.median(values) for name, values in times.items()}
+    added = medians["plugin enabled"] - medians["plugin disabled"]
+    paired = statistics.median(
+        a - b for a, b in zip(times["plugin enabled"], times["plugin disabled"], strict=True)
+    )
+    print(
+        f"pytest --collect-only -q on a one-test suite, fresh process each, "
+        f"{len(times['plugin enabled'])} runs per arm, interleaved; {how}"
+    )
+    header = f"{'':<18} {'median ms':>10} {'min ms':>8} {'max ms':>8}"
+    print(header)
+    print("-" * len(header))
+    for name, values in times.items():
+        print(f"{name:<18} {medians[name]:>10.1f} {min(values):>8.1f} {max(values):>8.1f}")
+    print()
+    within = added <= TARGET_MS
+    ratio = medians["plugin enabled"] / medians["plugin disabled"]
+    print(
+        f"added by the plugin: {added:.1f} ms (difference of medians; median of paired "
+        f"differences {paired:.1f} ms; ratio {ratio:.3f}); "
+        f"target <= {TARGET_MS:.0f} ms -> {'PASS' if within else 'FAIL'}"
+    )
+    return within
 
 
 if __name__ == "__main__":

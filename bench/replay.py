@@ -43,7 +43,8 @@ import tempfile
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
 from typing import Any, ClassVar
@@ -139,6 +140,135 @@ def fingerprint(responses: list[Any]) -> list[tuple[str, tuple[float, ...]]]:
     return out
 
 
+@dataclass
+class _Recorded:
+    """The two cassettes of one comparison, recorded once (untimed)."""
+
+    plugin_cassette: Path
+    raw_cassette: Path
+    requests: list[Any]
+    responses: list[Any]
+    base_url: str
+
+
+def _record(tmp: Path) -> _Recorded:
+    """Record the plugin's cassette, then raw vcrpy's of the same requests, sequentially."""
+    plugin_cassette = tmp / "plugin.json"
+    raw_cassette = tmp / "raw.yaml"
+    with LatencyServer(latency=0.01) as server:
+        recorded = plugin_calls(
+            plugin_rolecheck(
+                "once",
+                plugin_cassette,
+                server.base_url,
+                make_client("async", server.base_url, RECORD_KEY),
+            )
+        )
+        requests = raw_requests(plugin_cassette)
+        if len(requests) != CALLS or len(recorded) != CALLS:
+            raise SystemExit(f"recorded {len(requests)} calls, expected {CALLS}")
+        with vcr.VCR(record_mode="once").use_cassette(str(raw_cassette)):
+            raw_calls(make_client("async", server.base_url, RECORD_KEY), requests)
+        base_url = server.base_url
+    if RECORD_KEY in plugin_cassette.read_text(encoding="utf-8"):
+        raise SystemExit("the plugin's cassette holds the API key")
+    return _Recorded(plugin_cassette, raw_cassette, requests, recorded, base_url)
+
+
+def _arms(rec: _Recorded, kinds: Sequence[str]) -> dict[str, Callable[[], Callable[[], Any]]]:
+    """Per arm, a factory of a zero-argument timed call (clients are built untimed)."""
+
+    def plugin_arm(kind: str) -> Callable[[], list[Any]]:
+        client = make_client(kind, rec.base_url)
+        rolecheck = plugin_rolecheck("none", rec.plugin_cassette, rec.base_url, client)
+        return lambda: plugin_calls(rolecheck)
+
+    def raw_arm(kind: str) -> Callable[[], list[Any]]:
+        client = make_client(kind, rec.base_url)
+
+        def go() -> list[Any]:
+            with vcr.VCR(record_mode="none").use_cassette(str(rec.raw_cassette)):
+                return raw_calls(client, rec.requests)
+
+        return go
+
+    arms: dict[str, Callable[[], Callable[[], Any]]] = {}
+    for kind in kinds:
+        arms[f"plugin ({kind})"] = lambda kind=kind: plugin_arm(kind)
+        arms[f"raw vcrpy ({kind})"] = lambda kind=kind: raw_arm(kind)
+    return arms
+
+
+def _time_arms(
+    arms: dict[str, Callable[[], Callable[[], Any]]], repeats: int
+) -> tuple[dict[str, list[float]], dict[str, list[float]]]:
+    """Wall and CPU ms of every arm, interleaved in a rotating order."""
+    names = list(arms)
+    times: dict[str, list[float]] = {name: [] for name in names}
+    cpu: dict[str, list[float]] = {name: [] for name in names}
+    for repeat in range(repeats):
+        shift = repeat % len(names)
+        for name in names[shift:] + names[:shift]:
+            gc.collect()  # each arm starts with no garbage of the previous one
+            go = arms[name]()
+            start, start_cpu = time.perf_counter(), time.process_time()
+            responses = go()
+            times[name].append((time.perf_counter() - start) * 1e3)
+            cpu[name].append((time.process_time() - start_cpu) * 1e3)
+            if len(responses) != CALLS:
+                raise SystemExit(f"{name}: {len(responses)} responses")
+            del go, responses
+    return times, cpu
+
+
+def _print_table(
+    rec: _Recorded, times: dict[str, list[float]], cpu: dict[str, list[float]], repeats: int
+) -> None:
+    medians = {name: statistics.median(values) for name, values in times.items()}
+    cpu_medians = {name: statistics.median(values) for name, values in cpu.items()}
+    print(
+        f"replay of a {CALLS}-call comparison (20 tokens x top-20 logprobs per call); "
+        f"medians of {repeats} repeats"
+    )
+    print(
+        f"cassette sizes: plugin JSON {rec.plugin_cassette.stat().st_size / 1024:.0f} KiB, "
+        f"raw vcrpy YAML {rec.raw_cassette.stat().st_size / 1024:.0f} KiB"
+    )
+    header = (
+        f"{'':<20} {'wall median ms':>15} {'min ms':>7} {'max ms':>7} {'ms/call':>8} "
+        f"{'CPU median ms':>14}"
+    )
+    print(header)
+    print("-" * len(header))
+    for name, values in times.items():
+        print(
+            f"{name:<20} {medians[name]:>15.1f} {min(values):>7.1f} {max(values):>7.1f} "
+            f"{medians[name] / CALLS:>8.2f} {cpu_medians[name]:>14.1f}"
+        )
+    print()
+
+
+def _missed(
+    kinds: Sequence[str], times: dict[str, list[float]], cpu: dict[str, list[float]]
+) -> list[str]:
+    """Print each client type's plugin / raw ratio; return the types over the target."""
+    missed: list[str] = []
+    for kind in kinds:
+        mine, theirs = f"plugin ({kind})", f"raw vcrpy ({kind})"
+        ratio = statistics.median(times[mine]) / statistics.median(times[theirs])
+        paired = statistics.median(a / b for a, b in zip(times[mine], times[theirs], strict=True))
+        cpu_ratio = statistics.median(cpu[mine]) / statistics.median(cpu[theirs])
+        passed = ratio <= TARGET_RATIO
+        if not passed:
+            missed.append(kind)
+        print(
+            f"ratio plugin / raw vcrpy ({kind}): {ratio:.2f} wall "
+            f"(target <= {TARGET_RATIO}) -> {'PASS' if passed else 'FAIL'}; "
+            f"median of paired ratios {paired:.2f}, CPU time {cpu_ratio:.2f}"
+        )
+    return missed
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--repeats", type=int, default=30, help="timed rounds (default 30)")
@@ -155,119 +285,19 @@ def main(argv: list[str] | None = None) -> int:
     kinds = ("async", "sync") if args.clients == "both" else (args.clients,)
 
     with tempfile.TemporaryDirectory(prefix="rolecheck-replay-") as tmp:
-        plugin_cassette = Path(tmp) / "plugin.json"
-        raw_cassette = Path(tmp) / "raw.yaml"
-        # ---- record once (untimed): the plugin's path, then raw vcrpy sequentially
-        with LatencyServer(latency=0.01) as server:
-            recorded = plugin_calls(
-                plugin_rolecheck(
-                    "once",
-                    plugin_cassette,
-                    server.base_url,
-                    make_client("async", server.base_url, RECORD_KEY),
-                )
-            )
-            requests = raw_requests(plugin_cassette)
-            if len(requests) != CALLS or len(recorded) != CALLS:
-                raise SystemExit(f"recorded {len(requests)} calls, expected {CALLS}")
-            with vcr.VCR(record_mode="once").use_cassette(str(raw_cassette)):
-                raw_calls(make_client("async", server.base_url, RECORD_KEY), requests)
-            base_url = server.base_url
-        if RECORD_KEY in plugin_cassette.read_text(encoding="utf-8"):
-            raise SystemExit("the plugin's cassette holds the API key")
-        sizes = {
-            "plugin": plugin_cassette.stat().st_size,
-            "raw vcrpy": raw_cassette.stat().st_size,
-        }
-
-        # ---- the arms: each returns a zero-argument timed call (clients built untimed)
-        def plugin_arm(kind: str) -> Callable[[], list[Any]]:
-            rolecheck = plugin_rolecheck(
-                "none", plugin_cassette, base_url, make_client(kind, base_url)
-            )
-            return lambda: plugin_calls(rolecheck)
-
-        def raw_arm(kind: str) -> Callable[[], list[Any]]:
-            client = make_client(kind, base_url)
-
-            def go() -> list[Any]:
-                with vcr.VCR(record_mode="none").use_cassette(str(raw_cassette)):
-                    return raw_calls(client, requests)
-
-            return go
-
-        arms: dict[str, Callable[[], Callable[[], list[Any]]]] = {}
-        for kind in kinds:
-            arms[f"plugin ({kind})"] = lambda kind=kind: plugin_arm(kind)
-            arms[f"raw vcrpy ({kind})"] = lambda kind=kind: raw_arm(kind)
-        names = list(arms)
-
-        expected = fingerprint(recorded)
-        for name in names:  # warm-up (imports, caches) and a check that both replay the same
-            if fingerprint(arms[name]()()) != expected:
+        rec = _record(Path(tmp))
+        arms = _arms(rec, kinds)
+        expected = fingerprint(rec.responses)
+        for name, arm in arms.items():  # warm-up (imports, caches); both replay the same
+            if fingerprint(arm()()) != expected:
                 raise SystemExit(f"{name} did not replay the recorded responses")
-
-        times: dict[str, list[float]] = {name: [] for name in names}
-        cpu: dict[str, list[float]] = {name: [] for name in names}
-        for repeat in range(args.repeats):
-            shift = repeat % len(names)
-            for name in names[shift:] + names[:shift]:
-                gc.collect()  # each arm starts with no garbage of the previous one
-                go = arms[name]()
-                start, start_cpu = time.perf_counter(), time.process_time()
-                responses = go()
-                times[name].append((time.perf_counter() - start) * 1e3)
-                cpu[name].append((time.process_time() - start_cpu) * 1e3)
-                if len(responses) != CALLS:
-                    raise SystemExit(f"{name}: {len(responses)} responses")
-                del go, responses
-
-        medians = {name: statistics.median(values) for name, values in times.items()}
-        cpu_medians = {name: statistics.median(values) for name, values in cpu.items()}
-        print(
-            f"replay of a {CALLS}-call comparison (20 tokens x top-20 logprobs per call); "
-            f"medians of {args.repeats} repeats"
-        )
-        print(
-            f"cassette sizes: plugin JSON {sizes['plugin'] / 1024:.0f} KiB, "
-            f"raw vcrpy YAML {sizes['raw vcrpy'] / 1024:.0f} KiB"
-        )
-        header = (
-            f"{'':<20} {'wall median ms':>15} {'min ms':>7} {'max ms':>7} {'ms/call':>8} "
-            f"{'CPU median ms':>14}"
-        )
-        print(header)
-        print("-" * len(header))
-        for name in names:
-            values = times[name]
-            print(
-                f"{name:<20} {medians[name]:>15.1f} {min(values):>7.1f} {max(values):>7.1f} "
-                f"{medians[name] / CALLS:>8.2f} {cpu_medians[name]:>14.1f}"
-            )
-        print()
-        ok = True
-        missed: list[str] = []
-        for kind in kinds:
-            mine, theirs = f"plugin ({kind})", f"raw vcrpy ({kind})"
-            ratio = medians[mine] / medians[theirs]
-            paired = statistics.median(
-                a / b for a, b in zip(times[mine], times[theirs], strict=True)
-            )
-            cpu_ratio = cpu_medians[mine] / cpu_medians[theirs]
-            passed = ratio <= TARGET_RATIO
-            ok &= passed
-            if not passed:
-                missed.append(kind)
-            print(
-                f"ratio plugin / raw vcrpy ({kind}): {ratio:.2f} wall "
-                f"(target <= {TARGET_RATIO}) -> {'PASS' if passed else 'FAIL'}; "
-                f"median of paired ratios {paired:.2f}, CPU time {cpu_ratio:.2f}"
-            )
-
+        times, cpu = _time_arms(arms, args.repeats)
+        _print_table(rec, times, cpu, args.repeats)
+        missed = _missed(kinds, times, cpu)
         for kind in kinds:
             if args.profile or kind in missed:
                 profile_pair(kind, arms[f"plugin ({kind})"], arms[f"raw vcrpy ({kind})"])
-    return 0 if ok else 1
+    return 1 if missed else 0
 
 
 # --------------------------------------------------------------------------- profiling
