@@ -9,9 +9,10 @@ response dicts) runs to the end. The prose must not send users to a private modu
 the repository.
 
 The README shows terminal output in two places only, each marked ``<!-- output: ... -->``:
-the summary of the shipped examples and the message of a failing assertion. Both are
-compared with what the code prints now; after an intended change of the output, refresh
-them with ``ROLECHECK_UPDATE_DOCS=1 python -m pytest tests/test_readme.py``.
+the summary of the shipped examples and the message of a failing assertion; the
+``rolecheck`` command's output is in ``docs/*-output.txt``. All are compared with what the
+code prints now (replayed from the committed cassettes); after an intended change of the
+output, refresh them with ``ROLECHECK_UPDATE_DOCS=1 python -m pytest tests/test_readme.py``.
 """
 
 from __future__ import annotations
@@ -318,3 +319,63 @@ def test_readme_shows_the_summary_the_examples_print() -> None:
     start = re.search(r"^=+ rolecheck =+$", result.stdout, re.MULTILINE)
     assert start is not None, result.stdout[-3000:]
     _check_shown("summary of `python -m pytest examples`", result.stdout[start.start() :])
+
+
+# The progress line's elapsed time changes from run to run.
+_ELAPSED = re.compile(r"^(rolecheck: calls .*?)\s+[0-9.]+ s$", re.MULTILINE)
+_COMMAND_OUTPUTS = sorted((ROOT / "docs").glob("*-output.txt"))
+
+
+def _command_blocks(text: str) -> list[tuple[str, str]]:
+    """(command, output) pairs of a ``$ rolecheck ...`` transcript; blank lines separate them."""
+    blocks = []
+    for chunk in re.split(r"\n\n(?=\$ )", text):
+        command, _, output = chunk.partition("\n")
+        blocks.append((command, output))
+    return blocks
+
+
+def test_command_blocks_split_a_transcript() -> None:
+    text = "$ rolecheck a\nout\n\nmore\n\n$ rolecheck b --x\n... (abridged)\n"
+    assert _command_blocks(text) == [
+        ("$ rolecheck a", "out\n\nmore"),
+        ("$ rolecheck b --x", "... (abridged)\n"),
+    ]
+
+
+@pytest.mark.parametrize("path", _COMMAND_OUTPUTS, ids=lambda p: p.name)
+def test_shown_command_output_is_what_the_command_prints(path: Path) -> None:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
+    env.pop("OPENAI_BASE_URL", None)
+    text = path.read_text(encoding="utf-8")
+    blocks = _command_blocks(text)
+    fresh = []
+    for command, shown in blocks:
+        if shown.startswith("..."):  # an abridged live recording: nothing to replay
+            fresh.append((command, shown))
+            continue
+        argv = command.removeprefix("$ rolecheck ").split()
+        # plan reads a cassette; compare replays one: neither may go live here
+        assert argv[0] == "plan" or "--cassette" in argv, f"{path.name}: {command} is live"
+        result = subprocess.run(
+            [sys.executable, "-m", "pytest_rolecheck.cli", *argv],
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            check=False,
+        )
+        output = result.stdout if shown.endswith("\n") else result.stdout.rstrip("\n")
+        fresh.append((command, output))
+    if [_ELAPSED.sub(r"\1", o) for _, o in fresh] == [_ELAPSED.sub(r"\1", o) for _, o in blocks]:
+        return
+    rendered = "\n\n".join(f"{c}\n{o}" for c, o in fresh)
+    if os.environ.get("ROLECHECK_UPDATE_DOCS") == "1":
+        path.write_text(rendered, encoding="utf-8")
+        return
+    assert text == rendered, (
+        f"docs/{path.name} is stale; refresh it with "
+        "ROLECHECK_UPDATE_DOCS=1 python -m pytest tests/test_readme.py"
+    )
