@@ -307,6 +307,7 @@ def test_readme_shows_the_summary_the_examples_print() -> None:
     env = dict(os.environ, COLUMNS="80")
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
     env.pop("OPENAI_BASE_URL", None)
+    env.pop("PYTEST_ADDOPTS", None)  # the README shows the command as a user types it
     result = subprocess.run(
         [sys.executable, "-m", "pytest", "examples", "-p", "no:cacheprovider"],
         cwd=ROOT,
