@@ -48,7 +48,7 @@ from pytest_rolecheck.core.parse import parse_response
 from pytest_rolecheck.core.stats import (
     change_bound,
     cliffs_delta,
-    energy_statistics,
+    pair_means,
     permutation_test,
     split_pairs,
 )
@@ -89,7 +89,7 @@ def _interleaved_medians(
 
 
 def _stats_only(d: Any, n_a: int) -> None:
-    energy_statistics(d, n_a)
+    pair_means(d, n_a)
     permutation_test(d, n_a)
     change_bound(d, n_a)
     wa, wb, cr = split_pairs(d, n_a)

@@ -46,7 +46,8 @@ from ..core.distances import (
     get_metric,
 )
 from ..core.parse import ParsedCall, parse_response
-from ..core.stats import ArmSummary, Bound, FlipSummary, Verdict
+from ..core.stats import ArmSummary, Bound, FlipSummary
+from ..core.verdict import Verdict
 from ..errors import NothingToCompareError, RolecheckAssertionError, RolecheckUsageError
 
 __all__ = ["Comparison", "assert_different", "assert_equivalent", "compare"]
@@ -585,7 +586,7 @@ def _compare_all_pairs(
     n_a, n_b = len(calls_a), len(calls_b)
     if d is None:
         d = distance_matrix(calls_a + calls_b, opts.metric_fn)
-    energy = _stats.energy_statistics(d, n_a)
+    energy = _stats.pair_means(d, n_a)
     within_a, within_b, cross = _stats.split_pairs(d, n_a)
     core = _Core(
         n_a=n_a,
@@ -999,11 +1000,11 @@ def _deterministic(
     delta, flips, fp_a, fp_b, warnings = _descriptives(core, calls_a, calls_b, opts)
     verdict: Verdict
     if change > tol:
-        verdict = "different"
+        verdict = Verdict.DIFFERENT
     elif change < tol and opts.blind is None:
-        verdict = "equivalent"
+        verdict = Verdict.EQUIVALENT
     else:
-        verdict = "inconclusive"
+        verdict = Verdict.INCONCLUSIVE
     reference = core.baseline if core.baseline is not None else calls_a[0]
     texts = {c.text for c in (*calls_a, *calls_b)}
     where = (
@@ -1194,7 +1195,7 @@ def assert_equivalent(
     refuse_blind_equivalence(options.get("metric", "js"))
     result = compare(responses_a, responses_b, **options)
     if result.verdict != "equivalent":
-        raise RolecheckAssertionError(_assertion_message("equivalent", result))
+        raise RolecheckAssertionError(_assertion_message(Verdict.EQUIVALENT, result))
     return result
 
 
@@ -1222,5 +1223,5 @@ def assert_different(
     __tracebackhide__ = True
     result = compare(responses_a, responses_b, **options)
     if result.verdict != "different":
-        raise RolecheckAssertionError(_assertion_message("different", result))
+        raise RolecheckAssertionError(_assertion_message(Verdict.DIFFERENT, result))
     return result
