@@ -12,11 +12,14 @@ __all__ = [
     "DESIGNS",
     "MAX_RECOMMENDED_TRIALS",
     "MIN_CALLS_PER_ARM",
+    "MIN_PILOT",
 ]
 
 #: Fewest calls per arm: with 3 there are only C(6, 3) = 20 relabellings, so the
 #: permutation test can never reach p <= 0.05, and the delete-one jackknife is unstable.
 MIN_CALLS_PER_ARM: Final = 4
+#: Fewest calls of an A/A pilot for ``rolecheck plan``: two arms of distinct calls.
+MIN_PILOT: Final = 2 * MIN_CALLS_PER_ARM
 #: Calls per arm when the user does not say (enough to certify the default tolerance).
 DEFAULT_TRIALS: Final = 20
 #: Significance level of the difference test; ``1 - alpha`` is the confidence of the bounds.
