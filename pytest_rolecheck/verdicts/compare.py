@@ -30,7 +30,7 @@ from __future__ import annotations
 import math
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 import numpy as np
@@ -120,6 +120,7 @@ class Comparison:
     """
 
     verdict: Verdict
+    headline: str
     p_value: float | None
     change: float
     change_upper: float | None
@@ -127,6 +128,9 @@ class Comparison:
     change_se: float | None
     tolerance: float
     floor: float
+    within_a: float
+    within_b: float
+    cross: float
     n_a: int
     n_b: int
     deterministic: bool
@@ -136,9 +140,6 @@ class Comparison:
     labels: tuple[str, str]
     summary_a: ArmSummary
     summary_b: ArmSummary
-    within_a: float
-    within_b: float
-    cross: float
     matrix: npt.NDArray[np.float64] = field(repr=False)
     trial_distances_a: tuple[float, ...] | None
     trial_distances_b: tuple[float, ...] | None
@@ -146,14 +147,13 @@ class Comparison:
     flips: FlipSummary
     fingerprints_a: tuple[str, ...]
     fingerprints_b: tuple[str, ...]
-    warnings: tuple[str, ...]
-    recommended_trials: int | None
     calls_a: tuple[ParsedCall, ...] = field(repr=False)
     calls_b: tuple[ParsedCall, ...] = field(repr=False)
     baseline: ParsedCall | None = field(repr=False)
-    advice: str
-    headline: str
+    warnings: tuple[str, ...]
     notes: tuple[str, ...]
+    recommended_trials: int | None
+    advice: str
     statistic: float | None
     test: str
     difference_detected: bool
@@ -162,51 +162,14 @@ class Comparison:
 
     # ------------------------------------------------------------------ export
     def to_dict(self) -> dict[str, Any]:
-        """Return every field but the parsed calls as JSON-serialisable values.
+        """Return every field as JSON-serialisable values, in field order.
 
-        Non-finite numbers become ``None``; the matrix becomes nested lists.
+        Non-finite numbers become ``None``; the matrix becomes nested lists; the
+        parsed calls become their texts (``texts_a``, ``texts_b``, ``baseline_text``).
         """
         return {
-            "verdict": self.verdict,
-            "headline": self.headline,
-            "p_value": _json_num(self.p_value),
-            "change": _json_num(self.change),
-            "change_upper": _json_num(self.change_upper),
-            "change_lower": _json_num(self.change_lower),
-            "change_se": _json_num(self.change_se),
-            "tolerance": float(self.tolerance),
-            "floor": _json_num(self.floor),
-            "within_a": _json_num(self.within_a),
-            "within_b": _json_num(self.within_b),
-            "cross": _json_num(self.cross),
-            "n_a": int(self.n_a),
-            "n_b": int(self.n_b),
-            "deterministic": bool(self.deterministic),
-            "metric": self.metric,
-            "design": self.design,
-            "alpha": float(self.alpha),
-            "labels": list(self.labels),
-            "summary_a": _json_dict(self.summary_a.to_dict()),
-            "summary_b": _json_dict(self.summary_b.to_dict()),
-            "matrix": [[_json_num(float(x)) for x in row] for row in self.matrix],
-            "trial_distances_a": _json_list(self.trial_distances_a),
-            "trial_distances_b": _json_list(self.trial_distances_b),
-            "cliffs_delta": _json_num(self.cliffs_delta),
-            "flips": _json_dict(self.flips.to_dict()),
-            "fingerprints_a": list(self.fingerprints_a),
-            "fingerprints_b": list(self.fingerprints_b),
-            "texts_a": [c.text for c in self.calls_a],
-            "texts_b": [c.text for c in self.calls_b],
-            "baseline_text": None if self.baseline is None else self.baseline.text,
-            "warnings": list(self.warnings),
-            "notes": list(self.notes),
-            "recommended_trials": self.recommended_trials,
-            "advice": self.advice,
-            "statistic": _json_num(self.statistic),
-            "test": self.test,
-            "difference_detected": bool(self.difference_detected),
-            "equivalence_shown": bool(self.equivalence_shown),
-            "seed": int(self.seed),
+            _JSON_NAMES.get(f.name, f.name): _json_value(getattr(self, f.name))
+            for f in fields(self)
         }
 
     # ------------------------------------------------------------------ report
@@ -283,18 +246,37 @@ class Comparison:
         return "\n".join(lines)
 
 
+# The parsed calls are exported as their texts, under these names.
+_JSON_NAMES: Mapping[str, str] = {
+    "calls_a": "texts_a",
+    "calls_b": "texts_b",
+    "baseline": "baseline_text",
+}
+
+
 def _json_num(value: float | None) -> float | None:
     if value is None or not math.isfinite(value):
         return None
     return float(value)
 
 
-def _json_dict(values: Mapping[str, float | int]) -> dict[str, float | int | None]:
-    return {k: int(v) if isinstance(v, int) else _json_num(v) for k, v in values.items()}
-
-
-def _json_list(values: Sequence[float] | None) -> list[float | None] | None:
-    return None if values is None else [_json_num(v) for v in values]
+def _json_value(value: Any) -> Any:
+    """One field of a :class:`Comparison` as plain JSON (see :meth:`Comparison.to_dict`)."""
+    if value is None or isinstance(value, bool | str):
+        return str(value) if isinstance(value, Verdict) else value
+    if isinstance(value, int | np.integer):
+        return int(value)
+    if isinstance(value, float | np.floating):
+        return _json_num(float(value))
+    if isinstance(value, ParsedCall):
+        return value.text
+    if isinstance(value, ArmSummary | FlipSummary):
+        return _json_value(value.to_dict())
+    if isinstance(value, Mapping):
+        return {k: _json_value(v) for k, v in value.items()}
+    if isinstance(value, np.ndarray):
+        return _json_value(value.tolist())
+    return [_json_value(v) for v in value]
 
 
 def _n(value: float, digits: int = 4) -> str:
@@ -703,9 +685,41 @@ def _compare_seed(
 # --------------------------------------------------------------------------- assembly
 
 
+@dataclass(frozen=True, slots=True)
+class _Descriptives:
+    """The descriptive numbers every verdict path reports alongside its decision."""
+
+    cliffs_delta: float
+    flips: FlipSummary
+    fingerprints_a: tuple[str, ...]
+    fingerprints_b: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class _Outcome:
+    """What one verdict path decided and says; the rest of a Comparison is shared."""
+
+    verdict: Verdict
+    change: float
+    headline: str
+    advice: str
+    test: str
+    warnings: tuple[str, ...]
+    p_value: float | None = None
+    statistic: float | None = None
+    change_upper: float | None = None
+    change_lower: float | None = None
+    change_se: float | None = None
+    deterministic: bool = False
+    recommended_trials: int | None = None
+    notes: tuple[str, ...] = ()
+    difference_detected: bool = False
+    equivalence_shown: bool = False
+
+
 def _descriptives(
     core: _Core, calls_a: Sequence[ParsedCall], calls_b: Sequence[ParsedCall], opts: _Options
-) -> tuple[float, FlipSummary, tuple[str, ...], tuple[str, ...], list[str]]:
+) -> tuple[_Descriptives, list[str]]:
     a, b = opts.labels
     delta = _stats.cliffs_delta(core.cross_values, core.within_values)
     flips = _stats.flip_test([c.text for c in calls_a], [c.text for c in calls_b])
@@ -726,11 +740,11 @@ def _descriptives(
             f"the arms were answered by different models ({a}: {', '.join(sorted(models_a))}; "
             f"{b}: {', '.join(sorted(models_b))}); compare variants on the same model."
         )
-    return delta, flips, fp_a, fp_b, warnings
+    return _Descriptives(delta, flips, fp_a, fp_b), warnings
 
 
 def _flip_warning(flips: FlipSummary, opts: _Options, verdict: Verdict) -> str | None:
-    if verdict == "different" or flips.p_value > opts.alpha:
+    if verdict == Verdict.DIFFERENT or flips.p_value > opts.alpha:
         return None
     a, b = opts.labels
     return (
@@ -770,8 +784,6 @@ def _statistical(
     bound: Bound,
     extra_warnings: list[str],
 ) -> Comparison:
-    a, b = opts.labels
-    tol = opts.tolerance
     n = min(core.n_a, core.n_b)
     two_sided = opts.design == "seed"
     # With a metric in [0, 1], a change beyond an arm's own spread can be at most
@@ -782,23 +794,55 @@ def _statistical(
         p_value=p_value,
         alpha=opts.alpha,
         bound=bound,
-        tolerance=tol,
+        tolerance=opts.tolerance,
         n=n,
         two_sided=two_sided,
         bounded=opts.bounded,
-        can_certify=opts.blind is None and not two_sided and room > tol,
+        can_certify=opts.blind is None and not two_sided and room > opts.tolerance,
     )
-    delta, flips, fp_a, fp_b, warnings = _descriptives(core, calls_a, calls_b, opts)
+    desc, warnings = _descriptives(core, calls_a, calls_b, opts)
     warnings += extra_warnings
-    flip_warning = _flip_warning(flips, opts, decision.verdict)
+    flip_warning = _flip_warning(desc.flips, opts, decision.verdict)
     if flip_warning:
         warnings.append(flip_warning)
+    reach = max(bound.upper, -bound.lower) if two_sided else bound.upper
+    headline, advice, notes = _statistical_words(bound, p_value, decision, opts, n, reach, room)
+    outcome = _Outcome(
+        verdict=decision.verdict,
+        change=bound.estimate,
+        headline=headline,
+        advice=advice,
+        test=test,
+        warnings=tuple(warnings),
+        p_value=p_value,
+        statistic=statistic,
+        change_upper=bound.upper,
+        change_lower=bound.lower,
+        change_se=bound.se,
+        recommended_trials=decision.recommended_trials,
+        notes=tuple(notes),
+        difference_detected=decision.difference_detected,
+        equivalence_shown=decision.equivalence_shown,
+    )
+    return _assemble(core, calls_a, calls_b, opts, desc, outcome)
 
+
+def _statistical_words(
+    bound: Bound,
+    p_value: float,
+    decision: _stats.Decision,
+    opts: _Options,
+    n: int,
+    reach: float,
+    room: float,
+) -> tuple[str, str, list[str]]:
+    """Headline, advice and notes of a statistical verdict."""
+    a, b = opts.labels
+    tol = opts.tolerance
     conf = f"{1 - opts.alpha:.0%}"
     est = _n(bound.estimate)
-    reach = max(bound.upper, -bound.lower) if two_sided else bound.upper
     notes: list[str] = []
-    if decision.verdict == "equivalent":
+    if decision.verdict == Verdict.EQUIVALENT:
         headline = (
             f"With {conf} confidence, switching {a} -> {b} changes the outputs by at most "
             f"{_n(reach)} (upper bound; estimate {est}), below the tolerance {tol:g}."
@@ -809,7 +853,7 @@ def _statistical(
                 f"it is within the tolerance {tol:g}."
             )
         advice = "nothing to do: the change is within the tolerance you declared."
-    elif decision.verdict == "different":
+    elif decision.verdict == Verdict.DIFFERENT:
         headline = (
             f"{b} behaves differently from {a}: the change {est} is significant (p = "
             f"{_p(p_value)} <= alpha {opts.alpha:g}) and larger than the tolerance {tol:g} "
@@ -821,29 +865,7 @@ def _statistical(
         )
     else:
         headline, advice = _inconclusive(bound, p_value, decision, opts, n, reach, room)
-    return _assemble(
-        core,
-        calls_a,
-        calls_b,
-        opts,
-        (delta, flips, fp_a, fp_b),
-        verdict=decision.verdict,
-        p_value=p_value,
-        change=bound.estimate,
-        change_upper=bound.upper,
-        change_lower=bound.lower,
-        change_se=bound.se,
-        deterministic=False,
-        warnings=tuple(warnings),
-        recommended_trials=decision.recommended_trials,
-        advice=advice,
-        headline=headline,
-        notes=tuple(notes),
-        statistic=statistic,
-        test=test,
-        difference_detected=decision.difference_detected,
-        equivalence_shown=decision.equivalence_shown,
-    )
+    return headline, advice, notes
 
 
 def _inconclusive(
@@ -920,43 +942,26 @@ def _inconclusive(
     )
 
 
+_COMPARISON_FIELDS = frozenset(f.name for f in fields(Comparison))
+
+
+def _shared(obj: Any) -> dict[str, Any]:
+    """The fields of the dataclass ``obj`` that a :class:`Comparison` has too, by name."""
+    return {f.name: getattr(obj, f.name) for f in fields(obj) if f.name in _COMPARISON_FIELDS}
+
+
 def _assemble(
     core: _Core,
     calls_a: Sequence[ParsedCall],
     calls_b: Sequence[ParsedCall],
     opts: _Options,
-    descriptives: tuple[float, FlipSummary, tuple[str, ...], tuple[str, ...]],
-    **outcome: Any,
+    desc: _Descriptives,
+    outcome: _Outcome,
 ) -> Comparison:
     """Build the :class:`Comparison` from what every verdict path shares plus ``outcome``."""
-    delta, flips, fp_a, fp_b = descriptives
-    return Comparison(
-        n_a=core.n_a,
-        n_b=core.n_b,
-        metric=opts.metric,
-        design=opts.design,
-        alpha=opts.alpha,
-        tolerance=opts.tolerance,
-        floor=core.floor,
-        labels=opts.labels,
-        summary_a=core.summary_a,
-        summary_b=core.summary_b,
-        within_a=core.within_a,
-        within_b=core.within_b,
-        cross=core.cross,
-        matrix=_readonly(core.matrix),
-        trial_distances_a=core.trial_distances_a,
-        trial_distances_b=core.trial_distances_b,
-        cliffs_delta=delta,
-        flips=flips,
-        fingerprints_a=fp_a,
-        fingerprints_b=fp_b,
-        calls_a=tuple(calls_a),
-        calls_b=tuple(calls_b),
-        baseline=core.baseline,
-        seed=opts.seed,
-        **outcome,
-    )
+    values = {**_shared(core), **_shared(opts), **_shared(desc), **_shared(outcome)}
+    values.update(matrix=_readonly(core.matrix), calls_a=tuple(calls_a), calls_b=tuple(calls_b))
+    return Comparison(**values)
 
 
 def _readonly(matrix: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
@@ -995,16 +1000,50 @@ def _deterministic(
 ) -> Comparison:
     # Every call within each arm is identical: the change is known exactly and is
     # compared with the tolerance directly, like the bounds on every other path.
-    a, b = opts.labels
-    tol = opts.tolerance
-    delta, flips, fp_a, fp_b, warnings = _descriptives(core, calls_a, calls_b, opts)
-    verdict: Verdict
-    if change > tol:
+    desc, warnings = _descriptives(core, calls_a, calls_b, opts)
+    if change > opts.tolerance:
         verdict = Verdict.DIFFERENT
-    elif change < tol and opts.blind is None:
+    elif change < opts.tolerance and opts.blind is None:
         verdict = Verdict.EQUIVALENT
     else:
         verdict = Verdict.INCONCLUSIVE
+    headline, advice = _deterministic_words(core, calls_a, calls_b, opts, change, verdict, warnings)
+    outcome = _Outcome(
+        verdict=verdict,
+        change=change,
+        headline=headline,
+        advice=advice,
+        test=_deterministic_test(core, opts),
+        warnings=tuple(warnings),
+        deterministic=True,
+        difference_detected=verdict is Verdict.DIFFERENT,
+        equivalence_shown=verdict is Verdict.EQUIVALENT,
+    )
+    return _assemble(core, calls_a, calls_b, opts, desc, outcome)
+
+
+def _deterministic_test(core: _Core, opts: _Options) -> str:
+    a, b = opts.labels
+    return (
+        "deterministic backend: every within-arm distance is 0"
+        if core.baseline is None
+        else f"deterministic backend: every trial of {a} equals the baseline and every call "
+        f"of {b} equals the others"
+    )
+
+
+def _deterministic_words(
+    core: _Core,
+    calls_a: Sequence[ParsedCall],
+    calls_b: Sequence[ParsedCall],
+    opts: _Options,
+    change: float,
+    verdict: Verdict,
+    warnings: list[str],
+) -> tuple[str, str]:
+    """Headline and advice of a deterministic verdict; caveats are appended to ``warnings``."""
+    a, b = opts.labels
+    tol = opts.tolerance
     reference = core.baseline if core.baseline is not None else calls_a[0]
     texts = {c.text for c in (*calls_a, *calls_b)}
     where = (
@@ -1015,7 +1054,7 @@ def _deterministic(
         else "every call of both arms saw the same next-token distributions up to its first "
         f"diverging token; the {len(texts)} distinct texts come from sampling"
     )
-    if verdict == "equivalent":
+    if verdict == Verdict.EQUIVALENT:
         headline = (
             f"deterministic backend: {where}; the change is exactly {_n(change)}, below the "
             f"tolerance {tol:g}."
@@ -1032,7 +1071,7 @@ def _deterministic(
                     "metric 'first_token' compares only the first position; use metric='js' to "
                     "compare every position up to the first divergence."
                 )
-    elif verdict == "different":
+    elif verdict == Verdict.DIFFERENT:
         headline = (
             f"deterministic backend: outputs {where}; every call within an arm is identical, so "
             f"the change is exactly {_n(change)}, above the tolerance {tol:g}."
@@ -1053,34 +1092,7 @@ def _deterministic(
             f"the tolerance {tol:g}."
         )
         advice = "decide whether a change of this size matters and set tolerance= accordingly."
-    return _assemble(
-        core,
-        calls_a,
-        calls_b,
-        opts,
-        (delta, flips, fp_a, fp_b),
-        verdict=verdict,
-        p_value=None,
-        change=change,
-        change_upper=None,
-        change_lower=None,
-        change_se=None,
-        deterministic=True,
-        warnings=tuple(warnings),
-        recommended_trials=None,
-        advice=advice,
-        headline=headline,
-        notes=(),
-        statistic=None,
-        test=(
-            "deterministic backend: every within-arm distance is 0"
-            if core.baseline is None
-            else f"deterministic backend: every trial of {a} equals the baseline and every call "
-            f"of {b} equals the others"
-        ),
-        difference_detected=verdict == "different",
-        equivalence_shown=verdict == "equivalent",
-    )
+    return headline, advice
 
 
 def _all_tied(
@@ -1095,7 +1107,7 @@ def _all_tied(
     # Every trial of both arms sits at the same non-zero distance from the baseline. The
     # arms may still differ from each other (two different outputs can be equally far
     # from a third), so the seed design has no information either way.
-    delta, flips, fp_a, fp_b, warnings = _descriptives(core, calls_a, calls_b, opts)
+    desc, warnings = _descriptives(core, calls_a, calls_b, opts)
     warnings += extra_warnings
     headline = (
         f"Inconclusive: every trial of both arms is exactly {core.floor:.4g} away from the "
@@ -1103,29 +1115,17 @@ def _all_tied(
         f"information when every value is tied: the two-sided test gives p = 1 whatever the "
         f"arms do)."
     )
-    return _assemble(
-        core,
-        calls_a,
-        calls_b,
-        opts,
-        (delta, flips, fp_a, fp_b),
-        verdict="inconclusive",
-        p_value=1.0,
+    outcome = _Outcome(
+        verdict=Verdict.INCONCLUSIVE,
         change=0.0,
-        change_upper=None,
-        change_lower=None,
-        change_se=None,
-        deterministic=False,
-        warnings=tuple(warnings),
-        recommended_trials=None,
-        advice="use design='all-pairs', which compares the calls with each other.",
         headline=headline,
-        notes=(),
-        statistic=statistic,
+        advice="use design='all-pairs', which compares the calls with each other.",
         test=test,
-        difference_detected=False,
-        equivalence_shown=False,
+        warnings=tuple(warnings),
+        p_value=1.0,
+        statistic=statistic,
     )
+    return _assemble(core, calls_a, calls_b, opts, desc, outcome)
 
 
 # --------------------------------------------------------------------------- assertions
@@ -1133,9 +1133,9 @@ def _all_tied(
 
 def _assertion_message(expected: Verdict, result: Comparison) -> str:
     a, b = result.labels
-    if expected == "equivalent":
+    if expected == Verdict.EQUIVALENT:
         head = f"assert_equivalent failed: {a} and {b} were not shown equivalent"
-        if result.verdict == "different":
+        if result.verdict == Verdict.DIFFERENT:
             todo = (
                 "what to do: if this change is intended, use assert_different(...); otherwise "
                 "find what makes the arms differ (texts, fingerprints above)."
@@ -1144,7 +1144,7 @@ def _assertion_message(expected: Verdict, result: Comparison) -> str:
             todo = f"what to do: {result.advice}"
     else:
         head = f"assert_different failed: no difference between {a} and {b} was shown"
-        if result.verdict == "equivalent":
+        if result.verdict == Verdict.EQUIVALENT:
             todo = (
                 "what to do: the arms are equivalent within the tolerance; if a change this "
                 "small should count, lower tolerance= (decided before looking at the data); if "
@@ -1194,7 +1194,7 @@ def assert_equivalent(
     __tracebackhide__ = True
     refuse_blind_equivalence(options.get("metric", "js"))
     result = compare(responses_a, responses_b, **options)
-    if result.verdict != "equivalent":
+    if result.verdict != Verdict.EQUIVALENT:
         raise RolecheckAssertionError(_assertion_message(Verdict.EQUIVALENT, result))
     return result
 
@@ -1222,6 +1222,6 @@ def assert_different(
     """
     __tracebackhide__ = True
     result = compare(responses_a, responses_b, **options)
-    if result.verdict != "different":
+    if result.verdict != Verdict.DIFFERENT:
         raise RolecheckAssertionError(_assertion_message(Verdict.DIFFERENT, result))
     return result
