@@ -28,8 +28,7 @@ known exactly and compared with ``tolerance`` directly.
 from __future__ import annotations
 
 import math
-from collections import Counter
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from typing import Any
 
@@ -39,20 +38,19 @@ import numpy.typing as npt
 from ..core import stats as _stats
 from ..core.distances import (
     BLIND_METRICS,
-    BOUNDED_METRICS,
-    available_metrics,
-    distance_matrix,
     divergence_position,
-    get_metric,
 )
-from ..core.parse import ParsedCall, parse_response
+from ..core.parse import ParsedCall
 from ..core.stats import ArmSummary, Bound, FlipSummary
 from ..core.verdict import Verdict
-from ..errors import NothingToCompareError, RolecheckAssertionError, RolecheckUsageError
+from ..errors import RolecheckAssertionError, RolecheckUsageError
+from .designs import Core, Measured, measure_all_pairs, measure_seed
+
+# check_options is re-exported: the plugin checks options before making any call.
+from .options import Metric, Options, parse_arm, refuse_empty
+from .options import check_options as check_options
 
 __all__ = ["Comparison", "assert_different", "assert_equivalent", "compare"]
-
-Metric = Callable[[ParsedCall, ParsedCall], float]
 
 _UNITS: dict[str, str] = {
     "js": "bits, share of mass moved",
@@ -293,136 +291,6 @@ def _list(values: Sequence[float]) -> str:
     return "[" + ", ".join(f"{v:.4g}" for v in values) + "]"
 
 
-# --------------------------------------------------------------------------- validation
-
-
-@dataclass(frozen=True, slots=True)
-class _Options:
-    metric_fn: Metric
-    metric: str
-    alpha: float
-    tolerance: float
-    design: str
-    seed: int
-    labels: tuple[str, str]
-    bounded: bool  # metric values in [0, 1]: the unseen-change guard applies
-    blind: str | None  # why this metric cannot certify equivalence (None: it can)
-
-
-def check_options(
-    *,
-    metric: str | Metric,
-    alpha: float,
-    tolerance: float | None,
-    design: str,
-    seed: int,
-    baseline: Any,
-    labels: Sequence[str],
-    max_excess_tv: float | None = None,
-    margin: Any = None,
-) -> _Options:
-    """Validate every option of :func:`compare`; also used before calls are made."""
-    if margin is not None:
-        raise RolecheckUsageError(
-            f"margin={margin!r} is no longer supported: a tolerance relative to the measured "
-            f"jitter let a change inflate the very floor it was measured against. Pass an "
-            f"absolute tolerance= instead, the largest share of probability mass that may move "
-            f"(default {_stats.DEFAULT_TOLERANCE})."
-        )
-    if isinstance(metric, str):
-        fn = get_metric(metric)  # unknown names raise, listing available_metrics()
-        name = metric
-    elif callable(metric):
-        fn = metric
-        name = getattr(metric, "__name__", "custom")
-    else:
-        raise RolecheckUsageError(
-            f"metric={metric!r} is neither a metric name nor a callable; pass a name such as "
-            f"'js' (see available_metrics()) or a function fn(a, b) -> float."
-        )
-    if max_excess_tv is not None:
-        # The former name of the absolute tolerance, kept as an alias (tv only).
-        if fn is not get_metric("tv"):
-            raise RolecheckUsageError(
-                f"max_excess_tv={max_excess_tv!r} is the former name of tolerance= for "
-                f"metric='tv' (got metric={name!r}); pass tolerance={max_excess_tv!r} instead."
-            )
-        if tolerance is not None:
-            raise RolecheckUsageError(
-                "pass either tolerance= or its former name max_excess_tv=, not both."
-            )
-        tolerance = max_excess_tv
-    if tolerance is None:
-        tolerance = _stats.DEFAULT_TOLERANCE
-    _stats.validate_options(alpha=alpha, tolerance=tolerance, design=design)
-    builtin = {m: get_metric(m) for m in available_metrics()}
-    bounded = any(fn is builtin.get(m) for m in BOUNDED_METRICS)
-    blind = next((why for m, why in BLIND_METRICS.items() if fn is builtin.get(m)), None)
-    if bounded and tolerance > 1:
-        raise RolecheckUsageError(
-            f"tolerance={tolerance!r} is not allowed with metric={name!r}: its values are a share "
-            f"of probability mass in [0, 1], so the tolerance must be in (0, 1], e.g. "
-            f"{_stats.DEFAULT_TOLERANCE} (the default)."
-        )
-    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
-        raise RolecheckUsageError(
-            f"seed={seed!r} is not allowed: it seeds the random relabellings of the permutation "
-            f"test and must be a whole number >= 0 (0 is the default)."
-        )
-    if baseline is not None and design != "seed":
-        raise RolecheckUsageError(
-            "baseline= is only used by design='seed'; pass design='seed' as well, or drop "
-            "baseline= (the default all-pairs design compares every pair of calls)."
-        )
-    if (
-        isinstance(labels, str)
-        or len(labels) != 2
-        or not all(isinstance(x, str) and x for x in labels)
-        or labels[0] == labels[1]
-    ):
-        raise RolecheckUsageError(
-            f"labels={labels!r} is not allowed: pass two different non-empty strings, "
-            f"e.g. labels=('developer', 'system')."
-        )
-    return _Options(
-        metric_fn=fn,
-        metric=name,
-        alpha=float(alpha),
-        tolerance=float(tolerance),
-        design=design,
-        seed=seed,
-        labels=(labels[0], labels[1]),
-        bounded=bounded,
-        blind=blind,
-    )
-
-
-def _parse_arm(responses: Iterable[Any], label: str) -> tuple[ParsedCall, ...]:
-    if isinstance(responses, str | bytes | Mapping) or not isinstance(responses, Iterable):
-        raise RolecheckUsageError(
-            f"responses for arm {label!r} must be a list of chat-completion responses (or "
-            f"ParsedCall values), got a single {type(responses).__name__}; wrap it in a list and "
-            f"pass at least {_stats.MIN_CALLS_PER_ARM} calls."
-        )
-    return tuple(parse_response(r) for r in responses)
-
-
-def _refuse_empty(
-    calls_a: Sequence[ParsedCall], calls_b: Sequence[ParsedCall], labels: tuple[str, str]
-) -> None:
-    # Zero tokens everywhere makes every distance 0: "equivalent" would prove nothing.
-    if any(call.positions for call in (*calls_a, *calls_b)):
-        return
-    tools = sum(1 for call in (*calls_a, *calls_b) if call.tool_calls)
-    why = f" ({tools} answered with tool calls)" if tools else ""
-    raise NothingToCompareError(
-        f"no call of {labels[0]!r} or {labels[1]!r} produced a token with logprobs "
-        f"({len(calls_a)}+{len(calls_b)} calls, 0 tokens{why}): there is nothing to compare, "
-        "so no verdict is given. Make the model answer in text: max_tokens >= 1 and a prompt "
-        "that asks for an answer; compare tool calls with assert_tool_calls_* instead."
-    )
-
-
 # --------------------------------------------------------------------------- compare
 
 
@@ -528,157 +396,35 @@ def compare(
         max_excess_tv=max_excess_tv,
         margin=margin,
     )
-    calls_a = _parse_arm(responses_a, opts.labels[0])
-    calls_b = _parse_arm(responses_b, opts.labels[1])
-    _refuse_empty(calls_a, calls_b, opts.labels)
+    calls_a = parse_arm(responses_a, opts.labels[0])
+    calls_b = parse_arm(responses_b, opts.labels[1])
+    refuse_empty(calls_a, calls_b, opts.labels)
     if opts.design == "seed":
-        return _compare_seed(calls_a, calls_b, baseline, opts)
+        return _decide(measure_seed(calls_a, calls_b, baseline, opts), opts)
     _stats.validate_arm_sizes(len(calls_a), len(calls_b), opts.labels)
     return _compare_all_pairs(calls_a, calls_b, opts)
-
-
-@dataclass(frozen=True, slots=True)
-class _Core:
-    """The design-specific numbers that the shared report assembly needs."""
-
-    n_a: int
-    n_b: int
-    floor: float
-    within_a: float
-    within_b: float
-    cross: float
-    summary_a: ArmSummary
-    summary_b: ArmSummary
-    matrix: npt.NDArray[np.float64]
-    cross_values: npt.NDArray[np.float64]  # cross distances (seed: B's distances)
-    within_values: npt.NDArray[np.float64]  # within distances (seed: A's distances)
-    trial_distances_a: tuple[float, ...] | None
-    trial_distances_b: tuple[float, ...] | None
-    baseline: ParsedCall | None
 
 
 def _compare_all_pairs(
     calls_a: tuple[ParsedCall, ...],
     calls_b: tuple[ParsedCall, ...],
-    opts: _Options,
+    opts: Options,
     d: npt.NDArray[np.float64] | None = None,
 ) -> Comparison:
     # ``d``: the distance matrix when already computed (the calibration benchmark reuses one
     # matrix of 20 + 20 calls for its 5 + 5 and 10 + 10 comparisons).
-    n_a, n_b = len(calls_a), len(calls_b)
-    if d is None:
-        d = distance_matrix(calls_a + calls_b, opts.metric_fn)
-    energy = _stats.pair_means(d, n_a)
-    within_a, within_b, cross = _stats.split_pairs(d, n_a)
-    core = _Core(
-        n_a=n_a,
-        n_b=n_b,
-        floor=energy.floor,
-        within_a=energy.within_a,
-        within_b=energy.within_b,
-        cross=energy.cross,
-        summary_a=_stats.summarize(within_a),
-        summary_b=_stats.summarize(within_b),
-        matrix=d,
-        cross_values=cross,
-        within_values=np.concatenate([within_a, within_b]),
-        trial_distances_a=None,
-        trial_distances_b=None,
-        baseline=None,
-    )
-    if energy.floor == 0.0:
-        return _deterministic(core, calls_a, calls_b, opts, energy.cross)
-    perm = _stats.permutation_test(d, n_a, seed=opts.seed)
-    if perm.exact:
-        test = f"permutation test, all {perm.n_relabellings:,} relabellings of the calls"
-    else:
-        test = (
-            f"permutation test, {perm.n_relabellings:,} random relabellings of the calls, "
-            f"seed {opts.seed}"
-        )
-    test += f"; U = {perm.statistic:,.1f}"
-    bound = _stats.change_bound(d, n_a, alpha=opts.alpha, bounded=opts.bounded)
-    extra: list[str] = []
-    if perm.smallest_p > opts.alpha:
-        extra.append(
-            f"alpha {opts.alpha:g} is below the smallest p-value this design can produce "
-            f"({perm.smallest_p:.3g}), so the difference test can never be significant; use "
-            f"more trials per arm or a larger alpha."
-        )
-    return _statistical(
-        core, calls_a, calls_b, opts, perm.p_value, perm.statistic, test, bound, extra
-    )
+    return _decide(measure_all_pairs(calls_a, calls_b, opts, d), opts)
 
 
-def _compare_seed(
-    calls_a: tuple[ParsedCall, ...],
-    calls_b: tuple[ParsedCall, ...],
-    baseline: Any,
-    opts: _Options,
-) -> Comparison:
-    if baseline is None:
-        if len(calls_a) < _stats.MIN_CALLS_PER_ARM + 1:
-            raise RolecheckUsageError(
-                f"design='seed' uses the first response of arm {opts.labels[0]!r} as the baseline, "
-                f"leaving {max(len(calls_a) - 1, 0)} trial(s); at least "
-                f"{_stats.MIN_CALLS_PER_ARM} trials per arm are needed (the Mann-Whitney test "
-                f"cannot reach p <= 0.05 with fewer, and the bounds are unstable). Pass "
-                f"{_stats.MIN_CALLS_PER_ARM + 1} or more responses for {opts.labels[0]!r}, or "
-                f"baseline= separately."
-            )
-        base = calls_a[0]
-        trials_a = calls_a[1:]
-    else:
-        base = parse_response(baseline)
-        trials_a = calls_a
-    _stats.validate_arm_sizes(len(trials_a), len(calls_b), opts.labels)
-    n_a, n_b = len(trials_a), len(calls_b)
-    full = distance_matrix((base, *trials_a, *calls_b), opts.metric_fn)
-    d_a, d_b = full[0, 1 : 1 + n_a].copy(), full[0, 1 + n_a :].copy()
-    core = _Core(
-        n_a=n_a,
-        n_b=n_b,
-        floor=float(d_a.mean()),
-        within_a=float(d_a.mean()),
-        within_b=float(d_b.mean()),
-        cross=float(d_b.mean()),
-        summary_a=_stats.summarize(d_a),
-        summary_b=_stats.summarize(d_b),
-        matrix=full[1:, 1:].copy(),
-        cross_values=d_b,
-        within_values=d_a,
-        trial_distances_a=tuple(float(x) for x in d_a),
-        trial_distances_b=tuple(float(x) for x in d_b),
-        baseline=base,
-    )
-    if core.floor == 0.0 and not np.any(core.matrix[n_a:, n_a:]):
-        # A's trials equal the baseline and B's calls equal each other: the change is exact.
-        return _deterministic(core, trials_a, calls_b, opts, core.cross)
-    res = _stats.baseline_test(d_a, d_b)
-    test = (
-        f"Mann-Whitney U of {opts.labels[1]}'s vs {opts.labels[0]}'s distances to the baseline, "
-        f"two-sided, {res.method}; U = {res.statistic:g}"
-    )
-    extra: list[str] = []
-    modal = Counter(c.text for c in trials_a).most_common(1)[0][0]
-    if base.text != modal:
-        extra.append(
-            f"the baseline call's text differs from the most common text of "
-            f"{opts.labels[0]}'s trials: every distance is measured from an unusual call. "
-            f"Re-run, or use design='all-pairs', which does not depend on one call."
-        )
-    if res.method == "all-tied":
-        return _all_tied(core, trials_a, calls_b, opts, res.statistic, test, extra)
-    if res.smallest_p > opts.alpha:
-        extra.append(
-            f"alpha {opts.alpha:g} is below the smallest p-value the two-sided Mann-Whitney "
-            f"test can produce for {n_a} + {n_b} trials ({res.smallest_p:.3g}), so the "
-            f"difference test can never be significant; use more trials per arm or a larger "
-            f"alpha."
-        )
-    bound = _stats.trial_change_bound(d_a, d_b, alpha=opts.alpha, bounded=opts.bounded)
+def _decide(m: Measured, opts: Options) -> Comparison:
+    """Send what a design measured down its verdict path."""
+    if m.path == "deterministic":
+        return _deterministic(m.core, m.calls_a, m.calls_b, opts, m.core.cross)
+    if m.path == "all-tied":
+        return _all_tied(m.core, m.calls_a, m.calls_b, opts, m.statistic, m.test, [*m.warnings])
+    assert m.bound is not None  # a statistical path always has its bound
     return _statistical(
-        core, trials_a, calls_b, opts, res.p_value, res.statistic, test, bound, extra
+        m.core, m.calls_a, m.calls_b, opts, m.p_value, m.statistic, m.test, m.bound, [*m.warnings]
     )
 
 
@@ -718,7 +464,7 @@ class _Outcome:
 
 
 def _descriptives(
-    core: _Core, calls_a: Sequence[ParsedCall], calls_b: Sequence[ParsedCall], opts: _Options
+    core: Core, calls_a: Sequence[ParsedCall], calls_b: Sequence[ParsedCall], opts: Options
 ) -> tuple[_Descriptives, list[str]]:
     a, b = opts.labels
     delta = _stats.cliffs_delta(core.cross_values, core.within_values)
@@ -743,7 +489,7 @@ def _descriptives(
     return _Descriptives(delta, flips, fp_a, fp_b), warnings
 
 
-def _flip_warning(flips: FlipSummary, opts: _Options, verdict: Verdict) -> str | None:
+def _flip_warning(flips: FlipSummary, opts: Options, verdict: Verdict) -> str | None:
     if verdict == Verdict.DIFFERENT or flips.p_value > opts.alpha:
         return None
     a, b = opts.labels
@@ -761,7 +507,7 @@ _SEED_BLIND = (
 )
 
 
-def _blind_words(opts: _Options, statistical: bool = True) -> str:
+def _blind_words(opts: Options, statistical: bool = True) -> str:
     if opts.blind is None and statistical and opts.design == "seed":
         return (
             f"the seed design cannot certify equivalence ({_SEED_BLIND}); it can still show a "
@@ -774,10 +520,10 @@ def _blind_words(opts: _Options, statistical: bool = True) -> str:
 
 
 def _statistical(
-    core: _Core,
+    core: Core,
     calls_a: Sequence[ParsedCall],
     calls_b: Sequence[ParsedCall],
-    opts: _Options,
+    opts: Options,
     p_value: float,
     statistic: float,
     test: str,
@@ -831,7 +577,7 @@ def _statistical_words(
     bound: Bound,
     p_value: float,
     decision: _stats.Decision,
-    opts: _Options,
+    opts: Options,
     n: int,
     reach: float,
     room: float,
@@ -872,7 +618,7 @@ def _inconclusive(
     bound: Bound,
     p_value: float,
     decision: _stats.Decision,
-    opts: _Options,
+    opts: Options,
     n: int,
     reach: float,
     room: float,
@@ -951,10 +697,10 @@ def _shared(obj: Any) -> dict[str, Any]:
 
 
 def _assemble(
-    core: _Core,
+    core: Core,
     calls_a: Sequence[ParsedCall],
     calls_b: Sequence[ParsedCall],
-    opts: _Options,
+    opts: Options,
     desc: _Descriptives,
     outcome: _Outcome,
 ) -> Comparison:
@@ -992,10 +738,10 @@ def _first_difference(a: ParsedCall, b: ParsedCall) -> str:
 
 
 def _deterministic(
-    core: _Core,
+    core: Core,
     calls_a: Sequence[ParsedCall],
     calls_b: Sequence[ParsedCall],
-    opts: _Options,
+    opts: Options,
     change: float,
 ) -> Comparison:
     # Every call within each arm is identical: the change is known exactly and is
@@ -1022,7 +768,7 @@ def _deterministic(
     return _assemble(core, calls_a, calls_b, opts, desc, outcome)
 
 
-def _deterministic_test(core: _Core, opts: _Options) -> str:
+def _deterministic_test(core: Core, opts: Options) -> str:
     a, b = opts.labels
     return (
         "deterministic backend: every within-arm distance is 0"
@@ -1033,10 +779,10 @@ def _deterministic_test(core: _Core, opts: _Options) -> str:
 
 
 def _deterministic_words(
-    core: _Core,
+    core: Core,
     calls_a: Sequence[ParsedCall],
     calls_b: Sequence[ParsedCall],
-    opts: _Options,
+    opts: Options,
     change: float,
     verdict: Verdict,
     warnings: list[str],
@@ -1096,10 +842,10 @@ def _deterministic_words(
 
 
 def _all_tied(
-    core: _Core,
+    core: Core,
     calls_a: Sequence[ParsedCall],
     calls_b: Sequence[ParsedCall],
-    opts: _Options,
+    opts: Options,
     statistic: float,
     test: str,
     extra_warnings: list[str],
