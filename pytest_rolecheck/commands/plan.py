@@ -314,6 +314,7 @@ def _pilot_from_report(
 # --------------------------------------------------------------------------- CLI
 
 
+# Long, not complex: one add_argument per option of `rolecheck plan`.
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     """Add ``rolecheck plan`` to the ``rolecheck`` command.
 

@@ -478,6 +478,7 @@ def _validate_plan(
         )
 
 
+# Long by its docstring (every parameter and the method's limits); the body is short.
 def plan_trials(
     matrix: npt.ArrayLike,
     *,
@@ -535,25 +536,8 @@ def plan_trials(
 
     Notes
     -----
-    Rows with ``2n <= m`` are simulated: each run splits ``2n`` distinct
-    pilot calls into two arms and applies the engine's own rules (the bounds
-    of :func:`pytest_rolecheck.core.stats.change_bound`, the
-    permutation test and :func:`pytest_rolecheck.core.stats.decide`). A row counts
-    as detecting the change only where the verdict is ``different``.
-
-    Rows with ``2n > m`` are extrapolated from the runs at ``n0 = m // 2``
-    (no pilot call is used twice): without a change, the change estimate and
-    its standard error are scaled by ``(n0 / n) ** beta`` (the upper bound never
-    below the unseen-change guard), ``beta`` fitted to
-    the simulated rows and clipped to [0.5, 1]; with the change, the estimate
-    shrinks towards its mean and its SE like ``sqrt(n0 / n)``, and the
-    jackknife lower bound above 0 stands in for the permutation test.
-
-    The shares are made non-decreasing in ``n`` by pooling adjacent
-    violators before the smallest passing ``n`` is read off (not for
-    detection when ``effect <= tolerance``, whose share falls as ``n`` grows).
-    The grid 4, 5, 6, 7, 8, 10, 12, ... is searched until both goals are
-    reached, then the gap below the first passing value is bisected.
+    The method (simulated rows, extrapolated rows, the monotone fit) is described
+    in the module docstring; :func:`_search` finds the smallest passing ``n``.
     Monte-Carlo error of a share is about ``sqrt(p (1 - p) / R)`` (0.028 at
     p = 0.8 and R = 200).
 

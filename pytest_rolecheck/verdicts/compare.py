@@ -294,6 +294,7 @@ def _list(values: Sequence[float]) -> str:
 # --------------------------------------------------------------------------- compare
 
 
+# Long by its docstring (the public entry point documents every option); the body is short.
 def compare(
     responses_a: Iterable[Any],
     responses_b: Iterable[Any],
@@ -362,28 +363,9 @@ def compare(
 
     Notes
     -----
-    One rule on every path (:func:`pytest_rolecheck.core.stats.decide`):
-
-    1. ``"equivalent"`` iff the ``1 - alpha`` upper bound of the change is
-       below ``tolerance`` (and the metric can see every change: ``tok_l1``
-       and ``seed`` never certify equivalence);
-    2. ``"different"`` iff the difference test is significant **and** the
-       lower bound of the change is above ``tolerance``;
-    3. otherwise ``"inconclusive"``, with advice that says whether more
-       trials would help.
-
-    On a deterministic backend (every within-arm distance exactly 0) the
+    One rule on every path, :func:`pytest_rolecheck.core.decision.decide` (its
+    docstring has the rule and the references); on a deterministic backend the
     change is known exactly and compared with ``tolerance`` directly.
-
-    References
-    ----------
-    .. [1] G. J. Székely and M. L. Rizzo, "Energy statistics: A class of
-       statistics based on distances", J. Stat. Plan. Inference 143(8),
-       pp. 1249-1272, 2013.
-    .. [2] D. J. Schuirmann, "A comparison of the two one-sided tests
-       procedure and the power approach for assessing the equivalence of
-       average bioavailability", J. Pharmacokinet. Biopharm. 15(6),
-       pp. 657-680, 1987.
     """
     opts = check_options(
         metric=metric,

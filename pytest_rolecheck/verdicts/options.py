@@ -50,17 +50,48 @@ def check_options(
             f"absolute tolerance= instead, the largest share of probability mass that may move "
             f"(default {DEFAULT_TOLERANCE})."
         )
-    if isinstance(metric, str):
-        fn = get_metric(metric)  # unknown names raise, listing available_metrics()
-        name = metric
-    elif callable(metric):
-        fn = metric
-        name = getattr(metric, "__name__", "custom")
-    else:
+    fn, name = _metric(metric)
+    tolerance = _tolerance(tolerance, max_excess_tv, fn, name)
+    validate_options(alpha=alpha, tolerance=tolerance, design=design)
+    builtin = {m: get_metric(m) for m in available_metrics()}
+    bounded = any(fn is builtin.get(m) for m in BOUNDED_METRICS)
+    blind = next((why for m, why in BLIND_METRICS.items() if fn is builtin.get(m)), None)
+    if bounded and tolerance > 1:
         raise RolecheckUsageError(
-            f"metric={metric!r} is neither a metric name nor a callable; pass a name such as "
-            f"'js' (see available_metrics()) or a function fn(a, b) -> float."
+            f"tolerance={tolerance!r} is not allowed with metric={name!r}: its values are a share "
+            f"of probability mass in [0, 1], so the tolerance must be in (0, 1], e.g. "
+            f"{DEFAULT_TOLERANCE} (the default)."
         )
+    _check_the_rest(seed=seed, baseline=baseline, design=design, labels=labels)
+    return Options(
+        metric_fn=fn,
+        metric=name,
+        alpha=float(alpha),
+        tolerance=float(tolerance),
+        design=design,
+        seed=seed,
+        labels=(labels[0], labels[1]),
+        bounded=bounded,
+        blind=blind,
+    )
+
+
+def _metric(metric: str | Metric) -> tuple[Metric, str]:
+    """The metric function and the name it is reported under."""
+    if isinstance(metric, str):
+        return get_metric(metric), metric  # unknown names raise, listing available_metrics()
+    if callable(metric):
+        return metric, getattr(metric, "__name__", "custom")
+    raise RolecheckUsageError(
+        f"metric={metric!r} is neither a metric name nor a callable; pass a name such as "
+        f"'js' (see available_metrics()) or a function fn(a, b) -> float."
+    )
+
+
+def _tolerance(
+    tolerance: float | None, max_excess_tv: float | None, fn: Metric, name: str
+) -> float:
+    """The tolerance, from ``tolerance=``, its former name, or the default."""
     if max_excess_tv is not None:
         # The former name of the absolute tolerance, kept as an alias (tv only).
         if fn is not get_metric("tv"):
@@ -73,18 +104,10 @@ def check_options(
                 "pass either tolerance= or its former name max_excess_tv=, not both."
             )
         tolerance = max_excess_tv
-    if tolerance is None:
-        tolerance = DEFAULT_TOLERANCE
-    validate_options(alpha=alpha, tolerance=tolerance, design=design)
-    builtin = {m: get_metric(m) for m in available_metrics()}
-    bounded = any(fn is builtin.get(m) for m in BOUNDED_METRICS)
-    blind = next((why for m, why in BLIND_METRICS.items() if fn is builtin.get(m)), None)
-    if bounded and tolerance > 1:
-        raise RolecheckUsageError(
-            f"tolerance={tolerance!r} is not allowed with metric={name!r}: its values are a share "
-            f"of probability mass in [0, 1], so the tolerance must be in (0, 1], e.g. "
-            f"{DEFAULT_TOLERANCE} (the default)."
-        )
+    return DEFAULT_TOLERANCE if tolerance is None else tolerance
+
+
+def _check_the_rest(*, seed: Any, baseline: Any, design: str, labels: Sequence[str]) -> None:
     if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
         raise RolecheckUsageError(
             f"seed={seed!r} is not allowed: it seeds the random relabellings of the permutation "
@@ -105,17 +128,6 @@ def check_options(
             f"labels={labels!r} is not allowed: pass two different non-empty strings, "
             f"e.g. labels=('developer', 'system')."
         )
-    return Options(
-        metric_fn=fn,
-        metric=name,
-        alpha=float(alpha),
-        tolerance=float(tolerance),
-        design=design,
-        seed=seed,
-        labels=(labels[0], labels[1]),
-        bounded=bounded,
-        blind=blind,
-    )
 
 
 def parse_arm(responses: Iterable[Any], label: str) -> tuple[ParsedCall, ...]:

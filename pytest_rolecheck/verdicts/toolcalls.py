@@ -361,6 +361,7 @@ def _validate(
 # -- public API -------------------------------------------------------------------------
 
 
+# Long by its docstring (the public entry point documents every option); the body is short.
 def compare_tool_calls(
     responses_a: Sequence[Any],
     responses_b: Sequence[Any],
