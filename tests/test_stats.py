@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import json
 import math
 from collections.abc import Sequence
 
@@ -12,9 +13,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy import stats as sps
 
+from pytest_rolecheck.core.decision import verdict_of
 from pytest_rolecheck.core.stats import (
     MIN_CALLS_PER_ARM,
     Bound,
+    Verdict,
     baseline_test,
     change_bound,
     cliffs_delta,
@@ -504,3 +507,39 @@ def test_unknown_design_lists_allowed_values() -> None:
 def test_bad_matrices(matrix: np.ndarray, match: str) -> None:
     with pytest.raises(RolecheckUsageError, match=match):
         pair_means(matrix, 4)
+
+
+# ---------------------------------------------------------------- verdict names and rule
+
+
+def test_verdicts_are_their_strings() -> None:
+    assert [str(v) for v in Verdict] == ["equivalent", "different", "inconclusive"]
+    assert Verdict.DIFFERENT == "different"
+    assert repr(Verdict.EQUIVALENT) == "'equivalent'"  # messages print verdicts with !r
+    assert json.dumps({"verdict": Verdict.INCONCLUSIVE}) == '{"verdict": "inconclusive"}'
+
+
+@pytest.mark.parametrize(
+    ("p_value", "lower", "upper", "can_certify", "expected"),
+    [
+        (0.01, 0.3, 0.5, True, "different"),
+        (0.2, 0.3, 0.5, True, "inconclusive"),  # not significant
+        (0.01, 0.2, 0.5, True, "inconclusive"),  # lower bound at the tolerance: not above it
+        (0.5, 0.0, 0.1, True, "equivalent"),
+        (0.5, 0.0, 0.1, False, "inconclusive"),  # the metric cannot certify
+        (0.5, 0.0, 0.2, True, "inconclusive"),  # upper bound at the tolerance: not below it
+        (0.0, 0.1, 0.1, True, "equivalent"),  # an exact change below the tolerance
+    ],
+)
+def test_verdict_rule(
+    p_value: float, lower: float, upper: float, can_certify: bool, expected: str
+) -> None:
+    got = verdict_of(
+        p_value=p_value,
+        alpha=0.05,
+        lower=lower,
+        upper=upper,
+        tolerance=0.2,
+        can_certify=can_certify,
+    )
+    assert got == expected

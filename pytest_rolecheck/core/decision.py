@@ -9,7 +9,7 @@ from .bounds import Bound, t_quantile
 from .limits import MAX_RECOMMENDED_TRIALS
 from .verdict import Verdict
 
-__all__ = ["Decision", "decide", "recommend_trials"]
+__all__ = ["Decision", "decide", "recommend_trials", "verdict_of"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,16 +101,14 @@ def decide(
     .. [2] J. L. Hodges and E. L. Lehmann, "Testing the approximate validity
        of statistical hypotheses", J. R. Stat. Soc. B 16(2), pp. 261-268, 1954.
     """
-    equivalent = bool(
-        can_certify and bound.upper < tolerance and (not two_sided or bound.lower > -tolerance)
+    verdict = verdict_of(
+        p_value=p_value,
+        alpha=alpha,
+        lower=bound.effect_lower,
+        upper=bound.upper,
+        tolerance=tolerance,
+        can_certify=can_certify and (not two_sided or bound.lower > -tolerance),
     )
-    different = bool(p_value <= alpha and bound.effect_lower > tolerance)
-    if different:
-        verdict = Verdict.DIFFERENT
-    elif equivalent:
-        verdict = Verdict.EQUIVALENT
-    else:
-        verdict = Verdict.INCONCLUSIVE
     recommended = (
         recommend_trials(bound, tolerance, n, alpha=alpha, bounded=bounded)
         if verdict is Verdict.INCONCLUSIVE and (can_certify or abs(bound.estimate) > tolerance)
@@ -118,7 +116,30 @@ def decide(
     )
     return Decision(
         verdict=verdict,
-        difference_detected=different,
-        equivalence_shown=equivalent,
+        difference_detected=verdict is Verdict.DIFFERENT,
+        equivalence_shown=verdict is Verdict.EQUIVALENT,
         recommended_trials=recommended,
     )
+
+
+def verdict_of(
+    *,
+    p_value: float,
+    alpha: float,
+    lower: float,
+    upper: float,
+    tolerance: float,
+    can_certify: bool = True,
+) -> Verdict:
+    """The verdict rule of every comparison kind, on bounds of the size of the change.
+
+    ``different`` iff ``p_value <= alpha`` and ``lower > tolerance``; else
+    ``equivalent`` iff ``upper < tolerance`` and ``can_certify``; else
+    ``inconclusive``. An exactly known change (deterministic backend) passes it as
+    both bounds with ``p_value = 0``.
+    """
+    if p_value <= alpha and lower > tolerance:
+        return Verdict.DIFFERENT
+    if can_certify and upper < tolerance:
+        return Verdict.EQUIVALENT
+    return Verdict.INCONCLUSIVE

@@ -19,3 +19,7 @@ class Verdict(StrEnum):
     EQUIVALENT = "equivalent"
     DIFFERENT = "different"
     INCONCLUSIVE = "inconclusive"
+
+    def __repr__(self) -> str:
+        # Messages print verdicts with !r; they read 'different', as when verdicts were strings.
+        return str.__repr__(self.value)

@@ -36,6 +36,7 @@ import numpy as np
 import numpy.typing as npt
 
 from ..core import stats as _stats
+from ..core.decision import verdict_of
 from ..core.distances import (
     BLIND_METRICS,
     divergence_position,
@@ -393,8 +394,7 @@ def _compare_all_pairs(
     opts: Options,
     d: npt.NDArray[np.float64] | None = None,
 ) -> Comparison:
-    # ``d``: the distance matrix when already computed (the calibration benchmark reuses one
-    # matrix of 20 + 20 calls for its 5 + 5 and 10 + 10 comparisons).
+    # Kept apart for the calibration benchmark, which passes a precomputed matrix ``d``.
     return _decide(measure_all_pairs(calls_a, calls_b, opts, d), opts)
 
 
@@ -729,12 +729,14 @@ def _deterministic(
     # Every call within each arm is identical: the change is known exactly and is
     # compared with the tolerance directly, like the bounds on every other path.
     desc, warnings = _descriptives(core, calls_a, calls_b, opts)
-    if change > opts.tolerance:
-        verdict = Verdict.DIFFERENT
-    elif change < opts.tolerance and opts.blind is None:
-        verdict = Verdict.EQUIVALENT
-    else:
-        verdict = Verdict.INCONCLUSIVE
+    verdict = verdict_of(
+        p_value=0.0,
+        alpha=opts.alpha,
+        lower=change,
+        upper=change,
+        tolerance=opts.tolerance,
+        can_certify=opts.blind is None,
+    )
     headline, advice = _deterministic_words(core, calls_a, calls_b, opts, change, verdict, warnings)
     outcome = _Outcome(
         verdict=verdict,

@@ -33,6 +33,7 @@ import numpy as np
 
 from ..core.bounds import unseen_share_upper
 from ..core.contingency import difference_test, recommend_outcome_trials, tv_bounds
+from ..core.decision import verdict_of
 from ..core.jsonish import as_dict
 from ..core.limits import DEFAULT_TOLERANCE, MIN_CALLS_PER_ARM
 from ..core.verdict import Verdict
@@ -502,13 +503,10 @@ def _compare_outcomes(
     p_value, test = difference_test(counts_a, counts_b, rng)
     tv = float(0.5 * np.abs(counts_a / n_a - counts_b / n_b).sum())
     tv_lower, tv_upper = tv_bounds(counts_a, counts_b, alpha, rng)
-    # The rule of core.decision.decide, on the TV distance between outcome distributions.
-    if p_value <= alpha and tv_lower > tolerance:
-        verdict = Verdict.DIFFERENT
-    elif tv_upper < tolerance:
-        verdict = Verdict.EQUIVALENT
-    else:
-        verdict = Verdict.INCONCLUSIVE
+    # The rule of every comparison, on the TV distance between outcome distributions.
+    verdict = verdict_of(
+        p_value=p_value, alpha=alpha, lower=tv_lower, upper=tv_upper, tolerance=tolerance
+    )
     n = min(n_a, n_b)
     result = ToolCallComparison(
         verdict=verdict,
