@@ -415,13 +415,13 @@ def test_needs_four_responses_per_arm() -> None:
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
-        ({"alpha": 0}, "alpha must be"),
-        ({"alpha": 1.5}, "alpha must be"),
+        ({"alpha": 0}, "alpha=0 is not allowed"),
+        ({"alpha": 1.5}, "alpha=1.5 is not allowed"),
         ({"tolerance": 0}, "tolerance is the largest"),
         ({"tolerance": 1.2}, "tolerance is the largest"),
-        ({"seed": -1}, "seed must be"),
-        ({"labels": ("A", "A")}, "labels must be two different"),
-        ({"labels": ("A",)}, "labels must be two different"),
+        ({"seed": -1}, "seed=-1 is not allowed"),
+        ({"labels": ("A", "A")}, "two different non-empty strings"),
+        ({"labels": ("A",)}, "two different non-empty strings"),
     ],
 )
 def test_argument_validation(kwargs: dict[str, Any], message: str) -> None:

@@ -7,14 +7,23 @@ every check raises :class:`~pytest_rolecheck.errors.RolecheckUsageError` with th
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 import numpy as np
 import numpy.typing as npt
 
 from ..errors import RolecheckUsageError
-from .limits import DEFAULT_TOLERANCE, DESIGNS, MIN_CALLS_PER_ARM
+from .limits import DEFAULT_ALPHA, DEFAULT_TOLERANCE, DESIGNS, MIN_CALLS_PER_ARM
 
-__all__ = ["validate_arm_sizes", "validate_matrix", "validate_options", "validate_trials"]
+__all__ = [
+    "validate_alpha",
+    "validate_arm_sizes",
+    "validate_labels",
+    "validate_matrix",
+    "validate_options",
+    "validate_seed",
+    "validate_trials",
+]
 
 FloatArray = npt.NDArray[np.float64]
 
@@ -47,11 +56,7 @@ def validate_options(*, alpha: float, tolerance: float, design: str) -> None:
         If ``alpha`` is not in (0, 1), ``tolerance`` is not a positive finite
         number, or ``design`` is unknown.
     """
-    if isinstance(alpha, bool) or not isinstance(alpha, int | float) or not 0 < alpha < 1:
-        raise RolecheckUsageError(
-            f"alpha={alpha!r} is not allowed: the significance level must be a number strictly "
-            f"between 0 and 1 (0.05 is the default)."
-        )
+    validate_alpha(alpha)
     if (
         isinstance(tolerance, bool)
         or not isinstance(tolerance, int | float)
@@ -67,6 +72,39 @@ def validate_options(*, alpha: float, tolerance: float, design: str) -> None:
         raise RolecheckUsageError(
             f"design={design!r} is unknown; allowed values: {', '.join(map(repr, DESIGNS))} "
             f"('all-pairs' is the default and recommended)."
+        )
+
+
+def validate_alpha(alpha: object) -> None:
+    """Refuse a significance level that is not a number strictly between 0 and 1."""
+    if isinstance(alpha, bool) or not isinstance(alpha, int | float) or not 0 < alpha < 1:
+        raise RolecheckUsageError(
+            f"alpha={alpha!r} is not allowed: the significance level must be a number strictly "
+            f"between 0 and 1 ({DEFAULT_ALPHA} is the default)."
+        )
+
+
+def validate_seed(seed: object, *, seeds: str) -> None:
+    """Refuse a seed that is not a whole number >= 0; ``seeds`` says what it seeds."""
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        raise RolecheckUsageError(
+            f"seed={seed!r} is not allowed: it seeds {seeds} and must be a whole number >= 0 "
+            f"(0 is the default)."
+        )
+
+
+def validate_labels(labels: object) -> None:
+    """Refuse arm labels that are not two different non-empty strings."""
+    if (
+        not isinstance(labels, Sequence)
+        or isinstance(labels, str)
+        or len(labels) != 2
+        or not all(isinstance(x, str) and x for x in labels)
+        or labels[0] == labels[1]
+    ):
+        raise RolecheckUsageError(
+            f"labels={labels!r} is not allowed: pass two different non-empty strings, "
+            f"e.g. labels=('developer', 'system')."
         )
 
 

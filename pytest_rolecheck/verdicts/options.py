@@ -9,7 +9,7 @@ from typing import Any
 from ..core.distances import BLIND_METRICS, BOUNDED_METRICS, available_metrics, get_metric
 from ..core.limits import DEFAULT_TOLERANCE, MIN_CALLS_PER_ARM
 from ..core.parse import ParsedCall, parse_response
-from ..core.validation import validate_options
+from ..core.validation import validate_labels, validate_options, validate_seed
 from ..errors import NothingToCompareError, RolecheckUsageError
 
 __all__ = ["Metric", "Options", "check_options", "parse_arm", "refuse_empty"]
@@ -108,26 +108,13 @@ def _tolerance(
 
 
 def _check_the_rest(*, seed: Any, baseline: Any, design: str, labels: Sequence[str]) -> None:
-    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
-        raise RolecheckUsageError(
-            f"seed={seed!r} is not allowed: it seeds the random relabellings of the permutation "
-            f"test and must be a whole number >= 0 (0 is the default)."
-        )
+    validate_seed(seed, seeds="the random relabellings of the permutation test")
     if baseline is not None and design != "seed":
         raise RolecheckUsageError(
             "baseline= is only used by design='seed'; pass design='seed' as well, or drop "
             "baseline= (the default all-pairs design compares every pair of calls)."
         )
-    if (
-        isinstance(labels, str)
-        or len(labels) != 2
-        or not all(isinstance(x, str) and x for x in labels)
-        or labels[0] == labels[1]
-    ):
-        raise RolecheckUsageError(
-            f"labels={labels!r} is not allowed: pass two different non-empty strings, "
-            f"e.g. labels=('developer', 'system')."
-        )
+    validate_labels(labels)
 
 
 def parse_arm(responses: Iterable[Any], label: str) -> tuple[ParsedCall, ...]:

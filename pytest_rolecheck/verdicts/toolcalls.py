@@ -36,6 +36,7 @@ from ..core.contingency import difference_test, recommend_outcome_trials, tv_bou
 from ..core.decision import verdict_of
 from ..core.jsonish import as_dict
 from ..core.limits import DEFAULT_TOLERANCE, MIN_CALLS_PER_ARM
+from ..core.validation import validate_alpha, validate_labels, validate_seed
 from ..core.verdict import Verdict
 from ..errors import (
     NothingToCompareError,
@@ -309,16 +310,8 @@ def _shorten(text: str) -> str:
 
 def check_tool_options(*, alpha: Any, tolerance: Any, seed: Any, labels: Any) -> None:
     """Validate the options of :func:`compare_tool_calls`; also used before calls are made."""
-    if (
-        not isinstance(labels, Sequence)
-        or isinstance(labels, str)
-        or len(labels) != 2
-        or not all(isinstance(x, str) and x for x in labels)
-        or labels[0] == labels[1]
-    ):
-        raise RolecheckUsageError(f"labels must be two different non-empty strings, got {labels!r}")
-    if isinstance(alpha, bool) or not isinstance(alpha, int | float) or not 0 < alpha < 1:
-        raise RolecheckUsageError(f"alpha must be a number in (0, 1), e.g. 0.05; got {alpha!r}")
+    validate_labels(labels)
+    validate_alpha(alpha)
     if tolerance is not None and (  # None: the default tolerance
         isinstance(tolerance, bool)
         or not isinstance(tolerance, int | float)
@@ -328,8 +321,7 @@ def check_tool_options(*, alpha: Any, tolerance: Any, seed: Any, labels: Any) ->
             "tolerance is the largest total-variation distance between the arms' outcome "
             f"distributions that still counts as equivalent, in (0, 1], e.g. 0.2; got {tolerance!r}"
         )
-    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
-        raise RolecheckUsageError(f"seed must be a non-negative integer, got {seed!r}")
+    validate_seed(seed, seeds="the Monte Carlo parts of the statistics")
 
 
 def _validate(
