@@ -517,6 +517,7 @@ def test_verdicts_are_their_strings() -> None:
     assert Verdict.DIFFERENT == "different"
     assert repr(Verdict.EQUIVALENT) == "'equivalent'"  # messages print verdicts with !r
     assert json.dumps({"verdict": Verdict.INCONCLUSIVE}) == '{"verdict": "inconclusive"}'
+    assert {"different": 1}[Verdict.DIFFERENT] == 1  # report rows read back from JSON
 
 
 @pytest.mark.parametrize(

@@ -43,6 +43,7 @@ __all__ = [
     "TOK_L1_MIN_LOGPROB",
     "Metric",
     "available_metrics",
+    "check_calls",
     "compared_positions",
     "distance_matrix",
     "divergence_position",
@@ -148,12 +149,13 @@ def get_metric(name: str) -> Metric:
     return fn
 
 
-def _check_calls(calls: Sequence[ParsedCall]) -> list[ParsedCall]:
+def check_calls(calls: Sequence[ParsedCall], name: str = "calls") -> list[ParsedCall]:
+    """Refuse anything in ``calls`` that is not a :class:`ParsedCall`, with the fix."""
     checked = list(calls)
     for i, call in enumerate(checked):
         if not isinstance(call, ParsedCall):
             raise RolecheckUsageError(
-                f"calls[{i}] is a {type(call).__name__}, not a ParsedCall; convert responses "
+                f"{name}[{i}] is a {type(call).__name__}, not a ParsedCall; convert responses "
                 "with pytest_rolecheck.parse_response(response) first."
             )
     return checked
@@ -225,7 +227,7 @@ def distance_matrix(
         Unknown metric name, an element of ``calls`` is not a ParsedCall, or a
         user metric returned a value that is not a finite number ``>= 0``.
     """
-    checked = _check_calls(calls)
+    checked = check_calls(calls)
     fn = _resolve(metric)
     n = len(checked)
     rows, cols = np.triu_indices(n, k=1)

@@ -277,9 +277,9 @@ class ToolCallComparison:
             )
         else:
             bound = f"bounds {self.tv_lower:.3f} .. {self.tv_upper:.3f}"
-        if self.verdict == "equivalent":
+        if self.verdict == Verdict.EQUIVALENT:
             rule = f"below the tolerance {self.tolerance:g}"
-        elif self.verdict == "different":
+        elif self.verdict == Verdict.DIFFERENT:
             rule = f"lower bound above the tolerance {self.tolerance:g}"
         else:
             rule = f"tolerance {self.tolerance:g}: neither below nor shown above it"
