@@ -15,6 +15,7 @@ import numpy as np
 import numpy.typing as npt
 from scipy import stats as _sps
 
+from .limits import DEFAULT_ALPHA
 from .validation import validate_matrix, validate_trials
 
 __all__ = [
@@ -112,7 +113,7 @@ def _two_sample_se(reps_a: FloatArray, reps_b: FloatArray) -> float:
 
 
 def change_bound(
-    distances: npt.ArrayLike, n_a: int, *, alpha: float = 0.05, bounded: bool = True
+    distances: npt.ArrayLike, n_a: int, *, alpha: float = DEFAULT_ALPHA, bounded: bool = True
 ) -> Bound:
     """Confidence bounds on the change between arms, ``delta = cross - min(within_a, within_b)``.
 
@@ -211,7 +212,7 @@ def _pairs(k: int) -> float:
 
 
 def trial_change_bound(
-    d_a: npt.ArrayLike, d_b: npt.ArrayLike, *, alpha: float = 0.05, bounded: bool = True
+    d_a: npt.ArrayLike, d_b: npt.ArrayLike, *, alpha: float = DEFAULT_ALPHA, bounded: bool = True
 ) -> Bound:
     """Seed design: bounds on ``mean(d_b) - mean(d_a)``, the trials' distances to the baseline.
 

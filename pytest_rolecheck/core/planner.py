@@ -73,7 +73,7 @@ from ..errors import RolecheckUsageError
 from .bounds import change_bound, smallest_certifiable
 from .decision import decide
 from .difference import permutation_test
-from .limits import DEFAULT_TOLERANCE, MIN_CALLS_PER_ARM, MIN_PILOT
+from .limits import DEFAULT_ALPHA, DEFAULT_TOLERANCE, MIN_CALLS_PER_ARM, MIN_PILOT
 from .verdict import Verdict
 
 __all__ = [
@@ -484,7 +484,7 @@ def plan_trials(
     *,
     tolerance: float | None = None,
     effect: float | None = None,
-    alpha: float = 0.05,
+    alpha: float = DEFAULT_ALPHA,
     bounded: bool = True,
     power: float = 0.8,
     replications: int = 200,

@@ -39,8 +39,10 @@ from ..core import stats as _stats
 from ..core.decision import verdict_of
 from ..core.distances import (
     BLIND_METRICS,
+    DEFAULT_METRIC,
     divergence_position,
 )
+from ..core.limits import DEFAULT_ALPHA, DEFAULT_DESIGN
 from ..core.parse import ParsedCall
 from ..core.stats import ArmSummary, Bound, FlipSummary
 from ..core.verdict import Verdict
@@ -300,10 +302,10 @@ def compare(
     responses_a: Iterable[Any],
     responses_b: Iterable[Any],
     *,
-    metric: str | Metric = "js",
-    alpha: float = 0.05,
+    metric: str | Metric = DEFAULT_METRIC,
+    alpha: float = DEFAULT_ALPHA,
     tolerance: float | None = None,
-    design: str = "all-pairs",
+    design: str = DEFAULT_DESIGN,
     seed: int = 0,
     baseline: Any = None,
     labels: Sequence[str] = ("A", "B"),
@@ -330,7 +332,7 @@ def compare(
         The largest change that still counts as equivalent, chosen before
         looking at data: for ``js``, ``tv`` and ``first_token`` the share of
         probability mass moved, in (0, 1]; default
-        :data:`~pytest_rolecheck.core.stats.DEFAULT_TOLERANCE` (0.2). ``n`` calls
+        :data:`~pytest_rolecheck.core.limits.DEFAULT_TOLERANCE` (0.2). ``n`` calls
         per arm cannot certify a tolerance below ``1 - alpha ** (1/n)``
         (0.259 for 10 calls, 0.139 for 20, 0.095 for 30).
     design : {"all-pairs", "seed"}, default "all-pairs"

@@ -35,7 +35,7 @@ from ..core.bounds import unseen_share_upper
 from ..core.contingency import difference_test, recommend_outcome_trials, tv_bounds
 from ..core.decision import verdict_of
 from ..core.jsonish import as_dict
-from ..core.limits import DEFAULT_TOLERANCE, MIN_CALLS_PER_ARM
+from ..core.limits import DEFAULT_ALPHA, DEFAULT_TOLERANCE, MIN_CALLS_PER_ARM
 from ..core.validation import validate_alpha, validate_labels, validate_seed
 from ..core.verdict import Verdict
 from ..errors import (
@@ -359,7 +359,7 @@ def compare_tool_calls(
     responses_a: Sequence[Any],
     responses_b: Sequence[Any],
     *,
-    alpha: float = 0.05,
+    alpha: float = DEFAULT_ALPHA,
     tolerance: float | None = None,
     names_only: bool = False,
     ordered: bool = False,
