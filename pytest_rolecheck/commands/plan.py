@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
+from ..cli import EXIT_OK, EXIT_USAGE
 from ..core.limits import MIN_CALLS_PER_ARM, MIN_PILOT
 from ..errors import RolecheckUsageError
 from .types import float_in, int_at_least
@@ -28,8 +29,6 @@ if TYPE_CHECKING:  # numpy loads only when a plan is computed: `rolecheck --help
 
     FloatArray = npt.NDArray[np.float64]
 
-EXIT_OK: Final = 0
-EXIT_USAGE: Final = 2
 
 _EPILOG: Final = """\
 choosing the tolerance:

@@ -924,11 +924,8 @@ def assert_equivalent(
         ``"different"`` or ``"inconclusive"``.
     """
     __tracebackhide__ = True
-    refuse_blind_equivalence(options.get("metric", "js"))
-    result = compare(responses_a, responses_b, **options)
-    if result.verdict != Verdict.EQUIVALENT:
-        raise RolecheckAssertionError(_assertion_message(Verdict.EQUIVALENT, result))
-    return result
+    refuse_blind_equivalence(options.get("metric", DEFAULT_METRIC))
+    return _expect(Verdict.EQUIVALENT, compare(responses_a, responses_b, **options))
 
 
 def assert_different(
@@ -953,7 +950,11 @@ def assert_different(
         ``"equivalent"`` or ``"inconclusive"``.
     """
     __tracebackhide__ = True
-    result = compare(responses_a, responses_b, **options)
-    if result.verdict != Verdict.DIFFERENT:
-        raise RolecheckAssertionError(_assertion_message(Verdict.DIFFERENT, result))
+    return _expect(Verdict.DIFFERENT, compare(responses_a, responses_b, **options))
+
+
+def _expect(verdict: Verdict, result: Comparison) -> Comparison:
+    __tracebackhide__ = True
+    if result.verdict != verdict:
+        raise RolecheckAssertionError(_assertion_message(verdict, result))
     return result
