@@ -46,15 +46,7 @@ reproducible and adding ``n`` values does not change the others. Simulated
 permutation tests use 199 random relabellings (exact enumeration when there
 are at most 1,000), enough to tell ``p <= 0.05`` apart.
 
-Choosing the tolerance
-----------------------
-The tolerance is the largest change you accept, in the metric's units (for
-``js``/``tv`` the share of probability mass moved). Choose it *before* looking
-at the A/B data, from what matters for your product; the table printed here
-shows, for each ``n``, how large the upper bound typically is when nothing
-changed. A tolerance below that cannot be certified at that ``n``. Never
-derive it from the comparison you are testing (e.g. "just above its observed
-change"): the test would then certify whatever it measured.
+Choosing the tolerance: see ``rolecheck plan --help``.
 """
 
 from __future__ import annotations
@@ -73,7 +65,8 @@ from ..errors import RolecheckUsageError
 from .bounds import change_bound, smallest_certifiable
 from .decision import decide
 from .difference import permutation_test
-from .limits import DEFAULT_ALPHA, DEFAULT_TOLERANCE, MIN_CALLS_PER_ARM, MIN_PILOT
+from .limits import DEFAULT_ALPHA, DEFAULT_TOLERANCE, MIN_CALLS_PER_ARM
+from .pilot import FloorEstimate, estimate_floor, validate_pilot
 from .verdict import Verdict
 
 __all__ = [
@@ -94,20 +87,6 @@ _SLOWEST_RATE: Final = 0.5
 
 
 # --------------------------------------------------------------------------- results
-
-
-@dataclass(frozen=True, slots=True)
-class FloorEstimate:
-    """The noise floor of the pilot and its spread."""
-
-    floor: float
-    pair_std: float
-    pair_min: float
-    pair_max: float
-    call_mean_min: float
-    call_mean_max: float
-    interval: tuple[float, float]
-    n_calls: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -151,68 +130,6 @@ class Plan:
 
 
 # --------------------------------------------------------------------------- simulation
-
-
-def _validate_matrix(matrix: npt.ArrayLike) -> FloatArray:
-    d = np.asarray(matrix, dtype=float)
-    if d.ndim != 2 or d.shape[0] != d.shape[1] or d.shape[0] < MIN_PILOT:
-        raise RolecheckUsageError(
-            f"the pilot matrix must be square with at least {MIN_PILOT} calls, got shape {d.shape}."
-        )
-    if not np.all(np.isfinite(d)) or np.any(d < 0):
-        raise RolecheckUsageError("the pilot matrix must hold finite distances >= 0.")
-    return d
-
-
-def estimate_floor(
-    matrix: npt.ArrayLike, *, replications: int = 1000, seed: int = 0
-) -> FloorEstimate:
-    """Noise floor of a pilot (mean pair distance) and its spread.
-
-    Parameters
-    ----------
-    matrix : array_like, shape (m, m)
-        Distances between the pilot's calls.
-    replications : int, default 1000
-        Bootstrap resamples of the calls for the interval.
-    seed : int, default 0
-        Seed of the bootstrap.
-
-    Returns
-    -------
-    FloorEstimate
-        Mean, standard deviation, min and max of the pair distances; range of
-        the per-call mean distances (an unusual call stands out there); 90%
-        bootstrap percentile interval of the floor (calls resampled with
-        replacement, pairs of copies of one call left out).
-
-    References
-    ----------
-    .. [1] B. Efron and R. J. Tibshirani, "An Introduction to the Bootstrap",
-       Chapman & Hall, 1993, ch. 13 (percentile intervals).
-    """
-    d = _validate_matrix(matrix)
-    m = d.shape[0]
-    iu = np.triu_indices(m, 1)
-    pairs = d[iu]
-    call_means = (d.sum(axis=1)) / (m - 1)
-    rng = np.random.default_rng(seed)
-    boot = np.empty(replications)
-    for r in range(replications):
-        idx = np.asarray(rng.integers(0, m, size=m), dtype=np.intp)
-        sub = d[np.ix_(idx, idx)]
-        distinct = idx[:, None] != idx[None, :]
-        boot[r] = float(sub[distinct].mean()) if distinct.any() else 0.0
-    return FloorEstimate(
-        floor=float(pairs.mean()),
-        pair_std=float(pairs.std()),
-        pair_min=float(pairs.min()),
-        pair_max=float(pairs.max()),
-        call_mean_min=float(call_means.min()),
-        call_mean_max=float(call_means.max()),
-        interval=(float(np.quantile(boot, 0.05)), float(np.quantile(boot, 0.95))),
-        n_calls=m,
-    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -550,7 +467,7 @@ def plan_trials(
     .. [3] M. J. Anderson, "A new method for non-parametric multivariate
        analysis of variance", Austral Ecology 26, pp. 32-46, 2001.
     """
-    d = _validate_matrix(matrix)
+    d = validate_pilot(matrix)
     if tolerance is None:
         tolerance = DEFAULT_TOLERANCE
     _validate_plan(tolerance, effect, alpha, power, replications, max_trials)
