@@ -707,7 +707,7 @@ class Rolecheck:
                 "nodeid": self.nodeid,
                 "kind": kind,
                 "title": f"{labels[0]} vs {labels[1]}",
-                "verdict": result.verdict,
+                "verdict": str(result.verdict),  # a plain str crosses to xdist workers
                 "n_a": result.n_a,
                 "n_b": result.n_b,
                 "p_value": details.get("p_value"),

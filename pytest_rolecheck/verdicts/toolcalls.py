@@ -229,7 +229,7 @@ class ToolCallComparison:
         """JSON-serialisable summary (outcome counts as a list of rows)."""
         return {
             "kind": "tool-calls",
-            "verdict": self.verdict,
+            "verdict": str(self.verdict),
             "p_value": self.p_value,
             "test": self.test,
             "tv": self.tv,
