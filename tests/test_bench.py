@@ -43,6 +43,6 @@ def test_memory_bench_suite_replays_and_passes(tmp_path: Path) -> None:
 
 def test_speed_bench_worst_case_compares_every_position() -> None:
     # The matrix target (moved here from a timed unit test) needs calls that never diverge.
-    medians = _bench("speed")._worst_case_matrix("js", 1)
-    assert set(medians) == {"cpu", "wall"}
-    assert all(value > 0 for value in medians.values())
+    fast_ms, slow_ms = _bench("speed")._matrix_ratio(1)
+    assert fast_ms > 0
+    assert slow_ms > 0

@@ -26,7 +26,8 @@ import pytest
 
 from pytest_rolecheck import cli
 from pytest_rolecheck.commands.compare import ProgressDisplay, _fix_command, _variants
-from pytest_rolecheck.commands.plan import Pilot, _simulate, format_plan, plan_trials
+from pytest_rolecheck.commands.plan import Pilot, format_plan
+from pytest_rolecheck.core.planner import _simulate, plan_trials
 from pytest_rolecheck.core.stats import change_bound, decide, permutation_test
 from pytest_rolecheck.errors import RolecheckUsageError
 from pytest_rolecheck.running.session import Rolecheck

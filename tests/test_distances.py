@@ -5,7 +5,6 @@ from __future__ import annotations
 import itertools
 import json
 import math
-import timeit
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -21,7 +20,6 @@ from pytest_rolecheck.core.distances import (
     available_metrics,
     compared_positions,
     distance_matrix,
-    distances_to,
     divergence_position,
     first_token_distance,
     get_metric,
@@ -31,7 +29,6 @@ from pytest_rolecheck.core.distances import (
     seed_distance,
     tok_l1_distance,
     tv_distance,
-    unregister_metric,
 )
 from pytest_rolecheck.core.parse import ParsedCall, Position, parse_response
 from pytest_rolecheck.errors import RolecheckUsageError
@@ -388,7 +385,6 @@ def test_identical_long_calls_are_exactly_zero_in_the_matrix() -> None:
 def test_degenerate_inputs() -> None:
     assert distance_matrix([]).shape == (0, 0)
     assert distance_matrix([ONE]).tolist() == [[0.0]]
-    assert distances_to(ONE, []).shape == (0,)
 
 
 def test_hand_built_positions_need_not_list_the_generated_token() -> None:
@@ -421,22 +417,6 @@ def test_matrix_matches_reference_on_random_calls(metric: str) -> None:
     assert np.allclose(matrix, reference_matrix(calls, metric), rtol=0, atol=1e-12)
     assert np.array_equal(matrix, matrix.T)
     assert not np.diag(matrix).any()
-    row = distances_to(calls[0], calls[1:], metric)
-    assert np.allclose(row, matrix[0, 1:], rtol=0, atol=1e-12)
-
-
-def test_js_matrix_is_fast_enough() -> None:
-    # Target: 20 calls x 20 positions x top-20 in <= 20 ms on one core (measured ~5-8 ms).
-    # The bound here is loose so a loaded CI machine cannot flake it, but tight enough to
-    # catch a fall-back to the per-pair reference (~120-250 ms for the same input).
-    rng = np.random.default_rng(2)
-    calls = [
-        parse_response(random_response(rng, vocab_size=400, noise=0.05, temperature=5.0))
-        for _ in range(20)
-    ]
-    assert all(divergence_position(calls[0], c) is None for c in calls)  # worst case: 20 positions
-    best = min(timeit.repeat(lambda: distance_matrix(calls, "js"), number=3, repeat=5)) / 3
-    assert best < 0.06
 
 
 # --------------------------------------------------------------------------- properties
@@ -574,9 +554,6 @@ def test_custom_metric_registration_and_matrix() -> None:
     expected = [[0.0, 1.0, 1.0], [1.0, 0.0, 1.0], [1.0, 1.0, 0.0]]
     assert distance_matrix(calls, "text_flip").tolist() == expected
     assert distance_matrix(calls, _text_flip).tolist() == expected  # a bare callable works too
-    assert distances_to(calls[0], calls[1:], "text_flip").tolist() == [1.0, 1.0]
-    unregister_metric("text_flip")
-    assert "text_flip" not in available_metrics()
 
 
 @pytest.mark.usefixtures("registry")
@@ -591,9 +568,6 @@ def test_overwrite_protection() -> None:
     register_metric("js", _text_flip, overwrite=True)
     calls = [make_call([("x", -0.1, [])]), make_call([("y", -0.2, [])])]
     assert distance_matrix(calls, "js")[0, 1] == 1.0
-    # ... and unregistering a built-in name restores the built-in.
-    unregister_metric("js")
-    assert get_metric("js") is js_distance
 
 
 @pytest.mark.usefixtures("registry")
@@ -607,8 +581,6 @@ def test_bad_metric_names_are_refused(name: Any) -> None:
 def test_bad_metric_functions_are_refused() -> None:
     with pytest.raises(RolecheckUsageError, match="needs a callable"):
         register_metric("x", "js")  # type: ignore[arg-type]
-    with pytest.raises(RolecheckUsageError, match="no metric named 'nope'"):
-        unregister_metric("nope")
     with pytest.raises(RolecheckUsageError, match="a registered name or a function"):
         distance_matrix([ONE, ONE], 42)  # type: ignore[arg-type]
 
@@ -625,8 +597,6 @@ def test_user_metric_values_are_checked(value: Any) -> None:
 def test_non_parsed_calls_are_refused_with_the_fix() -> None:
     with pytest.raises(RolecheckUsageError, match=r"calls\[1\] is a dict.*parse_response"):
         distance_matrix([ONE, make_response([])])  # type: ignore[list-item]
-    with pytest.raises(RolecheckUsageError, match=r"reference is a dict.*parse_response"):
-        distances_to(make_response([]), [ONE])  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize("metric", ["js", "tv", "tok_l1", "first_token", "seed"])

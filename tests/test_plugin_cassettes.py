@@ -967,7 +967,7 @@ def test_bad():
     [
         ({"temperature": 5}, "temperature=5 is not allowed"),
         ({"trials": "10"}, "trials='10' is not allowed"),
-        ({"alpha": 2}, "alpha must be a number in (0, 1)"),
+        ({"alpha": 2}, "alpha=2 is not allowed"),
         ({"tolerance": 0}, "tolerance is the largest"),
         ({"params": {"n": 2}}, "n=2 is not allowed"),
     ],

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import json
 import math
 from collections.abc import Sequence
 
@@ -12,15 +13,17 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy import stats as sps
 
+from pytest_rolecheck.core.decision import verdict_of
 from pytest_rolecheck.core.stats import (
     MIN_CALLS_PER_ARM,
     Bound,
+    Verdict,
     baseline_test,
     change_bound,
     cliffs_delta,
     decide,
-    energy_statistics,
     flip_test,
+    pair_means,
     permutation_test,
     recommend_trials,
     smallest_certifiable,
@@ -66,28 +69,19 @@ def brute_force_p(d: np.ndarray, n_a: int) -> float:
     return count / total
 
 
-def naive_energy(d: np.ndarray, keep_a: list[int], keep_b: list[int]) -> tuple[float, float]:
-    """(floor, excess) from explicit loops over the kept calls."""
-    wa = [d[i, j] for i, j in itertools.combinations(keep_a, 2)]
-    wb = [d[i, j] for i, j in itertools.combinations(keep_b, 2)]
-    cr = [d[i, j] for i in keep_a for j in keep_b]
-    floor = 0.5 * (np.mean(wa) + np.mean(wb))
-    return float(floor), float(np.mean(cr) - floor)
-
-
 def random_matrix(rng: np.random.Generator, n: int, shift: float = 0.0, n_a: int = 0) -> np.ndarray:
     x = rng.standard_normal((n, 3))
     x[n_a:] += shift
     return np.asarray(np.sqrt(((x[:, None, :] - x[None, :, :]) ** 2).sum(-1)), dtype=float)
 
 
-# ---------------------------------------------------------------- energy statistics
+# ---------------------------------------------------------------- pair means
 
 
-def test_energy_statistics_hand_computed() -> None:
+def test_pair_means_hand_computed() -> None:
     # A = points 0, 1, 2, 3 ; B = points 1, 2, 3, 4 (|x - y| distances).
     d = points_matrix([0, 1, 2, 3, 1, 2, 3, 4])
-    e = energy_statistics(d, 4)
+    e = pair_means(d, 4)
     # within A: pairs 1,2,3,1,2,1 -> 10/6 ; same for B.
     assert e.within_a == pytest.approx(10 / 6)
     assert e.within_b == pytest.approx(10 / 6)
@@ -95,7 +89,6 @@ def test_energy_statistics_hand_computed() -> None:
     cross = np.mean([abs(a - b) for a in range(4) for b in range(1, 5)])
     assert e.cross == pytest.approx(cross)
     assert e.floor == pytest.approx(10 / 6)
-    assert e.excess == pytest.approx(cross - 10 / 6)
     wa, wb, cr = split_pairs(d, 4)
     assert len(wa) == len(wb) == 6
     assert len(cr) == 16
@@ -103,9 +96,8 @@ def test_energy_statistics_hand_computed() -> None:
 
 def test_identical_calls_have_zero_floor() -> None:
     d = np.zeros((8, 8))
-    e = energy_statistics(d, 4)
+    e = pair_means(d, 4)
     assert e.floor == 0.0
-    assert e.excess == 0.0
 
 
 # ---------------------------------------------------------------- permutation test
@@ -514,4 +506,41 @@ def test_unknown_design_lists_allowed_values() -> None:
 )
 def test_bad_matrices(matrix: np.ndarray, match: str) -> None:
     with pytest.raises(RolecheckUsageError, match=match):
-        energy_statistics(matrix, 4)
+        pair_means(matrix, 4)
+
+
+# ---------------------------------------------------------------- verdict names and rule
+
+
+def test_verdicts_are_their_strings() -> None:
+    assert [str(v) for v in Verdict] == ["equivalent", "different", "inconclusive"]
+    assert Verdict.DIFFERENT == "different"
+    assert repr(Verdict.EQUIVALENT) == "'equivalent'"  # messages print verdicts with !r
+    assert json.dumps({"verdict": Verdict.INCONCLUSIVE}) == '{"verdict": "inconclusive"}'
+    assert {"different": 1}[Verdict.DIFFERENT] == 1  # report rows read back from JSON
+
+
+@pytest.mark.parametrize(
+    ("p_value", "lower", "upper", "can_certify", "expected"),
+    [
+        (0.01, 0.3, 0.5, True, "different"),
+        (0.2, 0.3, 0.5, True, "inconclusive"),  # not significant
+        (0.01, 0.2, 0.5, True, "inconclusive"),  # lower bound at the tolerance: not above it
+        (0.5, 0.0, 0.1, True, "equivalent"),
+        (0.5, 0.0, 0.1, False, "inconclusive"),  # the metric cannot certify
+        (0.5, 0.0, 0.2, True, "inconclusive"),  # upper bound at the tolerance: not below it
+        (0.0, 0.1, 0.1, True, "equivalent"),  # an exact change below the tolerance
+    ],
+)
+def test_verdict_rule(
+    p_value: float, lower: float, upper: float, can_certify: bool, expected: str
+) -> None:
+    got = verdict_of(
+        p_value=p_value,
+        alpha=0.05,
+        lower=lower,
+        upper=upper,
+        tolerance=0.2,
+        can_certify=can_certify,
+    )
+    assert got == expected

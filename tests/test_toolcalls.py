@@ -11,25 +11,29 @@ import numpy as np
 import pytest
 from openai.types.chat import ChatCompletion
 
+from pytest_rolecheck.core.contingency import difference_test
 from pytest_rolecheck.errors import (
     NothingToCompareError,
     ResponseFormatError,
-    RolecheckAssertionError,
     RolecheckUsageError,
 )
 from pytest_rolecheck.verdicts.toolcalls import (
     TEXT_OUTCOME,
+    _call_tuple,
     _compare_outcomes,
-    _difference_test,
-    assert_tool_calls_differ,
-    assert_tool_calls_equivalent,
+    _outcome_text,
     compare_tool_calls,
-    tool_call_outcome,
 )
 
 WEATHER_PARIS = ("get_weather", '{"location": "Paris", "unit": "c"}')
 WEATHER_ROME = ("get_weather", '{"location": "Rome"}')
 STOCK = ("get_stock_price", '{"symbol": "AAPL"}')
+
+
+def tool_call_outcome(response: Any, *, names_only: bool = False, ordered: bool = False) -> str:
+    """The outcome string compare_tool_calls counts for one response."""
+    calls = _call_tuple(response, names_only=names_only, ordered=ordered, position="the response")
+    return _outcome_text(calls)
 
 
 def completion(*calls: tuple[str, Any], content: str | None = None) -> dict[str, Any]:
@@ -252,7 +256,7 @@ def test_one_arm_never_calls_a_tool_with_noise() -> None:
 def test_clear_difference_between_two_functions() -> None:
     a = arm([(30, completion(WEATHER_PARIS)), (10, completion(STOCK))])
     b = arm([(6, completion(WEATHER_PARIS)), (34, completion(STOCK))])
-    result = assert_tool_calls_differ(a, b)
+    result = compare_tool_calls(a, b)
     assert result.verdict == "different"
     assert result.p_value < 1e-3
     assert result.tv == pytest.approx(0.6)
@@ -287,7 +291,7 @@ def test_inconclusive_recommends_a_number_of_trials() -> None:
 def test_large_identical_distributions_are_equivalent() -> None:
     a = arm([(140, completion(WEATHER_PARIS)), (60, text())])
     b = arm([(145, completion(WEATHER_PARIS)), (55, text())])
-    result = assert_tool_calls_equivalent(a, b)
+    result = compare_tool_calls(a, b)
     assert result.verdict == "equivalent"
     assert not result.deterministic
     assert result.tv == pytest.approx(0.025)
@@ -349,7 +353,7 @@ def _brute_force_chi2_p(counts_a: list[int], counts_b: list[int]) -> float:
 def test_exact_chi2_matches_brute_force_permutations(
     counts_a: list[int], counts_b: list[int]
 ) -> None:
-    p, test = _difference_test(np.array(counts_a), np.array(counts_b), np.random.default_rng(0))
+    p, test = difference_test(np.array(counts_a), np.array(counts_b), np.random.default_rng(0))
     assert test == "exact-chi2"
     assert p == pytest.approx(_brute_force_chi2_p(counts_a, counts_b), rel=1e-9)
 
@@ -357,13 +361,13 @@ def test_exact_chi2_matches_brute_force_permutations(
 def test_large_tables_use_a_seeded_monte_carlo_test() -> None:
     counts_a = np.array([30] * 8)
     counts_b = np.array([25, 35, 30, 30, 28, 32, 30, 30])
-    p1, test = _difference_test(counts_a, counts_b, np.random.default_rng(3))
-    p2, _ = _difference_test(counts_a, counts_b, np.random.default_rng(3))
+    p1, test = difference_test(counts_a, counts_b, np.random.default_rng(3))
+    p2, _ = difference_test(counts_a, counts_b, np.random.default_rng(3))
     assert test == "permutation-chi2"
     assert p1 == p2
     assert 0.5 < p1 <= 1.0  # near-identical arms
     shifted = np.array([60, 10, 60, 10, 30, 30, 30, 10])
-    p3, _ = _difference_test(counts_a, shifted, np.random.default_rng(3))
+    p3, _ = difference_test(counts_a, shifted, np.random.default_rng(3))
     assert p3 == pytest.approx(1 / 10001)  # no sampled table as extreme: (1 + 0) / (1 + B)
 
 
@@ -411,13 +415,13 @@ def test_needs_four_responses_per_arm() -> None:
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
-        ({"alpha": 0}, "alpha must be"),
-        ({"alpha": 1.5}, "alpha must be"),
+        ({"alpha": 0}, "alpha=0 is not allowed"),
+        ({"alpha": 1.5}, "alpha=1.5 is not allowed"),
         ({"tolerance": 0}, "tolerance is the largest"),
         ({"tolerance": 1.2}, "tolerance is the largest"),
-        ({"seed": -1}, "seed must be"),
-        ({"labels": ("A", "A")}, "labels must be two different"),
-        ({"labels": ("A",)}, "labels must be two different"),
+        ({"seed": -1}, "seed=-1 is not allowed"),
+        ({"labels": ("A", "A")}, "two different non-empty strings"),
+        ({"labels": ("A",)}, "two different non-empty strings"),
     ],
 )
 def test_argument_validation(kwargs: dict[str, Any], message: str) -> None:
@@ -460,6 +464,7 @@ def test_to_dict_is_json() -> None:
     data = compare_tool_calls(a, b).to_dict()
     assert json.loads(json.dumps(data)) == data
     assert data["kind"] == "tool-calls"
+    assert type(data["verdict"]) is str  # plain data: report rows cross to xdist workers
     assert {row["outcome"]: (row["count_a"], row["count_b"]) for row in data["outcomes"]} == {
         'get_weather({"location":"Paris","unit":"c"})': (3, 1),
         "<text>": (2, 4),
@@ -467,27 +472,20 @@ def test_to_dict_is_json() -> None:
     assert math.isfinite(data["tv_upper"])
 
 
-def test_assert_equivalent_raises_with_the_table() -> None:
-    with pytest.raises(RolecheckAssertionError) as excinfo:
-        assert_tool_calls_equivalent([completion(WEATHER_PARIS)] * 4, [text()] * 4)
-    message = str(excinfo.value)
-    assert "not shown to be equivalent" in message
-    assert "<text>" in message
-    assert "every call in 'A' gave" in message
+def test_report_shows_the_table_and_advice_names_each_arms_outcome() -> None:
+    result = compare_tool_calls([completion(WEATHER_PARIS)] * 4, [text()] * 4)
+    assert "<text>" in str(result)
+    assert "every call in 'A' gave" in result.advice
 
 
-def test_assert_differ_raises_when_identical() -> None:
+def test_identical_arms_are_not_different() -> None:
     same = [completion(WEATHER_PARIS)] * 4
-    with pytest.raises(RolecheckAssertionError, match="not shown to differ"):
-        assert_tool_calls_differ(same, same)
-    result = assert_tool_calls_equivalent(same * 4, same * 4)
-    assert result.verdict == "equivalent"
+    assert compare_tool_calls(same, same).verdict != "different"
+    assert compare_tool_calls(same * 4, same * 4).verdict == "equivalent"
 
 
-@pytest.mark.parametrize(
-    "check", [compare_tool_calls, assert_tool_calls_equivalent, assert_tool_calls_differ]
-)
-def test_no_tool_call_in_either_arm_is_refused_not_equivalent(check: Any) -> None:
+def test_no_tool_call_in_either_arm_is_refused_not_equivalent() -> None:
+    check = compare_tool_calls
     # All text in both arms is "TV 0" by arithmetic: it proves nothing about tools.
     with pytest.raises(NothingToCompareError) as excinfo:
         check([text()] * 5, [text("Rain.")] * 4, labels=("api", "prompt"))

@@ -1,60 +1,8 @@
-"""``rolecheck plan``: how many trials per arm, estimated from an A/A pilot by resampling.
+"""``rolecheck plan``: how many trials per arm, from an A/A pilot (the CLI adapter).
 
-A *pilot* is a small run in which both arms send the same request (an A/A run):
-every difference between its calls is call-to-call jitter. From it the command
-estimates the noise floor (the mean distance between two calls of the same
-configuration) and its spread, then simulates comparisons of ``n`` calls per arm
-by resampling the pilot's calls, for increasing ``n``:
-
-* **certifying equivalence** at ``--tolerance``: both simulated arms are drawn
-  from the pilot, so nothing changed; the share of simulations whose verdict
-  is ``equivalent`` (upper bound of the change
-  ``cross - min(within_a, within_b)`` below the tolerance,
-  :func:`pytest_rolecheck.core.stats.change_bound`) is the power to certify
-  equivalence with ``n`` trials (what ``assert_*_equivalent`` needs);
-* **detecting an effect** of ``--effect`` (in the metric's units, like the
-  tolerance): the same simulated arms, with each call of arm B moved away from
-  every call of arm A by ``effect x w``, where ``w`` is the relative jitter of
-  a randomly chosen pilot call (its mean distance to the other pilot calls
-  divided by the floor; ``w`` averages 1). The change therefore is ``effect``
-  on average and varies from call to call as much as the pilot's jitter does.
-  The share of simulations whose verdict (:func:`pytest_rolecheck.core.stats.decide`
-  on the permutation test and the same bound the engine uses) is
-  ``different`` is the power to detect it (what ``assert_*_differ`` needs): a
-  significant p-value alone is not enough: the change must also be shown
-  larger than the tolerance. A change below the tolerance is *meant* to pass
-  as equivalent; the plan says so instead of giving a number of trials. The
-  model assumes each arm's own jitter stays as in the pilot and that every B
-  call carries the change; a change that also adds noise, or shows in only
-  some calls, needs more trials than this predicts (the output says so).
-
-Resampling: a simulated run splits ``2n`` distinct pilot calls into two arms,
-so only ``n <= m // 2`` can be simulated from ``m`` pilot calls (no call is
-ever used twice: a copy would sit at an impossible distance 0 from itself, or
-at a made-up one, and bias the table). Larger ``n`` are *extrapolated* from
-the runs at ``m // 2`` and marked so: the A/A change estimate and its standard
-error shrink like ``n**-beta``, ``beta`` fitted to the simulated rows and
-clipped to [0.5, 1] (1/n is the rate when nothing changed, 1/sqrt(n) the
-slowest plausible one); with the change, the estimate's spread and SE shrink
-like ``1/sqrt(n)`` around its mean and the jackknife lower bound stands in for
-the permutation test; with a metric in [0, 1] no row's upper bound is below
-``1 - alpha ** (1/n)``, the guard against changes too rare to be seen. The
-shares are made non-decreasing in ``n`` (pool adjacent violators) before the
-smallest sufficient ``n`` is read off. Each
-``n`` uses its own generator seeded with ``(seed, n)``, so a plan is
-reproducible and adding ``n`` values does not change the others. Simulated
-permutation tests use 199 random relabellings (exact enumeration when there
-are at most 1,000), enough to tell ``p <= 0.05`` apart.
-
-Choosing the tolerance
-----------------------
-The tolerance is the largest change you accept, in the metric's units (for
-``js``/``tv`` the share of probability mass moved). Choose it *before* looking
-at the A/B data, from what matters for your product; the table printed here
-shows, for each ``n``, how large the upper bound typically is when nothing
-changed. A tolerance below that cannot be certified at that ``n``. Never
-derive it from the comparison you are testing (e.g. "just above its observed
-change"): the test would then certify whatever it measured.
+Reads the pilot (a cassette or a JSON report) into a distance matrix, hands it
+to :func:`pytest_rolecheck.core.planner.plan_trials` (the resampling engine and
+its method are documented there) and prints the plan.
 """
 
 from __future__ import annotations
@@ -63,11 +11,13 @@ import argparse
 import json
 import math
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
+from ..cli import EXIT_OK, EXIT_USAGE
+from ..core.limits import MIN_CALLS_PER_ARM, MIN_PILOT
 from ..errors import RolecheckUsageError
 from .types import float_in, int_at_least
 
@@ -75,17 +25,10 @@ if TYPE_CHECKING:  # numpy loads only when a plan is computed: `rolecheck --help
     import numpy as np
     import numpy.typing as npt
 
+    from ..core.planner import Plan
+
     FloatArray = npt.NDArray[np.float64]
 
-EXIT_OK: Final = 0
-EXIT_USAGE: Final = 2
-MIN_TRIALS: Final = 4
-# Two arms of MIN_TRIALS distinct calls: smaller pilots cannot simulate a single row.
-MIN_PILOT: Final = 2 * MIN_TRIALS
-DEFAULT_GRID: Final = (4, 5, 6, 7, 8, 10, 12, 14, 16, 20, 25, 30, 40, 50, 60, 80, 100, 150, 200)
-_SIM_RESAMPLES: Final = 199
-_SIM_MAX_EXACT: Final = 1000
-_SLOWEST_RATE: Final = 0.5
 
 _EPILOG: Final = """\
 choosing the tolerance:
@@ -123,60 +66,6 @@ class Pilot:
     def n(self) -> int:
         """Number of pilot calls."""
         return int(self.matrix.shape[0])
-
-
-@dataclass(frozen=True, slots=True)
-class FloorEstimate:
-    """The noise floor of the pilot and its spread."""
-
-    floor: float
-    pair_std: float
-    pair_min: float
-    pair_max: float
-    call_mean_min: float
-    call_mean_max: float
-    interval: tuple[float, float]
-    n_calls: int
-
-
-@dataclass(frozen=True, slots=True)
-class PlanRow:
-    """Outcomes with ``n`` calls per arm.
-
-    ``p_equivalent``: share of A/A runs whose verdict is ``equivalent``;
-    ``p_detect``: share of runs with the change whose verdict is
-    ``different`` (None without ``--effect``). Both as made non-decreasing in
-    ``n`` by :func:`plan_trials` (``p_detect`` only when ``effect > tolerance``).
-    ``extrapolated``: ``2n`` exceeds the pilot's calls, so the row is scaled
-    from the largest simulated one instead of simulated.
-    """
-
-    n: int
-    p_equivalent: float
-    median_upper: float
-    q90_upper: float
-    p_detect: float | None
-    extrapolated: bool = False
-
-
-@dataclass(frozen=True, slots=True)
-class Plan:
-    """The result of :func:`plan_trials`."""
-
-    floor: FloorEstimate
-    rows: tuple[PlanRow, ...]
-    n_equivalence: int | None
-    n_detect: int | None
-    deterministic: bool
-    tolerance: float
-    effect: float | None
-    alpha: float
-    power: float
-    replications: int
-    seed: int
-    max_trials: int
-    pilot_calls: int
-    beta: float | None  # fitted SE exponent, when some row is extrapolated
 
 
 # --------------------------------------------------------------------------- pilot loading
@@ -345,8 +234,8 @@ def _check_size(n: int, path: Path) -> None:
     if n < MIN_PILOT:
         raise _fail(
             f"{path}: the pilot has {n} call(s); at least {MIN_PILOT} are needed (two arms of "
-            f"{MIN_TRIALS} distinct calls; 20-40 give a usable noise floor and simulate up to "
-            "10-20 trials per arm). Record a larger A/A run."
+            f"{MIN_CALLS_PER_ARM} distinct calls; 20-40 give a usable noise floor and simulate "
+            "up to 10-20 trials per arm). Record a larger A/A run."
         )
 
 
@@ -421,520 +310,10 @@ def _pilot_from_report(
     )
 
 
-# --------------------------------------------------------------------------- simulation
-
-
-def _validate_matrix(matrix: npt.ArrayLike) -> FloatArray:
-    import numpy as np
-
-    d = np.asarray(matrix, dtype=float)
-    if d.ndim != 2 or d.shape[0] != d.shape[1] or d.shape[0] < MIN_PILOT:
-        raise _fail(
-            f"the pilot matrix must be square with at least {MIN_PILOT} calls, got shape {d.shape}."
-        )
-    if not np.all(np.isfinite(d)) or np.any(d < 0):
-        raise _fail("the pilot matrix must hold finite distances >= 0.")
-    return d
-
-
-def estimate_floor(
-    matrix: npt.ArrayLike, *, replications: int = 1000, seed: int = 0
-) -> FloorEstimate:
-    """Noise floor of a pilot (mean pair distance) and its spread.
-
-    Parameters
-    ----------
-    matrix : array_like, shape (m, m)
-        Distances between the pilot's calls.
-    replications : int, default 1000
-        Bootstrap resamples of the calls for the interval.
-    seed : int, default 0
-        Seed of the bootstrap.
-
-    Returns
-    -------
-    FloorEstimate
-        Mean, standard deviation, min and max of the pair distances; range of
-        the per-call mean distances (an unusual call stands out there); 90%
-        bootstrap percentile interval of the floor (calls resampled with
-        replacement, pairs of copies of one call left out).
-
-    References
-    ----------
-    .. [1] B. Efron and R. J. Tibshirani, "An Introduction to the Bootstrap",
-       Chapman & Hall, 1993, ch. 13 (percentile intervals).
-    """
-    import numpy as np
-
-    d = _validate_matrix(matrix)
-    m = d.shape[0]
-    iu = np.triu_indices(m, 1)
-    pairs = d[iu]
-    call_means = (d.sum(axis=1)) / (m - 1)
-    rng = np.random.default_rng(seed)
-    boot = np.empty(replications)
-    for r in range(replications):
-        idx = np.asarray(rng.integers(0, m, size=m), dtype=np.intp)
-        sub = d[np.ix_(idx, idx)]
-        distinct = idx[:, None] != idx[None, :]
-        boot[r] = float(sub[distinct].mean()) if distinct.any() else 0.0
-    return FloorEstimate(
-        floor=float(pairs.mean()),
-        pair_std=float(pairs.std()),
-        pair_min=float(pairs.min()),
-        pair_max=float(pairs.max()),
-        call_mean_min=float(call_means.min()),
-        call_mean_max=float(call_means.max()),
-        interval=(float(np.quantile(boot, 0.05)), float(np.quantile(boot, 0.95))),
-        n_calls=m,
-    )
-
-
-@dataclass(frozen=True, slots=True)
-class _Draws:
-    """Per-replicate outcomes of the simulated comparisons with ``n`` calls per arm."""
-
-    n: int
-    rho: FloatArray  # A/A: change estimate
-    se: FloatArray  # A/A: its jackknife standard error
-    upper: FloatArray  # A/A: 95% upper bound of the change, as the engine computes it
-    shifted_rho: FloatArray | None  # with the change: change estimate
-    shifted_se: FloatArray | None
-    different: FloatArray | None  # with the change: 1.0 where the verdict was "different"
-    significant: FloatArray | None  # with the change: 1.0 where p <= alpha
-
-
-def _split(d: FloatArray, n: int, rng: np.random.Generator) -> FloatArray:
-    """Two arms of ``n`` distinct pilot calls each (needs ``2n <= m``)."""
-    import numpy as np
-
-    idx = rng.permutation(d.shape[0])[: 2 * n]
-    return d[np.ix_(idx, idx)]
-
-
-def _simulate(
-    d: FloatArray,
-    weights: FloatArray,
-    floor: float,
-    n: int,
-    *,
-    tolerance: float,
-    effect: float | None,
-    alpha: float,
-    bounded: bool,
-    replications: int,
-    seed: int,
-) -> _Draws:
-    import numpy as np
-
-    from ..core.stats import change_bound, decide, permutation_test
-
-    rng = np.random.default_rng([seed, n])
-    rho, se, upper = (np.empty(replications) for _ in range(3))
-    s_rho, s_se, different, significant = (np.empty(replications) for _ in range(4))
-    for r in range(replications):
-        sub = _split(d, n, rng)
-        bound = change_bound(sub, n, alpha=alpha, bounded=bounded)
-        rho[r], se[r], upper[r] = bound.estimate, bound.se, bound.upper
-        if effect is None:
-            continue
-        shifted = sub.copy()
-        # Each B call moves by its own amount: the jitter of a random pilot call.
-        move = effect * rng.choice(weights, size=n)
-        shifted[:n, n:] += move[None, :]
-        shifted[n:, :n] += move[:, None]
-        moved = change_bound(shifted, n, alpha=alpha, bounded=bounded)
-        s_rho[r], s_se[r] = moved.estimate, moved.se
-        p = permutation_test(
-            shifted, n, seed=seed + r, max_exact=_SIM_MAX_EXACT, n_resamples=_SIM_RESAMPLES
-        ).p_value
-        # The verdict assert_*_differ needs: significant and shown above the tolerance.
-        verdict = decide(
-            p_value=p, alpha=alpha, bound=moved, tolerance=tolerance, n=n, bounded=bounded
-        ).verdict
-        different[r] = verdict == "different"
-        significant[r] = p <= alpha
-    return _Draws(
-        n=n,
-        rho=rho,
-        se=se,
-        upper=upper,
-        shifted_rho=None if effect is None else s_rho,
-        shifted_se=None if effect is None else s_se,
-        different=None if effect is None else different,
-        significant=None if effect is None else significant,
-    )
-
-
-def _fit_exponent(draws: Sequence[_Draws]) -> float:
-    """``beta`` in ``SE ~ n**-beta``, fitted to the simulated rows, clipped to [0.5, 1].
-
-    Under no change the estimate is a degenerate statistic whose standard error
-    shrinks like ``1/n``; ``1/sqrt(n)`` is the slowest plausible rate. The
-    clip keeps a noisy fit on few rows inside that range.
-    """
-    import numpy as np
-
-    xs: list[float] = []
-    ys: list[float] = []
-    for dr in draws:
-        ok = dr.se[np.isfinite(dr.se) & (dr.se > 0)]
-        if 2 * ok.size >= dr.se.size:  # a median over mostly unbounded runs says nothing
-            xs.append(math.log(dr.n))
-            ys.append(math.log(float(np.median(ok))))
-    if len(xs) < 2:
-        return _SLOWEST_RATE
-    slope = float(np.polyfit(xs, ys, 1)[0])
-    return min(max(-slope, _SLOWEST_RATE), 1.0)
-
-
-def _monotone(values: Sequence[float]) -> list[float]:
-    """Least-squares non-decreasing fit (pool adjacent violators, equal weights).
-
-    References
-    ----------
-    .. [1] R. E. Barlow, D. J. Bartholomew, J. M. Bremner and H. D. Brunk,
-       "Statistical Inference under Order Restrictions", Wiley, 1972.
-    """
-    blocks: list[tuple[float, int]] = []
-    for value in values:
-        total, count = value, 1
-        while blocks and blocks[-1][0] / blocks[-1][1] > total / count:
-            prev_total, prev_count = blocks.pop()
-            total, count = total + prev_total, count + prev_count
-        blocks.append((total, count))
-    return [total / count for total, count in blocks for _ in range(count)]
-
-
-class _Planner:
-    """Rows of the plan, simulated (``2n <= m``) or extrapolated from the largest split."""
-
-    def __init__(
-        self,
-        d: FloatArray,
-        floor: float,
-        *,
-        tolerance: float,
-        effect: float | None,
-        alpha: float,
-        bounded: bool,
-        replications: int,
-        seed: int,
-    ) -> None:
-        self.d = d
-        self.floor = floor
-        self.tolerance = tolerance
-        self.bounded = bounded
-        self.effect = effect
-        self.alpha = alpha
-        self.replications = replications
-        self.seed = seed
-        self.largest = d.shape[0] // 2
-        self.weights = (d.sum(axis=1) / (d.shape[0] - 1)) / floor
-        self._draws: dict[int, _Draws] = {}
-        self._rows: dict[int, PlanRow] = {}
-        self._beta: float | None = None
-
-    def draws(self, n: int) -> _Draws:
-        if n not in self._draws:
-            self._draws[n] = _simulate(
-                self.d,
-                self.weights,
-                self.floor,
-                n,
-                tolerance=self.tolerance,
-                effect=self.effect,
-                alpha=self.alpha,
-                bounded=self.bounded,
-                replications=self.replications,
-                seed=self.seed,
-            )
-        return self._draws[n]
-
-    @property
-    def beta(self) -> float:
-        # Fitted on a fixed set of rows, so the exponent (and every extrapolated row) does not
-        # depend on which rows the search happened to visit.
-        if self._beta is None:
-            fit = sorted({n for n in DEFAULT_GRID if n <= self.largest} | {self.largest})
-            self._beta = _fit_exponent([self.draws(n) for n in fit])
-        return self._beta
-
-    def row_ns(self) -> list[int]:
-        """The ``n`` of every row computed so far."""
-        return sorted(self._rows)
-
-    def row(self, n: int) -> PlanRow:
-        """The unsmoothed row for ``n`` calls per arm."""
-        if n not in self._rows:
-            self._rows[n] = self._simulated(n) if n <= self.largest else self._extrapolated(n)
-        return self._rows[n]
-
-    def rows(self) -> tuple[PlanRow, ...]:
-        """Every row computed so far, by ``n``, with the shares made non-decreasing in ``n``."""
-        import dataclasses
-
-        raw = [self._rows[n] for n in sorted(self._rows)]
-        eq = _monotone([r.p_equivalent for r in raw])
-        if self.effect is not None and self.effect > self.tolerance:
-            det: list[float | None] = list(_monotone([r.p_detect or 0.0 for r in raw]))
-        else:
-            # Below the tolerance more trials *certify* the change: no monotone trend to impose.
-            det = [r.p_detect for r in raw]
-        return tuple(
-            dataclasses.replace(r, p_equivalent=e, p_detect=p)
-            for r, e, p in zip(raw, eq, det, strict=True)
-        )
-
-    def _summary(
-        self, n: int, upper: FloatArray, different: FloatArray | None, extrapolated: bool
-    ) -> PlanRow:
-        import numpy as np
-
-        finite = np.where(np.isfinite(upper), upper, np.inf)
-        return PlanRow(
-            n=n,
-            p_equivalent=float(np.mean(finite < self.tolerance)),
-            # inverted_cdf never interpolates, so an unbounded (inf) bound gives inf, not NaN
-            median_upper=float(np.quantile(finite, 0.5, method="inverted_cdf")),
-            q90_upper=float(np.quantile(finite, 0.9, method="inverted_cdf")),
-            p_detect=None if different is None else float(np.mean(different)),
-            extrapolated=extrapolated,
-        )
-
-    def _simulated(self, n: int) -> PlanRow:
-        dr = self.draws(n)
-        return self._summary(n, dr.upper, dr.different, extrapolated=False)
-
-    def _extrapolated(self, n: int) -> PlanRow:
-        import numpy as np
-        from scipy import stats
-
-        from ..core.stats import smallest_certifiable
-
-        base = self.draws(self.largest)
-        t_upper = float(stats.t.ppf(1.0 - self.alpha, n - 1))
-        guard = smallest_certifiable(n, self.alpha) if self.bounded else -np.inf
-        # A/A: estimate and SE both shrink like n**-beta around 0.
-        scale = (self.largest / n) ** self.beta
-        with np.errstate(invalid="ignore"):
-            upper = (base.rho + t_upper * base.se) * scale
-        upper = np.maximum(np.where(np.isnan(upper), np.inf, upper), guard)
-        different: FloatArray | None = None
-        if (
-            base.shifted_rho is not None
-            and base.shifted_se is not None
-            and base.significant is not None
-        ):
-            # With a real change the estimate converges to it and its SE shrinks like
-            # 1/sqrt(n). A run significant at n0 stays so with more calls; for the others the
-            # jackknife lower bound above 0 stands in for the permutation test. An unbounded
-            # SE stays unbounded: never equivalent, and no new significance.
-            ok = np.isfinite(base.shifted_rho) & np.isfinite(base.shifted_se)
-            centre = float(np.mean(base.shifted_rho[ok])) if ok.any() else 0.0
-            shrink = math.sqrt(self.largest / n)
-            est = np.where(ok, centre + (base.shifted_rho - centre) * shrink, 0.0)
-            se = np.where(ok, base.shifted_se * shrink, 0.0)
-            t_lower = float(stats.t.ppf(1.0 - self.alpha / 2, n - 1))
-            lower = np.where(ok, est - t_lower * se, -np.inf)
-            detected = ((base.significant > 0) | (lower > 0)) & (lower > self.tolerance)
-            different = detected.astype(float)
-        return self._summary(n, upper, different, extrapolated=True)
-
-
-def _validate_plan(
-    tolerance: float,
-    effect: float | None,
-    alpha: float,
-    power: float,
-    replications: int,
-    max_trials: int,
-) -> None:
-    if not tolerance > 0 or not math.isfinite(tolerance):
-        raise _fail(f"--tolerance {tolerance}: expected a number > 0 (e.g. 0.2).")
-    if effect is not None and (not effect > 0 or not math.isfinite(effect)):
-        raise _fail(f"--effect {effect}: expected a number > 0 (in the metric's units).")
-    if not 0 < alpha < 1:
-        raise _fail(f"--alpha {alpha}: expected a number in (0, 1).")
-    if not 0 < power < 1:
-        raise _fail(f"--power {power}: expected a number in (0, 1), e.g. 0.8.")
-    if replications < 20:
-        raise _fail(f"--replications {replications}: expected at least 20 (default 200).")
-    if max_trials < MIN_TRIALS:
-        raise _fail(f"--max-trials {max_trials}: expected at least {MIN_TRIALS}.")
-
-
-def plan_trials(
-    matrix: npt.ArrayLike,
-    *,
-    tolerance: float | None = None,
-    effect: float | None = None,
-    alpha: float = 0.05,
-    bounded: bool = True,
-    power: float = 0.8,
-    replications: int = 200,
-    seed: int = 0,
-    max_trials: int = 200,
-) -> Plan:
-    """Trials per arm needed to certify equivalence / detect an effect, by resampling a pilot.
-
-    Parameters
-    ----------
-    matrix : array_like, shape (m, m)
-        Distances between the calls of an A/A pilot (one configuration),
-        ``m >= 8``.
-    tolerance : float, optional
-        The largest change that still counts as equivalent (metric units);
-        default :data:`~pytest_rolecheck.core.stats.DEFAULT_TOLERANCE`.
-    effect : float, optional
-        Effect to detect, in the metric's units: each simulated call of arm B
-        moves away from the calls of arm A by ``effect * w`` (``w``: relative
-        jitter of a random pilot call, mean 1). None: plan for equivalence only.
-    alpha : float, default 0.05
-        Significance level of the difference test.
-    bounded : bool, default True
-        The metric's values lie in [0, 1] (js, tv, first_token): the bounds
-        include the unseen-change guard.
-    power : float, default 0.8
-        Required share of simulated runs reaching the goal.
-    replications : int, default 200
-        Simulated runs per ``n``.
-    seed : int, default 0
-        Seed; each ``n`` uses ``numpy.random.default_rng([seed, n])``.
-    max_trials : int, default 200
-        Largest ``n`` tried.
-
-    Returns
-    -------
-    Plan
-        The floor estimate, the table and the smallest ``n`` reaching
-        ``power`` for each goal (None when ``max_trials`` is not enough, and
-        for detection when ``effect <= tolerance``: such a change is meant to be
-        certified equivalent). A deterministic pilot (floor 0) needs no
-        simulation: 4 trials detect any difference, and equivalence means
-        identical outputs.
-
-    Raises
-    ------
-    RolecheckUsageError
-        Invalid arguments or pilot matrix.
-
-    Notes
-    -----
-    Rows with ``2n <= m`` are simulated: each run splits ``2n`` distinct
-    pilot calls into two arms and applies the engine's own rules (the bounds
-    of :func:`pytest_rolecheck.core.stats.change_bound`, the
-    permutation test and :func:`pytest_rolecheck.core.stats.decide`). A row counts
-    as detecting the change only where the verdict is ``different``.
-
-    Rows with ``2n > m`` are extrapolated from the runs at ``n0 = m // 2``
-    (no pilot call is used twice): without a change, the change estimate and
-    its standard error are scaled by ``(n0 / n) ** beta`` (the upper bound never
-    below the unseen-change guard), ``beta`` fitted to
-    the simulated rows and clipped to [0.5, 1]; with the change, the estimate
-    shrinks towards its mean and its SE like ``sqrt(n0 / n)``, and the
-    jackknife lower bound above 0 stands in for the permutation test.
-
-    The shares are made non-decreasing in ``n`` by pooling adjacent
-    violators before the smallest passing ``n`` is read off (not for
-    detection when ``effect <= tolerance``, whose share falls as ``n`` grows).
-    The grid 4, 5, 6, 7, 8, 10, 12, ... is searched until both goals are
-    reached, then the gap below the first passing value is bisected.
-    Monte-Carlo error of a share is about ``sqrt(p (1 - p) / R)`` (0.028 at
-    p = 0.8 and R = 200).
-
-    References
-    ----------
-    .. [1] B. Efron and R. J. Tibshirani, "An Introduction to the Bootstrap",
-       Chapman & Hall, 1993.
-    .. [2] D. N. Politis, J. P. Romano and M. Wolf, "Subsampling", Springer,
-       1999 (subsamples without replacement; rate estimation, ch. 8).
-    .. [3] M. J. Anderson, "A new method for non-parametric multivariate
-       analysis of variance", Austral Ecology 26, pp. 32-46, 2001.
-    """
-    from ..core.stats import DEFAULT_TOLERANCE
-
-    d = _validate_matrix(matrix)
-    if tolerance is None:
-        tolerance = DEFAULT_TOLERANCE
-    _validate_plan(tolerance, effect, alpha, power, replications, max_trials)
-    floor = estimate_floor(d, seed=seed)
-    common: dict[str, Any] = {
-        "tolerance": tolerance,
-        "effect": effect,
-        "alpha": alpha,
-        "power": power,
-        "replications": replications,
-        "seed": seed,
-        "max_trials": max_trials,
-        "pilot_calls": d.shape[0],
-    }
-    if floor.floor == 0.0:
-        return Plan(
-            floor=floor,
-            rows=(),
-            n_equivalence=MIN_TRIALS,
-            n_detect=MIN_TRIALS if effect is not None else None,
-            deterministic=True,
-            beta=None,
-            **common,
-        )
-    planner = _Planner(
-        d,
-        floor.floor,
-        tolerance=tolerance,
-        effect=effect,
-        alpha=alpha,
-        bounded=bounded,
-        replications=replications,
-        seed=seed,
-    )
-    goals = ["eq"] + (["detect"] if effect is not None and effect > tolerance else [])
-
-    def first(goal: str) -> int | None:
-        for r in planner.rows():
-            value = r.p_equivalent if goal == "eq" else r.p_detect
-            if value is not None and value >= power:
-                return r.n
-        return None
-
-    grid = [n for n in DEFAULT_GRID if n <= max_trials]
-    if grid[-1] != max_trials:
-        grid.append(max_trials)
-    previous = MIN_TRIALS - 1
-    for n in grid:
-        planner.row(n)
-        for goal in goals:
-            hit = first(goal)
-            if hit is not None and hit > previous:
-                # Bisect the gap below the first passing grid value; the monotone fit is redone
-                # with every new row, and the answer is read off the final fit below.
-                low, high = previous, hit
-                while high - low > 1:
-                    mid = (low + high) // 2
-                    planner.row(mid)
-                    hit = first(goal)
-                    if hit is not None and hit <= mid:
-                        high = mid
-                    else:
-                        low = mid
-        if all(first(goal) is not None for goal in goals):
-            break
-        previous = n
-    return Plan(
-        floor=floor,
-        rows=planner.rows(),
-        n_equivalence=first("eq"),
-        n_detect=first("detect") if "detect" in goals else None,
-        deterministic=False,
-        beta=planner.beta if max(planner.row_ns()) > planner.largest else None,
-        **common,
-    )
-
-
 # --------------------------------------------------------------------------- CLI
 
 
+# Long, not complex: one add_argument per option of `rolecheck plan`.
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     """Add ``rolecheck plan`` to the ``rolecheck`` command.
 
@@ -1018,7 +397,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--max-trials",
-        type=int_at_least(MIN_TRIALS),
+        type=int_at_least(MIN_CALLS_PER_ARM),
         default=200,
         help="largest number of trials per arm tried (default: %(default)s)",
     )
@@ -1040,7 +419,7 @@ def format_plan(pilot: Pilot, plan: Plan) -> list[str]:
     pilot : Pilot
         Where the numbers come from.
     plan : Plan
-        The result of :func:`plan_trials`.
+        The result of :func:`~pytest_rolecheck.core.planner.plan_trials`.
 
     Returns
     -------
@@ -1049,24 +428,30 @@ def format_plan(pilot: Pilot, plan: Plan) -> list[str]:
     from ..core.divergence import METRIC_UNITS
 
     unit = METRIC_UNITS.get(pilot.metric, "metric units")
-    f = plan.floor
     lines = [f"pilot: {pilot.source}; metric {pilot.metric} ({unit})"]
     lines += [f"note: {note}" for note in pilot.notes]
     if plan.deterministic:
-        lines += [
-            "",
-            "noise floor: 0 -- deterministic backend: every pilot call gave exactly the same "
-            "output.",
-            "No statistics are needed on such a backend: any difference between two arms is "
-            f"detected with the minimum of {MIN_TRIALS} trials per arm, and equivalence means "
-            "identical outputs (also shown with "
-            f"{MIN_TRIALS} trials). The change is then known exactly and compared with the "
-            "tolerance directly.",
-            f"trials per arm: {MIN_TRIALS}",
-        ]
-        return lines
+        return lines + _deterministic_lines()
+    return lines + _floor_lines(plan, unit) + _table_lines(plan) + [""] + _answer_lines(plan)
+
+
+def _deterministic_lines() -> list[str]:
+    return [
+        "",
+        "noise floor: 0 -- deterministic backend: every pilot call gave exactly the same output.",
+        "No statistics are needed on such a backend: any difference between two arms is "
+        f"detected with the minimum of {MIN_CALLS_PER_ARM} trials per arm, and equivalence "
+        "means identical outputs (also shown with "
+        f"{MIN_CALLS_PER_ARM} trials). The change is then known exactly and compared with the "
+        "tolerance directly.",
+        f"trials per arm: {MIN_CALLS_PER_ARM}",
+    ]
+
+
+def _floor_lines(plan: Plan, unit: str) -> list[str]:
+    f = plan.floor
     largest = plan.pilot_calls // 2
-    lines += [
+    return [
         "",
         f"noise floor (mean distance between two pilot calls): {_fmt(f.floor)} {unit}",
         f"  90% bootstrap interval at {f.n_calls} calls: {_fmt(f.interval[0])} .. "
@@ -1079,6 +464,11 @@ def format_plan(pilot: Pilot, plan: Plan) -> list[str]:
         f"2 x trials distinct pilot calls into two arms (up to {largest} trials per arm with "
         f"{plan.pilot_calls} calls); larger rows are extrapolated",
     ]
+
+
+def _table_lines(plan: Plan) -> list[str]:
+    largest = plan.pilot_calls // 2
+    lines: list[str] = []
     detect = plan.effect is not None
     head = f"  {'trials':>6}  {'P(equivalent)':>13}  {'A/A upper bound: median':>23}  "
     head += f"{'90th pct':>8}"
@@ -1119,7 +509,11 @@ def format_plan(pilot: Pilot, plan: Plan) -> list[str]:
             "own jitter stays as in the pilot. A change that also makes calls noisier, or shows "
             "in only some calls, needs more trials than P(different) says."
         )
-    lines.append("")
+    return lines
+
+
+def _answer_lines(plan: Plan) -> list[str]:
+    lines: list[str] = []
     pct = f"{plan.power:.0%}"
     lines.append(
         f"to certify equivalence at tolerance {plan.tolerance:g} with {pct} power: "
@@ -1159,6 +553,7 @@ def _answer(n: int | None, plan: Plan, otherwise: str) -> str:
 def run(args: argparse.Namespace) -> int:
     """Run ``rolecheck plan`` with parsed arguments; return the exit status."""
     from ..core.distances import BOUNDED_METRICS
+    from ..core.planner import plan_trials
 
     try:
         pilot = load_pilot(args.pilot, metric=args.metric, arm=args.arm, comparison=args.comparison)

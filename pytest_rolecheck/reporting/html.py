@@ -31,13 +31,14 @@ import numpy as np
 
 from .. import __version__
 from ..core.divergence import METRIC_UNITS, display_token
+from ..core.verdict import Verdict
 from ..errors import RolecheckUsageError
 
 __all__ = ["REPORT_FILENAME", "write_html_report"]
 
 REPORT_FILENAME: Final = "rolecheck-report.html"
 PNG_DIR: Final = "png"
-_VERDICT_ORDER: Final = ("different", "inconclusive", "equivalent")
+_VERDICT_ORDER: Final = (Verdict.DIFFERENT, Verdict.INCONCLUSIVE, Verdict.EQUIVALENT)
 _MAX_TEXT: Final = 2000
 
 _CSS: Final = """

@@ -15,12 +15,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..core.verdict import Verdict
 from ..recording.files import write_text_atomic
 
 USER_PROPERTY = "rolecheck"
 REPORT_FORMAT_VERSION = 1
 
-_VERDICT_ORDER = ("different", "inconclusive", "equivalent")
+_VERDICT_ORDER = (Verdict.DIFFERENT, Verdict.INCONCLUSIVE, Verdict.EQUIVALENT)
 
 
 def _num(value: Any, digits: int = 3) -> str:

@@ -18,6 +18,7 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ..core.verdict import Verdict
 from ..errors import RolecheckUsageError
 from ..settings import OPTIONS_BY_NAME, Settings, check_value
 
@@ -629,7 +630,7 @@ class Rolecheck:
 
         refuse_blind_equivalence(options.get("metric") or self.settings.metric)
         result = self.compare(variant_a, variant_b, **options)
-        _require(result, "equivalent")
+        _require(result, Verdict.EQUIVALENT)
         return result
 
     def assert_variants_differ(
@@ -638,7 +639,7 @@ class Rolecheck:
         """Assert that A and B behave differently (difference test significant)."""
         __tracebackhide__ = True
         result = self.compare(variant_a, variant_b, **options)
-        _require(result, "different")
+        _require(result, Verdict.DIFFERENT)
         return result
 
     def assert_roles_equivalent(
@@ -669,7 +670,7 @@ class Rolecheck:
         """Assert that both variants call the same tools with the same arguments."""
         __tracebackhide__ = True
         result = self.compare_tool_calls(variant_a, variant_b, **options)
-        _require(result, "equivalent")
+        _require(result, Verdict.EQUIVALENT)
         return result
 
     def assert_tool_calls_differ(
@@ -678,7 +679,7 @@ class Rolecheck:
         """Assert that the variants' tool-call outcomes differ."""
         __tracebackhide__ = True
         result = self.compare_tool_calls(variant_a, variant_b, **options)
-        _require(result, "different")
+        _require(result, Verdict.DIFFERENT)
         return result
 
     def _role_variants(
@@ -706,7 +707,7 @@ class Rolecheck:
                 "nodeid": self.nodeid,
                 "kind": kind,
                 "title": f"{labels[0]} vs {labels[1]}",
-                "verdict": result.verdict,
+                "verdict": str(result.verdict),  # a plain str crosses to xdist workers
                 "n_a": result.n_a,
                 "n_b": result.n_b,
                 "p_value": details.get("p_value"),

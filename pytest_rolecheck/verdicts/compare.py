@@ -28,30 +28,32 @@ known exactly and compared with ``tolerance`` directly.
 from __future__ import annotations
 
 import math
-from collections import Counter
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
 from ..core import stats as _stats
+from ..core.decision import verdict_of
 from ..core.distances import (
     BLIND_METRICS,
-    BOUNDED_METRICS,
-    available_metrics,
-    distance_matrix,
+    DEFAULT_METRIC,
     divergence_position,
-    get_metric,
 )
-from ..core.parse import ParsedCall, parse_response
-from ..core.stats import ArmSummary, Bound, FlipSummary, Verdict
-from ..errors import NothingToCompareError, RolecheckAssertionError, RolecheckUsageError
+from ..core.limits import DEFAULT_ALPHA, DEFAULT_DESIGN
+from ..core.parse import ParsedCall
+from ..core.stats import ArmSummary, Bound, FlipSummary
+from ..core.verdict import Verdict
+from ..errors import RolecheckAssertionError, RolecheckUsageError
+from .designs import Core, Measured, measure_all_pairs, measure_seed
+
+# check_options is re-exported: the plugin checks options before making any call.
+from .options import Metric, Options, parse_arm, refuse_empty
+from .options import check_options as check_options
 
 __all__ = ["Comparison", "assert_different", "assert_equivalent", "compare"]
-
-Metric = Callable[[ParsedCall, ParsedCall], float]
 
 _UNITS: dict[str, str] = {
     "js": "bits, share of mass moved",
@@ -119,6 +121,7 @@ class Comparison:
     """
 
     verdict: Verdict
+    headline: str
     p_value: float | None
     change: float
     change_upper: float | None
@@ -126,6 +129,9 @@ class Comparison:
     change_se: float | None
     tolerance: float
     floor: float
+    within_a: float
+    within_b: float
+    cross: float
     n_a: int
     n_b: int
     deterministic: bool
@@ -135,9 +141,6 @@ class Comparison:
     labels: tuple[str, str]
     summary_a: ArmSummary
     summary_b: ArmSummary
-    within_a: float
-    within_b: float
-    cross: float
     matrix: npt.NDArray[np.float64] = field(repr=False)
     trial_distances_a: tuple[float, ...] | None
     trial_distances_b: tuple[float, ...] | None
@@ -145,14 +148,13 @@ class Comparison:
     flips: FlipSummary
     fingerprints_a: tuple[str, ...]
     fingerprints_b: tuple[str, ...]
-    warnings: tuple[str, ...]
-    recommended_trials: int | None
     calls_a: tuple[ParsedCall, ...] = field(repr=False)
     calls_b: tuple[ParsedCall, ...] = field(repr=False)
     baseline: ParsedCall | None = field(repr=False)
-    advice: str
-    headline: str
+    warnings: tuple[str, ...]
     notes: tuple[str, ...]
+    recommended_trials: int | None
+    advice: str
     statistic: float | None
     test: str
     difference_detected: bool
@@ -161,51 +163,14 @@ class Comparison:
 
     # ------------------------------------------------------------------ export
     def to_dict(self) -> dict[str, Any]:
-        """Return every field but the parsed calls as JSON-serialisable values.
+        """Return every field as JSON-serialisable values, in field order.
 
-        Non-finite numbers become ``None``; the matrix becomes nested lists.
+        Non-finite numbers become ``None``; the matrix becomes nested lists; the
+        parsed calls become their texts (``texts_a``, ``texts_b``, ``baseline_text``).
         """
         return {
-            "verdict": self.verdict,
-            "headline": self.headline,
-            "p_value": _json_num(self.p_value),
-            "change": _json_num(self.change),
-            "change_upper": _json_num(self.change_upper),
-            "change_lower": _json_num(self.change_lower),
-            "change_se": _json_num(self.change_se),
-            "tolerance": float(self.tolerance),
-            "floor": _json_num(self.floor),
-            "within_a": _json_num(self.within_a),
-            "within_b": _json_num(self.within_b),
-            "cross": _json_num(self.cross),
-            "n_a": int(self.n_a),
-            "n_b": int(self.n_b),
-            "deterministic": bool(self.deterministic),
-            "metric": self.metric,
-            "design": self.design,
-            "alpha": float(self.alpha),
-            "labels": list(self.labels),
-            "summary_a": _json_dict(self.summary_a.to_dict()),
-            "summary_b": _json_dict(self.summary_b.to_dict()),
-            "matrix": [[_json_num(float(x)) for x in row] for row in self.matrix],
-            "trial_distances_a": _json_list(self.trial_distances_a),
-            "trial_distances_b": _json_list(self.trial_distances_b),
-            "cliffs_delta": _json_num(self.cliffs_delta),
-            "flips": _json_dict(self.flips.to_dict()),
-            "fingerprints_a": list(self.fingerprints_a),
-            "fingerprints_b": list(self.fingerprints_b),
-            "texts_a": [c.text for c in self.calls_a],
-            "texts_b": [c.text for c in self.calls_b],
-            "baseline_text": None if self.baseline is None else self.baseline.text,
-            "warnings": list(self.warnings),
-            "notes": list(self.notes),
-            "recommended_trials": self.recommended_trials,
-            "advice": self.advice,
-            "statistic": _json_num(self.statistic),
-            "test": self.test,
-            "difference_detected": bool(self.difference_detected),
-            "equivalence_shown": bool(self.equivalence_shown),
-            "seed": int(self.seed),
+            _JSON_NAMES.get(f.name, f.name): _json_value(getattr(self, f.name))
+            for f in fields(self)
         }
 
     # ------------------------------------------------------------------ report
@@ -282,18 +247,37 @@ class Comparison:
         return "\n".join(lines)
 
 
+# The parsed calls are exported as their texts, under these names.
+_JSON_NAMES: Mapping[str, str] = {
+    "calls_a": "texts_a",
+    "calls_b": "texts_b",
+    "baseline": "baseline_text",
+}
+
+
 def _json_num(value: float | None) -> float | None:
     if value is None or not math.isfinite(value):
         return None
     return float(value)
 
 
-def _json_dict(values: Mapping[str, float | int]) -> dict[str, float | int | None]:
-    return {k: int(v) if isinstance(v, int) else _json_num(v) for k, v in values.items()}
-
-
-def _json_list(values: Sequence[float] | None) -> list[float | None] | None:
-    return None if values is None else [_json_num(v) for v in values]
+def _json_value(value: Any) -> Any:
+    """One field of a :class:`Comparison` as plain JSON (see :meth:`Comparison.to_dict`)."""
+    if value is None or isinstance(value, bool | str):
+        return str(value) if isinstance(value, Verdict) else value
+    if isinstance(value, int | np.integer):
+        return int(value)
+    if isinstance(value, float | np.floating):
+        return _json_num(float(value))
+    if isinstance(value, ParsedCall):
+        return value.text
+    if isinstance(value, ArmSummary | FlipSummary):
+        return _json_value(value.to_dict())
+    if isinstance(value, Mapping):
+        return {k: _json_value(v) for k, v in value.items()}
+    if isinstance(value, np.ndarray):
+        return _json_value(value.tolist())
+    return [_json_value(v) for v in value]
 
 
 def _n(value: float, digits: int = 4) -> str:
@@ -310,147 +294,18 @@ def _list(values: Sequence[float]) -> str:
     return "[" + ", ".join(f"{v:.4g}" for v in values) + "]"
 
 
-# --------------------------------------------------------------------------- validation
-
-
-@dataclass(frozen=True, slots=True)
-class _Options:
-    metric_fn: Metric
-    metric: str
-    alpha: float
-    tolerance: float
-    design: str
-    seed: int
-    labels: tuple[str, str]
-    bounded: bool  # metric values in [0, 1]: the unseen-change guard applies
-    blind: str | None  # why this metric cannot certify equivalence (None: it can)
-
-
-def check_options(
-    *,
-    metric: str | Metric,
-    alpha: float,
-    tolerance: float | None,
-    design: str,
-    seed: int,
-    baseline: Any,
-    labels: Sequence[str],
-    max_excess_tv: float | None = None,
-    margin: Any = None,
-) -> _Options:
-    """Validate every option of :func:`compare`; also used before calls are made."""
-    if margin is not None:
-        raise RolecheckUsageError(
-            f"margin={margin!r} is no longer supported: a tolerance relative to the measured "
-            f"jitter let a change inflate the very floor it was measured against. Pass an "
-            f"absolute tolerance= instead, the largest share of probability mass that may move "
-            f"(default {_stats.DEFAULT_TOLERANCE})."
-        )
-    if isinstance(metric, str):
-        fn = get_metric(metric)  # unknown names raise, listing available_metrics()
-        name = metric
-    elif callable(metric):
-        fn = metric
-        name = getattr(metric, "__name__", "custom")
-    else:
-        raise RolecheckUsageError(
-            f"metric={metric!r} is neither a metric name nor a callable; pass a name such as "
-            f"'js' (see available_metrics()) or a function fn(a, b) -> float."
-        )
-    if max_excess_tv is not None:
-        # The former name of the absolute tolerance, kept as an alias (tv only).
-        if fn is not get_metric("tv"):
-            raise RolecheckUsageError(
-                f"max_excess_tv={max_excess_tv!r} is the former name of tolerance= for "
-                f"metric='tv' (got metric={name!r}); pass tolerance={max_excess_tv!r} instead."
-            )
-        if tolerance is not None:
-            raise RolecheckUsageError(
-                "pass either tolerance= or its former name max_excess_tv=, not both."
-            )
-        tolerance = max_excess_tv
-    if tolerance is None:
-        tolerance = _stats.DEFAULT_TOLERANCE
-    _stats.validate_options(alpha=alpha, tolerance=tolerance, design=design)
-    builtin = {m: get_metric(m) for m in available_metrics()}
-    bounded = any(fn is builtin.get(m) for m in BOUNDED_METRICS)
-    blind = next((why for m, why in BLIND_METRICS.items() if fn is builtin.get(m)), None)
-    if bounded and tolerance > 1:
-        raise RolecheckUsageError(
-            f"tolerance={tolerance!r} is not allowed with metric={name!r}: its values are a share "
-            f"of probability mass in [0, 1], so the tolerance must be in (0, 1], e.g. "
-            f"{_stats.DEFAULT_TOLERANCE} (the default)."
-        )
-    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
-        raise RolecheckUsageError(
-            f"seed={seed!r} is not allowed: it seeds the random relabellings of the permutation "
-            f"test and must be a whole number >= 0 (0 is the default)."
-        )
-    if baseline is not None and design != "seed":
-        raise RolecheckUsageError(
-            "baseline= is only used by design='seed'; pass design='seed' as well, or drop "
-            "baseline= (the default all-pairs design compares every pair of calls)."
-        )
-    if (
-        isinstance(labels, str)
-        or len(labels) != 2
-        or not all(isinstance(x, str) and x for x in labels)
-        or labels[0] == labels[1]
-    ):
-        raise RolecheckUsageError(
-            f"labels={labels!r} is not allowed: pass two different non-empty strings, "
-            f"e.g. labels=('developer', 'system')."
-        )
-    return _Options(
-        metric_fn=fn,
-        metric=name,
-        alpha=float(alpha),
-        tolerance=float(tolerance),
-        design=design,
-        seed=seed,
-        labels=(labels[0], labels[1]),
-        bounded=bounded,
-        blind=blind,
-    )
-
-
-def _parse_arm(responses: Iterable[Any], label: str) -> tuple[ParsedCall, ...]:
-    if isinstance(responses, str | bytes | Mapping) or not isinstance(responses, Iterable):
-        raise RolecheckUsageError(
-            f"responses for arm {label!r} must be a list of chat-completion responses (or "
-            f"ParsedCall values), got a single {type(responses).__name__}; wrap it in a list and "
-            f"pass at least {_stats.MIN_CALLS_PER_ARM} calls."
-        )
-    return tuple(parse_response(r) for r in responses)
-
-
-def _refuse_empty(
-    calls_a: Sequence[ParsedCall], calls_b: Sequence[ParsedCall], labels: tuple[str, str]
-) -> None:
-    # Zero tokens everywhere makes every distance 0: "equivalent" would prove nothing.
-    if any(call.positions for call in (*calls_a, *calls_b)):
-        return
-    tools = sum(1 for call in (*calls_a, *calls_b) if call.tool_calls)
-    why = f" ({tools} answered with tool calls)" if tools else ""
-    raise NothingToCompareError(
-        f"no call of {labels[0]!r} or {labels[1]!r} produced a token with logprobs "
-        f"({len(calls_a)}+{len(calls_b)} calls, 0 tokens{why}): there is nothing to compare, "
-        "so no verdict is given. Make the model answer in text: max_tokens >= 1 and a prompt "
-        "that asks for an answer; compare tool calls with assert_tool_calls_* instead."
-    )
-
-
 # --------------------------------------------------------------------------- compare
 
 
+# Long by its docstring (the public entry point documents every option); the body is short.
 def compare(
     responses_a: Iterable[Any],
     responses_b: Iterable[Any],
     *,
-    metric: str | Metric = "js",
-    alpha: float = 0.05,
+    metric: str | Metric = DEFAULT_METRIC,
+    alpha: float = DEFAULT_ALPHA,
     tolerance: float | None = None,
-    design: str = "all-pairs",
+    design: str = DEFAULT_DESIGN,
     seed: int = 0,
     baseline: Any = None,
     labels: Sequence[str] = ("A", "B"),
@@ -477,7 +332,7 @@ def compare(
         The largest change that still counts as equivalent, chosen before
         looking at data: for ``js``, ``tv`` and ``first_token`` the share of
         probability mass moved, in (0, 1]; default
-        :data:`~pytest_rolecheck.core.stats.DEFAULT_TOLERANCE` (0.2). ``n`` calls
+        :data:`~pytest_rolecheck.core.limits.DEFAULT_TOLERANCE` (0.2). ``n`` calls
         per arm cannot certify a tolerance below ``1 - alpha ** (1/n)``
         (0.259 for 10 calls, 0.139 for 20, 0.095 for 30).
     design : {"all-pairs", "seed"}, default "all-pairs"
@@ -511,28 +366,9 @@ def compare(
 
     Notes
     -----
-    One rule on every path (:func:`pytest_rolecheck.core.stats.decide`):
-
-    1. ``"equivalent"`` iff the ``1 - alpha`` upper bound of the change is
-       below ``tolerance`` (and the metric can see every change: ``tok_l1``
-       and ``seed`` never certify equivalence);
-    2. ``"different"`` iff the difference test is significant **and** the
-       lower bound of the change is above ``tolerance``;
-    3. otherwise ``"inconclusive"``, with advice that says whether more
-       trials would help.
-
-    On a deterministic backend (every within-arm distance exactly 0) the
+    One rule on every path, :func:`pytest_rolecheck.core.decision.decide` (its
+    docstring has the rule and the references); on a deterministic backend the
     change is known exactly and compared with ``tolerance`` directly.
-
-    References
-    ----------
-    .. [1] G. J. Székely and M. L. Rizzo, "Energy statistics: A class of
-       statistics based on distances", J. Stat. Plan. Inference 143(8),
-       pp. 1249-1272, 2013.
-    .. [2] D. J. Schuirmann, "A comparison of the two one-sided tests
-       procedure and the power approach for assessing the equivalence of
-       average bioavailability", J. Pharmacokinet. Biopharm. 15(6),
-       pp. 657-680, 1987.
     """
     opts = check_options(
         metric=metric,
@@ -545,166 +381,75 @@ def compare(
         max_excess_tv=max_excess_tv,
         margin=margin,
     )
-    calls_a = _parse_arm(responses_a, opts.labels[0])
-    calls_b = _parse_arm(responses_b, opts.labels[1])
-    _refuse_empty(calls_a, calls_b, opts.labels)
+    calls_a = parse_arm(responses_a, opts.labels[0])
+    calls_b = parse_arm(responses_b, opts.labels[1])
+    refuse_empty(calls_a, calls_b, opts.labels)
     if opts.design == "seed":
-        return _compare_seed(calls_a, calls_b, baseline, opts)
+        return _decide(measure_seed(calls_a, calls_b, baseline, opts), opts)
     _stats.validate_arm_sizes(len(calls_a), len(calls_b), opts.labels)
     return _compare_all_pairs(calls_a, calls_b, opts)
-
-
-@dataclass(frozen=True, slots=True)
-class _Core:
-    """The design-specific numbers that the shared report assembly needs."""
-
-    n_a: int
-    n_b: int
-    floor: float
-    within_a: float
-    within_b: float
-    cross: float
-    summary_a: ArmSummary
-    summary_b: ArmSummary
-    matrix: npt.NDArray[np.float64]
-    cross_values: npt.NDArray[np.float64]  # cross distances (seed: B's distances)
-    within_values: npt.NDArray[np.float64]  # within distances (seed: A's distances)
-    trial_distances_a: tuple[float, ...] | None
-    trial_distances_b: tuple[float, ...] | None
-    baseline: ParsedCall | None
 
 
 def _compare_all_pairs(
     calls_a: tuple[ParsedCall, ...],
     calls_b: tuple[ParsedCall, ...],
-    opts: _Options,
+    opts: Options,
     d: npt.NDArray[np.float64] | None = None,
 ) -> Comparison:
-    # ``d``: the distance matrix when already computed (the calibration benchmark reuses one
-    # matrix of 20 + 20 calls for its 5 + 5 and 10 + 10 comparisons).
-    n_a, n_b = len(calls_a), len(calls_b)
-    if d is None:
-        d = distance_matrix(calls_a + calls_b, opts.metric_fn)
-    energy = _stats.energy_statistics(d, n_a)
-    within_a, within_b, cross = _stats.split_pairs(d, n_a)
-    core = _Core(
-        n_a=n_a,
-        n_b=n_b,
-        floor=energy.floor,
-        within_a=energy.within_a,
-        within_b=energy.within_b,
-        cross=energy.cross,
-        summary_a=_stats.summarize(within_a),
-        summary_b=_stats.summarize(within_b),
-        matrix=d,
-        cross_values=cross,
-        within_values=np.concatenate([within_a, within_b]),
-        trial_distances_a=None,
-        trial_distances_b=None,
-        baseline=None,
-    )
-    if energy.floor == 0.0:
-        return _deterministic(core, calls_a, calls_b, opts, energy.cross)
-    perm = _stats.permutation_test(d, n_a, seed=opts.seed)
-    if perm.exact:
-        test = f"permutation test, all {perm.n_relabellings:,} relabellings of the calls"
-    else:
-        test = (
-            f"permutation test, {perm.n_relabellings:,} random relabellings of the calls, "
-            f"seed {opts.seed}"
-        )
-    test += f"; U = {perm.statistic:,.1f}"
-    bound = _stats.change_bound(d, n_a, alpha=opts.alpha, bounded=opts.bounded)
-    extra: list[str] = []
-    if perm.smallest_p > opts.alpha:
-        extra.append(
-            f"alpha {opts.alpha:g} is below the smallest p-value this design can produce "
-            f"({perm.smallest_p:.3g}), so the difference test can never be significant; use "
-            f"more trials per arm or a larger alpha."
-        )
-    return _statistical(
-        core, calls_a, calls_b, opts, perm.p_value, perm.statistic, test, bound, extra
-    )
+    # Kept apart for the calibration benchmark, which passes a precomputed matrix ``d``.
+    return _decide(measure_all_pairs(calls_a, calls_b, opts, d), opts)
 
 
-def _compare_seed(
-    calls_a: tuple[ParsedCall, ...],
-    calls_b: tuple[ParsedCall, ...],
-    baseline: Any,
-    opts: _Options,
-) -> Comparison:
-    if baseline is None:
-        if len(calls_a) < _stats.MIN_CALLS_PER_ARM + 1:
-            raise RolecheckUsageError(
-                f"design='seed' uses the first response of arm {opts.labels[0]!r} as the baseline, "
-                f"leaving {max(len(calls_a) - 1, 0)} trial(s); at least "
-                f"{_stats.MIN_CALLS_PER_ARM} trials per arm are needed (the Mann-Whitney test "
-                f"cannot reach p <= 0.05 with fewer, and the bounds are unstable). Pass "
-                f"{_stats.MIN_CALLS_PER_ARM + 1} or more responses for {opts.labels[0]!r}, or "
-                f"baseline= separately."
-            )
-        base = calls_a[0]
-        trials_a = calls_a[1:]
-    else:
-        base = parse_response(baseline)
-        trials_a = calls_a
-    _stats.validate_arm_sizes(len(trials_a), len(calls_b), opts.labels)
-    n_a, n_b = len(trials_a), len(calls_b)
-    full = distance_matrix((base, *trials_a, *calls_b), opts.metric_fn)
-    d_a, d_b = full[0, 1 : 1 + n_a].copy(), full[0, 1 + n_a :].copy()
-    core = _Core(
-        n_a=n_a,
-        n_b=n_b,
-        floor=float(d_a.mean()),
-        within_a=float(d_a.mean()),
-        within_b=float(d_b.mean()),
-        cross=float(d_b.mean()),
-        summary_a=_stats.summarize(d_a),
-        summary_b=_stats.summarize(d_b),
-        matrix=full[1:, 1:].copy(),
-        cross_values=d_b,
-        within_values=d_a,
-        trial_distances_a=tuple(float(x) for x in d_a),
-        trial_distances_b=tuple(float(x) for x in d_b),
-        baseline=base,
-    )
-    if core.floor == 0.0 and not np.any(core.matrix[n_a:, n_a:]):
-        # A's trials equal the baseline and B's calls equal each other: the change is exact.
-        return _deterministic(core, trials_a, calls_b, opts, core.cross)
-    res = _stats.baseline_test(d_a, d_b)
-    test = (
-        f"Mann-Whitney U of {opts.labels[1]}'s vs {opts.labels[0]}'s distances to the baseline, "
-        f"two-sided, {res.method}; U = {res.statistic:g}"
-    )
-    extra: list[str] = []
-    modal = Counter(c.text for c in trials_a).most_common(1)[0][0]
-    if base.text != modal:
-        extra.append(
-            f"the baseline call's text differs from the most common text of "
-            f"{opts.labels[0]}'s trials: every distance is measured from an unusual call. "
-            f"Re-run, or use design='all-pairs', which does not depend on one call."
-        )
-    if res.method == "all-tied":
-        return _all_tied(core, trials_a, calls_b, opts, res.statistic, test, extra)
-    if res.smallest_p > opts.alpha:
-        extra.append(
-            f"alpha {opts.alpha:g} is below the smallest p-value the two-sided Mann-Whitney "
-            f"test can produce for {n_a} + {n_b} trials ({res.smallest_p:.3g}), so the "
-            f"difference test can never be significant; use more trials per arm or a larger "
-            f"alpha."
-        )
-    bound = _stats.trial_change_bound(d_a, d_b, alpha=opts.alpha, bounded=opts.bounded)
+def _decide(m: Measured, opts: Options) -> Comparison:
+    """Send what a design measured down its verdict path."""
+    if m.path == "deterministic":
+        return _deterministic(m.core, m.calls_a, m.calls_b, opts, m.core.cross)
+    if m.path == "all-tied":
+        return _all_tied(m.core, m.calls_a, m.calls_b, opts, m.statistic, m.test, [*m.warnings])
+    assert m.bound is not None  # a statistical path always has its bound
     return _statistical(
-        core, trials_a, calls_b, opts, res.p_value, res.statistic, test, bound, extra
+        m.core, m.calls_a, m.calls_b, opts, m.p_value, m.statistic, m.test, m.bound, [*m.warnings]
     )
 
 
 # --------------------------------------------------------------------------- assembly
 
 
+@dataclass(frozen=True, slots=True)
+class _Descriptives:
+    """The descriptive numbers every verdict path reports alongside its decision."""
+
+    cliffs_delta: float
+    flips: FlipSummary
+    fingerprints_a: tuple[str, ...]
+    fingerprints_b: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class _Outcome:
+    """What one verdict path decided and says; the rest of a Comparison is shared."""
+
+    verdict: Verdict
+    change: float
+    headline: str
+    advice: str
+    test: str
+    warnings: tuple[str, ...]
+    p_value: float | None = None
+    statistic: float | None = None
+    change_upper: float | None = None
+    change_lower: float | None = None
+    change_se: float | None = None
+    deterministic: bool = False
+    recommended_trials: int | None = None
+    notes: tuple[str, ...] = ()
+    difference_detected: bool = False
+    equivalence_shown: bool = False
+
+
 def _descriptives(
-    core: _Core, calls_a: Sequence[ParsedCall], calls_b: Sequence[ParsedCall], opts: _Options
-) -> tuple[float, FlipSummary, tuple[str, ...], tuple[str, ...], list[str]]:
+    core: Core, calls_a: Sequence[ParsedCall], calls_b: Sequence[ParsedCall], opts: Options
+) -> tuple[_Descriptives, list[str]]:
     a, b = opts.labels
     delta = _stats.cliffs_delta(core.cross_values, core.within_values)
     flips = _stats.flip_test([c.text for c in calls_a], [c.text for c in calls_b])
@@ -725,11 +470,11 @@ def _descriptives(
             f"the arms were answered by different models ({a}: {', '.join(sorted(models_a))}; "
             f"{b}: {', '.join(sorted(models_b))}); compare variants on the same model."
         )
-    return delta, flips, fp_a, fp_b, warnings
+    return _Descriptives(delta, flips, fp_a, fp_b), warnings
 
 
-def _flip_warning(flips: FlipSummary, opts: _Options, verdict: Verdict) -> str | None:
-    if verdict == "different" or flips.p_value > opts.alpha:
+def _flip_warning(flips: FlipSummary, opts: Options, verdict: Verdict) -> str | None:
+    if verdict == Verdict.DIFFERENT or flips.p_value > opts.alpha:
         return None
     a, b = opts.labels
     return (
@@ -746,7 +491,7 @@ _SEED_BLIND = (
 )
 
 
-def _blind_words(opts: _Options, statistical: bool = True) -> str:
+def _blind_words(opts: Options, statistical: bool = True) -> str:
     if opts.blind is None and statistical and opts.design == "seed":
         return (
             f"the seed design cannot certify equivalence ({_SEED_BLIND}); it can still show a "
@@ -759,18 +504,16 @@ def _blind_words(opts: _Options, statistical: bool = True) -> str:
 
 
 def _statistical(
-    core: _Core,
+    core: Core,
     calls_a: Sequence[ParsedCall],
     calls_b: Sequence[ParsedCall],
-    opts: _Options,
+    opts: Options,
     p_value: float,
     statistic: float,
     test: str,
     bound: Bound,
     extra_warnings: list[str],
 ) -> Comparison:
-    a, b = opts.labels
-    tol = opts.tolerance
     n = min(core.n_a, core.n_b)
     two_sided = opts.design == "seed"
     # With a metric in [0, 1], a change beyond an arm's own spread can be at most
@@ -781,23 +524,55 @@ def _statistical(
         p_value=p_value,
         alpha=opts.alpha,
         bound=bound,
-        tolerance=tol,
+        tolerance=opts.tolerance,
         n=n,
         two_sided=two_sided,
         bounded=opts.bounded,
-        can_certify=opts.blind is None and not two_sided and room > tol,
+        can_certify=opts.blind is None and not two_sided and room > opts.tolerance,
     )
-    delta, flips, fp_a, fp_b, warnings = _descriptives(core, calls_a, calls_b, opts)
+    desc, warnings = _descriptives(core, calls_a, calls_b, opts)
     warnings += extra_warnings
-    flip_warning = _flip_warning(flips, opts, decision.verdict)
+    flip_warning = _flip_warning(desc.flips, opts, decision.verdict)
     if flip_warning:
         warnings.append(flip_warning)
+    reach = max(bound.upper, -bound.lower) if two_sided else bound.upper
+    headline, advice, notes = _statistical_words(bound, p_value, decision, opts, n, reach, room)
+    outcome = _Outcome(
+        verdict=decision.verdict,
+        change=bound.estimate,
+        headline=headline,
+        advice=advice,
+        test=test,
+        warnings=tuple(warnings),
+        p_value=p_value,
+        statistic=statistic,
+        change_upper=bound.upper,
+        change_lower=bound.lower,
+        change_se=bound.se,
+        recommended_trials=decision.recommended_trials,
+        notes=tuple(notes),
+        difference_detected=decision.difference_detected,
+        equivalence_shown=decision.equivalence_shown,
+    )
+    return _assemble(core, calls_a, calls_b, opts, desc, outcome)
 
+
+def _statistical_words(
+    bound: Bound,
+    p_value: float,
+    decision: _stats.Decision,
+    opts: Options,
+    n: int,
+    reach: float,
+    room: float,
+) -> tuple[str, str, list[str]]:
+    """Headline, advice and notes of a statistical verdict."""
+    a, b = opts.labels
+    tol = opts.tolerance
     conf = f"{1 - opts.alpha:.0%}"
     est = _n(bound.estimate)
-    reach = max(bound.upper, -bound.lower) if two_sided else bound.upper
     notes: list[str] = []
-    if decision.verdict == "equivalent":
+    if decision.verdict == Verdict.EQUIVALENT:
         headline = (
             f"With {conf} confidence, switching {a} -> {b} changes the outputs by at most "
             f"{_n(reach)} (upper bound; estimate {est}), below the tolerance {tol:g}."
@@ -808,7 +583,7 @@ def _statistical(
                 f"it is within the tolerance {tol:g}."
             )
         advice = "nothing to do: the change is within the tolerance you declared."
-    elif decision.verdict == "different":
+    elif decision.verdict == Verdict.DIFFERENT:
         headline = (
             f"{b} behaves differently from {a}: the change {est} is significant (p = "
             f"{_p(p_value)} <= alpha {opts.alpha:g}) and larger than the tolerance {tol:g} "
@@ -820,36 +595,14 @@ def _statistical(
         )
     else:
         headline, advice = _inconclusive(bound, p_value, decision, opts, n, reach, room)
-    return _assemble(
-        core,
-        calls_a,
-        calls_b,
-        opts,
-        (delta, flips, fp_a, fp_b),
-        verdict=decision.verdict,
-        p_value=p_value,
-        change=bound.estimate,
-        change_upper=bound.upper,
-        change_lower=bound.lower,
-        change_se=bound.se,
-        deterministic=False,
-        warnings=tuple(warnings),
-        recommended_trials=decision.recommended_trials,
-        advice=advice,
-        headline=headline,
-        notes=tuple(notes),
-        statistic=statistic,
-        test=test,
-        difference_detected=decision.difference_detected,
-        equivalence_shown=decision.equivalence_shown,
-    )
+    return headline, advice, notes
 
 
 def _inconclusive(
     bound: Bound,
     p_value: float,
     decision: _stats.Decision,
-    opts: _Options,
+    opts: Options,
     n: int,
     reach: float,
     room: float,
@@ -919,43 +672,26 @@ def _inconclusive(
     )
 
 
+_COMPARISON_FIELDS = frozenset(f.name for f in fields(Comparison))
+
+
+def _shared(obj: Any) -> dict[str, Any]:
+    """The fields of the dataclass ``obj`` that a :class:`Comparison` has too, by name."""
+    return {f.name: getattr(obj, f.name) for f in fields(obj) if f.name in _COMPARISON_FIELDS}
+
+
 def _assemble(
-    core: _Core,
+    core: Core,
     calls_a: Sequence[ParsedCall],
     calls_b: Sequence[ParsedCall],
-    opts: _Options,
-    descriptives: tuple[float, FlipSummary, tuple[str, ...], tuple[str, ...]],
-    **outcome: Any,
+    opts: Options,
+    desc: _Descriptives,
+    outcome: _Outcome,
 ) -> Comparison:
     """Build the :class:`Comparison` from what every verdict path shares plus ``outcome``."""
-    delta, flips, fp_a, fp_b = descriptives
-    return Comparison(
-        n_a=core.n_a,
-        n_b=core.n_b,
-        metric=opts.metric,
-        design=opts.design,
-        alpha=opts.alpha,
-        tolerance=opts.tolerance,
-        floor=core.floor,
-        labels=opts.labels,
-        summary_a=core.summary_a,
-        summary_b=core.summary_b,
-        within_a=core.within_a,
-        within_b=core.within_b,
-        cross=core.cross,
-        matrix=_readonly(core.matrix),
-        trial_distances_a=core.trial_distances_a,
-        trial_distances_b=core.trial_distances_b,
-        cliffs_delta=delta,
-        flips=flips,
-        fingerprints_a=fp_a,
-        fingerprints_b=fp_b,
-        calls_a=tuple(calls_a),
-        calls_b=tuple(calls_b),
-        baseline=core.baseline,
-        seed=opts.seed,
-        **outcome,
-    )
+    values = {**_shared(core), **_shared(opts), **_shared(desc), **_shared(outcome)}
+    values.update(matrix=_readonly(core.matrix), calls_a=tuple(calls_a), calls_b=tuple(calls_b))
+    return Comparison(**values)
 
 
 def _readonly(matrix: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
@@ -986,24 +722,60 @@ def _first_difference(a: ParsedCall, b: ParsedCall) -> str:
 
 
 def _deterministic(
-    core: _Core,
+    core: Core,
     calls_a: Sequence[ParsedCall],
     calls_b: Sequence[ParsedCall],
-    opts: _Options,
+    opts: Options,
     change: float,
 ) -> Comparison:
     # Every call within each arm is identical: the change is known exactly and is
     # compared with the tolerance directly, like the bounds on every other path.
+    desc, warnings = _descriptives(core, calls_a, calls_b, opts)
+    verdict = verdict_of(
+        p_value=0.0,
+        alpha=opts.alpha,
+        lower=change,
+        upper=change,
+        tolerance=opts.tolerance,
+        can_certify=opts.blind is None,
+    )
+    headline, advice = _deterministic_words(core, calls_a, calls_b, opts, change, verdict, warnings)
+    outcome = _Outcome(
+        verdict=verdict,
+        change=change,
+        headline=headline,
+        advice=advice,
+        test=_deterministic_test(core, opts),
+        warnings=tuple(warnings),
+        deterministic=True,
+        difference_detected=verdict is Verdict.DIFFERENT,
+        equivalence_shown=verdict is Verdict.EQUIVALENT,
+    )
+    return _assemble(core, calls_a, calls_b, opts, desc, outcome)
+
+
+def _deterministic_test(core: Core, opts: Options) -> str:
+    a, b = opts.labels
+    return (
+        "deterministic backend: every within-arm distance is 0"
+        if core.baseline is None
+        else f"deterministic backend: every trial of {a} equals the baseline and every call "
+        f"of {b} equals the others"
+    )
+
+
+def _deterministic_words(
+    core: Core,
+    calls_a: Sequence[ParsedCall],
+    calls_b: Sequence[ParsedCall],
+    opts: Options,
+    change: float,
+    verdict: Verdict,
+    warnings: list[str],
+) -> tuple[str, str]:
+    """Headline and advice of a deterministic verdict; caveats are appended to ``warnings``."""
     a, b = opts.labels
     tol = opts.tolerance
-    delta, flips, fp_a, fp_b, warnings = _descriptives(core, calls_a, calls_b, opts)
-    verdict: Verdict
-    if change > tol:
-        verdict = "different"
-    elif change < tol and opts.blind is None:
-        verdict = "equivalent"
-    else:
-        verdict = "inconclusive"
     reference = core.baseline if core.baseline is not None else calls_a[0]
     texts = {c.text for c in (*calls_a, *calls_b)}
     where = (
@@ -1014,7 +786,7 @@ def _deterministic(
         else "every call of both arms saw the same next-token distributions up to its first "
         f"diverging token; the {len(texts)} distinct texts come from sampling"
     )
-    if verdict == "equivalent":
+    if verdict == Verdict.EQUIVALENT:
         headline = (
             f"deterministic backend: {where}; the change is exactly {_n(change)}, below the "
             f"tolerance {tol:g}."
@@ -1031,7 +803,7 @@ def _deterministic(
                     "metric 'first_token' compares only the first position; use metric='js' to "
                     "compare every position up to the first divergence."
                 )
-    elif verdict == "different":
+    elif verdict == Verdict.DIFFERENT:
         headline = (
             f"deterministic backend: outputs {where}; every call within an arm is identical, so "
             f"the change is exactly {_n(change)}, above the tolerance {tol:g}."
@@ -1052,41 +824,14 @@ def _deterministic(
             f"the tolerance {tol:g}."
         )
         advice = "decide whether a change of this size matters and set tolerance= accordingly."
-    return _assemble(
-        core,
-        calls_a,
-        calls_b,
-        opts,
-        (delta, flips, fp_a, fp_b),
-        verdict=verdict,
-        p_value=None,
-        change=change,
-        change_upper=None,
-        change_lower=None,
-        change_se=None,
-        deterministic=True,
-        warnings=tuple(warnings),
-        recommended_trials=None,
-        advice=advice,
-        headline=headline,
-        notes=(),
-        statistic=None,
-        test=(
-            "deterministic backend: every within-arm distance is 0"
-            if core.baseline is None
-            else f"deterministic backend: every trial of {a} equals the baseline and every call "
-            f"of {b} equals the others"
-        ),
-        difference_detected=verdict == "different",
-        equivalence_shown=verdict == "equivalent",
-    )
+    return headline, advice
 
 
 def _all_tied(
-    core: _Core,
+    core: Core,
     calls_a: Sequence[ParsedCall],
     calls_b: Sequence[ParsedCall],
-    opts: _Options,
+    opts: Options,
     statistic: float,
     test: str,
     extra_warnings: list[str],
@@ -1094,7 +839,7 @@ def _all_tied(
     # Every trial of both arms sits at the same non-zero distance from the baseline. The
     # arms may still differ from each other (two different outputs can be equally far
     # from a third), so the seed design has no information either way.
-    delta, flips, fp_a, fp_b, warnings = _descriptives(core, calls_a, calls_b, opts)
+    desc, warnings = _descriptives(core, calls_a, calls_b, opts)
     warnings += extra_warnings
     headline = (
         f"Inconclusive: every trial of both arms is exactly {core.floor:.4g} away from the "
@@ -1102,29 +847,17 @@ def _all_tied(
         f"information when every value is tied: the two-sided test gives p = 1 whatever the "
         f"arms do)."
     )
-    return _assemble(
-        core,
-        calls_a,
-        calls_b,
-        opts,
-        (delta, flips, fp_a, fp_b),
-        verdict="inconclusive",
-        p_value=1.0,
+    outcome = _Outcome(
+        verdict=Verdict.INCONCLUSIVE,
         change=0.0,
-        change_upper=None,
-        change_lower=None,
-        change_se=None,
-        deterministic=False,
-        warnings=tuple(warnings),
-        recommended_trials=None,
-        advice="use design='all-pairs', which compares the calls with each other.",
         headline=headline,
-        notes=(),
-        statistic=statistic,
+        advice="use design='all-pairs', which compares the calls with each other.",
         test=test,
-        difference_detected=False,
-        equivalence_shown=False,
+        warnings=tuple(warnings),
+        p_value=1.0,
+        statistic=statistic,
     )
+    return _assemble(core, calls_a, calls_b, opts, desc, outcome)
 
 
 # --------------------------------------------------------------------------- assertions
@@ -1132,9 +865,9 @@ def _all_tied(
 
 def _assertion_message(expected: Verdict, result: Comparison) -> str:
     a, b = result.labels
-    if expected == "equivalent":
+    if expected == Verdict.EQUIVALENT:
         head = f"assert_equivalent failed: {a} and {b} were not shown equivalent"
-        if result.verdict == "different":
+        if result.verdict == Verdict.DIFFERENT:
             todo = (
                 "what to do: if this change is intended, use assert_different(...); otherwise "
                 "find what makes the arms differ (texts, fingerprints above)."
@@ -1143,7 +876,7 @@ def _assertion_message(expected: Verdict, result: Comparison) -> str:
             todo = f"what to do: {result.advice}"
     else:
         head = f"assert_different failed: no difference between {a} and {b} was shown"
-        if result.verdict == "equivalent":
+        if result.verdict == Verdict.EQUIVALENT:
             todo = (
                 "what to do: the arms are equivalent within the tolerance; if a change this "
                 "small should count, lower tolerance= (decided before looking at the data); if "
@@ -1191,11 +924,8 @@ def assert_equivalent(
         ``"different"`` or ``"inconclusive"``.
     """
     __tracebackhide__ = True
-    refuse_blind_equivalence(options.get("metric", "js"))
-    result = compare(responses_a, responses_b, **options)
-    if result.verdict != "equivalent":
-        raise RolecheckAssertionError(_assertion_message("equivalent", result))
-    return result
+    refuse_blind_equivalence(options.get("metric", DEFAULT_METRIC))
+    return _expect(Verdict.EQUIVALENT, compare(responses_a, responses_b, **options))
 
 
 def assert_different(
@@ -1220,7 +950,11 @@ def assert_different(
         ``"equivalent"`` or ``"inconclusive"``.
     """
     __tracebackhide__ = True
-    result = compare(responses_a, responses_b, **options)
-    if result.verdict != "different":
-        raise RolecheckAssertionError(_assertion_message("different", result))
+    return _expect(Verdict.DIFFERENT, compare(responses_a, responses_b, **options))
+
+
+def _expect(verdict: Verdict, result: Comparison) -> Comparison:
+    __tracebackhide__ = True
+    if result.verdict != verdict:
+        raise RolecheckAssertionError(_assertion_message(verdict, result))
     return result

@@ -22,47 +22,37 @@ Outcome strings
 
 from __future__ import annotations
 
+import dataclasses
 import json
-import math
 import textwrap
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Final, Literal
+from typing import Any, Final
 
 import numpy as np
-from scipy import stats
-from scipy.special import gammaln
 
+from ..core.bounds import unseen_share_upper
+from ..core.contingency import difference_test, recommend_outcome_trials, tv_bounds
+from ..core.decision import verdict_of
 from ..core.jsonish import as_dict
-from ..core.stats import DEFAULT_TOLERANCE, unseen_share_upper
+from ..core.limits import DEFAULT_ALPHA, DEFAULT_TOLERANCE, MIN_CALLS_PER_ARM
+from ..core.validation import validate_alpha, validate_labels, validate_seed
+from ..core.verdict import Verdict
 from ..errors import (
     NothingToCompareError,
     ResponseFormatError,
-    RolecheckAssertionError,
     RolecheckUsageError,
 )
 
 __all__ = [
     "TEXT_OUTCOME",
     "ToolCallComparison",
-    "assert_tool_calls_differ",
-    "assert_tool_calls_equivalent",
     "compare_tool_calls",
-    "tool_call_outcome",
 ]
 
 TEXT_OUTCOME: Final = "<text>"
 """Outcome of a response without any tool call."""
 
-Verdict = Literal["equivalent", "different", "inconclusive"]
-
-MIN_TRIALS: Final = 4
-# Posterior draws for the TV upper bound, and tables sampled by the Monte Carlo
-# difference test when exact enumeration is too large.
-_TV_DRAWS: Final = 4000
-_MC_TABLES: Final = 10000
-_EXACT_MAX_TABLES: Final = 20000
-_MAX_RECOMMENDED: Final = 10000
 _LABEL_WIDTH: Final = 60
 _REPORT_WIDTH: Final = 100
 
@@ -174,33 +164,6 @@ def _call_tuple(
     return tuple(calls) if ordered else tuple(sorted(calls))
 
 
-def tool_call_outcome(response: Any, *, names_only: bool = False, ordered: bool = False) -> str:
-    """Outcome string of one chat completion (see the module docstring for the format).
-
-    Parameters
-    ----------
-    response : ChatCompletion or mapping
-        An openai ``ChatCompletion`` or a dict of the same JSON.
-    names_only : bool, default False
-        Ignore the arguments.
-    ordered : bool, default False
-        Keep the order of several tool calls (default: sorted, order-free).
-
-    Returns
-    -------
-    str
-        ``"<text>"``, ``"name({...})"``, ``"name(invalid arguments)"``, or several of the
-        call strings joined by ``" + "``.
-
-    Raises
-    ------
-    ResponseFormatError
-        If the response is not a chat completion with ``choices[0].message``.
-    """
-    calls = _call_tuple(response, names_only=names_only, ordered=ordered, position="the response")
-    return _outcome_text(calls)
-
-
 def _outcome_text(calls: tuple[str, ...]) -> str:
     return " + ".join(calls) if calls else TEXT_OUTCOME
 
@@ -266,7 +229,7 @@ class ToolCallComparison:
         """JSON-serialisable summary (outcome counts as a list of rows)."""
         return {
             "kind": "tool-calls",
-            "verdict": self.verdict,
+            "verdict": str(self.verdict),
             "p_value": self.p_value,
             "test": self.test,
             "tv": self.tv,
@@ -314,9 +277,9 @@ class ToolCallComparison:
             )
         else:
             bound = f"bounds {self.tv_lower:.3f} .. {self.tv_upper:.3f}"
-        if self.verdict == "equivalent":
+        if self.verdict == Verdict.EQUIVALENT:
             rule = f"below the tolerance {self.tolerance:g}"
-        elif self.verdict == "different":
+        elif self.verdict == Verdict.DIFFERENT:
             rule = f"lower bound above the tolerance {self.tolerance:g}"
         else:
             rule = f"tolerance {self.tolerance:g}: neither below nor shown above it"
@@ -347,16 +310,8 @@ def _shorten(text: str) -> str:
 
 def check_tool_options(*, alpha: Any, tolerance: Any, seed: Any, labels: Any) -> None:
     """Validate the options of :func:`compare_tool_calls`; also used before calls are made."""
-    if (
-        not isinstance(labels, Sequence)
-        or isinstance(labels, str)
-        or len(labels) != 2
-        or not all(isinstance(x, str) and x for x in labels)
-        or labels[0] == labels[1]
-    ):
-        raise RolecheckUsageError(f"labels must be two different non-empty strings, got {labels!r}")
-    if isinstance(alpha, bool) or not isinstance(alpha, int | float) or not 0 < alpha < 1:
-        raise RolecheckUsageError(f"alpha must be a number in (0, 1), e.g. 0.05; got {alpha!r}")
+    validate_labels(labels)
+    validate_alpha(alpha)
     if tolerance is not None and (  # None: the default tolerance
         isinstance(tolerance, bool)
         or not isinstance(tolerance, int | float)
@@ -366,8 +321,7 @@ def check_tool_options(*, alpha: Any, tolerance: Any, seed: Any, labels: Any) ->
             "tolerance is the largest total-variation distance between the arms' outcome "
             f"distributions that still counts as equivalent, in (0, 1], e.g. 0.2; got {tolerance!r}"
         )
-    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
-        raise RolecheckUsageError(f"seed must be a non-negative integer, got {seed!r}")
+    validate_seed(seed, seeds="the Monte Carlo parts of the statistics")
 
 
 def _validate(
@@ -387,201 +341,25 @@ def _validate(
                 f"got {type(responses).__name__}"
             )
         items = list(responses)
-        if len(items) < MIN_TRIALS:
+        if len(items) < MIN_CALLS_PER_ARM:
             raise RolecheckUsageError(
                 f"arm {label!r} has {len(items)} responses; comparing tool calls needs at "
-                f"least {MIN_TRIALS} per arm (10 or more for a useful verdict); run more trials"
+                f"least {MIN_CALLS_PER_ARM} per arm (10 or more for a useful verdict); run more "
+                "trials"
             )
         arms.append(items)
     return arms[0], arms[1], (labels[0], labels[1])
 
 
-# -- statistics -------------------------------------------------------------------------
-
-
-def _chi2_first_row(rows: np.ndarray, cols: np.ndarray, n_a: int, n_b: int) -> np.ndarray:
-    """Pearson chi-square of 2×K tables given by their first rows (fixed margins)."""
-    total = n_a + n_b
-    exp_a = cols * (n_a / total)
-    exp_b = cols * (n_b / total)
-    second = cols - rows
-    return np.asarray(((rows - exp_a) ** 2 / exp_a + (second - exp_b) ** 2 / exp_b).sum(axis=-1))
-
-
-def _enumerate_first_rows(cols: np.ndarray, n_a: int) -> np.ndarray | None:
-    """All first rows of 2×K tables with column sums ``cols`` and first-row sum ``n_a``.
-
-    None when there would be more than ``_EXACT_MAX_TABLES``.
-    """
-    remaining = np.concatenate([np.cumsum(cols[::-1])[::-1][1:], [0]])
-    partial = np.zeros((1, 0), dtype=np.int64)
-    sums = np.zeros(1, dtype=np.int64)
-    for k, c in enumerate(cols):
-        options = np.arange(int(c) + 1)
-        new_sums = (sums[:, None] + options[None, :]).ravel()
-        keep = (new_sums <= n_a) & (new_sums + remaining[k] >= n_a)
-        rep = np.repeat(partial, len(options), axis=0)[keep]
-        col = np.tile(options, len(partial))[keep]
-        partial = np.column_stack([rep, col])
-        sums = new_sums[keep]
-        if len(partial) > _EXACT_MAX_TABLES:
-            return None
-    return partial
-
-
-def _difference_test(
-    counts_a: np.ndarray, counts_b: np.ndarray, rng: np.random.Generator
-) -> tuple[float, str]:
-    """p-value of H0 "same outcome distribution" on the 2×K table (margins fixed).
-
-    Two outcomes: Fisher's exact test. More: Pearson's chi-square statistic with its
-    exact conditional (multivariate hypergeometric) null distribution, enumerated when
-    there are at most ``_EXACT_MAX_TABLES`` tables, else sampled (Monte Carlo p-value
-    ``(1 + hits) / (1 + draws)``, Phipson & Smyth 2010).
-    """
-    k = len(counts_a)
-    if k < 2:
-        return 1.0, "none"
-    n_a, n_b = int(counts_a.sum()), int(counts_b.sum())
-    if k == 2:
-        table = np.array([counts_a, counts_b])
-        return float(stats.fisher_exact(table, alternative="two-sided").pvalue), "fisher-exact"
-    cols = counts_a + counts_b
-    observed = float(_chi2_first_row(counts_a[None, :], cols, n_a, n_b)[0])
-    threshold = observed - 1e-9 * max(1.0, observed)  # ties count as "at least as extreme"
-    rows = _enumerate_first_rows(cols, n_a)
-    if rows is not None:
-        log_prob = (gammaln(cols + 1) - gammaln(rows + 1) - gammaln(cols - rows + 1)).sum(
-            axis=1
-        ) - (gammaln(n_a + n_b + 1) - gammaln(n_a + 1) - gammaln(n_b + 1))
-        extreme = _chi2_first_row(rows, cols, n_a, n_b) >= threshold
-        return float(min(1.0, np.exp(log_prob[extreme]).sum())), "exact-chi2"
-    sampled = rng.multivariate_hypergeometric(cols, n_a, size=_MC_TABLES)
-    hits = int((_chi2_first_row(sampled, cols, n_a, n_b) >= threshold).sum())
-    return (1 + hits) / (1 + _MC_TABLES), "permutation-chi2"
-
-
-def _tv_upper(
-    counts_a: np.ndarray, counts_b: np.ndarray, alpha: float, rng: np.random.Generator
-) -> float:
-    """Upper bound on the TV distance: (1 - alpha/2) quantile under Jeffreys posteriors.
-
-    Each arm's outcome probabilities get an independent Dirichlet(counts + 1/2)
-    posterior over the outcomes seen in either arm (Jeffreys prior); the bound is the
-    ``1 - alpha/2`` quantile of the TV distance between posterior draws, i.e. the upper
-    end of the equal-tailed ``1 - alpha`` interval. Jeffreys-prior intervals have good
-    frequentist coverage for proportions and their differences (Brown, Cai & DasGupta
-    2001; Agresti & Min 2005), unlike a percentile bootstrap, which never resamples an
-    outcome an arm did not show and so undercovers when one arm has a zero count. The
-    one-sided level ``1 - alpha/2`` (instead of ``1 - alpha``) makes the bound
-    conservative: in simulations at TV = tolerance = 0.2 with one arm never showing the
-    differing outcomes (n = 30..150 per arm, K = 2..6), the equivalence verdict was
-    wrongly reached in 2.9-4.7 % of runs at alpha = 0.05 (4.5-7.9 % at level 1 - alpha).
-    """
-    draws_a = rng.dirichlet(counts_a + 0.5, size=_TV_DRAWS)
-    draws_b = rng.dirichlet(counts_b + 0.5, size=_TV_DRAWS)
-    tv = 0.5 * np.abs(draws_a - draws_b).sum(axis=1)
-    return float(np.quantile(tv, 1 - alpha / 2))
-
-
-def _cp(count: np.ndarray, n: int, level: float) -> tuple[np.ndarray, np.ndarray]:
-    """One-sided Clopper-Pearson lower and upper bounds of rates ``count / n`` at ``level``."""
-    lower = np.where(count > 0, stats.beta.ppf(1 - level, count, n - count + 1), 0.0)
-    upper = np.where(count < n, stats.beta.ppf(level, count + 1, n - count), 1.0)
-    return lower, upper
-
-
-def _tv_bounds(
-    counts_a: np.ndarray, counts_b: np.ndarray, alpha: float, rng: np.random.Generator
-) -> tuple[float, float]:
-    """Lower and upper confidence bounds on the TV distance between the outcome distributions.
-
-    Upper (equivalence needs it below the tolerance) is the largest of
-
-    * the Jeffreys posterior bound of :func:`_tv_upper` (many outcomes at once);
-    * per outcome, ``|p_a - p_b|`` bounded by exact Clopper-Pearson bounds at
-      ``1 - alpha/2`` per arm: a rare outcome seen once or never in one arm cannot
-      hide a difference the posterior smooths away;
-    * ``1 - alpha ** (1/n)`` (:func:`~pytest_rolecheck.core.stats.unseen_share_upper`) for
-      the smaller arm: an outcome neither arm showed may still have that rate, and the
-      TV is then at least that large. This is the whole bound when every call of both
-      arms agreed (an intersection-union argument: each arm's unseen rate at level
-      ``alpha``).
-
-    Lower (a difference must exceed the tolerance to count) is the largest per-outcome
-    lower bound of ``|p_a - p_b|`` by Newcombe's hybrid score method (Wilson bounds
-    combined, "MOVER"), one-sided at ``1 - alpha/(2m)`` per direction with ``m = 1`` for
-    two outcomes (their differences are the same event) and ``m = K`` otherwise
-    (Bonferroni). References: R. G. Newcombe, "Interval estimation for the difference
-    between independent proportions", Stat. Med. 17, pp. 873-890, 1998.
-    """
-    n_a, n_b = int(counts_a.sum()), int(counts_b.sum())
-    if len(counts_a) == 1:
-        # Every call of both arms agreed. The TV is then the larger of the two arms' rates
-        # of outcomes never seen; it is below the tolerance only if both are, and a rate
-        # of at least the tolerance shows nothing in n calls with probability <= alpha.
-        return 0.0, unseen_share_upper(0.0, min(n_a, n_b), alpha)
-    lo_a, up_a = _cp(counts_a, n_a, 1 - alpha / 2)
-    lo_b, up_b = _cp(counts_b, n_b, 1 - alpha / 2)
-    upper = max(
-        float(np.max(np.maximum(up_a - lo_b, up_b - lo_a))),
-        unseen_share_upper(0.0, min(n_a, n_b), alpha),
-    )
-    if len(counts_a) > 1 and (counts_a > 0).sum() + (counts_b > 0).sum() > 2:
-        upper = max(upper, _tv_upper(counts_a, counts_b, alpha, rng))
-    m = 1 if len(counts_a) <= 2 else len(counts_a)
-    z = float(stats.norm.ppf(1 - alpha / (2 * m)))
-    pa, pb = counts_a / n_a, counts_b / n_b
-    lo_a, up_a = _wilson(pa, n_a, z)
-    lo_b, up_b = _wilson(pb, n_b, z)
-    # Newcombe's hybrid score (MOVER-Wilson) lower bound of |p_a - p_b|, per direction.
-    diff = pa - pb
-    lower_ab = diff - np.sqrt((pa - lo_a) ** 2 + (up_b - pb) ** 2)
-    lower_ba = -diff - np.sqrt((pb - lo_b) ** 2 + (up_a - pa) ** 2)
-    lower = float(np.max(np.maximum(lower_ab, lower_ba)))
-    return max(lower, 0.0), min(upper, 1.0)
-
-
-def _wilson(p: np.ndarray, n: int, z: float) -> tuple[np.ndarray, np.ndarray]:
-    """Wilson score bounds of rates ``p`` observed in ``n`` calls."""
-    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
-    half = z * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
-    return centre - half, centre + half
-
-
-def _recommended_trials(
-    n: int, tv: float, tv_lower: float, tv_upper: float, tolerance: float, alpha: float
-) -> int | None:
-    """Trials per arm at which the blocking bound would likely clear the tolerance.
-
-    Below the tolerance: the unseen-outcome bound ``1 - alpha ** (1/N)`` must fall below
-    the room ``tolerance - tv`` (exact when every call agreed), and the bound's width,
-    assumed to shrink like ``1/sqrt(N)``, too. Above it: the lower bound's distance from
-    the observed TV shrinks the same way. ``None`` when the TV is about the tolerance
-    (more trials will not settle it).
-    """
-    if abs(tv - tolerance) < 0.02:
-        return None
-    if tv < tolerance:
-        room = tolerance - tv
-        needed = float(math.floor(math.log(alpha) / math.log1p(-room)) + 1)
-        if tv_lower > 0 or tv > 0:
-            needed = max(needed, 1.1 * n * ((tv_upper - tv) / room) ** 2)
-    else:
-        needed = 1.1 * n * ((tv - tv_lower) / (tv - tolerance)) ** 2
-    if needed > _MAX_RECOMMENDED:
-        return None
-    return int(max(n + 1, math.ceil(needed)))
-
-
 # -- public API -------------------------------------------------------------------------
 
 
+# Long by its docstring (the public entry point documents every option); the body is short.
 def compare_tool_calls(
     responses_a: Sequence[Any],
     responses_b: Sequence[Any],
     *,
-    alpha: float = 0.05,
+    alpha: float = DEFAULT_ALPHA,
     tolerance: float | None = None,
     names_only: bool = False,
     ordered: bool = False,
@@ -600,7 +378,7 @@ def compare_tool_calls(
         ``1 - alpha`` posterior upper end.
     tolerance : float, optional
         Largest total-variation distance between the outcome distributions that counts
-        as equivalent; default :data:`~pytest_rolecheck.core.stats.DEFAULT_TOLERANCE` (0.2:
+        as equivalent; default :data:`~pytest_rolecheck.core.limits.DEFAULT_TOLERANCE` (0.2:
         at most 20 % of the calls may behave differently). ``n`` calls per arm cannot
         certify a tolerance below ``1 - alpha ** (1/n)`` (0.259 for 10, 0.139 for 20).
     names_only : bool, default False
@@ -628,7 +406,8 @@ def compare_tool_calls(
     Notes
     -----
     The same rule as :func:`~pytest_rolecheck.compare`, with the TV distance between
-    the outcome distributions as the change (bounds: :func:`_tv_bounds`):
+    the outcome distributions as the change (bounds:
+    :func:`~pytest_rolecheck.core.contingency.tv_bounds`):
 
     1. *Equivalent* iff the TV upper bound is below ``tolerance``. When every call of
        both arms agreed, the bound is the rate an outcome never seen in ``n`` calls may
@@ -655,28 +434,10 @@ def compare_tool_calls(
     if tolerance is None:
         tolerance = DEFAULT_TOLERANCE
     arm_a, arm_b, labels = _validate(responses_a, responses_b, alpha, tolerance, seed, labels)
-    outcomes_a = [
-        _call_tuple(
-            r, names_only=names_only, ordered=ordered, position=f"response {i} of {labels[0]!r}"
-        )
-        for i, r in enumerate(arm_a)
-    ]
-    outcomes_b = [
-        _call_tuple(
-            r, names_only=names_only, ordered=ordered, position=f"response {i} of {labels[1]!r}"
-        )
-        for i, r in enumerate(arm_b)
-    ]
+    outcomes_a = _outcomes(arm_a, labels[0], names_only=names_only, ordered=ordered)
+    outcomes_b = _outcomes(arm_b, labels[1], names_only=names_only, ordered=ordered)
     if not any(outcomes_a) and not any(outcomes_b):
-        # Text everywhere is "equivalent, TV 0" by arithmetic, and says nothing about tools.
-        raise NothingToCompareError(
-            f"no call of {labels[0]!r} or {labels[1]!r} made a tool call ({len(arm_a)}+"
-            f"{len(arm_b)} calls, all answered in text): there is no tool behaviour to compare, "
-            "so no verdict is given. Make the model call a tool: send tools= with "
-            "tool_choice='required' (or name the function), or a prompt that needs the tool, "
-            "to a model that supports tool calls (the bundled SmolLM2 model never calls one: "
-            "compare its answers with the logprob asserts instead)."
-        )
+        _refuse_no_tool_calls(len(arm_a), len(arm_b), labels)
     return _compare_outcomes(
         outcomes_a,
         outcomes_b,
@@ -686,6 +447,29 @@ def compare_tool_calls(
         ordered=ordered,
         seed=seed,
         labels=labels,
+    )
+
+
+def _outcomes(
+    responses: Sequence[Any], label: str, *, names_only: bool, ordered: bool
+) -> list[tuple[str, ...]]:
+    return [
+        _call_tuple(
+            r, names_only=names_only, ordered=ordered, position=f"response {i} of {label!r}"
+        )
+        for i, r in enumerate(responses)
+    ]
+
+
+def _refuse_no_tool_calls(n_a: int, n_b: int, labels: tuple[str, str]) -> None:
+    # Text everywhere is "equivalent, TV 0" by arithmetic, and says nothing about tools.
+    raise NothingToCompareError(
+        f"no call of {labels[0]!r} or {labels[1]!r} made a tool call ({n_a}+"
+        f"{n_b} calls, all answered in text): there is no tool behaviour to compare, "
+        "so no verdict is given. Make the model call a tool: send tools= with "
+        "tool_choice='required' (or name the function), or a prompt that needs the tool, "
+        "to a model that supports tool calls (the bundled SmolLM2 model never calls one: "
+        "compare its answers with the logprob asserts instead)."
     )
 
 
@@ -708,71 +492,15 @@ def _compare_outcomes(
     counts_b = np.array([outcomes_b.count(k) for k in keys], dtype=np.int64)
     n_a, n_b = len(outcomes_a), len(outcomes_b)
     rng = np.random.default_rng(seed)
-    p_value, test = _difference_test(counts_a, counts_b, rng)
+    p_value, test = difference_test(counts_a, counts_b, rng)
     tv = float(0.5 * np.abs(counts_a / n_a - counts_b / n_b).sum())
-    deterministic = int((counts_a > 0).sum()) == 1 and int((counts_b > 0).sum()) == 1
-    tv_lower, tv_upper = _tv_bounds(counts_a, counts_b, alpha, rng)
-
-    warnings: list[str] = []
-    recommended: int | None = None
-    label_a, label_b = labels
+    tv_lower, tv_upper = tv_bounds(counts_a, counts_b, alpha, rng)
+    # The rule of every comparison, on the TV distance between outcome distributions.
+    verdict = verdict_of(
+        p_value=p_value, alpha=alpha, lower=tv_lower, upper=tv_upper, tolerance=tolerance
+    )
     n = min(n_a, n_b)
-    verdict: Verdict
-    if p_value <= alpha and tv_lower > tolerance:
-        verdict = "different"
-        if deterministic:
-            advice = (
-                f"every call in {label_a!r} gave {_shorten(_outcome_text(keys[0]))} and every "
-                f"call in {label_b!r} gave {_shorten(_outcome_text(keys[1]))}."
-            )
-        else:
-            advice = (
-                f"the outcome distributions differ (p = {p_value:.3g} <= alpha {alpha:g}) by "
-                f"more than the tolerance {tolerance:g} (TV lower bound {tv_lower:.3f})."
-            )
-    elif tv_upper < tolerance:
-        verdict = "equivalent"
-        advice = (
-            f"the outcome distributions differ by at most {tv_upper:.3f} (TV upper bound) "
-            f"< tolerance {tolerance:g}."
-        )
-        if p_value <= alpha:
-            warnings.append(
-                f"the difference is statistically detectable (p = {p_value:.3g}) but smaller "
-                f"than the tolerance {tolerance:g}; lower tolerance= to treat it as a change"
-            )
-    else:
-        verdict = "inconclusive"
-        recommended = _recommended_trials(n, tv, tv_lower, tv_upper, tolerance, alpha)
-        if tv < tolerance:
-            why = f"the TV upper bound {tv_upper:.3f} is not below the tolerance {tolerance:g}"
-            floor = unseen_share_upper(0.0, n, alpha)
-            if floor >= tolerance:
-                why += (
-                    f" ({n} calls per arm cannot exclude an outcome never seen at a rate up to "
-                    f"{floor:.3f})"
-                )
-        else:
-            why = (
-                f"the TV {tv:.3f} is above the tolerance {tolerance:g}, but its lower bound "
-                f"{tv_lower:.3f} is not (p = {p_value:.3g})"
-            )
-        more = (
-            f"run about {recommended} trials per arm (rough estimate)"
-            if recommended is not None
-            else "more trials will not settle it soon: decide whether a change of this size "
-            "matters and set tolerance= accordingly"
-        )
-        advice = f"{why}: {more}"
-        if not names_only:
-            advice += ", or pass names_only=True to compare only which functions are called"
-        advice += "."
-    if not names_only and len(keys) > (n_a + n_b) / 2:
-        warnings.append(
-            f"{len(keys)} distinct outcomes in {n_a + n_b} calls: the arguments rarely repeat, "
-            "so full-argument comparison has little power; consider names_only=True"
-        )
-    return ToolCallComparison(
+    result = ToolCallComparison(
         verdict=verdict,
         p_value=p_value,
         test=test,
@@ -786,58 +514,80 @@ def _compare_outcomes(
         outcomes=tuple(_outcome_text(k) for k in keys),
         counts_a=tuple(int(c) for c in counts_a),
         counts_b=tuple(int(c) for c in counts_b),
-        deterministic=deterministic,
+        deterministic=int((counts_a > 0).sum()) == 1 and int((counts_b > 0).sum()) == 1,
         names_only=names_only,
         ordered=ordered,
         labels=labels,
         seed=seed,
-        recommended_trials=recommended,
-        warnings=tuple(warnings),
-        advice=advice,
+        recommended_trials=(
+            recommend_outcome_trials(n, tv, tv_lower, tv_upper, tolerance, alpha)
+            if verdict is Verdict.INCONCLUSIVE
+            else None
+        ),
+        warnings=(),
+        advice="",
     )
+    return dataclasses.replace(result, advice=_advice(result), warnings=_warnings(result))
 
 
-def assert_tool_calls_equivalent(
-    responses_a: Sequence[Any], responses_b: Sequence[Any], **kwargs: Any
-) -> ToolCallComparison:
-    """Assert that both arms call tools the same way; see :func:`compare_tool_calls`.
-
-    Returns
-    -------
-    ToolCallComparison
-
-    Raises
-    ------
-    RolecheckAssertionError
-        If the verdict is not ``"equivalent"``; the message is the report plus advice.
-    """
-    __tracebackhide__ = True
-    result = compare_tool_calls(responses_a, responses_b, **kwargs)
-    if result.verdict != "equivalent":
-        raise RolecheckAssertionError(
-            f"tool-call behaviour is not shown to be equivalent\n{result}\n{result.advice}"
+def _advice(r: ToolCallComparison) -> str:
+    """What the verdict means and what to do, in words."""
+    label_a, label_b = r.labels
+    p_value, alpha, tolerance = r.p_value, r.alpha, r.tolerance
+    tv, tv_lower, tv_upper = r.tv, r.tv_lower, r.tv_upper
+    n, recommended = min(r.n_a, r.n_b), r.recommended_trials
+    if r.verdict == Verdict.DIFFERENT:
+        if r.deterministic:
+            return (
+                f"every call in {label_a!r} gave {_shorten(r.outcomes[0])} and every "
+                f"call in {label_b!r} gave {_shorten(r.outcomes[1])}."
+            )
+        return (
+            f"the outcome distributions differ (p = {p_value:.3g} <= alpha {alpha:g}) by "
+            f"more than the tolerance {tolerance:g} (TV lower bound {tv_lower:.3f})."
         )
-    return result
-
-
-def assert_tool_calls_differ(
-    responses_a: Sequence[Any], responses_b: Sequence[Any], **kwargs: Any
-) -> ToolCallComparison:
-    """Assert that the arms call tools differently; see :func:`compare_tool_calls`.
-
-    Returns
-    -------
-    ToolCallComparison
-
-    Raises
-    ------
-    RolecheckAssertionError
-        If the verdict is not ``"different"``; the message is the report plus advice.
-    """
-    __tracebackhide__ = True
-    result = compare_tool_calls(responses_a, responses_b, **kwargs)
-    if result.verdict != "different":
-        raise RolecheckAssertionError(
-            f"tool-call behaviour is not shown to differ\n{result}\n{result.advice}"
+    if r.verdict == Verdict.EQUIVALENT:
+        return (
+            f"the outcome distributions differ by at most {tv_upper:.3f} (TV upper bound) "
+            f"< tolerance {tolerance:g}."
         )
-    return result
+    if tv < tolerance:
+        why = f"the TV upper bound {tv_upper:.3f} is not below the tolerance {tolerance:g}"
+        floor = unseen_share_upper(0.0, n, alpha)
+        if floor >= tolerance:
+            why += (
+                f" ({n} calls per arm cannot exclude an outcome never seen at a rate up to "
+                f"{floor:.3f})"
+            )
+    else:
+        why = (
+            f"the TV {tv:.3f} is above the tolerance {tolerance:g}, but its lower bound "
+            f"{tv_lower:.3f} is not (p = {p_value:.3g})"
+        )
+    more = (
+        f"run about {recommended} trials per arm (rough estimate)"
+        if recommended is not None
+        else "more trials will not settle it soon: decide whether a change of this size "
+        "matters and set tolerance= accordingly"
+    )
+    advice = f"{why}: {more}"
+    if not r.names_only:
+        advice += ", or pass names_only=True to compare only which functions are called"
+    return advice + "."
+
+
+def _warnings(r: ToolCallComparison) -> tuple[str, ...]:
+    """Caveats of the verdict, in words."""
+    warnings: list[str] = []
+    if r.verdict == Verdict.EQUIVALENT and r.p_value <= r.alpha:
+        warnings.append(
+            f"the difference is statistically detectable (p = {r.p_value:.3g}) but smaller "
+            f"than the tolerance {r.tolerance:g}; lower tolerance= to treat it as a change"
+        )
+    n_calls = r.n_a + r.n_b
+    if not r.names_only and len(r.outcomes) > n_calls / 2:
+        warnings.append(
+            f"{len(r.outcomes)} distinct outcomes in {n_calls} calls: the arguments rarely "
+            "repeat, so full-argument comparison has little power; consider names_only=True"
+        )
+    return tuple(warnings)

@@ -1,0 +1,38 @@
+"""The numbers the statistics need, defined once: every entry point reads them from here."""
+
+from __future__ import annotations
+
+from typing import Final
+
+__all__ = [
+    "DEFAULT_ALPHA",
+    "DEFAULT_DESIGN",
+    "DEFAULT_TOLERANCE",
+    "DEFAULT_TRIALS",
+    "DESIGNS",
+    "MAX_RECOMMENDED_TRIALS",
+    "MIN_CALLS_PER_ARM",
+    "MIN_PILOT",
+]
+
+#: Fewest calls per arm: with 3 there are only C(6, 3) = 20 relabellings, so the
+#: permutation test can never reach p <= 0.05, and the delete-one jackknife is unstable.
+MIN_CALLS_PER_ARM: Final = 4
+#: Fewest calls of an A/A pilot for ``rolecheck plan``: two arms of distinct calls.
+MIN_PILOT: Final = 2 * MIN_CALLS_PER_ARM
+#: Calls per arm when the user does not say (enough to certify the default tolerance).
+DEFAULT_TRIALS: Final = 20
+#: Significance level of the difference test; ``1 - alpha`` is the confidence of the bounds.
+DEFAULT_ALPHA: Final = 0.05
+#: The default tolerance of every comparison kind: the largest change that
+#: still counts as equivalent, as a share of probability mass moved (``js``,
+#: ``tv``, ``first_token``) or of calls whose outcome changes (tool calls).
+#: A change that rewrites one answer in five is at the tolerance, so it is
+#: never certified (at most alpha of the time). 20 calls per arm (the default
+#: trials) can certify down to 1 - 0.05 ** (1/20) = 0.139; 10 calls only to 0.259.
+DEFAULT_TOLERANCE: Final = 0.2
+#: The designs of a logprob comparison; the first is the default.
+DESIGNS: Final[tuple[str, ...]] = ("all-pairs", "seed")
+DEFAULT_DESIGN: Final = DESIGNS[0]
+#: Above this many trials per arm a recommendation is no longer practical advice.
+MAX_RECOMMENDED_TRIALS: Final = 10_000
