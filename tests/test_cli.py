@@ -169,14 +169,14 @@ def test_plan_help_explains_how_to_choose_the_tolerance() -> None:
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["compare", "--trials", "2"], "expected a whole number >= 4"),
-        (["compare", "--design", "pairs"], "invalid choice: 'pairs'"),
+        (["compare", "--trials", "2"], "invalid value '2': expected a whole number ≥ 4"),
+        (["compare", "--design", "pairs"], "expected one of all-pairs, seed"),
         (["compare", "--temperature", "hot"], "expected a number"),
         (["compare", "--roles", "developer"], "expected 2 arguments"),
         (["compare", "--variant-a", "a.yaml"], "--variant-a and --variant-b go together"),
         (["compare", "--roles", "system", "system"], "compares a role with itself"),
         (["compare", "--record-mode", "none"], "--record-mode needs --cassette"),
-        (["compare", "--tolerance", "2"], "expected a number in (0, 1]"),
+        (["compare", "--tolerance", "inf"], "expected a number in (0, ∞)"),
         (["plan"], "the following arguments are required: pilot"),
         (["plan", "x.json", "--power", "1.5"], "expected a number in (0, 1)"),
         (["report", "x.json"], "the following arguments are required: --out"),
@@ -311,7 +311,17 @@ def test_compare_unknown_metric_fails_before_any_call(
 ) -> None:
     code, out, err = main(capsys, monkeypatch, "compare", *REQUEST_FLAGS, "--metric", "nope")
     assert code == 2
-    assert "unknown metric 'nope'" in err
+    assert "argument --metric: invalid value 'nope': expected one of js, tv" in err
+    assert out == ""  # nothing started
+
+
+def test_compare_tolerance_beyond_a_bounded_metric_fails_before_any_call(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The option alone allows 2 (tok_l1 measures in nats); js moves a share of mass.
+    code, out, err = main(capsys, monkeypatch, "compare", *REQUEST_FLAGS, "--tolerance", "2")
+    assert code == cli.ExitCode.USAGE
+    assert "tolerance=2.0 is not allowed with metric='js'" in err
     assert out == ""  # nothing started
 
 

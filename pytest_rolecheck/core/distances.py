@@ -117,6 +117,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from ..errors import RolecheckUsageError
+from .limits import DEFAULT_METRIC
 from .parse import LOGPROB_FLOOR, ParsedCall, Position
 
 __all__ = [
@@ -144,8 +145,6 @@ __all__ = [
 
 Metric = Callable[[ParsedCall, ParsedCall], float]
 FloatArray = NDArray[np.float64]
-
-DEFAULT_METRIC = "js"
 
 #: ``tok_l1`` clips logprobs below at this value (probability ≈ 1e-13): smaller
 #: values are "probability 0" for practical purposes, and without the clip a

@@ -42,6 +42,9 @@ import numpy.typing as npt
 from scipy import stats as _sps
 
 from ..errors import RolecheckUsageError
+from .limits import DEFAULT_TOLERANCE as DEFAULT_TOLERANCE
+from .limits import DESIGNS as DESIGNS
+from .limits import MIN_CALLS_PER_ARM as MIN_CALLS_PER_ARM
 
 __all__ = [
     "ArmSummary",
@@ -73,17 +76,8 @@ __all__ = [
 FloatArray = npt.NDArray[np.float64]
 Verdict = Literal["equivalent", "different", "inconclusive"]
 
-DESIGNS: tuple[str, ...] = ("all-pairs", "seed")
-MIN_CALLS_PER_ARM = 4
 MAX_EXACT_RELABELLINGS = 10_000
 N_RESAMPLES = 9_999
-#: The default tolerance of every comparison kind: the largest change that
-#: still counts as equivalent, as a share of probability mass moved (``js``,
-#: ``tv``, ``first_token``) or of calls whose outcome changes (tool calls).
-#: A change that rewrites one answer in five is at the tolerance, so it is
-#: never certified (at most alpha of the time). 20 calls per arm (the default
-#: trials) can certify down to 1 - 0.05 ** (1/20) = 0.139; 10 calls only to 0.259.
-DEFAULT_TOLERANCE = 0.2
 # Above this many trials per arm a recommendation is no longer practical advice.
 MAX_RECOMMENDED_TRIALS = 10_000
 # Bounds the memory of one batch of relabellings (rows x calls float64 values).
