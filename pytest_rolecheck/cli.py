@@ -17,6 +17,7 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from .errors import RolecheckError, RolecheckUsageError
 from .settings import GROUPS, OPTIONS, PYTEST_OPTIONS, OptionSpec, Use, invalid_value
 
 Handler = Callable[[argparse.Namespace], int]
@@ -177,7 +178,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     if handler is None:
         parser.print_help(sys.stderr)
         return ExitCode.USAGE
-    return handler(args)
+    try:
+        return handler(args)
+    except RolecheckError as exc:  # bad options or files exit 2, every other failure 1
+        code = ExitCode.USAGE if isinstance(exc, RolecheckUsageError) else ExitCode.FAILED
+        return error(args.command, exc, code)
 
 
 if __name__ == "__main__":

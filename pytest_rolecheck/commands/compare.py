@@ -23,7 +23,8 @@ import threading
 from collections.abc import Sequence
 from typing import IO, Any, Final
 
-from ..cli import ExitCode, add_command, command_flag, error
+from ..cli import ExitCode, add_command, command_flag
+from ..recording.cassette import RecordMode
 from ..settings import Settings, Use, check_together
 
 SEED_MODEL: Final = "gpt-4o-mini"
@@ -287,7 +288,7 @@ def _validate(args: argparse.Namespace) -> str | None:
             "run (to measure the noise floor for `rolecheck plan`) use two identical variant "
             "files instead."
         )
-    if args.record_mode != "once" and args.cassette is None:
+    if args.record_mode != RecordMode.ONCE and args.cassette is None:
         return "--record-mode needs --cassette PATH (the file to record to / replay from)."
     return None
 
@@ -313,12 +314,11 @@ def _variants(args: argparse.Namespace) -> tuple[Any, Any]:
 
 def run(args: argparse.Namespace) -> int:
     """Run ``rolecheck compare`` with parsed arguments; return the exit status."""
+    from ..errors import RolecheckUsageError
+
     problem = _validate(args)
     if problem is not None:
-        return error("compare", problem)
-
-    from ..errors import RolecheckError, RolecheckUsageError
-
+        raise RolecheckUsageError(problem)
     try:
         settings = _settings(args)
         check_together(settings)  # refused before any call is paid for
@@ -328,10 +328,6 @@ def run(args: argparse.Namespace) -> int:
 
             require_matplotlib()  # fail before spending calls
         return _run(args, settings, variant_a, variant_b)
-    except RolecheckUsageError as exc:
-        return error("compare", exc)
-    except RolecheckError as exc:
-        return error("compare", exc, ExitCode.FAILED)
     except KeyboardInterrupt:
         print("rolecheck compare: interrupted; nothing was recorded", file=sys.stderr)
         return ExitCode.INTERRUPTED

@@ -62,17 +62,11 @@ def _load_rows(path: Path) -> list[dict[str, Any]]:
 
 def run(args: argparse.Namespace) -> int:
     """Run ``rolecheck report`` with parsed arguments; return the exit status."""
-    from ..errors import RolecheckError, RolecheckUsageError
+    from ..reporting.html import write_html_report
 
+    rows = _load_rows(args.report)
     try:
-        rows = _load_rows(args.report)
-        from ..reporting.html import write_html_report
-
         path = write_html_report(rows, args.out)
-    except RolecheckUsageError as exc:
-        return error("report", exc)
-    except RolecheckError as exc:
-        return error("report", exc, ExitCode.FAILED)
     except OSError as exc:
         return error("report", f"cannot write to {args.out}: {exc}", ExitCode.FAILED)
     verdicts = ", ".join(f"{r.get('title', '?')}: {r.get('verdict', '?')}" for r in rows)

@@ -44,22 +44,18 @@ def run(args: argparse.Namespace) -> int:
     import signal
     import time
 
-    from ..errors import BackendError, RolecheckUsageError
     from ..running.local import LocalServer
 
-    try:
-        server = LocalServer(
-            model_path=args.model_path,
-            alias=args.alias,
-            host=args.host,
-            port=args.port,
-            parallel=args.parallel,
-            threads=args.threads,
-            slot_ctx=args.slot_ctx,
-            log_path=args.log_file,
-        )
-    except RolecheckUsageError as exc:
-        return error("serve", exc)
+    server = LocalServer(
+        model_path=args.model_path,
+        alias=args.alias,
+        host=args.host,
+        port=args.port,
+        parallel=args.parallel,
+        threads=args.threads,
+        slot_ctx=args.slot_ctx,
+        log_path=args.log_file,
+    )
 
     def on_sigterm(signum: int, frame: object) -> None:
         raise KeyboardInterrupt
@@ -67,10 +63,7 @@ def run(args: argparse.Namespace) -> int:
     previous = signal.signal(signal.SIGTERM, on_sigterm)
     serving = False
     try:
-        try:
-            server.start(timeout=args.start_timeout)
-        except BackendError as exc:
-            return error("serve", exc, ExitCode.FAILED)
+        server.start(timeout=args.start_timeout)
         _print_serving(server)
         serving = True
         while server.running:
