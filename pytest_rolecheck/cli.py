@@ -18,7 +18,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from .errors import RolecheckError, RolecheckUsageError
-from .settings import GROUPS, OPTIONS, PYTEST_OPTIONS, OptionSpec, Use, invalid_value
+from .settings import COMMANDS, OPTIONS_BY_NAME, PYTEST_OPTIONS, OptionSpec, Use, invalid_value
 
 Handler = Callable[[argparse.Namespace], int]
 
@@ -62,33 +62,27 @@ def add_command(
 def add_arguments(parser: argparse.ArgumentParser, command: str, **changes: Use) -> None:
     """Add the options of ``rolecheck <command>`` from the option table to ``parser``.
 
-    ``changes`` replace the table's :class:`~pytest_rolecheck.settings.Use` of an
-    option for this command (a default or help that lives with the command).
+    ``changes`` say how this command shows an option where it differs from the
+    table (a default, help text or flag that lives with the command).
     """
-    used = [(spec, changes.get(spec.name, spec.commands.get(command))) for spec in OPTIONS]
-    groups: dict[str | None, Any] = {None: parser}
-    groups.update(
-        (name, parser.add_argument_group(name))
-        for name in GROUPS
-        if any(use is not None and spec.group == name for spec, use in used)
-    )
-    for spec, use in used:
-        if use is None:
-            continue
-        default, text = spec.default_in(use), use.help or spec.help
-        kwargs: dict[str, Any] = {"dest": use.dest or spec.name, "default": default}
-        if spec.flag:
-            kwargs["action"] = "store_true"
-        else:
-            if default is not None:
-                text += " (default: %(default)s)"
-            kwargs.update(
-                type=_argparse_type(spec),
-                metavar=use.metavar or spec.metavar or spec.name.upper(),
-                nargs=spec.nargs,
-                required=spec.required,
-            )
-        groups[spec.group].add_argument(spec.flag_in(use), help=text, **kwargs)
+    for group, names in COMMANDS[command].items():
+        target = parser if group is None else parser.add_argument_group(group)
+        for name in names:
+            spec, use = OPTIONS_BY_NAME[name], changes.get(name, Use())
+            default, text = spec.default_in(use), use.help or spec.help
+            kwargs: dict[str, Any] = {"dest": name, "default": default}
+            if spec.flag:
+                kwargs["action"] = "store_true"
+            else:
+                if default is not None:
+                    text += " (default: %(default)s)"
+                kwargs.update(
+                    type=_argparse_type(spec),
+                    metavar=use.metavar or spec.metavar or name.upper(),
+                    nargs=spec.nargs,
+                    required=spec.required,
+                )
+            target.add_argument(spec.flag_in(use), help=text, **kwargs)
 
 
 def _argparse_type(spec: OptionSpec) -> Callable[[str], Any]:
@@ -104,10 +98,10 @@ def _argparse_type(spec: OptionSpec) -> Callable[[str], Any]:
 
 def command_flag(pytest_flag: str, command: str) -> str | None:
     """``rolecheck <command>``'s spelling of a ``--rolecheck-*`` flag (``None``: it has none)."""
+    names = {name for group in COMMANDS[command].values() for name in group}
     for spec in PYTEST_OPTIONS:
-        use = spec.commands.get(command)
-        if spec.cli_name == pytest_flag and use is not None:
-            return spec.flag_in(use)
+        if spec.cli_name == pytest_flag and spec.name in names:
+            return spec.flag_in(Use())
     return None
 
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 import dataclasses
 import math
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -57,6 +57,10 @@ def _parser(allowed: str, convert: Callable[[str], Any]) -> Parser:
 
     parse.__doc__ = allowed
     return parse
+
+
+def _braces(allowed: tuple[str, ...]) -> str:
+    return "{" + ",".join(allowed) + "}"
 
 
 def _choice(allowed: tuple[str, ...]) -> Parser:
@@ -155,7 +159,6 @@ class Use:
     default: Any = _SAME
     help: str | None = None
     flag: str | None = None  # the argparse flag when it is not --<name>
-    dest: str | None = None
     metavar: str | None = None
 
 
@@ -170,8 +173,6 @@ class OptionSpec:
     flag: bool = False  # a switch without a value
     pytest: bool = True  # a --rolecheck-* flag and a rolecheck_* ini key
     marker: bool = True  # allowed in @pytest.mark.rolecheck(...)
-    commands: Mapping[str, Use] = field(default_factory=dict)  # rolecheck subcommands
-    group: str | None = None  # argparse group of the subcommands' --help
     metavar: str | tuple[str, ...] | None = None
     nargs: int | None = None
     required: bool = False
@@ -185,25 +186,12 @@ class OptionSpec:
         return "rolecheck_" + self.name
 
     def flag_in(self, use: Use) -> str:
-        """The argparse flag of this option as ``use`` shows it."""
+        """The argparse flag of this option as ``use`` shows it (default ``--<name>``)."""
         return use.flag or "--" + self.name.replace("_", "-")
 
     def default_in(self, use: Use) -> Any:
         """The default of this option as ``use`` shows it."""
         return self.default if use.default is _SAME else use.default
-
-
-_WHAT, _REQUESTS, _STATS, _OUTPUT = (
-    "what to compare",
-    "requests",
-    "statistics",
-    "recording and output",
-)
-#: The order of the argument groups in a subcommand's --help.
-GROUPS: tuple[str, ...] = (_WHAT, _REQUESTS, _STATS, _OUTPUT)
-_COMPARE = {"compare": Use()}
-_COMPARE_PLAN = {"compare": Use(), "plan": Use()}
-_SERVE = {"serve": Use()}
 
 
 def _command_only(name: str, parse: Parser, default: Any, help: str, **kw: Any) -> OptionSpec:
@@ -219,22 +207,13 @@ OPTIONS: tuple[OptionSpec, ...] = (
         "cassette mode: none = replay only, a missing cassette fails (CI-safe); "
         "once = record missing cassettes; all/rewrite = call live and replace cassettes",
         marker=False,
-        commands={
-            "compare": Use(
-                default=RecordMode.ONCE.value,
-                help="with --cassette: once = replay if the file exists, else record; "
-                "none = replay only; all/rewrite = call live and replace the file",
-            )
-        },
-        group=_OUTPUT,
+        metavar=_braces(RECORD_MODES),
     ),
     OptionSpec(
         "model",
         _text,
         None,
         "model name sent to the chat-completions API",
-        commands=_COMPARE,
-        group=_REQUESTS,
     ),
     OptionSpec(
         "base_url",
@@ -242,8 +221,6 @@ OPTIONS: tuple[OptionSpec, ...] = (
         None,
         "OpenAI-compatible endpoint (default: $OPENAI_BASE_URL, else OpenAI)",
         marker=False,
-        commands=_COMPARE,
-        group=_REQUESTS,
     ),
     OptionSpec(
         "local",
@@ -253,48 +230,36 @@ OPTIONS: tuple[OptionSpec, ...] = (
         "started on the first live call)",
         flag=True,
         marker=False,
-        commands=_COMPARE,
-        group=_REQUESTS,
     ),
     OptionSpec(
         "concurrency",
         _int_in(1),
         8,
-        "completions in flight at once (in pytest: across all xdist workers)",
-        commands=_COMPARE,
-        group=_REQUESTS,
+        "completions in flight at once; in pytest, across all xdist workers",
     ),
     OptionSpec(
         "trials",
         _int_in(MIN_CALLS_PER_ARM),
         20,
-        f"calls per arm (at least {MIN_CALLS_PER_ARM})",
-        commands=_COMPARE,
-        group=_REQUESTS,
+        f"calls per arm, at least {MIN_CALLS_PER_ARM}",
     ),
     OptionSpec(
         "max_tokens",
         _int_in(1),
         20,
         "max_tokens of every request",
-        commands=_COMPARE,
-        group=_REQUESTS,
     ),
     OptionSpec(
         "top_logprobs",
         _int_in(1, MAX_TOP_LOGPROBS),
         MAX_TOP_LOGPROBS,
-        "top_logprobs of every request (OpenAI allows at most 20)",
-        commands=_COMPARE,
-        group=_REQUESTS,
+        f"top_logprobs of every request, at most {MAX_TOP_LOGPROBS} (OpenAI's limit)",
     ),
     OptionSpec(
         "temperature",
         _float_in(0.0, 2.0, low_open=False, high_open=False),
         0.0,
         "temperature of every request",
-        commands=_COMPARE,
-        group=_REQUESTS,
     ),
     OptionSpec(
         "timeout",
@@ -308,28 +273,20 @@ OPTIONS: tuple[OptionSpec, ...] = (
         "design",
         _choice(DESIGNS),
         DESIGNS[0],
-        "all-pairs, or seed (one baseline call, per-trial distance to it: the forum's design)",
-        commands=_COMPARE,
-        group=_STATS,
+        "all-pairs, or seed: one baseline call, per-trial distance to it (the forum's design)",
+        metavar=_braces(DESIGNS),
     ),
     OptionSpec(
         "metric",
         _metric,
         DEFAULT_METRIC,
         "per-call distance: js, tv, tok_l1, first_token, seed, or a registered one",
-        commands={
-            "compare": Use(),
-            "plan": Use(help="distance for cassette pilots (reports keep theirs)"),
-        },
-        group=_STATS,
     ),
     OptionSpec(
         "alpha",
         _share_open,
         DEFAULT_ALPHA,
         "significance level of the difference test",
-        commands=_COMPARE_PLAN,
-        group=_STATS,
     ),
     OptionSpec(
         "tolerance",
@@ -340,8 +297,6 @@ OPTIONS: tuple[OptionSpec, ...] = (
         "largest change that still counts as equivalent, in the metric's units: share of "
         "probability mass moved (js, tv) or of calls whose tool-call outcome changes; "
         f"choose it before looking at data (default: {DEFAULT_TOLERANCE})",
-        commands=_COMPARE_PLAN,
-        group=_STATS,
     ),
     OptionSpec(
         "cassette_dir",
@@ -362,18 +317,13 @@ OPTIONS: tuple[OptionSpec, ...] = (
         marker=False,
     ),
     # -- rolecheck compare
-    _command_only(
-        "instruction", _text, None, "instruction message text", commands=_COMPARE, group=_WHAT
-    ),
-    _command_only("prompt", _text, None, "user message", commands=_COMPARE, group=_WHAT),
+    _command_only("instruction", _text, None, "instruction message text"),
+    _command_only("prompt", _text, None, "user message"),
     _command_only(
         "roles",
         _text,
         None,
-        "roles of the instruction in arm A and arm B: system, developer or user-prefixed "
-        "(default: developer system)",
-        commands=_COMPARE,
-        group=_WHAT,
+        "roles of the instruction in arm A and arm B: system, developer or user-prefixed",
         metavar=("ROLE_A", "ROLE_B"),
         nargs=2,
     ),
@@ -382,8 +332,6 @@ OPTIONS: tuple[OptionSpec, ...] = (
         _path,
         None,
         "arm A from a variant file",
-        commands=_COMPARE,
-        group=_WHAT,
         metavar="YAML",
     ),
     _command_only(
@@ -391,8 +339,6 @@ OPTIONS: tuple[OptionSpec, ...] = (
         _path,
         None,
         "arm B from a variant file",
-        commands=_COMPARE,
-        group=_WHAT,
         metavar="YAML",
     ),
     _command_only(
@@ -400,32 +346,25 @@ OPTIONS: tuple[OptionSpec, ...] = (
         _float_in(0.0, 1.0, low_open=True, high_open=False),
         None,
         "top_p (default: not sent)",
-        commands=_COMPARE,
-        group=_REQUESTS,
     ),
     _command_only(
         "seed",
         _int_in(0),
         0,
         "seed of the permutation test",
-        commands={"compare": Use(), "plan": Use(help="seed of the resampling")},
-        group=_STATS,
     ),
     _command_only(
         "expect",
         _choice(VERDICTS_EXPECTED),
         None,
         "exit with status 1 unless the verdict is this",
-        commands=_COMPARE,
-        group=_STATS,
+        metavar=_braces(VERDICTS_EXPECTED),
     ),
     _command_only(
         "cassette",
         _path,
         None,
         "record the calls to / replay them from this cassette file",
-        commands=_COMPARE,
-        group=_OUTPUT,
         metavar="PATH",
     ),
     _command_only(
@@ -433,8 +372,6 @@ OPTIONS: tuple[OptionSpec, ...] = (
         _path,
         None,
         "write the HTML report (and its PNG plots) into DIR",
-        commands=_COMPARE,
-        group=_OUTPUT,
         metavar="DIR",
     ),
     _command_only(
@@ -442,8 +379,6 @@ OPTIONS: tuple[OptionSpec, ...] = (
         _path,
         None,
         "write the JSON report (the input of `rolecheck report` and `rolecheck plan`)",
-        commands=_COMPARE,
-        group=_OUTPUT,
         metavar="PATH",
     ),
     # -- rolecheck plan
@@ -453,37 +388,32 @@ OPTIONS: tuple[OptionSpec, ...] = (
         None,
         "change to detect, in the metric's units (e.g. 0.5: half the probability mass "
         "moves); at or below --tolerance such a change is meant to pass as equivalent",
-        commands={"plan": Use()},
     ),
-    _command_only("power", _share_open, 0.8, "required power", commands={"plan": Use()}),
+    _command_only("power", _share_open, 0.8, "required power"),
     _command_only(
         "arm",
         _text,
         None,
         "which calls are the pilot: a request group of a cassette / 1 = A, 2 = B of a "
         "report, or all (default: see the docs)",
-        commands={"plan": Use()},
     ),
     _command_only(
         "comparison",
         _int_in(1),
         None,
         "report pilots: which comparison, 1-based (default: the first with a distance matrix)",
-        commands={"plan": Use()},
     ),
     _command_only(
         "replications",
         _int_in(20),
         200,
         "simulated runs per number of trials",
-        commands={"plan": Use()},
     ),
     _command_only(
         "max_trials",
         _int_in(MIN_CALLS_PER_ARM),
         200,
         "largest number of trials per arm tried",
-        commands={"plan": Use()},
     ),
     # -- rolecheck report
     _command_only(
@@ -491,7 +421,6 @@ OPTIONS: tuple[OptionSpec, ...] = (
         _path,
         None,
         "directory to write rolecheck-report.html and png/ into (created if missing)",
-        commands={"report": Use()},
         metavar="DIR",
         required=True,
     ),
@@ -501,50 +430,68 @@ OPTIONS: tuple[OptionSpec, ...] = (
         _int_in(1, 65535),
         None,
         "port to listen on (default: a free one)",
-        commands=_SERVE,
     ),
-    _command_only("host", _text, "127.0.0.1", "interface to listen on", commands=_SERVE),
+    _command_only("host", _text, "127.0.0.1", "interface to listen on"),
     _command_only(
         "model_path",
         _text,
         None,
         "model file (default: the bundled SmolLM2-135M-Instruct)",
-        commands={"serve": Use(flag="--model", metavar="GGUF")},
     ),
     _command_only(
         "alias",
         _text,
         None,
-        "model name the server lists (default: smollm2-135m-instruct)",
-        commands=_SERVE,
+        "model name the server lists",
     ),
-    _command_only(
-        "parallel", _int_in(1), None, "parallel slots, decoded together", commands=_SERVE
-    ),
+    _command_only("parallel", _int_in(1), None, "parallel slots, decoded together"),
     _command_only(
         "threads",
         _int_in(1),
         None,
-        "CPU threads (the default was measured fastest on a busy 2-core machine)",
-        commands=_SERVE,
+        "CPU threads; the default was measured fastest on a busy 2-core machine",
     ),
-    _command_only("slot_ctx", _int_in(1), None, "context tokens per slot", commands=_SERVE),
+    _command_only("slot_ctx", _int_in(1), None, "context tokens per slot"),
     _command_only(
         "start_timeout",
         _seconds,
         120.0,
         "seconds to wait for the server to start",
-        commands={"serve": Use(flag="--timeout")},
     ),
     _command_only(
         "log_file",
         _text,
         None,
         "write the server log here (default: a temporary file, printed at start)",
-        commands=_SERVE,
         metavar="PATH",
     ),
 )
+
+
+def _names(text: str) -> tuple[str, ...]:
+    return tuple(text.split())
+
+
+#: The options of each ``rolecheck`` subcommand by --help group (``None``: no group).
+COMMANDS: dict[str, dict[str | None, tuple[str, ...]]] = {
+    "compare": {
+        "what to compare": ("instruction", "prompt", "roles", "variant_a", "variant_b"),
+        "requests": _names(
+            "model base_url local trials max_tokens top_logprobs temperature top_p concurrency"
+        ),
+        "statistics": ("design", "metric", "alpha", "tolerance", "seed", "expect"),
+        "recording and output": ("cassette", "record_mode", "html", "json"),
+    },
+    "plan": {
+        None: _names(
+            "tolerance effect alpha power metric arm comparison replications seed max_trials"
+        )
+    },
+    "report": {None: ("out",)},
+    "serve": {
+        None: _names("port host model_path alias parallel threads slot_ctx start_timeout log_file")
+    },
+}
 
 OPTIONS_BY_NAME: dict[str, OptionSpec] = {spec.name: spec for spec in OPTIONS}
 PYTEST_OPTIONS: tuple[OptionSpec, ...] = tuple(spec for spec in OPTIONS if spec.pytest)

@@ -82,6 +82,15 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         instruction=Use(help=f"instruction message text (default: {SEED_INSTRUCTION!r})"),
         prompt=Use(help=f"user message (default: {SEED_PROMPT!r})"),
         model=Use(help=f"model name (default: {SEED_MODEL}; with --local, the bundled model)"),
+        record_mode=Use(
+            default=RecordMode.ONCE.value,
+            help="with --cassette: once = replay if the file exists, else record; "
+            "none = replay only; all/rewrite = call live and replace the file",
+        ),
+        roles=Use(
+            help=f"roles of the instruction in arm A and arm B: system, developer or "
+            f"user-prefixed (default: {' '.join(SEED_ROLES)})"
+        ),
     )
 
 

@@ -69,6 +69,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 from ..cli import ExitCode, add_command, error
 from ..errors import RolecheckUsageError
+from ..settings import Use
 
 if TYPE_CHECKING:  # numpy loads only when a plan is computed: `rolecheck --help` stays fast
     import numpy as np
@@ -946,6 +947,8 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
             "change of --effect (metric units), with the requested power (default 80%)."
         ),
         epilog=_EPILOG,
+        metric=Use(help="distance for cassette pilots (reports keep theirs)"),
+        seed=Use(help="seed of the resampling"),
     )
     parser.add_argument("pilot", type=Path, help="cassette (.json) or JSON report of the pilot")
     return parser

@@ -32,6 +32,8 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         "llama-server) in the foreground until Ctrl-C, and print the environment variables "
         "that point the openai SDK at it. The server answers any model name with its one "
         "model and maps the developer role to system itself.",
+        model_path=Use(flag="--model", metavar="GGUF"),
+        start_timeout=Use(flag="--timeout", metavar="SECONDS"),
         alias=Use(default=DEFAULT_MODEL_ALIAS),
         parallel=Use(default=DEFAULT_PARALLEL),
         threads=Use(default=DEFAULT_THREADS),
