@@ -139,7 +139,7 @@ def _metric(raw: str) -> str:
     return name
 
 
-_metric.__doc__ = "a metric name (js, tv, tok_l1, first_token, seed, or registered)"
+_metric.__doc__ = "js, tv, tok_l1, first_token, seed, or a registered metric's name"
 
 
 def invalid_value(raw: object, exc: ValueError) -> str:
@@ -280,7 +280,7 @@ OPTIONS: tuple[OptionSpec, ...] = (
         "metric",
         _metric,
         DEFAULT_METRIC,
-        "per-call distance: js, tv, tok_l1, first_token, seed, or a registered one",
+        f"per-call distance: {_metric.__doc__}",
     ),
     OptionSpec(
         "alpha",

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from pytest_rolecheck import cli
@@ -272,3 +274,15 @@ def test_marker_help_names_every_marker_keyword(pytester: pytest.Pytester) -> No
     line = next(line for line in result.outlines if "@pytest.mark.rolecheck(" in line)
     for key in MARKER_KEYS:
         assert key in line
+
+
+def test_readme_option_table_matches_the_option_table() -> None:
+    # The README's table is written for readers; this keeps its names and marker column true.
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    rows = [
+        [cell.strip().strip("`") for cell in line.strip("|").split("|")]
+        for line in readme.splitlines()
+        if line.startswith("| `--rolecheck-")
+    ]
+    documented = {row[0]: (row[1], row[3] == "yes") for row in rows}
+    assert documented == {spec.cli_name: (spec.ini_name, spec.marker) for spec in PYTEST_OPTIONS}
