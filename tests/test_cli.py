@@ -30,7 +30,7 @@ from pytest_rolecheck.commands.plan import Pilot, _simulate, format_plan, plan_t
 from pytest_rolecheck.core.stats import change_bound, decide, permutation_test
 from pytest_rolecheck.errors import RolecheckUsageError
 from pytest_rolecheck.running.session import Rolecheck
-from pytest_rolecheck.settings import Settings
+from pytest_rolecheck.settings import COMMANDS, OPTIONS_BY_NAME, Settings
 from pytest_rolecheck.variants import Variant
 
 FAKE_URL = "http://fake-api.test/v1"
@@ -151,6 +151,23 @@ def test_help_lists_every_command() -> None:
     assert proc.returncode == 0
     for command in ("serve", "compare", "plan", "report"):
         assert command in proc.stdout
+
+
+def test_every_option_of_every_command_comes_from_the_option_table() -> None:
+    # A flag added by hand would get its own parser and its own error wording.
+    parser = cli.build_parser()
+    subparsers = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    for command, groups in COMMANDS.items():
+        names = {name for group in groups.values() for name in group}
+        options = [
+            action
+            for action in subparsers.choices[command]._actions
+            if action.option_strings and action.dest != "help"
+        ]
+        assert {action.dest for action in options} == names, command
+        for action in options:
+            spec = OPTIONS_BY_NAME[action.dest]
+            assert spec.flag or getattr(action.type, "__name__", None) == spec.name, action.dest
 
 
 def test_no_command_is_a_usage_error() -> None:
