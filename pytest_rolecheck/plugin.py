@@ -67,7 +67,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                 action="store_true",
                 default=False,
                 dest=f"rolecheck_{spec.name}",
-                help=spec.help,
+                help=spec.pytest_help,
             )
         else:
             group.addoption(
@@ -76,9 +76,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                 default=None,
                 dest=f"rolecheck_{spec.name}",
                 metavar=spec.name.upper(),
-                help=f"{spec.help} (default: {spec.default})",
+                help=spec.pytest_help,
             )
-        parser.addini(spec.ini_name, f"{spec.help} (default: {spec.default})", default=None)
+        parser.addini(spec.ini_name, spec.pytest_help, default=None)
 
 
 def pytest_configure(config: pytest.Config) -> None:

@@ -185,6 +185,11 @@ class OptionSpec:
     def ini_name(self) -> str:
         return "rolecheck_" + self.name
 
+    @property
+    def pytest_help(self) -> str:
+        shown = "" if self.default is None or self.flag else f" (default: {self.default})"
+        return self.help + shown
+
     def flag_in(self, use: Use) -> str:
         """The argparse flag of this option as ``use`` shows it (default ``--<name>``)."""
         return use.flag or "--" + self.name.replace("_", "-")
