@@ -214,12 +214,7 @@ OPTIONS: tuple[OptionSpec, ...] = (
         marker=False,
         metavar=_braces(RECORD_MODES),
     ),
-    OptionSpec(
-        "model",
-        _text,
-        None,
-        "model name sent to the chat-completions API",
-    ),
+    OptionSpec("model", _text, None, "model name sent to the chat-completions API"),
     OptionSpec(
         "base_url",
         _text,
@@ -248,12 +243,7 @@ OPTIONS: tuple[OptionSpec, ...] = (
         20,
         f"calls per arm, at least {MIN_CALLS_PER_ARM}",
     ),
-    OptionSpec(
-        "max_tokens",
-        _int_in(1),
-        20,
-        "max_tokens of every request",
-    ),
+    OptionSpec("max_tokens", _int_in(1), 20, "max_tokens of every request"),
     OptionSpec(
         "top_logprobs",
         _int_in(1, MAX_TOP_LOGPROBS),
@@ -281,18 +271,8 @@ OPTIONS: tuple[OptionSpec, ...] = (
         "all-pairs, or seed: one baseline call, per-trial distance to it (the forum's design)",
         metavar=_braces(DESIGNS),
     ),
-    OptionSpec(
-        "metric",
-        _metric,
-        DEFAULT_METRIC,
-        f"per-call distance: {_metric.__doc__}",
-    ),
-    OptionSpec(
-        "alpha",
-        _share_open,
-        DEFAULT_ALPHA,
-        "significance level of the difference test",
-    ),
+    OptionSpec("metric", _metric, DEFAULT_METRIC, f"per-call distance: {_metric.__doc__}"),
+    OptionSpec("alpha", _share_open, DEFAULT_ALPHA, "significance level of the difference test"),
     OptionSpec(
         "tolerance",
         # Unbounded metrics (tok_l1) measure in nats: the [0, 1] limit of js/tv
@@ -332,32 +312,15 @@ OPTIONS: tuple[OptionSpec, ...] = (
         metavar=("ROLE_A", "ROLE_B"),
         nargs=2,
     ),
-    _command_only(
-        "variant_a",
-        _path,
-        None,
-        "arm A from a variant file",
-        metavar="YAML",
-    ),
-    _command_only(
-        "variant_b",
-        _path,
-        None,
-        "arm B from a variant file",
-        metavar="YAML",
-    ),
+    _command_only("variant_a", _path, None, "arm A from a variant file", metavar="YAML"),
+    _command_only("variant_b", _path, None, "arm B from a variant file", metavar="YAML"),
     _command_only(
         "top_p",
         _float_in(0.0, 1.0, low_open=True, high_open=False),
         None,
         "top_p (default: not sent)",
     ),
-    _command_only(
-        "seed",
-        _int_in(0),
-        0,
-        "seed of the permutation test",
-    ),
+    _command_only("seed", _int_in(0), 0, "seed of the permutation test"),
     _command_only(
         "expect",
         _choice(VERDICTS_EXPECTED),
@@ -408,12 +371,7 @@ OPTIONS: tuple[OptionSpec, ...] = (
         None,
         "report pilots: which comparison, 1-based (default: the first with a distance matrix)",
     ),
-    _command_only(
-        "replications",
-        _int_in(20),
-        200,
-        "simulated runs per number of trials",
-    ),
+    _command_only("replications", _int_in(20), 200, "simulated runs per number of trials"),
     _command_only(
         "max_trials",
         _int_in(MIN_CALLS_PER_ARM),
@@ -430,12 +388,7 @@ OPTIONS: tuple[OptionSpec, ...] = (
         required=True,
     ),
     # -- rolecheck serve (model file, timeout, port: the server's, not the requests')
-    _command_only(
-        "port",
-        _int_in(1, 65535),
-        None,
-        "port to listen on (default: a free one)",
-    ),
+    _command_only("port", _int_in(1, 65535), None, "port to listen on (default: a free one)"),
     _command_only("host", _text, "127.0.0.1", "interface to listen on"),
     _command_only(
         "model_path",
@@ -443,12 +396,7 @@ OPTIONS: tuple[OptionSpec, ...] = (
         None,
         "model file (default: the bundled SmolLM2-135M-Instruct)",
     ),
-    _command_only(
-        "alias",
-        _text,
-        None,
-        "model name the server lists",
-    ),
+    _command_only("alias", _text, None, "model name the server lists"),
     _command_only("parallel", _int_in(1), None, "parallel slots, decoded together"),
     _command_only(
         "threads",
@@ -457,12 +405,7 @@ OPTIONS: tuple[OptionSpec, ...] = (
         "CPU threads; the default was measured fastest on a busy 2-core machine",
     ),
     _command_only("slot_ctx", _int_in(1), None, "context tokens per slot"),
-    _command_only(
-        "start_timeout",
-        _seconds,
-        120.0,
-        "seconds to wait for the server to start",
-    ),
+    _command_only("start_timeout", _seconds, 120.0, "seconds to wait for the server to start"),
     _command_only(
         "log_file",
         _text,
