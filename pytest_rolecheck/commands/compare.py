@@ -186,29 +186,40 @@ def trial_table(comparison: Any) -> list[str]:
     list of str
         Lines to print.
     """
-    import numpy as np
-
     from ..core.divergence import METRIC_UNITS
 
-    a, b = comparison.labels
     unit = METRIC_UNITS.get(comparison.metric, "metric units")
+    if comparison.trial_distances_a is not None and comparison.trial_distances_b is not None:
+        return _seed_table(comparison, unit)
+    return _pairs_table(comparison, unit)
+
+
+def _seed_table(comparison: Any, unit: str) -> list[str]:
+    a, b = comparison.labels
     w = max(len(a), len(b), 9)
     lines: list[str] = []
-    if comparison.trial_distances_a is not None and comparison.trial_distances_b is not None:
-        da, db = list(comparison.trial_distances_a), list(comparison.trial_distances_b)
-        lines.append(f"Per-trial {comparison.metric} distance to the baseline call ({unit}):")
-        lines.append(f"  {'trial':>5}  {a:>{w}}  {b:>{w}}")
-        for i in range(max(len(da), len(db))):
-            lines.append(
-                f"  {i + 1:>5}  {_num(da[i] if i < len(da) else None, w)}  "
-                f"{_num(db[i] if i < len(db) else None, w)}"
-            )
-        for name in ("mean", "std", "min", "max"):
-            sa = getattr(comparison.summary_a, name)
-            sb = getattr(comparison.summary_b, name)
-            lines.append(f"  {name:>5}  {_num(sa, w)}  {_num(sb, w)}")
-        lines.append("  (std with ddof=0, as numpy computes it)")
-        return lines
+    da, db = list(comparison.trial_distances_a), list(comparison.trial_distances_b)
+    lines.append(f"Per-trial {comparison.metric} distance to the baseline call ({unit}):")
+    lines.append(f"  {'trial':>5}  {a:>{w}}  {b:>{w}}")
+    for i in range(max(len(da), len(db))):
+        lines.append(
+            f"  {i + 1:>5}  {_num(da[i] if i < len(da) else None, w)}  "
+            f"{_num(db[i] if i < len(db) else None, w)}"
+        )
+    for name in ("mean", "std", "min", "max"):
+        sa = getattr(comparison.summary_a, name)
+        sb = getattr(comparison.summary_b, name)
+        lines.append(f"  {name:>5}  {_num(sa, w)}  {_num(sb, w)}")
+    lines.append("  (std with ddof=0, as numpy computes it)")
+    return lines
+
+
+def _pairs_table(comparison: Any, unit: str) -> list[str]:
+    import numpy as np
+
+    a, b = comparison.labels
+    w = max(len(a), len(b), 9)
+    lines: list[str] = []
     m = np.asarray(comparison.matrix, dtype=float)
     n_a, n = comparison.n_a, m.shape[0]
     lines.append(
