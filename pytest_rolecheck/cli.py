@@ -5,179 +5,110 @@ function that adds a subparser and sets ``handler`` (a function taking the
 parsed namespace and returning an exit code). Heavy modules are imported
 inside the handlers, never at import time.
 
-Exit codes: 0 success, 1 the command failed (e.g. the server did not start),
-2 usage error (bad option), 130 interrupted before finishing.
+Exit codes: :class:`ExitCode`. The options of every subcommand come from the
+one option table in :mod:`pytest_rolecheck.settings`.
 """
 
 from __future__ import annotations
 
 import argparse
+import enum
 import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from .commands.types import int_at_least
-
-EXIT_OK = 0
-EXIT_FAILED = 1
-EXIT_USAGE = 2
-EXIT_INTERRUPTED = 130
+from .errors import RolecheckError, RolecheckUsageError
+from .settings import COMMANDS, OPTIONS_BY_NAME, PYTEST_OPTIONS, OptionSpec, Use, invalid_value
 
 Handler = Callable[[argparse.Namespace], int]
 
 
-_positive_int = int_at_least(1)
+class ExitCode(enum.IntEnum):
+    """Exit status of every ``rolecheck`` subcommand."""
+
+    OK = 0
+    FAILED = 1  # the command ran and failed (calls, cassettes, --expect)
+    USAGE = 2  # bad options or files; argparse's own status for a usage error
+    INTERRUPTED = 130  # 128 + SIGINT, as a shell reports Ctrl-C
 
 
-def _port(text: str) -> int:
-    value = _positive_int(text)
-    if value > 65535:
-        raise argparse.ArgumentTypeError(f"expected a port in 1..65535, got {value}")
-    return value
+def add_command(
+    subparsers: Any,
+    name: str,
+    handler: Handler,
+    *,
+    help: str,
+    description: str,
+    epilog: str | None = None,
+    **changes: Any,
+) -> argparse.ArgumentParser:
+    """Add ``rolecheck <name>`` with its options from the option table.
 
-
-def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number of seconds, got {text!r}") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"expected a positive number of seconds, got {text}")
-    return value
-
-
-def add_serve(subparsers: Any) -> None:
-    """Add ``rolecheck serve``: the bundled local model behind an OpenAI-compatible server.
-
-    Parameters
-    ----------
-    subparsers
-        The object returned by ``ArgumentParser.add_subparsers``.
+    ``changes`` are :class:`~pytest_rolecheck.settings.Use` overrides of the
+    table for this command (defaults that live with the command).
     """
-    from .running.local import DEFAULT_PARALLEL, DEFAULT_SLOT_CTX, DEFAULT_THREADS
-
     parser: argparse.ArgumentParser = subparsers.add_parser(
-        "serve",
-        help="run the bundled local model (SmolLM2 on llama.cpp) as an OpenAI-compatible server",
-        description="Run the bundled local model (SmolLM2-135M-Instruct on llama.cpp's own "
-        "llama-server) in the foreground until Ctrl-C, and print the environment variables "
-        "that point the openai SDK at it. The server answers any model name with its one "
-        "model and maps the developer role to system itself.",
+        name,
+        help=help,
+        description=description,
+        epilog=epilog,
+        formatter_class=argparse.RawDescriptionHelpFormatter if epilog else argparse.HelpFormatter,
     )
-    parser.add_argument(
-        "--port", type=_port, default=None, help="port to listen on (default: a free one)"
-    )
-    parser.add_argument(
-        "--host", default="127.0.0.1", help="interface to listen on (default: %(default)s)"
-    )
-    parser.add_argument(
-        "--model",
-        dest="model_path",
-        default=None,
-        metavar="GGUF",
-        help="model file (default: the bundled SmolLM2-135M-Instruct)",
-    )
-    parser.add_argument(
-        "--alias",
-        default=None,
-        help="model name the server lists (default: smollm2-135m-instruct)",
-    )
-    parser.add_argument(
-        "--parallel",
-        type=_positive_int,
-        default=DEFAULT_PARALLEL,
-        help="parallel slots, decoded together (default: %(default)s)",
-    )
-    parser.add_argument(
-        "--threads",
-        type=_positive_int,
-        default=DEFAULT_THREADS,
-        help="CPU threads (default: %(default)s, measured fastest on a busy 2-core machine)",
-    )
-    parser.add_argument(
-        "--slot-ctx",
-        type=_positive_int,
-        default=DEFAULT_SLOT_CTX,
-        help="context tokens per slot (default: %(default)s)",
-    )
-    parser.add_argument(
-        "--timeout",
-        type=_positive_float,
-        default=120.0,
-        help="seconds to wait for the server to start (default: %(default)s)",
-    )
-    parser.add_argument(
-        "--log-file",
-        default=None,
-        metavar="PATH",
-        help="write the server log here (default: a temporary file, printed at start)",
-    )
-    parser.set_defaults(handler=_serve)
+    add_arguments(parser, name, **changes)
+    parser.set_defaults(handler=handler)
+    return parser
 
 
-def _serve(args: argparse.Namespace) -> int:
-    import signal
-    import time
+def add_arguments(parser: argparse.ArgumentParser, command: str, **changes: Use) -> None:
+    """Add the options of ``rolecheck <command>`` from the option table to ``parser``.
 
-    from .errors import BackendError, RolecheckUsageError
-    from .running.local import DEFAULT_MODEL_ALIAS, LocalServer
+    ``changes`` say how this command shows an option where it differs from the
+    table (a default, help text or flag that lives with the command).
+    """
+    for group, names in COMMANDS[command].items():
+        target = parser if group is None else parser.add_argument_group(group)
+        for name in names:
+            spec, use = OPTIONS_BY_NAME[name], changes.get(name, Use())
+            default, text = spec.default_in(use), use.help or spec.help
+            kwargs: dict[str, Any] = {"dest": name, "default": default}
+            if spec.flag:
+                kwargs["action"] = "store_true"
+            else:
+                if default is not None:
+                    text += " (default: %(default)s)"
+                kwargs.update(
+                    type=_argparse_type(spec),
+                    metavar=use.metavar or spec.metavar or name.upper(),
+                    nargs=spec.nargs,
+                    required=spec.required,
+                )
+            target.add_argument(spec.flag_in(use), help=text, **kwargs)
 
-    try:
-        server = LocalServer(
-            model_path=args.model_path,
-            alias=args.alias or DEFAULT_MODEL_ALIAS,
-            host=args.host,
-            port=args.port,
-            parallel=args.parallel,
-            threads=args.threads,
-            slot_ctx=args.slot_ctx,
-            log_path=args.log_file,
-        )
-    except RolecheckUsageError as exc:
-        print(f"rolecheck serve: error: {exc}", file=sys.stderr)
-        return EXIT_USAGE
 
-    def on_sigterm(signum: int, frame: object) -> None:
-        raise KeyboardInterrupt
-
-    previous = signal.signal(signal.SIGTERM, on_sigterm)
-    serving = False
-    try:
+def _argparse_type(spec: OptionSpec) -> Callable[[str], Any]:
+    def parse(text: str) -> Any:
         try:
-            server.start(timeout=args.timeout)
-        except BackendError as exc:
-            print(f"rolecheck serve: error: {exc}", file=sys.stderr)
-            return EXIT_FAILED
-        _print_serving(server)
-        serving = True
-        while server.running:
-            time.sleep(0.5)
-        print(
-            f"rolecheck serve: the server exited unexpectedly; last log lines:\n"
-            f"{server.tail_log()}",
-            file=sys.stderr,
-        )
-        return EXIT_FAILED
-    except KeyboardInterrupt:
-        print("rolecheck serve: stopping", file=sys.stderr)
-        return EXIT_OK if serving else EXIT_INTERRUPTED
-    finally:
-        server.stop()
-        signal.signal(signal.SIGTERM, previous)
+            return spec.parse(text)
+        except ValueError as exc:  # argparse prints only an ArgumentTypeError's words
+            raise argparse.ArgumentTypeError(invalid_value(text, exc)) from None
+
+    parse.__name__ = spec.name
+    return parse
 
 
-def _print_serving(server: Any) -> None:
-    lines = [
-        f"rolecheck serve: local model at {server.base_url} "
-        f"(started in {server.startup_seconds:.1f} s)",
-        "Point the openai SDK at it:",
-        f"  export OPENAI_BASE_URL={server.base_url}",
-        "  export OPENAI_API_KEY=anything",
-        f"Model name: {server.model} (any name is answered by this model)",
-        f"Server log: {server.log_path}",
-        "Press Ctrl-C to stop.",
-    ]
-    print("\n".join(lines), flush=True)
+def command_flag(pytest_flag: str, command: str) -> str | None:
+    """``rolecheck <command>``'s spelling of a ``--rolecheck-*`` flag (``None``: it has none)."""
+    names = {name for group in COMMANDS[command].values() for name in group}
+    for spec in PYTEST_OPTIONS:
+        if spec.cli_name == pytest_flag and spec.name in names:
+            return spec.flag_in(Use())
+    return None
+
+
+def error(command: str, message: object, code: ExitCode = ExitCode.USAGE) -> ExitCode:
+    """Print ``rolecheck <command>: error: <message>`` on stderr; return ``code``."""
+    print(f"rolecheck {command}: error: {message}", file=sys.stderr)
+    return code
 
 
 def _lazy(module: str) -> Callable[[Any], None]:
@@ -192,7 +123,7 @@ def _lazy(module: str) -> Callable[[Any], None]:
 
 
 _SUBCOMMANDS: tuple[Callable[[Any], None], ...] = (
-    add_serve,
+    _lazy("commands.serve"),  # rolecheck serve
     _lazy("commands.compare"),  # rolecheck compare
     _lazy("commands.plan"),  # rolecheck plan
     _lazy("commands.report"),  # rolecheck report
@@ -234,14 +165,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         args = parser.parse_args(argv)
     except SystemExit as exc:  # --help (0) or a usage error (2)
-        return exc.code if isinstance(exc.code, int) else EXIT_USAGE
+        return exc.code if isinstance(exc.code, int) else ExitCode.USAGE
     # The words as typed: `rolecheck compare` repeats them in its fix commands.
     args.argv = list(sys.argv[1:] if argv is None else argv)
     handler: Handler | None = getattr(args, "handler", None)
     if handler is None:
         parser.print_help(sys.stderr)
-        return EXIT_USAGE
-    return handler(args)
+        return ExitCode.USAGE
+    try:
+        return handler(args)
+    except RolecheckError as exc:  # bad options or files exit 2, every other failure 1
+        code = ExitCode.USAGE if isinstance(exc, RolecheckUsageError) else ExitCode.FAILED
+        return error(args.command, exc, code)
 
 
 if __name__ == "__main__":

@@ -32,7 +32,14 @@ from .running.session import (
     default_cassette_path,
     set_plugin_active,
 )
-from .settings import OPTIONS, Settings, apply_marker, resolve_settings
+from .settings import (
+    MARKER_KEYS,
+    PYTEST_OPTIONS,
+    Settings,
+    apply_marker,
+    check_together,
+    resolve_settings,
+)
 
 SETTINGS_KEY = pytest.StashKey[Settings]()
 SUMMARY_KEY = pytest.StashKey[SummaryReport]()
@@ -47,39 +54,37 @@ FLAGS_KEY = pytest.StashKey[tuple[str, ...]]()
 _NOT_REPEATED = ("record_mode", "report", "report_dir")
 
 MARKER_HELP = (
-    "rolecheck(**options): per-test defaults for pytest-rolecheck (model, trials, alpha, "
-    "tolerance, metric, design, max_tokens, top_logprobs, temperature, concurrency, timeout)."
+    f"rolecheck(**options): per-test defaults for pytest-rolecheck ({', '.join(MARKER_KEYS)})."
 )
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("rolecheck", "pytest-rolecheck: statistical LLM behaviour tests")
-    for spec in OPTIONS:
-        if spec.cli:
-            if spec.flag:
-                group.addoption(
-                    spec.cli_name,
-                    action="store_true",
-                    default=False,
-                    dest=f"rolecheck_{spec.name}",
-                    help=spec.help,
-                )
-            else:
-                group.addoption(
-                    spec.cli_name,
-                    action="store",
-                    default=None,
-                    dest=f"rolecheck_{spec.name}",
-                    metavar=spec.name.upper(),
-                    help=f"{spec.help} (default: {spec.default})",
-                )
-        parser.addini(spec.ini_name, f"{spec.help} (default: {spec.default})", default=None)
+    for spec in PYTEST_OPTIONS:
+        if spec.flag:
+            group.addoption(
+                spec.cli_name,
+                action="store_true",
+                default=False,
+                dest=f"rolecheck_{spec.name}",
+                help=spec.pytest_help,
+            )
+        else:
+            group.addoption(
+                spec.cli_name,
+                action="store",
+                default=None,
+                dest=f"rolecheck_{spec.name}",
+                metavar=spec.name.upper(),
+                help=spec.pytest_help,
+            )
+        parser.addini(spec.ini_name, spec.pytest_help, default=None)
 
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", MARKER_HELP)
-    cli = {spec.name: config.getoption(f"rolecheck_{spec.name}") for spec in OPTIONS if spec.cli}
-    ini = {spec.name: config.getini(spec.ini_name) for spec in OPTIONS}
+    cli = {spec.name: config.getoption(f"rolecheck_{spec.name}") for spec in PYTEST_OPTIONS}
+    ini = {spec.name: config.getini(spec.ini_name) for spec in PYTEST_OPTIONS}
     try:
         settings = resolve_settings(cli, ini, rootdir=config.rootpath)
         # Report paths typed on the command line are relative to where pytest was
@@ -92,8 +97,7 @@ def pytest_configure(config: pytest.Config) -> None:
                 if cli.get(name) and not Path(cli[name]).is_absolute()
             }
         )
-        if settings.metric != "js":
-            _check_metric(settings.metric)
+        _check_tolerance(settings)
         if settings.report_dir and not _is_worker(config):
             from .reporting.plots import require_matplotlib
 
@@ -133,14 +137,14 @@ def pytest_configure_node(node: Any) -> None:
     node.workerinput[COORDINATOR_INPUT] = config.stash[COORDINATOR_KEY].address
 
 
-def _check_metric(name: str) -> None:
-    # Only a non-default metric pays for importing the distance module here.
-    from .core.distances import get_metric
-
+def _check_tolerance(settings: Settings) -> None:
+    # Only a tolerance above 1 depends on the metric: the rest pays no numpy import here.
+    if settings.tolerance is None or settings.tolerance <= 1:
+        return
     try:
-        get_metric(name)
+        check_together(settings)
     except RolecheckUsageError as exc:
-        raise RolecheckUsageError(f"--rolecheck-metric / rolecheck_metric: {exc}") from None
+        raise RolecheckUsageError(f"--rolecheck-tolerance / rolecheck_tolerance: {exc}") from None
 
 
 def _command_nodeid(config: pytest.Config, item: pytest.Item) -> str:
@@ -171,8 +175,8 @@ def _command_flags(config: pytest.Config) -> tuple[str, ...]:
         flags.append(f"--override-ini={override}")
     if getattr(option, "importmode", "prepend") != "prepend":
         flags.append(f"--import-mode={option.importmode}")
-    for spec in OPTIONS:
-        value = config.getoption(f"rolecheck_{spec.name}") if spec.cli else None
+    for spec in PYTEST_OPTIONS:
+        value = config.getoption(f"rolecheck_{spec.name}")
         if spec.name in _NOT_REPEATED or value in (None, False):
             continue
         flags.append(spec.cli_name if spec.flag else f"{spec.cli_name}={value}")

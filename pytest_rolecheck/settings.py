@@ -1,12 +1,14 @@
-"""Options, ini keys and marker arguments: one table, one precedence rule.
+"""Every option of pytest-rolecheck and of the ``rolecheck`` command: one table.
 
-Every setting is declared once in :data:`OPTIONS`; from that table come the
-``--rolecheck-*`` command-line flags, the ``rolecheck_*`` ini keys, the
-validation (bad values name the option, the value and what is allowed) and the
-keyword arguments accepted by ``@pytest.mark.rolecheck(...)``.
+Each option is declared once in :data:`OPTIONS`, with the one function that
+parses it. From that table come the ``--rolecheck-*`` flags, the
+``rolecheck_*`` ini keys, the keywords of ``@pytest.mark.rolecheck(...)`` AND
+the argparse arguments of ``rolecheck compare/plan/report/serve``; so a value
+is refused with the same words wherever it is typed
+("invalid value '1.5': expected a number in (0, 1)").
 
-Precedence, highest first: marker > command line > ini > default. Keyword
-arguments passed to an ``assert_*`` call override all of them for that call.
+Precedence in pytest, highest first: marker > command line > ini > default.
+Keyword arguments passed to an ``assert_*`` call override all of them for that call.
 
 This module imports nothing heavy; the plugin loads it at start-up.
 """
@@ -14,108 +16,166 @@ This module imports nothing heavy; the plugin loads it at start-up.
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .core.limits import (
+    DEFAULT_ALPHA,
+    DEFAULT_METRIC,
+    DEFAULT_TOLERANCE,
+    DESIGNS,
+    MIN_CALLS_PER_ARM,
+)
 from .errors import RolecheckUsageError
+from .recording.cassette import RecordMode
 
-RECORD_MODES = ("none", "once", "all", "rewrite")
-DESIGNS = ("all-pairs", "seed")
+RECORD_MODES: tuple[str, ...] = tuple(mode.value for mode in RecordMode)
+VERDICTS_EXPECTED = ("equivalent", "different")
+# A day: no single call or server start waits longer, and an unbounded value
+# (inf, 1e300) overflows the socket timeout inside every live call.
+MAX_SECONDS = 86_400.0
+# OpenAI's limit; 0 would silently give one alternative per token.
+MAX_TOP_LOGPROBS = 20
+
+Parser = Callable[[str], Any]
 
 
-def _choice(allowed: tuple[str, ...]) -> Callable[[str], str]:
-    def parse(raw: str) -> str:
-        value = str(raw).strip().lower()
-        if value not in allowed:
-            raise ValueError(f"expected one of {', '.join(allowed)}")
-        return value
+# --------------------------------------------------------------------------- parsers
+# Each parser takes the text as typed, returns the value or raises ValueError
+# "expected <what is allowed>"; its __doc__ is that "<what is allowed>".
 
-    parse.__doc__ = f"one of {', '.join(allowed)}"
+
+def _parser(allowed: str, convert: Callable[[str], Any]) -> Parser:
+    def parse(raw: str) -> Any:
+        try:
+            return convert(str(raw).strip())
+        except ValueError:
+            raise ValueError(f"expected {allowed}") from None
+
+    parse.__doc__ = allowed
     return parse
 
 
-def _int_at_least(low: int) -> Callable[[str], int]:
-    def parse(raw: str) -> int:
-        try:
-            value = int(str(raw).strip())
-        except ValueError:
-            raise ValueError(f"expected a whole number ≥ {low}") from None
-        if value < low:
-            raise ValueError(f"expected a whole number ≥ {low}")
+def _braces(allowed: tuple[str, ...]) -> str:
+    return "{" + ",".join(allowed) + "}"
+
+
+def _choice(allowed: tuple[str, ...]) -> Parser:
+    def convert(text: str) -> str:
+        if text.lower() not in allowed:
+            raise ValueError
+        return text.lower()
+
+    return _parser(f"one of {', '.join(allowed)}", convert)
+
+
+def _int_in(low: int, high: int | None = None) -> Parser:
+    def convert(text: str) -> int:
+        value = int(text)
+        if value < low or (high is not None and value > high):
+            raise ValueError
         return value
 
-    parse.__doc__ = f"a whole number ≥ {low}"
-    return parse
+    return _parser(
+        f"a whole number ≥ {low}" if high is None else f"a whole number in [{low}, {high}]",
+        convert,
+    )
 
 
-def _int_in(low: int, high: int) -> Callable[[str], int]:
-    def parse(raw: str) -> int:
-        try:
-            value = int(str(raw).strip())
-        except ValueError:
-            raise ValueError(f"expected a whole number in [{low}, {high}]") from None
-        if not low <= value <= high:
-            raise ValueError(f"expected a whole number in [{low}, {high}]")
-        return value
+def _float_in(low: float, high: float | None, *, low_open: bool, high_open: bool) -> Parser:
+    """A finite number in the interval (``high=None``: no upper bound but finite)."""
 
-    parse.__doc__ = f"a whole number in [{low}, {high}]"
-    return parse
-
-
-def _float_in(
-    low: float, high: float | None, *, low_open: bool, high_open: bool
-) -> Callable[[str], float]:
-    lo = "(" if low_open else "["
-    hi = ")" if high_open else "]"
-    span = f"{lo}{low:g}, {'∞' if high is None else f'{high:g}'}{hi}"
-
-    def parse(raw: str) -> float:
-        try:
-            value = float(str(raw).strip())
-        except ValueError:
-            raise ValueError(f"expected a number in {span}") from None
+    def convert(text: str) -> float:
+        value = float(text)
         bad_low = value <= low if low_open else value < low
         bad_high = high is not None and (value >= high if high_open else value > high)
-        if bad_low or bad_high or value != value:  # NaN fails every comparison
-            raise ValueError(f"expected a number in {span}")
+        if bad_low or bad_high or not math.isfinite(value):
+            raise ValueError
         return value
 
-    parse.__doc__ = f"a number in {span}"
-    return parse
+    lo = "(" if low_open else "["
+    hi = ")" if high_open or high is None else "]"
+    return _parser(f"a number in {lo}{low:g}, {'∞' if high is None else f'{high:g}'}{hi}", convert)
 
 
-def _text(raw: str) -> str:
-    """a non-empty string"""
-    value = str(raw).strip()
-    if not value:
-        raise ValueError("expected a non-empty string")
-    return value
+def _text_value(text: str) -> str:
+    if not text:
+        raise ValueError
+    return text
 
 
-def _bool(raw: str | bool) -> bool:
-    if isinstance(raw, bool):
-        return raw
-    value = raw.strip().lower()
-    if value in ("1", "true", "yes", "on"):
+_text = _parser("a non-empty string", _text_value)
+_path = _parser("a path", lambda text: Path(_text_value(text)))
+
+
+def _bool_value(text: str) -> bool:
+    if text.lower() in ("1", "true", "yes", "on"):
         return True
-    if value in ("0", "false", "no", "off", ""):
+    if text.lower() in ("0", "false", "no", "off", ""):
         return False
-    raise ValueError("expected true or false")
+    raise ValueError
+
+
+_bool = _parser("true or false", _bool_value)
+_positive = _float_in(0.0, None, low_open=True, high_open=True)
+_share_open = _float_in(0.0, 1.0, low_open=True, high_open=True)
+_seconds = _float_in(0.0, MAX_SECONDS, low_open=True, high_open=False)
+
+
+def _metric(raw: str) -> str:
+    name: str = _text(raw)
+    if name != DEFAULT_METRIC:  # only another metric pays for importing the distances
+        from .core.distances import available_metrics
+
+        known = available_metrics()
+        if name not in known:
+            raise ValueError(
+                f"expected one of {', '.join(known)} (or a metric registered with "
+                "pytest_rolecheck.register_metric(name, fn))"
+            )
+    return name
+
+
+_metric.__doc__ = "js, tv, tok_l1, first_token, seed, or a registered metric's name"
+
+
+def invalid_value(raw: object, exc: ValueError) -> str:
+    """The one wording of a refused option value, for pytest and for ``rolecheck``."""
+    return f"invalid value {raw!r}: {exc}"
+
+
+# --------------------------------------------------------------------------- the table
+
+_SAME: Any = object()  # a command keeps the option's default
+
+
+@dataclass(frozen=True)
+class Use:
+    """How one ``rolecheck`` subcommand shows an option (its default or help may differ)."""
+
+    default: Any = _SAME
+    help: str | None = None
+    flag: str | None = None  # the argparse flag when it is not --<name>
+    metavar: str | None = None
 
 
 @dataclass(frozen=True)
 class OptionSpec:
-    """One setting: its name, parser, default and help text."""
+    """One option: its name, parser, default and help text, and where it is accepted."""
 
     name: str
-    parse: Callable[[str], Any]
+    parse: Parser
     default: Any
     help: str
-    flag: bool = False  # a command-line switch without a value
-    cli: bool = True  # also a --rolecheck-* flag (else ini/marker only)
+    flag: bool = False  # a switch without a value
+    pytest: bool = True  # a --rolecheck-* flag and a rolecheck_* ini key
     marker: bool = True  # allowed in @pytest.mark.rolecheck(...)
+    metavar: str | tuple[str, ...] | None = None
+    nargs: int | None = None
+    required: bool = False
 
     @property
     def cli_name(self) -> str:
@@ -125,15 +185,34 @@ class OptionSpec:
     def ini_name(self) -> str:
         return "rolecheck_" + self.name
 
+    @property
+    def pytest_help(self) -> str:
+        shown = "" if self.default is None or self.flag else f" (default: {self.default})"
+        return self.help + shown
+
+    def flag_in(self, use: Use) -> str:
+        """The argparse flag of this option as ``use`` shows it (default ``--<name>``)."""
+        return use.flag or "--" + self.name.replace("_", "-")
+
+    def default_in(self, use: Use) -> Any:
+        """The default of this option as ``use`` shows it."""
+        return self.default if use.default is _SAME else use.default
+
+
+def _command_only(name: str, parse: Parser, default: Any, help: str, **kw: Any) -> OptionSpec:
+    return OptionSpec(name, parse, default, help, pytest=False, marker=False, **kw)
+
 
 OPTIONS: tuple[OptionSpec, ...] = (
+    # -- shared by pytest and the rolecheck command
     OptionSpec(
         "record_mode",
         _choice(RECORD_MODES),
-        "none",
-        "cassette mode: none = replay only, a missing cassette fails (default, CI-safe); "
+        RecordMode.NONE.value,
+        "cassette mode: none = replay only, a missing cassette fails (CI-safe); "
         "once = record missing cassettes; all/rewrite = call live and replace cassettes",
         marker=False,
+        metavar=_braces(RECORD_MODES),
     ),
     OptionSpec("model", _text, None, "model name sent to the chat-completions API"),
     OptionSpec(
@@ -147,44 +226,29 @@ OPTIONS: tuple[OptionSpec, ...] = (
         "local",
         _bool,
         False,
-        "use the bundled local model (a llama.cpp server on 127.0.0.1, started on the first "
-        "live call)",
+        "use the bundled local model (SmolLM2-135M behind a llama.cpp server on 127.0.0.1, "
+        "started on the first live call)",
         flag=True,
         marker=False,
     ),
     OptionSpec(
         "concurrency",
-        _int_at_least(1),
+        _int_in(1),
         8,
-        "completions in flight at once, across all xdist workers",
-    ),
-    OptionSpec("trials", _int_at_least(4), 20, "calls per arm (at least 4)"),
-    OptionSpec(
-        "alpha", _float_in(0.0, 1.0, low_open=True, high_open=True), 0.05, "significance level"
+        "completions in flight at once; in pytest, across all xdist workers",
     ),
     OptionSpec(
-        "tolerance",
-        _float_in(0.0, 1.0, low_open=True, high_open=False),
-        None,
-        "largest change that still counts as equivalent: share of probability mass moved "
-        "(js, tv) or of calls whose tool-call outcome changes (default 0.2)",
+        "trials",
+        _int_in(MIN_CALLS_PER_ARM),
+        20,
+        f"calls per arm, at least {MIN_CALLS_PER_ARM}",
     ),
-    OptionSpec(
-        "metric",
-        _text,
-        "js",
-        "per-call distance (js, tv, tok_l1, first_token, seed, or registered)",
-    ),
-    OptionSpec(
-        "design", _choice(DESIGNS), "all-pairs", "all-pairs (default) or seed (the forum's design)"
-    ),
-    OptionSpec("max_tokens", _int_at_least(1), 20, "max_tokens of every request"),
+    OptionSpec("max_tokens", _int_in(1), 20, "max_tokens of every request"),
     OptionSpec(
         "top_logprobs",
-        # 0 would silently give one alternative per token; OpenAI allows at most 20.
-        _int_in(1, 20),
-        20,
-        "top_logprobs of every request (1 to 20, OpenAI's limit)",
+        _int_in(1, MAX_TOP_LOGPROBS),
+        MAX_TOP_LOGPROBS,
+        f"top_logprobs of every request, at most {MAX_TOP_LOGPROBS} (OpenAI's limit)",
     ),
     OptionSpec(
         "temperature",
@@ -194,11 +258,30 @@ OPTIONS: tuple[OptionSpec, ...] = (
     ),
     OptionSpec(
         "timeout",
-        _float_in(0.0, None, low_open=True, high_open=True),
+        _seconds,
         None,
         "seconds each try of a live call may wait for its answer (the SDK retries); past it, "
         "the calls still in flight are listed. Unset: the client's own timeout (120 s for "
         "the default client)",
+    ),
+    OptionSpec(
+        "design",
+        _choice(DESIGNS),
+        DESIGNS[0],
+        "all-pairs, or seed: one baseline call, per-trial distance to it (the forum's design)",
+        metavar=_braces(DESIGNS),
+    ),
+    OptionSpec("metric", _metric, DEFAULT_METRIC, f"per-call distance: {_metric.__doc__}"),
+    OptionSpec("alpha", _share_open, DEFAULT_ALPHA, "significance level of the difference test"),
+    OptionSpec(
+        "tolerance",
+        # Unbounded metrics (tok_l1) measure in nats: the [0, 1] limit of js/tv
+        # and tool calls is checked against the metric, not here.
+        _positive,
+        None,
+        "largest change that still counts as equivalent, in the metric's units: share of "
+        "probability mass moved (js, tv) or of calls whose tool-call outcome changes; "
+        f"choose it before looking at data (default: {DEFAULT_TOLERANCE})",
     ),
     OptionSpec(
         "cassette_dir",
@@ -218,49 +301,213 @@ OPTIONS: tuple[OptionSpec, ...] = (
         "(needs: pip install 'pytest-rolecheck[report]')",
         marker=False,
     ),
+    # -- rolecheck compare
+    _command_only("instruction", _text, None, "instruction message text"),
+    _command_only("prompt", _text, None, "user message"),
+    _command_only(
+        "roles",
+        _text,
+        None,
+        "roles of the instruction in arm A and arm B: system, developer or user-prefixed",
+        metavar=("ROLE_A", "ROLE_B"),
+        nargs=2,
+    ),
+    _command_only("variant_a", _path, None, "arm A from a variant file", metavar="YAML"),
+    _command_only("variant_b", _path, None, "arm B from a variant file", metavar="YAML"),
+    _command_only(
+        "top_p",
+        _float_in(0.0, 1.0, low_open=True, high_open=False),
+        None,
+        "top_p (default: not sent)",
+    ),
+    _command_only("seed", _int_in(0), 0, "seed of the permutation test"),
+    _command_only(
+        "expect",
+        _choice(VERDICTS_EXPECTED),
+        None,
+        "exit with status 1 unless the verdict is this",
+        metavar=_braces(VERDICTS_EXPECTED),
+    ),
+    _command_only(
+        "cassette",
+        _path,
+        None,
+        "record the calls to / replay them from this cassette file",
+        metavar="PATH",
+    ),
+    _command_only(
+        "html",
+        _path,
+        None,
+        "write the HTML report (and its PNG plots) into DIR",
+        metavar="DIR",
+    ),
+    _command_only(
+        "json",
+        _path,
+        None,
+        "write the JSON report (the input of `rolecheck report` and `rolecheck plan`)",
+        metavar="PATH",
+    ),
+    # -- rolecheck plan
+    _command_only(
+        "effect",
+        _positive,
+        None,
+        "change to detect, in the metric's units (e.g. 0.5: half the probability mass "
+        "moves); at or below --tolerance such a change is meant to pass as equivalent",
+    ),
+    _command_only("power", _share_open, 0.8, "required power"),
+    _command_only(
+        "arm",
+        _text,
+        None,
+        "which calls are the pilot: a request group of a cassette / 1 = A, 2 = B of a "
+        "report, or all (default: see the docs)",
+    ),
+    _command_only(
+        "comparison",
+        _int_in(1),
+        None,
+        "report pilots: which comparison, 1-based (default: the first with a distance matrix)",
+    ),
+    _command_only("replications", _int_in(20), 200, "simulated runs per number of trials"),
+    _command_only(
+        "max_trials",
+        _int_in(MIN_CALLS_PER_ARM),
+        200,
+        "largest number of trials per arm tried",
+    ),
+    # -- rolecheck report
+    _command_only(
+        "out",
+        _path,
+        None,
+        "directory to write rolecheck-report.html and png/ into (created if missing)",
+        metavar="DIR",
+        required=True,
+    ),
+    # -- rolecheck serve (model file, timeout, port: the server's, not the requests')
+    _command_only("port", _int_in(1, 65535), None, "port to listen on (default: a free one)"),
+    _command_only("host", _text, "127.0.0.1", "interface to listen on"),
+    _command_only(
+        "model_path",
+        _text,
+        None,
+        "model file (default: the bundled SmolLM2-135M-Instruct)",
+    ),
+    _command_only("alias", _text, None, "model name the server lists"),
+    _command_only("parallel", _int_in(1), None, "parallel slots, decoded together"),
+    _command_only(
+        "threads",
+        _int_in(1),
+        None,
+        "CPU threads; the default was measured fastest on a busy 2-core machine",
+    ),
+    _command_only("slot_ctx", _int_in(1), None, "context tokens per slot"),
+    _command_only("start_timeout", _seconds, 120.0, "seconds to wait for the server to start"),
+    _command_only(
+        "log_file",
+        _text,
+        None,
+        "write the server log here (default: a temporary file, printed at start)",
+        metavar="PATH",
+    ),
 )
 
+
+def _names(text: str) -> tuple[str, ...]:
+    return tuple(text.split())
+
+
+#: The options of each ``rolecheck`` subcommand by --help group (``None``: no group).
+COMMANDS: dict[str, dict[str | None, tuple[str, ...]]] = {
+    "compare": {
+        "what to compare": ("instruction", "prompt", "roles", "variant_a", "variant_b"),
+        "requests": _names(
+            "model base_url local trials max_tokens top_logprobs temperature top_p concurrency"
+        ),
+        "statistics": ("design", "metric", "alpha", "tolerance", "seed", "expect"),
+        "recording and output": ("cassette", "record_mode", "html", "json"),
+    },
+    "plan": {
+        None: _names(
+            "tolerance effect alpha power metric arm comparison replications seed max_trials"
+        )
+    },
+    "report": {None: ("out",)},
+    "serve": {
+        None: _names("port host model_path alias parallel threads slot_ctx start_timeout log_file")
+    },
+}
+
 OPTIONS_BY_NAME: dict[str, OptionSpec] = {spec.name: spec for spec in OPTIONS}
+PYTEST_OPTIONS: tuple[OptionSpec, ...] = tuple(spec for spec in OPTIONS if spec.pytest)
 MARKER_KEYS: tuple[str, ...] = tuple(spec.name for spec in OPTIONS if spec.marker)
+
+
+def _default(name: str) -> Any:
+    return OPTIONS_BY_NAME[name].default
 
 
 @dataclass(frozen=True)
 class Settings:
     """Resolved settings for one test (or for the whole run, before markers)."""
 
-    record_mode: str = "none"
-    model: str | None = None
-    base_url: str | None = None
-    local: bool = False
-    concurrency: int = 8
-    trials: int = 20
-    alpha: float = 0.05
-    tolerance: float | None = None  # None: DEFAULT_TOLERANCE of the comparison kind
-    metric: str = "js"
-    design: str = "all-pairs"
-    max_tokens: int = 20
-    top_logprobs: int = 20
-    temperature: float = 0.0
-    timeout: float | None = None
-    cassette_dir: str = "cassettes"
-    report: str | None = None
-    report_dir: str | None = None
+    record_mode: str = _default("record_mode")
+    model: str | None = _default("model")
+    base_url: str | None = _default("base_url")
+    local: bool = _default("local")
+    concurrency: int = _default("concurrency")
+    trials: int = _default("trials")
+    alpha: float = _default("alpha")
+    tolerance: float | None = _default("tolerance")  # None: DEFAULT_TOLERANCE of the kind
+    metric: str = _default("metric")
+    design: str = _default("design")
+    max_tokens: int = _default("max_tokens")
+    top_logprobs: int = _default("top_logprobs")
+    temperature: float = _default("temperature")
+    timeout: float | None = _default("timeout")
+    cassette_dir: str = _default("cassette_dir")
+    report: str | None = _default("report")
+    report_dir: str | None = _default("report_dir")
     rootdir: Path = dataclasses.field(default_factory=Path.cwd)
 
     def replace(self, **changes: Any) -> Settings:
         return dataclasses.replace(self, **changes)
 
 
+def check_together(settings: Settings) -> None:
+    """The comparison's own check of the statistics options together, before any call.
+
+    The parsers check each value alone; whether a tolerance above 1 is allowed
+    depends on the metric (only unbounded ones: tok_l1).
+    """
+    from .verdicts.compare import check_options
+
+    check_options(
+        metric=settings.metric,
+        alpha=settings.alpha,
+        tolerance=settings.tolerance,
+        design=settings.design,
+        seed=0,
+        baseline=None,
+        labels=("A", "B"),
+    )
+
+
+# --------------------------------------------------------------------------- pytest side
+
+
 def parse_value(spec: OptionSpec, raw: Any, *, source: str) -> Any:
     """Parse ``raw`` for ``spec`` or raise :class:`RolecheckUsageError` naming ``source``."""
     if raw is None:
         return spec.default
-    if not isinstance(raw, str) and not isinstance(raw, bool):
-        raw = str(raw)
+    text = str(raw)  # ini values, marker keywords: all read as if typed
     try:
-        return spec.parse(raw)
+        return spec.parse(text)
     except ValueError as exc:
-        raise RolecheckUsageError(f"{source}: invalid value {raw!r}: {exc}.") from None
+        raise RolecheckUsageError(f"{source}: {invalid_value(text, exc)}.") from None
 
 
 def check_value(name: str, value: Any, *, source: str | None = None) -> Any:
@@ -298,7 +545,7 @@ def resolve_settings(
     (``None`` or missing when absent); ``ini_values`` likewise for the ini file.
     """
     resolved: dict[str, Any] = {}
-    for spec in OPTIONS:
+    for spec in PYTEST_OPTIONS:
         cli_raw = cli_values.get(spec.name)
         ini_raw = ini_values.get(spec.name)
         if spec.flag and cli_raw is False:

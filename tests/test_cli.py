@@ -31,7 +31,7 @@ from pytest_rolecheck.core.planner import _simulate, plan_trials
 from pytest_rolecheck.core.stats import change_bound, decide, permutation_test
 from pytest_rolecheck.errors import RolecheckUsageError
 from pytest_rolecheck.running.session import Rolecheck
-from pytest_rolecheck.settings import Settings
+from pytest_rolecheck.settings import COMMANDS, OPTIONS_BY_NAME, Settings
 from pytest_rolecheck.variants import Variant
 
 FAKE_URL = "http://fake-api.test/v1"
@@ -154,6 +154,23 @@ def test_help_lists_every_command() -> None:
         assert command in proc.stdout
 
 
+def test_every_option_of_every_command_comes_from_the_option_table() -> None:
+    # A flag added by hand would get its own parser and its own error wording.
+    parser = cli.build_parser()
+    subparsers = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    for command, groups in COMMANDS.items():
+        names = {name for group in groups.values() for name in group}
+        options = [
+            action
+            for action in subparsers.choices[command]._actions
+            if action.option_strings and action.dest != "help"
+        ]
+        assert {action.dest for action in options} == names, command
+        for action in options:
+            spec = OPTIONS_BY_NAME[action.dest]
+            assert spec.flag or getattr(action.type, "__name__", None) == spec.name, action.dest
+
+
 def test_no_command_is_a_usage_error() -> None:
     proc = rolecheck()
     assert proc.returncode == 2
@@ -170,14 +187,14 @@ def test_plan_help_explains_how_to_choose_the_tolerance() -> None:
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["compare", "--trials", "2"], "expected a whole number >= 4"),
-        (["compare", "--design", "pairs"], "invalid choice: 'pairs'"),
+        (["compare", "--trials", "2"], "invalid value '2': expected a whole number ≥ 4"),
+        (["compare", "--design", "pairs"], "expected one of all-pairs, seed"),
         (["compare", "--temperature", "hot"], "expected a number"),
         (["compare", "--roles", "developer"], "expected 2 arguments"),
         (["compare", "--variant-a", "a.yaml"], "--variant-a and --variant-b go together"),
         (["compare", "--roles", "system", "system"], "compares a role with itself"),
         (["compare", "--record-mode", "none"], "--record-mode needs --cassette"),
-        (["compare", "--tolerance", "2"], "expected a number in (0, 1]"),
+        (["compare", "--tolerance", "inf"], "expected a number in (0, ∞)"),
         (["plan"], "the following arguments are required: pilot"),
         (["plan", "x.json", "--power", "1.5"], "expected a number in (0, 1)"),
         (["report", "x.json"], "the following arguments are required: --out"),
@@ -312,7 +329,17 @@ def test_compare_unknown_metric_fails_before_any_call(
 ) -> None:
     code, out, err = main(capsys, monkeypatch, "compare", *REQUEST_FLAGS, "--metric", "nope")
     assert code == 2
-    assert "unknown metric 'nope'" in err
+    assert "argument --metric: invalid value 'nope': expected one of js, tv" in err
+    assert out == ""  # nothing started
+
+
+def test_compare_tolerance_beyond_a_bounded_metric_fails_before_any_call(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The option alone allows 2 (tok_l1 measures in nats); js moves a share of mass.
+    code, out, err = main(capsys, monkeypatch, "compare", *REQUEST_FLAGS, "--tolerance", "2")
+    assert code == cli.ExitCode.USAGE
+    assert "tolerance=2.0 is not allowed with metric='js'" in err
     assert out == ""  # nothing started
 
 

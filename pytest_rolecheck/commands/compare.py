@@ -14,29 +14,23 @@ Only argparse is imported at module level: ``rolecheck --help`` stays fast.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import functools
 import math
 import shlex
 import sys
 import threading
 from collections.abc import Sequence
-from pathlib import Path
 from typing import IO, Any, Final
 
-from ..settings import Settings
-from .types import float_in, int_at_least
+from ..cli import ExitCode, add_command, command_flag
+from ..recording.cassette import RecordMode
+from ..settings import Settings, Use, check_together
 
 SEED_MODEL: Final = "gpt-4o-mini"
 SEED_INSTRUCTION: Final = "You are a helpful AI assistant"
 SEED_PROMPT: Final = "Produce two stanza rock song lyrics for 'Rockin with my Kitty Cat'"
 SEED_ROLES: Final = ("developer", "system")
-RECORD_MODES: Final = ("none", "once", "all", "rewrite")
-DESIGNS: Final = ("all-pairs", "seed")
-
-EXIT_OK: Final = 0
-EXIT_FAILED: Final = 1
-EXIT_USAGE: Final = 2
-EXIT_INTERRUPTED: Final = 130
 
 _DESCRIPTION: Final = """\
 Run an experiment outside pytest: a baseline/trial set of chat completions per arm
@@ -76,170 +70,28 @@ examples:
 """
 
 
-# --------------------------------------------------------------------------- argument types
-
-
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
-    """Add ``rolecheck compare`` to the ``rolecheck`` command.
-
-    Parameters
-    ----------
-    subparsers
-        The object returned by ``ArgumentParser.add_subparsers``.
-
-    Returns
-    -------
-    argparse.ArgumentParser
-        The new subparser (its ``handler`` default is :func:`run`).
-    """
-    parser: argparse.ArgumentParser = subparsers.add_parser(
+    """Add ``rolecheck compare`` to the ``rolecheck`` command."""
+    return add_command(
+        subparsers,
         "compare",
+        run,
         help="run a role/variant experiment outside pytest and print the verdict",
         description=_DESCRIPTION,
         epilog=_EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        instruction=Use(help=f"instruction message text (default: {SEED_INSTRUCTION!r})"),
+        prompt=Use(help=f"user message (default: {SEED_PROMPT!r})"),
+        model=Use(help=f"model name (default: {SEED_MODEL}; with --local, the bundled model)"),
+        record_mode=Use(
+            default=RecordMode.ONCE.value,
+            help="with --cassette: once = replay if the file exists, else record; "
+            "none = replay only; all/rewrite = call live and replace the file",
+        ),
+        roles=Use(
+            help=f"roles of the instruction in arm A and arm B: system, developer or "
+            f"user-prefixed (default: {' '.join(SEED_ROLES)})"
+        ),
     )
-    what = parser.add_argument_group("what to compare")
-    what.add_argument(
-        "--instruction",
-        default=None,
-        help=f"instruction message text (default: {SEED_INSTRUCTION!r})",
-    )
-    what.add_argument("--prompt", default=None, help=f"user message (default: {SEED_PROMPT!r})")
-    what.add_argument(
-        "--roles",
-        nargs=2,
-        metavar=("ROLE_A", "ROLE_B"),
-        default=None,
-        help="roles of the instruction in arm A and arm B: system, developer or "
-        "user-prefixed (default: developer system)",
-    )
-    what.add_argument("--variant-a", type=Path, metavar="YAML", help="arm A from a variant file")
-    what.add_argument("--variant-b", type=Path, metavar="YAML", help="arm B from a variant file")
-
-    req = parser.add_argument_group("requests")
-    req.add_argument(
-        "--model",
-        default=None,
-        help=f"model name (default: {SEED_MODEL}; with --local, the bundled model)",
-    )
-    req.add_argument(
-        "--base-url",
-        default=None,
-        help="OpenAI-compatible endpoint (default: $OPENAI_BASE_URL, else OpenAI)",
-    )
-    req.add_argument(
-        "--local",
-        action="store_true",
-        help="start and use the bundled local model (SmolLM2-135M on llama.cpp)",
-    )
-    req.add_argument(
-        "--trials",
-        type=int_at_least(4),
-        default=Settings.trials,  # the plugin's default, defined once
-        help="calls per arm, at least 4 (default: %(default)s)",
-    )
-    req.add_argument(
-        "--max-tokens",
-        type=int_at_least(1),
-        default=20,
-        help="max_tokens per call (default: %(default)s)",
-    )
-    req.add_argument(
-        "--top-logprobs",
-        type=int_at_least(1),
-        default=20,
-        help="top_logprobs per call (default: %(default)s; OpenAI allows 20)",
-    )
-    req.add_argument(
-        "--temperature",
-        type=float_in(0.0, 2.0),
-        default=0.0,
-        help="temperature (default: %(default)s)",
-    )
-    req.add_argument(
-        "--top-p",
-        type=float_in(0.0, 1.0, low_open=True),
-        default=None,
-        help="top_p (default: not sent)",
-    )
-    req.add_argument(
-        "--concurrency",
-        type=int_at_least(1),
-        default=8,
-        help="calls in flight at once (default: %(default)s)",
-    )
-
-    stats = parser.add_argument_group("statistics")
-    stats.add_argument(
-        "--design",
-        choices=DESIGNS,
-        default="all-pairs",
-        help="all-pairs (default) or seed (one baseline call, per-trial distance "
-        "to it: the forum's design)",
-    )
-    stats.add_argument(
-        "--metric",
-        default="js",
-        help="per-call distance: js (default), tv, tok_l1, first_token, seed",
-    )
-    stats.add_argument(
-        "--alpha",
-        type=float_in(0.0, 1.0, low_open=True),
-        default=0.05,
-        help="significance level of the difference test (default: %(default)s)",
-    )
-    stats.add_argument(
-        "--tolerance",
-        type=float_in(0.0, 1.0, low_open=True),
-        default=None,
-        help="largest change that still counts as equivalent, as a share of probability mass "
-        "moved (default: 0.2; choose it before looking at data)",
-    )
-    stats.add_argument(
-        "--seed",
-        type=int_at_least(0),
-        default=0,
-        help="seed of the permutation test (default: %(default)s)",
-    )
-    stats.add_argument(
-        "--expect",
-        choices=("equivalent", "different"),
-        default=None,
-        help="exit with status 1 unless the verdict is this",
-    )
-
-    out = parser.add_argument_group("recording and output")
-    out.add_argument(
-        "--cassette",
-        type=Path,
-        metavar="PATH",
-        default=None,
-        help="record the calls to / replay them from this cassette file",
-    )
-    out.add_argument(
-        "--record-mode",
-        choices=RECORD_MODES,
-        default="once",
-        help="with --cassette: once (default: replay if the file exists, else "
-        "record), none (replay only), all/rewrite (call live, replace the file)",
-    )
-    out.add_argument(
-        "--html",
-        type=Path,
-        metavar="DIR",
-        default=None,
-        help="write the HTML report (and its PNG plots) into DIR",
-    )
-    out.add_argument(
-        "--json",
-        type=Path,
-        metavar="PATH",
-        default=None,
-        help="write the JSON report (the input of `rolecheck report` and `rolecheck plan`)",
-    )
-    parser.set_defaults(handler=run)
-    return parser
 
 
 # --------------------------------------------------------------------------- progress
@@ -334,29 +186,40 @@ def trial_table(comparison: Any) -> list[str]:
     list of str
         Lines to print.
     """
-    import numpy as np
-
     from ..core.divergence import METRIC_UNITS
 
-    a, b = comparison.labels
     unit = METRIC_UNITS.get(comparison.metric, "metric units")
+    if comparison.trial_distances_a is not None and comparison.trial_distances_b is not None:
+        return _seed_table(comparison, unit)
+    return _pairs_table(comparison, unit)
+
+
+def _seed_table(comparison: Any, unit: str) -> list[str]:
+    a, b = comparison.labels
     w = max(len(a), len(b), 9)
     lines: list[str] = []
-    if comparison.trial_distances_a is not None and comparison.trial_distances_b is not None:
-        da, db = list(comparison.trial_distances_a), list(comparison.trial_distances_b)
-        lines.append(f"Per-trial {comparison.metric} distance to the baseline call ({unit}):")
-        lines.append(f"  {'trial':>5}  {a:>{w}}  {b:>{w}}")
-        for i in range(max(len(da), len(db))):
-            lines.append(
-                f"  {i + 1:>5}  {_num(da[i] if i < len(da) else None, w)}  "
-                f"{_num(db[i] if i < len(db) else None, w)}"
-            )
-        for name in ("mean", "std", "min", "max"):
-            sa = getattr(comparison.summary_a, name)
-            sb = getattr(comparison.summary_b, name)
-            lines.append(f"  {name:>5}  {_num(sa, w)}  {_num(sb, w)}")
-        lines.append("  (std with ddof=0, as numpy computes it)")
-        return lines
+    da, db = list(comparison.trial_distances_a), list(comparison.trial_distances_b)
+    lines.append(f"Per-trial {comparison.metric} distance to the baseline call ({unit}):")
+    lines.append(f"  {'trial':>5}  {a:>{w}}  {b:>{w}}")
+    for i in range(max(len(da), len(db))):
+        lines.append(
+            f"  {i + 1:>5}  {_num(da[i] if i < len(da) else None, w)}  "
+            f"{_num(db[i] if i < len(db) else None, w)}"
+        )
+    for name in ("mean", "std", "min", "max"):
+        sa = getattr(comparison.summary_a, name)
+        sb = getattr(comparison.summary_b, name)
+        lines.append(f"  {name:>5}  {_num(sa, w)}  {_num(sb, w)}")
+    lines.append("  (std with ddof=0, as numpy computes it)")
+    return lines
+
+
+def _pairs_table(comparison: Any, unit: str) -> list[str]:
+    import numpy as np
+
+    a, b = comparison.labels
+    w = max(len(a), len(b), 9)
+    lines: list[str] = []
     m = np.asarray(comparison.matrix, dtype=float)
     n_a, n = comparison.n_a, m.shape[0]
     lines.append(
@@ -445,7 +308,7 @@ def _validate(args: argparse.Namespace) -> str | None:
             "run (to measure the noise floor for `rolecheck plan`) use two identical variant "
             "files instead."
         )
-    if args.record_mode != "once" and args.cassette is None:
+    if args.record_mode != RecordMode.ONCE and args.cassette is None:
         return "--record-mode needs --cassette PATH (the file to record to / replay from)."
     return None
 
@@ -471,40 +334,23 @@ def _variants(args: argparse.Namespace) -> tuple[Any, Any]:
 
 def run(args: argparse.Namespace) -> int:
     """Run ``rolecheck compare`` with parsed arguments; return the exit status."""
+    from ..errors import RolecheckUsageError
+
     problem = _validate(args)
     if problem is not None:
-        print(f"rolecheck compare: error: {problem}", file=sys.stderr)
-        return EXIT_USAGE
-
-    from ..errors import RolecheckError, RolecheckUsageError
-
+        raise RolecheckUsageError(problem)
     try:
-        from ..core.distances import get_metric
-
-        get_metric(args.metric)  # an unknown metric must fail before any call is paid for
+        settings = _settings(args)
+        check_together(settings)  # refused before any call is paid for
         variant_a, variant_b = _variants(args)
         if args.html is not None:
             from ..reporting.plots import require_matplotlib
 
             require_matplotlib()  # fail before spending calls
-        return _run(args, variant_a, variant_b)
-    except RolecheckUsageError as exc:
-        print(f"rolecheck compare: error: {exc}", file=sys.stderr)
-        return EXIT_USAGE
-    except RolecheckError as exc:
-        print(f"rolecheck compare: error: {exc}", file=sys.stderr)
-        return EXIT_FAILED
+        return _run(args, settings, variant_a, variant_b)
     except KeyboardInterrupt:
         print("rolecheck compare: interrupted; nothing was recorded", file=sys.stderr)
-        return EXIT_INTERRUPTED
-
-
-# The plugin's flags that cassette errors add, as `rolecheck compare` spells them.
-_FLAG_NAMES: Final = {
-    "--rolecheck-base-url": "--base-url",
-    "--rolecheck-model": "--model",
-    "--rolecheck-local": "--local",
-}
+        return ExitCode.INTERRUPTED
 
 
 def _fix_command(argv: Sequence[str] | None, mode: str | None, flags: Sequence[str]) -> str:
@@ -525,7 +371,7 @@ def _fix_command(argv: Sequence[str] | None, mode: str | None, flags: Sequence[s
             kept.append(word)
     for flag in flags:
         name, sep, value = flag.partition("=")
-        ours = _FLAG_NAMES.get(name)
+        ours = command_flag(name, "compare")
         if ours is None or (not sep and ours in kept):
             continue
         kept.append(f"{ours}={value}" if sep else ours)
@@ -534,26 +380,20 @@ def _fix_command(argv: Sequence[str] | None, mode: str | None, flags: Sequence[s
     return " ".join(["rolecheck", *(shlex.quote(word) for word in kept)])
 
 
-def _run(args: argparse.Namespace, variant_a: Any, variant_b: Any) -> int:
-    from ..running.session import LocalBackend, Rolecheck
-    from ..settings import Settings
+_SETTINGS_FIELDS: Final = frozenset(f.name for f in dataclasses.fields(Settings)) - {"rootdir"}
 
-    settings = Settings(
-        record_mode=args.record_mode if args.cassette is not None else "all",
-        model=args.model or (None if args.local else SEED_MODEL),
-        base_url=args.base_url,
-        local=args.local,
-        concurrency=args.concurrency,
-        trials=args.trials,
-        alpha=args.alpha,
-        tolerance=args.tolerance,
-        metric=args.metric,
-        design=args.design,
-        max_tokens=args.max_tokens,
-        top_logprobs=args.top_logprobs,
-        temperature=args.temperature,
-        rootdir=Path.cwd(),
-    )
+
+def _settings(args: argparse.Namespace) -> Settings:
+    # The options shared with pytest keep their names: they become the Settings as typed.
+    shared = {name: value for name, value in vars(args).items() if name in _SETTINGS_FIELDS}
+    shared["record_mode"] = args.record_mode if args.cassette is not None else "all"
+    shared["model"] = args.model or (None if args.local else SEED_MODEL)
+    return Settings(**shared)
+
+
+def _run(args: argparse.Namespace, settings: Settings, variant_a: Any, variant_b: Any) -> int:
+    from ..running.session import LocalBackend, Rolecheck
+
     backend = LocalBackend() if args.local else None
     rolecheck = Rolecheck(
         settings,
@@ -615,8 +455,8 @@ def _run(args: argparse.Namespace, variant_a: Any, variant_b: Any) -> int:
             f"rolecheck compare: verdict {result.verdict!r}, expected {args.expect!r}",
             file=sys.stderr,
         )
-        return EXIT_FAILED
-    return EXIT_OK
+        return ExitCode.FAILED
+    return ExitCode.OK
 
 
 def _rows_with_insight(rows: list[dict[str, Any]], result: Any) -> list[dict[str, Any]]:

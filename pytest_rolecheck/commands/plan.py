@@ -10,16 +10,15 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
-from ..cli import EXIT_OK, EXIT_USAGE
+from ..cli import ExitCode, add_command, error
 from ..core.limits import MIN_CALLS_PER_ARM, MIN_PILOT
 from ..errors import RolecheckUsageError
-from .types import float_in, int_at_least
+from ..settings import Use
 
 if TYPE_CHECKING:  # numpy loads only when a plan is computed: `rolecheck --help` stays fast
     import numpy as np
@@ -315,20 +314,11 @@ def _pilot_from_report(
 
 # Long, not complex: one add_argument per option of `rolecheck plan`.
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
-    """Add ``rolecheck plan`` to the ``rolecheck`` command.
-
-    Parameters
-    ----------
-    subparsers
-        The object returned by ``ArgumentParser.add_subparsers``.
-
-    Returns
-    -------
-    argparse.ArgumentParser
-        The new subparser (its ``handler`` default is :func:`run`).
-    """
-    parser: argparse.ArgumentParser = subparsers.add_parser(
+    """Add ``rolecheck plan`` to the ``rolecheck`` command."""
+    parser = add_command(
+        subparsers,
         "plan",
+        run,
         help="trials per arm needed for equivalence / to detect an effect, from an A/A pilot",
         description=(
             "Estimate the noise floor from an A/A pilot (a cassette of a run whose arms send "
@@ -337,71 +327,10 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
             "change of --effect (metric units), with the requested power (default 80%)."
         ),
         epilog=_EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        metric=Use(help="distance for cassette pilots (reports keep theirs)"),
+        seed=Use(help="seed of the resampling"),
     )
     parser.add_argument("pilot", type=Path, help="cassette (.json) or JSON report of the pilot")
-    parser.add_argument(
-        "--tolerance",
-        type=float_in(0.0, None, low_open=True),
-        default=None,
-        help="largest change that still counts as equivalent, in the metric's units "
-        "(js/tv: share of probability mass moved; default: 0.2)",
-    )
-    parser.add_argument(
-        "--effect",
-        type=float_in(0.0, None, low_open=True),
-        default=None,
-        help="change to detect, in the metric's units (e.g. 0.5: half the probability "
-        "mass moves); at or below --tolerance such a change is meant to pass as equivalent",
-    )
-    parser.add_argument(
-        "--alpha",
-        type=float_in(0.0, 1.0, low_open=True, high_open=True),
-        default=0.05,
-        help="significance level of the difference test (default: %(default)s)",
-    )
-    parser.add_argument(
-        "--power",
-        type=float_in(0.0, 1.0, low_open=True, high_open=True),
-        default=0.8,
-        help="required power (default: %(default)s)",
-    )
-    parser.add_argument(
-        "--metric",
-        default="js",
-        help="distance for cassette pilots (default: js; reports keep theirs)",
-    )
-    parser.add_argument(
-        "--arm",
-        default=None,
-        help="which calls are the pilot: a request group of a cassette / 1 = A, "
-        "2 = B of a report, or all (default: see the docs)",
-    )
-    parser.add_argument(
-        "--comparison",
-        type=int_at_least(1),
-        default=None,
-        help="report pilots: which comparison, 1-based (default: the first with a distance matrix)",
-    )
-    parser.add_argument(
-        "--replications",
-        type=int_at_least(20),
-        default=200,
-        help="simulated runs per number of trials (default: %(default)s)",
-    )
-    parser.add_argument(
-        "--seed",
-        type=int_at_least(0),
-        default=0,
-        help="seed of the resampling (default: %(default)s)",
-    )
-    parser.add_argument(
-        "--max-trials",
-        type=int_at_least(MIN_CALLS_PER_ARM),
-        default=200,
-        help="largest number of trials per arm tried (default: %(default)s)",
-    )
-    parser.set_defaults(handler=run)
     return parser
 
 
@@ -569,7 +498,6 @@ def run(args: argparse.Namespace) -> int:
             max_trials=args.max_trials,
         )
     except RolecheckUsageError as exc:
-        print(f"rolecheck plan: error: {exc}", file=sys.stderr)
-        return EXIT_USAGE
+        return error("plan", exc)
     print("\n".join(format_plan(pilot, plan)))
-    return EXIT_OK
+    return ExitCode.OK

@@ -7,30 +7,18 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from pathlib import Path
-from typing import Any, Final
+from typing import Any
 
-EXIT_OK: Final = 0
-EXIT_FAILED: Final = 1
-EXIT_USAGE: Final = 2
+from ..cli import ExitCode, add_command, error
 
 
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
-    """Add ``rolecheck report`` to the ``rolecheck`` command.
-
-    Parameters
-    ----------
-    subparsers
-        The object returned by ``ArgumentParser.add_subparsers``.
-
-    Returns
-    -------
-    argparse.ArgumentParser
-        The new subparser (its ``handler`` default is :func:`run`).
-    """
-    parser: argparse.ArgumentParser = subparsers.add_parser(
+    """Add ``rolecheck report`` to the ``rolecheck`` command."""
+    parser = add_command(
+        subparsers,
         "report",
+        run,
         help="write the HTML report (with PNG plots) of a saved JSON report",
         description=(
             "Write one self-contained HTML file (plots embedded, no network needed to view "
@@ -40,14 +28,6 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         ),
     )
     parser.add_argument("report", type=Path, help="the JSON report")
-    parser.add_argument(
-        "--out",
-        type=Path,
-        required=True,
-        metavar="DIR",
-        help="directory to write rolecheck-report.html and png/ into (created if missing)",
-    )
-    parser.set_defaults(handler=run)
     return parser
 
 
@@ -82,24 +62,15 @@ def _load_rows(path: Path) -> list[dict[str, Any]]:
 
 def run(args: argparse.Namespace) -> int:
     """Run ``rolecheck report`` with parsed arguments; return the exit status."""
-    from ..errors import RolecheckError, RolecheckUsageError
+    from ..reporting.html import write_html_report
 
+    rows = _load_rows(args.report)
     try:
-        rows = _load_rows(args.report)
-        from ..reporting.html import write_html_report
-
         path = write_html_report(rows, args.out)
-    except RolecheckUsageError as exc:
-        print(f"rolecheck report: error: {exc}", file=sys.stderr)
-        return EXIT_USAGE
-    except RolecheckError as exc:
-        print(f"rolecheck report: error: {exc}", file=sys.stderr)
-        return EXIT_FAILED
     except OSError as exc:
-        print(f"rolecheck report: error: cannot write to {args.out}: {exc}", file=sys.stderr)
-        return EXIT_FAILED
+        return error("report", f"cannot write to {args.out}: {exc}", ExitCode.FAILED)
     verdicts = ", ".join(f"{r.get('title', '?')}: {r.get('verdict', '?')}" for r in rows)
     print(f"rolecheck report: {len(rows)} comparison(s) ({verdicts or 'none'})")
     print(f"HTML report: {path}")
     print(f"PNG plots:   {path.parent / 'png'}")
-    return EXIT_OK
+    return ExitCode.OK

@@ -61,7 +61,7 @@ Metric = Callable[[ParsedCall, ParsedCall], float]
 FloatArray = NDArray[np.float64]
 IntArray = NDArray[np.int64]
 
-DEFAULT_METRIC = "js"
+from .limits import DEFAULT_METRIC  # noqa: E402  (one definition)
 
 _BUILTINS: dict[str, Metric] = {
     "js": js_distance,

@@ -7,6 +7,7 @@ from typing import Final
 __all__ = [
     "DEFAULT_ALPHA",
     "DEFAULT_DESIGN",
+    "DEFAULT_METRIC",
     "DEFAULT_TOLERANCE",
     "DEFAULT_TRIALS",
     "DESIGNS",
@@ -31,6 +32,8 @@ DEFAULT_ALPHA: Final = 0.05
 #: never certified (at most alpha of the time). 20 calls per arm (the default
 #: trials) can certify down to 1 - 0.05 ** (1/20) = 0.139; 10 calls only to 0.259.
 DEFAULT_TOLERANCE: Final = 0.2
+#: The metric of a logprob comparison when the user does not say.
+DEFAULT_METRIC: Final = "js"
 #: The designs of a logprob comparison; the first is the default.
 DESIGNS: Final[tuple[str, ...]] = ("all-pairs", "seed")
 DEFAULT_DESIGN: Final = DESIGNS[0]
