@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import functools
-import math
 import shlex
 import sys
 import threading
@@ -311,9 +310,9 @@ class ProgressDisplay:
 
 
 def _num(value: float | None, width: int = 9) -> str:
-    if value is None or not math.isfinite(value):
-        return "-".rjust(width)
-    return f"{value:.4g}".rjust(width)
+    from ..verdicts.numbers import fmt_value
+
+    return fmt_value(value, 4).rjust(width)
 
 
 def trial_table(comparison: Any) -> list[str]:

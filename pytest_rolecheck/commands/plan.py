@@ -69,6 +69,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
 from ..errors import RolecheckUsageError
+from ..verdicts.numbers import fmt_value
 from .types import float_in, int_at_least
 
 if TYPE_CHECKING:  # numpy loads only when a plan is computed: `rolecheck --help` stays fast
@@ -1027,9 +1028,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
 
 
 def _fmt(value: float, digits: int = 4) -> str:
-    if not math.isfinite(value):
-        return "unbounded"
-    return f"{value:.{digits}g}"
+    return fmt_value(value, digits)
 
 
 def format_plan(pilot: Pilot, plan: Plan) -> list[str]:

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import base64
 import html
-import math
 import re
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
@@ -32,6 +31,7 @@ import numpy as np
 from .. import __version__
 from ..core.divergence import METRIC_UNITS, display_token
 from ..errors import RolecheckUsageError
+from ..verdicts.numbers import fmt_change, fmt_p, fmt_value
 
 __all__ = ["REPORT_FILENAME", "write_html_report"]
 
@@ -81,30 +81,11 @@ class _Image:
 
 
 def _fmt(value: Any, digits: int = 4) -> str:
-    if value is None:
-        return "—"
-    if isinstance(value, bool):
-        return "yes" if value else "no"
-    if isinstance(value, int):
-        return str(value)
-    try:
-        x = float(value)
-    except (TypeError, ValueError):
-        return html.escape(str(value))
-    if math.isnan(x):
-        return "—"
-    if math.isinf(x):
-        return "unbounded" if x > 0 else "−unbounded"
-    if x == 0:
-        return "0"
-    return f"{x:.{digits}g}"
+    return html.escape(fmt_value(value, digits))
 
 
 def _p(value: Any) -> str:
-    if value is None:
-        return "—"
-    x = float(value)
-    return "&lt; 0.001" if x < 1e-3 else f"{x:.3g}"
+    return html.escape(fmt_p(value))
 
 
 def _e(value: Any) -> str:
@@ -305,7 +286,7 @@ def _numbers_table(row: Mapping[str, Any], d: Mapping[str, Any]) -> str:
     if row.get("kind") == "tool-calls":
         items = [
             ("calls per arm", f"{row.get('n_a')} + {row.get('n_b')}"),
-            ("TV distance [upper bound]", f"{_fmt(row.get('tv'))} [{_fmt(row.get('tv_upper'))}]"),
+            ("TV distance [upper bound]", _e(fmt_change(row.get("tv"), row.get("tv_upper")))),
             ("tolerance", _fmt(d.get("tolerance"))),
             ("p-value", _p(row.get("p_value"))),
         ]
@@ -315,9 +296,9 @@ def _numbers_table(row: Mapping[str, Any], d: Mapping[str, Any]) -> str:
             ("design, metric", f"{_e(d.get('design', '—'))}, {_e(d.get('metric', '—'))}"),
             (
                 "change [upper bound]",
-                f"{_fmt(row.get('change'))} (exact, deterministic)"
+                _e(fmt_change(row.get("change"), None, exact=True))
                 if row.get("deterministic")
-                else f"{_fmt(row.get('change'), 3)} [{_fmt(row.get('change_upper'), 3)}]",
+                else _e(fmt_change(row.get("change"), row.get("change_upper"))),
             ),
             ("tolerance", _fmt(d.get("tolerance"))),
             ("p-value", _p(row.get("p_value"))),
@@ -483,11 +464,11 @@ def _summary(rows: Sequence[Mapping[str, Any]]) -> str:
     ]
     for i, r in enumerate(rows, 1):
         if r.get("kind") == "tool-calls":
-            change = f"TV {_fmt(r.get('tv'), 3)} [{_fmt(r.get('tv_upper'), 3)}]"
+            change = "TV " + _e(fmt_change(r.get("tv"), r.get("tv_upper")))
         elif r.get("deterministic"):
-            change = f"{_fmt(r.get('change'), 3)} (exact)"
+            change = _e(fmt_change(r.get("change"), None, exact=True))
         else:
-            change = f"{_fmt(r.get('change'), 3)} [{_fmt(r.get('change_upper'), 3)}]"
+            change = _e(fmt_change(r.get("change"), r.get("change_upper")))
         test = str(r.get("nodeid") or "(outside pytest)").rsplit("/", 1)[-1]
         lines.append(
             f"<tr><td>{i}</td><td class='mono'>{_e(test)}</td>"

@@ -48,6 +48,9 @@ from ..core.distances import (
 from ..core.parse import ParsedCall, parse_response
 from ..core.stats import ArmSummary, Bound, FlipSummary, Verdict
 from ..errors import NothingToCompareError, RolecheckAssertionError, RolecheckUsageError
+from .numbers import fmt_list as _list
+from .numbers import fmt_p as _p
+from .numbers import fmt_value
 
 __all__ = ["Comparison", "assert_different", "assert_equivalent", "compare"]
 
@@ -296,18 +299,8 @@ def _json_list(values: Sequence[float] | None) -> list[float | None] | None:
     return None if values is None else [_json_num(v) for v in values]
 
 
-def _n(value: float, digits: int = 4) -> str:
-    if not math.isfinite(value):
-        return "unbounded" if value > 0 else "-unbounded"
-    return f"{value:.{digits}g}"
-
-
-def _p(value: float) -> str:
-    return "1" if value >= 1 else f"{value:.3g}"
-
-
-def _list(values: Sequence[float]) -> str:
-    return "[" + ", ".join(f"{v:.4g}" for v in values) + "]"
+def _n(value: float) -> str:
+    return fmt_value(value, 4)
 
 
 # --------------------------------------------------------------------------- validation
