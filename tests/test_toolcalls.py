@@ -443,7 +443,7 @@ def test_report_lists_counts_side_by_side() -> None:
     assert lines[2].split() == ['get_weather({"location":"Paris","unit":"c"})', "10", "2"]
     assert lines[3].split() == ["<text>", "0", "8"]
     assert lines[4].split() == ["total", "10", "10"]
-    assert "TV distance 0.800" in report
+    assert "TV distance 0.8," in report
     assert "fisher-exact" in report
 
 
@@ -471,14 +471,19 @@ def test_assert_equivalent_raises_with_the_table() -> None:
     with pytest.raises(RolecheckAssertionError) as excinfo:
         assert_tool_calls_equivalent([completion(WEATHER_PARIS)] * 4, [text()] * 4)
     message = str(excinfo.value)
-    assert "not shown to be equivalent" in message
-    assert "<text>" in message
-    assert "every call in 'A' gave" in message
+    assert "assert_tool_calls_equivalent failed: A and B were not shown equivalent" in message
+    assert "B mostly: <text> (4 of 4)" in message
+    assert "A mostly: get_weather(" in message
+    assert message.splitlines()[-1].startswith(
+        "What to do: if the change is intended, assert it with assert_tool_calls_differ("
+    )
 
 
 def test_assert_differ_raises_when_identical() -> None:
     same = [completion(WEATHER_PARIS)] * 4
-    with pytest.raises(RolecheckAssertionError, match="not shown to differ"):
+    with pytest.raises(
+        RolecheckAssertionError, match="assert_tool_calls_differ failed: no difference"
+    ):
         assert_tool_calls_differ(same, same)
     result = assert_tool_calls_equivalent(same * 4, same * 4)
     assert result.verdict == "equivalent"

@@ -32,6 +32,7 @@ from .. import __version__
 from ..core.divergence import METRIC_UNITS, display_token
 from ..errors import RolecheckUsageError
 from ..verdicts.numbers import fmt_change, fmt_p, fmt_value
+from ..verdicts.wording import row_advice
 
 __all__ = ["REPORT_FILENAME", "write_html_report"]
 
@@ -440,8 +441,9 @@ def _section(row: Mapping[str, Any], index: int, images: Sequence[_Image]) -> st
     if row.get("kind") != "tool-calls":
         out.append(_per_call_table(d))
         out.append(_texts_html(d, insight))
-    if d.get("advice"):
-        out.append(f"<p class='advice'><b>Next:</b> {_e(d['advice'])}</p>")
+    advice = row_advice(row)
+    if advice:
+        out.append(f"<p class='advice'><b>Next:</b> {_e(advice)}</p>")
     out.append("</section>")
     return "\n".join(out)
 

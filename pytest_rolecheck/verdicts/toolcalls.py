@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import json
 import math
-import textwrap
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final, Literal
@@ -41,6 +40,7 @@ from ..errors import (
     RolecheckAssertionError,
     RolecheckUsageError,
 )
+from . import wording
 
 __all__ = [
     "TEXT_OUTCOME",
@@ -63,8 +63,6 @@ _TV_DRAWS: Final = 4000
 _MC_TABLES: Final = 10000
 _EXACT_MAX_TABLES: Final = 20000
 _MAX_RECOMMENDED: Final = 10000
-_LABEL_WIDTH: Final = 60
-_REPORT_WIDTH: Final = 100
 
 
 # -- outcomes ---------------------------------------------------------------------------
@@ -291,55 +289,7 @@ class ToolCallComparison:
         }
 
     def __str__(self) -> str:
-        label_a, label_b = self.labels
-        rows = [
-            (_shorten(o), str(a), str(b))
-            for o, a, b in zip(self.outcomes, self.counts_a, self.counts_b, strict=True)
-        ]
-        rows.append(("total", str(self.n_a), str(self.n_b)))
-        w0 = max(len("outcome"), *(len(r[0]) for r in rows))
-        w1 = max(len(label_a), *(len(r[1]) for r in rows))
-        w2 = max(len(label_b), *(len(r[2]) for r in rows))
-        what = "tool-call names" if self.names_only else "tool calls"
-        lines = [
-            f"{what}: {self.verdict} ({label_a} vs {label_b})",
-            f"  {'outcome':<{w0}}  {label_a:>{w1}}  {label_b:>{w2}}",
-        ]
-        lines += [f"  {o:<{w0}}  {a:>{w1}}  {b:>{w2}}" for o, a, b in rows]
-        if self.deterministic and len(self.outcomes) == 1:
-            bound = (
-                f"every call agreed, but an outcome never seen in {min(self.n_a, self.n_b)} "
-                f"calls may still have a rate up to {self.tv_upper:.3f}; bounds "
-                f"{self.tv_lower:.3f} .. {self.tv_upper:.3f}"
-            )
-        else:
-            bound = f"bounds {self.tv_lower:.3f} .. {self.tv_upper:.3f}"
-        if self.verdict == "equivalent":
-            rule = f"below the tolerance {self.tolerance:g}"
-        elif self.verdict == "different":
-            rule = f"lower bound above the tolerance {self.tolerance:g}"
-        else:
-            rule = f"tolerance {self.tolerance:g}: neither below nor shown above it"
-        lines += textwrap.wrap(
-            f"TV distance {self.tv:.3f}, {1 - self.alpha:.0%} {bound} ({rule}); "
-            f"p = {self.p_value:.4g} ({self.test}, alpha {self.alpha:g})",
-            width=_REPORT_WIDTH,
-            initial_indent="  ",
-            subsequent_indent="    ",
-        )
-        for w in self.warnings:
-            lines += textwrap.wrap(
-                f"warning: {w}",
-                width=_REPORT_WIDTH,
-                initial_indent="  ",
-                subsequent_indent="    ",
-                break_long_words=False,
-            )
-        return "\n".join(lines)
-
-
-def _shorten(text: str) -> str:
-    return text if len(text) <= _LABEL_WIDTH else text[: _LABEL_WIDTH - 1] + "…"
+        return wording.tool_call_report(self)
 
 
 # -- validation -------------------------------------------------------------------------
@@ -713,60 +663,33 @@ def _compare_outcomes(
     deterministic = int((counts_a > 0).sum()) == 1 and int((counts_b > 0).sum()) == 1
     tv_lower, tv_upper = _tv_bounds(counts_a, counts_b, alpha, rng)
 
-    warnings: list[str] = []
-    recommended: int | None = None
-    label_a, label_b = labels
     n = min(n_a, n_b)
     verdict: Verdict
+    recommended: int | None = None
     if p_value <= alpha and tv_lower > tolerance:
         verdict = "different"
-        if deterministic:
-            advice = (
-                f"every call in {label_a!r} gave {_shorten(_outcome_text(keys[0]))} and every "
-                f"call in {label_b!r} gave {_shorten(_outcome_text(keys[1]))}."
-            )
-        else:
-            advice = (
-                f"the outcome distributions differ (p = {p_value:.3g} <= alpha {alpha:g}) by "
-                f"more than the tolerance {tolerance:g} (TV lower bound {tv_lower:.3f})."
-            )
     elif tv_upper < tolerance:
         verdict = "equivalent"
-        advice = (
-            f"the outcome distributions differ by at most {tv_upper:.3f} (TV upper bound) "
-            f"< tolerance {tolerance:g}."
-        )
-        if p_value <= alpha:
-            warnings.append(
-                f"the difference is statistically detectable (p = {p_value:.3g}) but smaller "
-                f"than the tolerance {tolerance:g}; lower tolerance= to treat it as a change"
-            )
     else:
         verdict = "inconclusive"
         recommended = _recommended_trials(n, tv, tv_lower, tv_upper, tolerance, alpha)
-        if tv < tolerance:
-            why = f"the TV upper bound {tv_upper:.3f} is not below the tolerance {tolerance:g}"
-            floor = unseen_share_upper(0.0, n, alpha)
-            if floor >= tolerance:
-                why += (
-                    f" ({n} calls per arm cannot exclude an outcome never seen at a rate up to "
-                    f"{floor:.3f})"
-                )
-        else:
-            why = (
-                f"the TV {tv:.3f} is above the tolerance {tolerance:g}, but its lower bound "
-                f"{tv_lower:.3f} is not (p = {p_value:.3g})"
-            )
-        more = (
-            f"run about {recommended} trials per arm (rough estimate)"
-            if recommended is not None
-            else "more trials will not settle it soon: decide whether a change of this size "
-            "matters and set tolerance= accordingly"
-        )
-        advice = f"{why}: {more}"
-        if not names_only:
-            advice += ", or pass names_only=True to compare only which functions are called"
-        advice += "."
+    advice, advice_warnings = wording.tool_call_advice(
+        verdict=verdict,
+        labels=labels,
+        outcomes=[_outcome_text(k) for k in keys],
+        deterministic=deterministic,
+        p_value=p_value,
+        alpha=alpha,
+        tolerance=tolerance,
+        tv=tv,
+        tv_lower=tv_lower,
+        tv_upper=tv_upper,
+        n=n,
+        recommended=recommended,
+        unseen=unseen_share_upper(0.0, n, alpha),
+        names_only=names_only,
+    )
+    warnings = list(advice_warnings)
     if not names_only and len(keys) > (n_a + n_b) / 2:
         warnings.append(
             f"{len(keys)} distinct outcomes in {n_a + n_b} calls: the arguments rarely repeat, "
@@ -815,7 +738,7 @@ def assert_tool_calls_equivalent(
     result = compare_tool_calls(responses_a, responses_b, **kwargs)
     if result.verdict != "equivalent":
         raise RolecheckAssertionError(
-            f"tool-call behaviour is not shown to be equivalent\n{result}\n{result.advice}"
+            wording.assertion_message(result, "assert_tool_calls_equivalent")
         )
     return result
 
@@ -837,7 +760,5 @@ def assert_tool_calls_differ(
     __tracebackhide__ = True
     result = compare_tool_calls(responses_a, responses_b, **kwargs)
     if result.verdict != "different":
-        raise RolecheckAssertionError(
-            f"tool-call behaviour is not shown to differ\n{result}\n{result.advice}"
-        )
+        raise RolecheckAssertionError(wording.assertion_message(result, "assert_tool_calls_differ"))
     return result
