@@ -525,11 +525,7 @@ def _compare_all_pairs(
     bound = _stats.change_bound(d, n_a, alpha=opts.alpha, bounded=opts.bounded)
     extra: list[str] = []
     if perm.smallest_p > opts.alpha:
-        extra.append(
-            f"alpha {opts.alpha:g} is below the smallest p-value this design can produce "
-            f"({perm.smallest_p:.3g}), so the difference test can never be significant; use "
-            f"more trials per arm or a larger alpha."
-        )
+        extra.append(wording.alpha_below_smallest_p(opts.alpha, perm.smallest_p, "this design"))
     return _statistical(
         core, calls_a, calls_b, opts, perm.p_value, perm.statistic, test, bound, extra
     )
@@ -595,12 +591,8 @@ def _compare_seed(
     if res.method == "all-tied":
         return _all_tied(core, trials_a, calls_b, opts, res.statistic, test, extra)
     if res.smallest_p > opts.alpha:
-        extra.append(
-            f"alpha {opts.alpha:g} is below the smallest p-value the two-sided Mann-Whitney "
-            f"test can produce for {n_a} + {n_b} trials ({res.smallest_p:.3g}), so the "
-            f"difference test can never be significant; use more trials per arm or a larger "
-            f"alpha."
-        )
+        what = f"the two-sided Mann-Whitney test for {n_a} + {n_b} trials"
+        extra.append(wording.alpha_below_smallest_p(opts.alpha, res.smallest_p, what))
     bound = _stats.trial_change_bound(d_a, d_b, alpha=opts.alpha, bounded=opts.bounded)
     return _statistical(
         core, trials_a, calls_b, opts, res.p_value, res.statistic, test, bound, extra

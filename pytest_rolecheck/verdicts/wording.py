@@ -140,6 +140,15 @@ def blind_words(opts: Options, statistical: bool = True) -> str:
     )
 
 
+def alpha_below_smallest_p(alpha: float, smallest_p: float, what: str) -> str:
+    """Warning: ``what`` can never reach ``p <= alpha`` with this many calls."""
+    return (
+        f"alpha {alpha:g} is below the smallest p-value {what} can produce "
+        f"({fmt_p(smallest_p)}), so the difference test can never be significant; use more "
+        f"trials per arm or a larger alpha."
+    )
+
+
 def different_advice(called: str | None = None) -> str:
     """Advice for a *different* verdict; names the helper when the entry point is known."""
     helper = (
@@ -266,8 +275,8 @@ def _inconclusive(
         )
         if floor >= tol:
             why += (
-                f" (with {n} calls per arm no tolerance below {floor:.3g} can be certified: a "
-                f"change that shows in a few calls out of {n} could go unseen)"
+                f" (with {n} calls per arm no tolerance below {fmt_value(floor)} can be "
+                f"certified: a change that shows in a few calls out of {n} could go unseen)"
             )
         more = (
             f"increase trials to ~{rec} per arm (now {n}); a rough estimate that assumes "
@@ -301,7 +310,7 @@ def first_difference(a: ParsedCall, b: ParsedCall) -> str:
         if pa.logprob != pb.logprob or pa.alternatives != pb.alternatives:
             return (
                 f"different at position {i}: same token {pa.token!r}, different logprobs "
-                f"({pa.logprob:.4g} vs {pb.logprob:.4g})"
+                f"({_n(pa.logprob)} vs {_n(pb.logprob)})"
             )
     if len(a.positions) != len(b.positions):
         return (
@@ -347,7 +356,7 @@ def deterministic_texts(
 def all_tied_texts(floor: float) -> tuple[str, str]:
     """Headline and advice when every seed-design trial sits at the same distance."""
     return (
-        f"Inconclusive: every trial of both arms is exactly {floor:.4g} away from the "
+        f"Inconclusive: every trial of both arms is exactly {_n(floor)} away from the "
         f"baseline, so the seed design cannot tell the arms apart (a rank test has no "
         f"information when every value is tied: the two-sided test gives p = 1 whatever the "
         f"arms do).",
