@@ -29,8 +29,9 @@ from typing import Any, Final
 import numpy as np
 
 from .. import __version__
-from ..core.divergence import METRIC_UNITS, display_token
+from ..core.divergence import display_token
 from ..errors import RolecheckUsageError
+from ..verdicts.details import row_sentences
 from ..verdicts.numbers import fmt_change, fmt_p, fmt_value
 from ..verdicts.wording import row_advice
 
@@ -193,82 +194,15 @@ def _verdict(verdict: Any) -> str:
 
 
 def _plain_words_logprobs(row: Mapping[str, Any], d: Mapping[str, Any]) -> list[str]:
-    a, b = _labels(row, d)
-    metric = str(d.get("metric", "js"))
-    unit = METRIC_UNITS.get(metric, "metric units")
-    seed = d.get("design") == "seed"
-    out: list[str] = []
-    if d.get("deterministic"):
-        out.append(
-            "Deterministic backend: every call of an arm returned exactly the same output, so "
-            "no statistics are needed: the arms either match exactly or differ for real."
-        )
-    elif seed:
-        out.append(
-            f"{_e(a)}'s trials are on average <b>{_fmt(d.get('within_a'))}</b> "
-            f"{_e(unit)} ({_e(metric)}) away from the baseline call (a call of {_e(a)})."
-        )
-        out.append(
-            f"{_e(b)}'s trials are on average {_fmt(d.get('cross'))} {_e(unit)} away from it: "
-            f"a change of {_fmt(d.get('change'))}."
-        )
-    else:
-        out.append(
-            f"Two calls of the same arm differ by {_fmt(d.get('within_a'))} ({_e(a)}) and "
-            f"{_fmt(d.get('within_b'))} ({_e(b)}) {_e(unit)} ({_e(metric)}) on average — what "
-            f"repeating the same request costs."
-        )
-        out.append(
-            f"Two calls of different arms differ by {_fmt(d.get('cross'))} {_e(unit)} on "
-            f"average: a change of <b>{_fmt(d.get('change'))}</b> beyond the quieter arm's own "
-            f"spread."
-        )
-    if d.get("change_upper") is not None:
-        out.append(
-            f"Bounds of the change: {_fmt(d.get('change_lower'), 3)} .. "
-            f"<b>{_fmt(d.get('change_upper'), 3)}</b>; equivalence needs the upper bound below "
-            f"the tolerance {_fmt(d.get('tolerance'))}, a difference the lower bound above it."
-        )
-    if d.get("p_value") is not None:
-        out.append(
-            f"Difference test: p = <b>{_p(d.get('p_value'))}</b> at alpha {_fmt(d.get('alpha'))} "
-            f"({_e(d.get('test', ''))})."
-        )
-    flips = d.get("flips") or {}
-    if flips:
-        out.append(
-            f"Text flips: {flips.get('changed_a')}/{flips.get('n_a')} calls of {_e(a)} and "
-            f"{flips.get('changed_b')}/{flips.get('n_b')} of {_e(b)} differ from {_e(a)}'s "
-            f"most common text (Fisher p = {_p(flips.get('p_value'))})."
-        )
-    if d.get("recommended_trials"):
-        out.append(f"Trials per arm likely to settle it: about {d.get('recommended_trials')}.")
-    return out
+    return row_sentences("logprobs", d, _labels(row, d), esc=_e, bold=_bold)
 
 
 def _plain_words_tools(row: Mapping[str, Any], d: Mapping[str, Any]) -> list[str]:
-    a, b = _labels(row, d)
-    what = "tool names" if d.get("names_only") else "tool calls (names and arguments)"
-    out = [
-        f"Compared the {what} of {d.get('n_a')} calls of {_e(a)} and {d.get('n_b')} calls of "
-        f"{_e(b)}.",
-    ]
-    if d.get("tv") is not None:
-        rule = (
-            f"equivalence needs the upper bound below the tolerance {_fmt(d.get('tolerance'))}, "
-            f"a difference the lower bound ({_fmt(d.get('tv_lower'), 3)}) above it"
-        )
-        out.append(
-            f"Share of calls whose outcome would have to change to turn one arm's outcome mix "
-            f"into the other's (total variation): <b>{_fmt(d.get('tv'), 3)}</b>, upper bound "
-            f"{_fmt(d.get('tv_upper'), 3)} ({rule})."
-        )
-    if d.get("p_value") is not None:
-        out.append(
-            f"Difference test: p = <b>{_p(d.get('p_value'))}</b> at alpha {_fmt(d.get('alpha'))} "
-            f"({_e(d.get('test', ''))})."
-        )
-    return out
+    return row_sentences("tool-calls", d, _labels(row, d), esc=_e, bold=_bold)
+
+
+def _bold(html_text: str) -> str:
+    return f"<b>{html_text}</b>"
 
 
 def _labels(row: Mapping[str, Any], d: Mapping[str, Any]) -> tuple[str, str]:

@@ -47,7 +47,7 @@ from ..core.distances import (
 from ..core.parse import ParsedCall, parse_response
 from ..core.stats import ArmSummary, Bound, FlipSummary, Verdict
 from ..errors import NothingToCompareError, RolecheckAssertionError, RolecheckUsageError
-from . import wording
+from . import details, wording
 
 __all__ = ["Comparison", "assert_different", "assert_equivalent", "compare"]
 
@@ -201,7 +201,7 @@ class Comparison:
 
     # ------------------------------------------------------------------ report
     def __str__(self) -> str:
-        return wording.comparison_report(self)
+        return details.comparison_report(self)
 
 
 def _json_num(value: float | None) -> float | None:

@@ -17,7 +17,16 @@ import math
 from collections.abc import Sequence
 from typing import Any, Final
 
-__all__ = ["MISSING", "fmt_bounds", "fmt_change", "fmt_list", "fmt_p", "fmt_share", "fmt_value"]
+__all__ = [
+    "MISSING",
+    "fmt_bounds",
+    "fmt_change",
+    "fmt_confidence",
+    "fmt_list",
+    "fmt_p",
+    "fmt_share",
+    "fmt_value",
+]
 
 #: What a missing number prints as.
 MISSING: Final = "—"
@@ -76,6 +85,11 @@ def fmt_share(value: float) -> str:
     """A share in [0, 1] as a percentage: ``0.95`` -> ``"95%"``, ``0.125`` -> ``"12.5%"``."""
     pct = 100 * value
     return f"{pct:.0f}%" if abs(pct - round(pct)) < 1e-9 else f"{pct:.3g}%"
+
+
+def fmt_confidence(alpha: float) -> str:
+    """The confidence level of ``alpha`` as a percentage: ``0.05`` -> ``"95%"``."""
+    return fmt_share(1 - alpha)
 
 
 def fmt_list(values: Sequence[float], digits: int = 4) -> str:

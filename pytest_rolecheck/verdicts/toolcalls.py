@@ -40,7 +40,7 @@ from ..errors import (
     RolecheckAssertionError,
     RolecheckUsageError,
 )
-from . import wording
+from . import details, wording
 
 __all__ = [
     "TEXT_OUTCOME",
@@ -289,7 +289,7 @@ class ToolCallComparison:
         }
 
     def __str__(self) -> str:
-        return wording.tool_call_report(self)
+        return details.tool_call_report(self)
 
 
 # -- validation -------------------------------------------------------------------------

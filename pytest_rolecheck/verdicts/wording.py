@@ -20,7 +20,8 @@ from typing import TYPE_CHECKING, Any, Final, Protocol
 
 from ..core.distances import divergence_position
 from ..core.parse import ParsedCall
-from .numbers import fmt_bounds, fmt_list, fmt_p, fmt_share, fmt_value
+from .details import comparison_report, shorten, tool_call_report
+from .numbers import fmt_bounds, fmt_confidence, fmt_p, fmt_value
 
 if TYPE_CHECKING:
     from ..core.stats import Bound, Decision, FlipSummary
@@ -102,18 +103,10 @@ class Options(Protocol):
     def bounded(self) -> bool: ...
 
 
-_UNITS: Final[dict[str, str]] = {
-    "js": "bits, share of mass moved",
-    "tv": "share of probability mass",
-    "tok_l1": "nats",
-    "first_token": "bits",
-    "seed": "nats, rank-aligned",
-}
 _SEED_BLIND: Final = (
     "the seed design measures each trial's distance to one baseline call, and two arms "
     "equally far from that call can still differ from each other"
 )
-_TEXT_WIDTH: Final = 100
 _SHORT: Final = 60
 
 
@@ -124,7 +117,7 @@ def _n(value: float) -> str:
 
 
 def _conf(alpha: float) -> str:
-    return fmt_share(1 - alpha)
+    return fmt_confidence(alpha)
 
 
 def blind_words(opts: Options, statistical: bool = True) -> str:
@@ -364,81 +357,7 @@ def all_tied_texts(floor: float) -> tuple[str, str]:
     )
 
 
-def comparison_report(c: Comparison, *, with_next: bool = True) -> str:
-    """``str(comparison)``: the verdict first, then the numbers, then what to do next."""
-    a, b = c.labels
-    unit = _UNITS.get(c.metric, "metric units")
-    seed = c.design == "seed"
-    design = "seed design" if seed else "all-pairs design"
-    lines = [f"rolecheck: {a} vs {b} -> {c.verdict.upper()}", f"  {c.headline}"]
-    lines += [f"  Note: {note}" for note in c.notes]
-    lines.append("")
-    lines.append(f"  calls            {c.n_a} + {c.n_b} ({design}, metric {c.metric}, {unit})")
-    if c.p_value is not None:
-        lines.append(f"  difference test  p = {fmt_p(c.p_value)} ({c.test}; alpha {c.alpha:g})")
-    else:
-        lines.append(f"  difference test  not needed ({c.test})")
-    if seed:
-        lines.append(f"  {a + ' trials':<16} mean distance to the baseline {_n(c.within_a)}")
-        lines.append(f"  {b + ' trials':<16} mean distance to the baseline {_n(c.within_b)}")
-        what = f"mean({b}) - mean({a}) distance to the baseline"
-    else:
-        lines.append(
-            f"  within arms      {a} {_n(c.within_a)}, {b} {_n(c.within_b)} (mean "
-            f"distance between two calls of the same arm)"
-        )
-        lines.append(
-            f"  cross mean       {_n(c.cross)} (mean distance between calls of different arms)"
-        )
-        what = "cross - smaller within-arm mean"
-    change = f"  change           {_n(c.change)} ({what}"
-    if c.change_upper is not None and c.change_lower is not None:
-        change += f"; {_conf(c.alpha)} bounds {fmt_bounds(c.change_lower, c.change_upper, 4)}"
-    elif c.deterministic:
-        change += "; exact: deterministic backend"
-    lines.append(change + f"; tolerance {c.tolerance:g})")
-    what = "distances to the baseline" if seed else "within-arm distances"
-    for label, s in ((a, c.summary_a), (b, c.summary_b)):
-        lines.append(
-            f"  {label:<16} mean {_n(s.mean)}  std {_n(s.std)}  min {_n(s.min)}  "
-            f"max {_n(s.max)}  ({s.n} {what})"
-        )
-    if c.trial_distances_a is not None and c.trial_distances_b is not None:
-        lines.append(f"  {a} trials: {fmt_list(c.trial_distances_a)}")
-        lines.append(f"  {b} trials: {fmt_list(c.trial_distances_b)}")
-    delta_what = (
-        f"{b}'s vs {a}'s distances to the baseline" if seed else "cross vs within distances"
-    )
-    lines.append(
-        f"  Cliff's delta    {c.cliffs_delta:+.2f} ({delta_what}; 0 = no tendency, +1 = "
-        f"always larger)"
-    )
-    f = c.flips
-    lines.append(
-        f"  text flips       {a} {f.changed_a}/{f.n_a}, {b} {f.changed_b}/{f.n_b} calls differ "
-        f"from {a}'s most common text (Fisher p = {fmt_p(f.p_value)})"
-    )
-    if c.fingerprints_a or c.fingerprints_b:
-        lines.append(
-            f"  fingerprints     {a}: {', '.join(c.fingerprints_a) or '-'}; "
-            f"{b}: {', '.join(c.fingerprints_b) or '-'}"
-        )
-    if c.warnings:
-        lines.append("  warnings:")
-        lines += [f"    - {w}" for w in c.warnings]
-    if with_next:
-        lines.append("")
-        lines.append(f"  next: {c.advice}")
-    return "\n".join(lines)
-
-
 # --------------------------------------------------------------------------- tool calls
-
-
-def shorten(text: str, width: int = _SHORT) -> str:
-    """``text`` on one line, cut to ``width`` characters with ``…``."""
-    flat = " ".join(text.split()) if "\n" in text or "\t" in text else text
-    return flat if len(flat) <= width else flat[: width - 1] + "…"
 
 
 def tool_call_advice(
@@ -506,56 +425,6 @@ def tool_call_advice(
     if not names_only:
         advice += ", or pass names_only=True to compare only which functions are called"
     return advice + ".", ()
-
-
-def tool_call_report(c: ToolCallComparison) -> str:
-    """``str(tool_call_comparison)``: the outcome table, the TV bounds and the test."""
-    label_a, label_b = c.labels
-    rows = [
-        (shorten(o), str(x), str(y))
-        for o, x, y in zip(c.outcomes, c.counts_a, c.counts_b, strict=True)
-    ]
-    rows.append(("total", str(c.n_a), str(c.n_b)))
-    w0 = max(len("outcome"), *(len(r[0]) for r in rows))
-    w1 = max(len(label_a), *(len(r[1]) for r in rows))
-    w2 = max(len(label_b), *(len(r[2]) for r in rows))
-    what = "tool-call names" if c.names_only else "tool calls"
-    lines = [
-        f"{what}: {c.verdict} ({label_a} vs {label_b})",
-        f"  {'outcome':<{w0}}  {label_a:>{w1}}  {label_b:>{w2}}",
-    ]
-    lines += [f"  {o:<{w0}}  {x:>{w1}}  {y:>{w2}}" for o, x, y in rows]
-    bounds = fmt_bounds(c.tv_lower, c.tv_upper)
-    if c.deterministic and len(c.outcomes) == 1:
-        bound = (
-            f"every call agreed, but an outcome never seen in {min(c.n_a, c.n_b)} calls may "
-            f"still have a rate up to {fmt_value(c.tv_upper)}; bounds {bounds}"
-        )
-    else:
-        bound = f"bounds {bounds}"
-    if c.verdict == "equivalent":
-        rule = f"below the tolerance {c.tolerance:g}"
-    elif c.verdict == "different":
-        rule = f"lower bound above the tolerance {c.tolerance:g}"
-    else:
-        rule = f"tolerance {c.tolerance:g}: neither below nor shown above it"
-    lines += _wrap(
-        f"TV distance {fmt_value(c.tv)}, {_conf(c.alpha)} {bound} ({rule}); "
-        f"p = {fmt_p(c.p_value)} ({c.test}, alpha {c.alpha:g})"
-    )
-    for w in c.warnings:
-        lines += _wrap(f"warning: {w}")
-    return "\n".join(lines)
-
-
-def _wrap(text: str) -> list[str]:
-    return textwrap.wrap(
-        text,
-        width=_TEXT_WIDTH,
-        initial_indent="  ",
-        subsequent_indent="    ",
-        break_long_words=False,
-    )
 
 
 # --------------------------------------------------------------------------- assertion message
