@@ -525,9 +525,14 @@ def next_step(verdict: str, labels: Sequence[str], tolerance: Any, advice: str, 
     """The one thing to do after ``called`` failed with ``verdict`` (never a non-number)."""
     a, b = labels
     if verdict == "different":
+        where = (
+            "which tools each arm calls"
+            if "tool_calls" in called
+            else f"where {b}'s texts part from {a}'s"
+        )
         return (
             f"if the change is intended, assert it with {counterpart(called)}(...); if not, "
-            f"change {b} back where its outputs part from {a}'s."
+            f"fix {b}: see {where} (above)."
         )
     if verdict == "equivalent":
         return (
