@@ -610,8 +610,10 @@ def _run(args: argparse.Namespace, variant_a: Any, variant_b: Any) -> int:
         path = write_html_report(rows, args.html)
         print(f"HTML report: {path}")
     if args.expect is not None and result.verdict != args.expect:
+        from ..verdicts.wording import expect_failed
+
         print(
-            f"rolecheck compare: verdict {result.verdict!r}, expected {args.expect!r}",
+            expect_failed(result.verdict, args.expect, result.tolerance, result.advice),
             file=sys.stderr,
         )
         return EXIT_FAILED

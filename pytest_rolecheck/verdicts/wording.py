@@ -544,6 +544,23 @@ def next_step(verdict: str, labels: Sequence[str], tolerance: Any, advice: str, 
     return advice
 
 
+def expect_failed(verdict: str, expected: str, tolerance: float, advice: str) -> str:
+    """``rolecheck compare --expect`` got another verdict: what happened and what to do."""
+    if verdict == "different":
+        todo = (
+            "if the change is intended, pass --expect different; if not, fix the variant "
+            "where the texts part (report above)."
+        )
+    elif verdict == "equivalent":
+        todo = (
+            f"the arms behave the same within the tolerance {tolerance:g}; if a change this "
+            "small should count, lower --tolerance (decided before looking at the data)."
+        )
+    else:
+        todo = advice
+    return f"rolecheck compare: verdict {verdict!r}, expected {expected!r}. What to do: {todo}"
+
+
 def assertion_message(result: Comparison | ToolCallComparison, called: str) -> str:
     """The failure message of ``called`` (an ``assert_*`` helper) on ``result``.
 
