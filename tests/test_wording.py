@@ -26,6 +26,7 @@ from pytest_rolecheck.verdicts.wording import (
     different_advice,
     expected_verdict,
     row_advice,
+    row_headline,
     statistical_texts,
 )
 
@@ -327,3 +328,13 @@ def test_rolecheck_assertions_name_what_was_called(tmp_path: Path) -> None:
         assert row_advice(checker.rows[-1]) is None
     finally:
         checker.finish(save=False)
+
+
+def test_tool_call_rows_get_a_plain_headline() -> None:
+    row = _row(kind="tool-calls", verdict="different", tv=0.8, tv_upper=0.97)
+    row["details"] = {"labels": ["api", "prompt"], "tolerance": 0.2}
+    assert row_headline(row) == (
+        "Tool calls of api and prompt: they behave differently: the change is larger than the "
+        "tolerance 0.2."
+    )
+    assert "Tool calls of api and prompt: they behave differently" in render_html([row], [[]])

@@ -33,7 +33,7 @@ from ..core.divergence import display_token
 from ..errors import RolecheckUsageError
 from ..verdicts.details import row_sentences
 from ..verdicts.numbers import fmt_change, fmt_p, fmt_value
-from ..verdicts.wording import row_advice
+from ..verdicts.wording import row_advice, row_headline
 
 __all__ = ["REPORT_FILENAME", "write_html_report"]
 
@@ -358,8 +358,9 @@ def _section(row: Mapping[str, Any], index: int, images: Sequence[_Image]) -> st
         f"<h2>{index}. {_e(title)} {_verdict(row.get('verdict'))}</h2>",
         f"<p class='meta mono'>{_e(row.get('nodeid') or '(outside pytest)')}</p>",
     ]
-    if d.get("headline"):
-        out.append(f"<p class='headline'>{_e(d['headline'])}</p>")
+    headline = row_headline(row)
+    if headline:
+        out.append(f"<p class='headline'>{_e(headline)}</p>")
     out.append("<ul>" + "".join(f"<li>{w}</li>" for w in words) + "</ul>")
     for note in d.get("notes") or []:
         out.append(f"<p>Note: {_e(note)}</p>")

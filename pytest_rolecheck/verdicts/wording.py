@@ -33,6 +33,7 @@ __all__ = [
     "counterpart",
     "expected_verdict",
     "row_advice",
+    "row_headline",
 ]
 
 # --------------------------------------------------------------------------- helper names
@@ -589,6 +590,19 @@ def assertion_message(result: Comparison | ToolCallComparison, called: str) -> s
 
 
 # --------------------------------------------------------------------------- report rows
+
+
+def row_headline(row: Mapping[str, Any]) -> str | None:
+    """The report's headline of one row: the verdict's own, or plain words for tool calls."""
+    details: Mapping[str, Any] = row.get("details") or {}
+    if details.get("headline"):
+        return str(details["headline"])
+    verdict = row.get("verdict")
+    if row.get("kind") != "tool-calls" or verdict not in _PLAIN_VERDICT:
+        return None
+    a, b = (details.get("labels") or ("A", "B"))[:2]
+    plain = _PLAIN_VERDICT[str(verdict)].format(tol=float(details.get("tolerance") or 0.0))
+    return f"Tool calls of {a} and {b}: {plain}."
 
 
 def row_advice(row: Mapping[str, Any]) -> str | None:
