@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 from ..core.divergence import METRIC_UNITS as _METRIC_UNITS
 from .numbers import fmt_bounds, fmt_confidence, fmt_list, fmt_p, fmt_value
+from .numbers import fmt_exact as _n
 
 if TYPE_CHECKING:
     from .compare import Comparison
@@ -30,11 +31,8 @@ _UNITS: Final[dict[str, str]] = {
     "seed": "nats, rank-aligned",
 }
 _TEXT_WIDTH: Final = 100
-_SHORT: Final = 60
-
-
-def _n(value: float) -> str:
-    return fmt_value(value, 4)
+#: Width of a text or outcome quoted in a report or message.
+SHORT: Final = 60
 
 
 def comparison_report(c: Comparison, *, with_next: bool = True) -> str:
@@ -107,7 +105,7 @@ def comparison_report(c: Comparison, *, with_next: bool = True) -> str:
     return "\n".join(lines)
 
 
-def shorten(text: str, width: int = _SHORT) -> str:
+def shorten(text: str, width: int = SHORT) -> str:
     """``text`` on one line, cut to ``width`` characters with ``…``."""
     flat = " ".join(text.split()) if "\n" in text or "\t" in text else text
     return flat if len(flat) <= width else flat[: width - 1] + "…"

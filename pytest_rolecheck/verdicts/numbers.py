@@ -22,6 +22,7 @@ __all__ = [
     "fmt_bounds",
     "fmt_change",
     "fmt_confidence",
+    "fmt_exact",
     "fmt_list",
     "fmt_p",
     "fmt_share",
@@ -64,6 +65,11 @@ def fmt_value(value: Any, digits: int = 3) -> str:
     if x == 0:
         return "0"
     return f"{x:.{digits}g}"
+
+
+def fmt_exact(value: Any) -> str:
+    """A change stated in a sentence: 4 significant digits (an exact change reads as one)."""
+    return fmt_value(value, 4)
 
 
 def fmt_p(value: Any) -> str:

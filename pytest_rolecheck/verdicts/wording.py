@@ -20,8 +20,9 @@ from typing import TYPE_CHECKING, Any, Final, Protocol
 
 from ..core.distances import divergence_position
 from ..core.parse import ParsedCall
-from .details import comparison_report, shorten, tool_call_report
+from .details import SHORT, comparison_report, shorten, tool_call_report
 from .numbers import fmt_bounds, fmt_confidence, fmt_p, fmt_value
+from .numbers import fmt_exact as _n
 
 if TYPE_CHECKING:
     from ..core.stats import Bound, Decision, FlipSummary
@@ -108,13 +109,6 @@ _SEED_BLIND: Final = (
     "the seed design measures each trial's distance to one baseline call, and two arms "
     "equally far from that call can still differ from each other"
 )
-_SHORT: Final = 60
-
-
-def _n(value: float) -> str:
-    # Verdict sentences state changes with 4 significant digits (an exact change on a
-    # deterministic backend should read as what it is).
-    return fmt_value(value, 4)
 
 
 def _conf(alpha: float) -> str:
@@ -439,7 +433,7 @@ _PLAIN_VERDICT: Final[dict[str, str]] = {
 }
 
 
-def _quote(text: str, width: int = _SHORT) -> str:
+def _quote(text: str, width: int = SHORT) -> str:
     return '"' + shorten(text.replace("\n", "⏎"), width) + '"'
 
 
@@ -476,7 +470,7 @@ def _text_lines(c: Comparison) -> list[str]:
                 f"  they part at token {pos}: {rep_a.positions[pos].token!r} ({a}) vs "
                 f"{rep_b.positions[pos].token!r} ({b})"
             )
-            if max(len(rep_a.text), len(rep_b.text)) > _SHORT:
+            if max(len(rep_a.text), len(rep_b.text)) > SHORT:
                 # The shortened texts may stop before the parting point: show it.
                 lines.append(f"  from there: {_parting(rep_a, rep_b, pos)}")
         same = sum(texts_b[t] for t in texts_a)
