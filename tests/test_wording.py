@@ -338,3 +338,14 @@ def test_tool_call_rows_get_a_plain_headline() -> None:
         "tolerance 0.2."
     )
     assert "Tool calls of api and prompt: they behave differently" in render_html([row], [[]])
+
+
+def test_message_when_one_text_stops_where_the_other_goes_on() -> None:
+    a = [fixed_response((" Yes", "."))] * 4
+    b = [fixed_response((" Yes", ".", " Sure"))] * 4
+    # js compares up to the first divergence: a text that only goes on is no change to it,
+    # and the message must still say that the texts differ.
+    message = _message("assert_different", a, b)
+    head = message.partition("Details:")[0]
+    assert "The texts differ." in head
+    assert "developer's text stops after 2 tokens where system's goes on to 3" in head

@@ -473,6 +473,12 @@ def _text_lines(c: Comparison) -> list[str]:
             if max(len(rep_a.text), len(rep_b.text)) > SHORT:
                 # The shortened texts may stop before the parting point: show it.
                 lines.append(f"  from there: {_parting(rep_a, rep_b, pos)}")
+        else:
+            short, long_ = sorted(((len(rep_a.positions), a), (len(rep_b.positions), b)))
+            lines.append(
+                f"  {short[1]}'s text stops after {short[0]} tokens where {long_[1]}'s goes on "
+                f"to {long_[0]}"
+            )
         same = sum(texts_b[t] for t in texts_a)
         lines.append(f"  {same} of {c.n_b} {b} calls write a text that some {a} call wrote.")
         return lines
