@@ -27,6 +27,7 @@ from pytest_rolecheck.verdicts.wording import (
     expected_verdict,
     row_advice,
     row_headline,
+    row_texts,
     statistical_texts,
 )
 
@@ -349,3 +350,28 @@ def test_message_when_one_text_stops_where_the_other_goes_on() -> None:
     head = message.partition("Details:")[0]
     assert "The texts differ." in head
     assert "developer's text stops after 2 tokens where system's goes on to 3" in head
+
+
+def test_html_says_whether_the_texts_differ_like_the_message() -> None:
+    from pytest_rolecheck.core.divergence import divergence_insight
+    from pytest_rolecheck.core.jsonish import to_plain
+
+    for a, b, answer in (
+        (noisy_arm(1, 6), noisy_arm(2, 6, shift=2.0), "The texts differ."),
+        ([fixed_response()] * 4, [fixed_response(logprob_shift=-0.5)] * 4, "The texts are the"),
+    ):
+        result = compare(a, b, labels=("developer", "system"))
+        row = _row(verdict=result.verdict, details=to_plain(result.to_dict()))
+        row["insight"] = to_plain(
+            divergence_insight(result.calls_a, result.calls_b, labels=result.labels)
+        )
+        words = row_texts(row)
+        assert words is not None
+        assert words.startswith(answer)
+        failing = (
+            "assert_variants_equivalent"
+            if result.verdict == "different"
+            else "assert_variants_differ"
+        )
+        assert answer in assertion_message(result, failing)
+        assert render_html([row], [[]]).count(answer) >= 1

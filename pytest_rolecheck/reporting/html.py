@@ -33,7 +33,7 @@ from ..core.divergence import display_token
 from ..errors import RolecheckUsageError
 from ..verdicts.details import row_sentences
 from ..verdicts.numbers import fmt_change, fmt_p, fmt_value
-from ..verdicts.wording import row_advice, row_headline
+from ..verdicts.wording import row_advice, row_headline, row_texts
 
 __all__ = ["REPORT_FILENAME", "write_html_report"]
 
@@ -194,7 +194,9 @@ def _verdict(verdict: Any) -> str:
 
 
 def _plain_words_logprobs(row: Mapping[str, Any], d: Mapping[str, Any]) -> list[str]:
-    return row_sentences("logprobs", d, _labels(row, d), esc=_e, bold=_bold)
+    texts = row_texts(row)
+    head = [_e(texts)] if texts else []
+    return head + row_sentences("logprobs", d, _labels(row, d), esc=_e, bold=_bold)
 
 
 def _plain_words_tools(row: Mapping[str, Any], d: Mapping[str, Any]) -> list[str]:

@@ -35,6 +35,8 @@ __all__ = [
     "expected_verdict",
     "row_advice",
     "row_headline",
+    "row_texts",
+    "text_lines",
 ]
 
 # --------------------------------------------------------------------------- helper names
@@ -437,61 +439,69 @@ def _quote(text: str, width: int = SHORT) -> str:
     return '"' + shorten(text.replace("\n", "⏎"), width) + '"'
 
 
-def _parting(call_a: ParsedCall, call_b: ParsedCall, pos: int) -> str:
+def _parting(tokens_a: Sequence[str], tokens_b: Sequence[str], pos: int) -> str:
     """The two texts from a little before the first diverging token on."""
-    prefix = "".join(p.token for p in call_a.positions[:pos])
-    rest_a = "".join(p.token for p in call_a.positions[pos:])
-    rest_b = "".join(p.token for p in call_b.positions[pos:])
+    prefix = "".join(tokens_a[:pos])
     lead = ("…" + prefix[-20:]) if len(prefix) > 20 else prefix
+    rest_a, rest_b = "".join(tokens_a[pos:]), "".join(tokens_b[pos:])
     return f"{_quote(lead + rest_a, 45)} vs {_quote(lead + rest_b, 45)}"
 
 
-def _text_lines(c: Comparison) -> list[str]:
-    """Do the texts differ, or only the probabilities? With both arms' typical text."""
-    from ..core.divergence import divergence_insight
+def text_lines(
+    insight: Mapping[str, Any],
+    texts_a: Sequence[str],
+    texts_b: Sequence[str],
+    labels: Sequence[str],
+) -> list[str]:
+    """Do the texts differ, or only the probabilities? Both arms' typical text, where they part.
 
-    a, b = c.labels
-    insight = divergence_insight(c.calls_a, c.calls_b, metric=c.metric, labels=c.labels)
-    ia = int(insight["representatives"]["a"]["index"])
-    ib = int(insight["representatives"]["b"]["index"])
-    rep_a, rep_b = c.calls_a[ia], c.calls_b[ib]
-    texts_a, texts_b = Counter(x.text for x in c.calls_a), Counter(x.text for x in c.calls_b)
-    focus: Mapping[str, Any] | None = insight.get("focus")
-    if rep_a.text != rep_b.text:
+    ``insight`` is :func:`~pytest_rolecheck.core.divergence.divergence_insight` (its
+    medoid call per arm and their first diverging position); plain JSON, so a report
+    row can be worded the same way as a failing assertion. The first line is the answer.
+    """
+    a, b = labels
+    reps = insight["representatives"]
+    text_a, text_b = str(reps["a"]["text"]), str(reps["b"]["text"])
+    tokens_a = [str(t) for t in reps["a"]["tokens"]]
+    tokens_b = [str(t) for t in reps["b"]["tokens"]]
+    if text_a != text_b:
         lines = [
             "The texts differ.",
-            f"  typical {a} text: {_quote(rep_a.text)}",
-            f"  typical {b} text: {_quote(rep_b.text)}",
+            f"  typical {a} text: {_quote(text_a)}",
+            f"  typical {b} text: {_quote(text_b)}",
         ]
         pos = insight.get("divergence")
         if pos is not None:
             pos = int(pos)
             lines.append(
-                f"  they part at token {pos}: {rep_a.positions[pos].token!r} ({a}) vs "
-                f"{rep_b.positions[pos].token!r} ({b})"
+                f"  they part at token {pos}: {tokens_a[pos]!r} ({a}) vs {tokens_b[pos]!r} ({b})"
             )
-            if max(len(rep_a.text), len(rep_b.text)) > SHORT:
+            if max(len(text_a), len(text_b)) > SHORT:
                 # The shortened texts may stop before the parting point: show it.
-                lines.append(f"  from there: {_parting(rep_a, rep_b, pos)}")
+                lines.append(f"  from there: {_parting(tokens_a, tokens_b, pos)}")
         else:
-            short, long_ = sorted(((len(rep_a.positions), a), (len(rep_b.positions), b)))
+            short, long_ = sorted(((len(tokens_a), a), (len(tokens_b), b)))
             lines.append(
                 f"  {short[1]}'s text stops after {short[0]} tokens where {long_[1]}'s goes on "
                 f"to {long_[0]}"
             )
-        same = sum(texts_b[t] for t in texts_a)
-        lines.append(f"  {same} of {c.n_b} {b} calls write a text that some {a} call wrote.")
+        seen = set(texts_a)
+        same = sum(1 for t in texts_b if t in seen)
+        lines.append(f"  {same} of {len(texts_b)} {b} calls write a text that some {a} call wrote.")
         return lines
-    every_same = set(texts_a) == set(texts_b) == {rep_a.text}
+    common = Counter(texts_a).most_common(1)[0][0] if texts_a else text_a
+    flipped_a = sum(1 for t in texts_a if t != common)
+    flipped_b = sum(1 for t in texts_b if t != common)
     head = (
         "The texts are the same in every call: any difference is in the token probabilities only."
-        if every_same
+        if set(texts_a) == set(texts_b) == {text_a}
         else "The typical text is the same in both arms: the difference is mostly in the "
-        f"probabilities; {c.flips.changed_b} of {c.n_b} {b} calls (and {c.flips.changed_a} of "
-        f"{c.n_a} {a} calls) sampled another text than {a}'s most common one."
+        f"probabilities; {flipped_b} of {len(texts_b)} {b} calls (and {flipped_a} of "
+        f"{len(texts_a)} {a} calls) sampled another text than {a}'s most common one."
     )
-    lines = [head, f"  typical text of both: {_quote(rep_a.text)}"]
-    if focus is not None and focus.get("reason") == "largest difference":
+    lines = [head, f"  typical text of both: {_quote(text_a)}"]
+    focus = insight.get("focus")
+    if isinstance(focus, Mapping) and focus.get("reason") == "largest difference":
         lines.append(
             f"  the probabilities differ most at token {focus['position']} ({focus['token_a']!r})."
         )
@@ -505,7 +515,11 @@ def _logprob_plain(c: Comparison) -> list[str]:
         f"Compared {a} with {b}, {each} (metric {c.metric}).",
         f"Verdict: {c.verdict} — {_PLAIN_VERDICT[c.verdict].format(tol=c.tolerance)}.",
     ]
-    return lines + _text_lines(c)
+    from ..core.divergence import divergence_insight
+
+    insight = divergence_insight(c.calls_a, c.calls_b, metric=c.metric, labels=c.labels)
+    texts_a, texts_b = [x.text for x in c.calls_a], [x.text for x in c.calls_b]
+    return lines + text_lines(insight, texts_a, texts_b, c.labels)
 
 
 def _tool_plain(c: ToolCallComparison) -> list[str]:
@@ -603,6 +617,20 @@ def row_headline(row: Mapping[str, Any]) -> str | None:
     a, b = (details.get("labels") or ("A", "B"))[:2]
     plain = _PLAIN_VERDICT[str(verdict)].format(tol=float(details.get("tolerance") or 0.0))
     return f"Tool calls of {a} and {b}: {plain}."
+
+
+def row_texts(row: Mapping[str, Any]) -> str | None:
+    """For a report row: do the texts differ, or only the probabilities (None: unknown)."""
+    details: Mapping[str, Any] = row.get("details") or {}
+    insight = row.get("insight")
+    if row.get("kind") == "tool-calls" or not isinstance(insight, Mapping):
+        return None
+    if not insight.get("representatives"):
+        return None
+    labels = details.get("labels") or insight.get("labels") or ("A", "B")
+    texts_a = [str(t) for t in details.get("texts_a") or ()]
+    texts_b = [str(t) for t in details.get("texts_b") or ()]
+    return text_lines(insight, texts_a, texts_b, labels)[0]
 
 
 def row_advice(row: Mapping[str, Any]) -> str | None:
