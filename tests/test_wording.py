@@ -87,11 +87,13 @@ def _row(**extra: object) -> dict[str, object]:
 def test_infinite_upper_bound_prints_the_same_in_terminal_and_html() -> None:
     # Regression: the terminal printed "78.6 [∞]" and the HTML "78.6 [—]".
     assert fmt_change(78.6, None) == fmt_change(78.6, math.inf) == "78.6 [∞]"
+    details = {"p_value": 0.2, "change": 78.6, "change_lower": 12.5, "change_upper": None}
     terminal = "\n".join(SummaryReport([_row()]).lines())
-    page = render_html([_row()], [[]])
+    page = render_html([_row(details=details)], [[]])
     assert "78.6 [∞]" in terminal
     assert "78.6 [∞]" in page
     assert "[—]" not in page
+    assert "Bounds of the change: 12.5 .. <b>∞</b>" in page
 
 
 # --------------------------------------------------------------------------- helpers named

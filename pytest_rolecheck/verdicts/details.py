@@ -9,6 +9,7 @@ verdict's own words (headline, advice, message) are in
 
 from __future__ import annotations
 
+import math
 import textwrap
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, Final
@@ -224,10 +225,13 @@ def _logprob_sentences(d: Mapping[str, Any], a: str, b: str, esc: _Esc, bold: _E
             f"average: a change of {bold(_num(esc, d.get('change')))} beyond the quieter arm's own "
             f"spread."
         )
-    if d.get("change_upper") is not None:
+    if not d.get("deterministic") and d.get("p_value") is not None:
+        # A JSON report stores an infinite bound as null: print it as the formatter does.
+        upper = d.get("change_upper")
         out.append(
             f"Bounds of the change: {_num(esc, d.get('change_lower'), 3)} .. "
-            f"{bold(_num(esc, d.get('change_upper'), 3))}; equivalence needs the upper bound below "
+            f"{bold(_num(esc, math.inf if upper is None else upper, 3))}; equivalence needs the "
+            f"upper bound below "
             f"the tolerance {_num(esc, d.get('tolerance'))}, a difference the lower bound above it."
         )
     if d.get("p_value") is not None:
