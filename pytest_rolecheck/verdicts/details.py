@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import math
 import textwrap
-from collections.abc import Callable, Mapping
+from collections import Counter
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Final
 
 from ..core.divergence import METRIC_UNITS as _METRIC_UNITS
@@ -22,7 +23,7 @@ if TYPE_CHECKING:
     from .compare import Comparison
     from .toolcalls import ToolCallComparison
 
-__all__ = ["comparison_report", "row_sentences", "shorten", "tool_call_report"]
+__all__ = ["comparison_report", "row_sentences", "shorten", "text_lines", "tool_call_report"]
 
 _UNITS: Final[dict[str, str]] = {
     "js": "bits, share of mass moved",
@@ -276,3 +277,79 @@ def _tool_sentences(d: Mapping[str, Any], a: str, b: str, esc: _Esc, bold: _Esc)
             f"({esc(d.get('test', ''))})."
         )
     return out
+
+
+# --------------------------------------------------------------------------- texts
+
+
+def _quote(text: str, width: int = SHORT) -> str:
+    return '"' + shorten(text.replace("\n", "⏎"), width) + '"'
+
+
+def _parting(tokens_a: Sequence[str], tokens_b: Sequence[str], pos: int) -> str:
+    """The two texts from a little before the first diverging token on."""
+    prefix = "".join(tokens_a[:pos])
+    lead = ("…" + prefix[-20:]) if len(prefix) > 20 else prefix
+    rest_a, rest_b = "".join(tokens_a[pos:]), "".join(tokens_b[pos:])
+    return f"{_quote(lead + rest_a, 45)} vs {_quote(lead + rest_b, 45)}"
+
+
+def text_lines(
+    insight: Mapping[str, Any],
+    texts_a: Sequence[str],
+    texts_b: Sequence[str],
+    labels: Sequence[str],
+) -> list[str]:
+    """Do the texts differ, or only the probabilities? Both arms' typical text, where they part.
+
+    ``insight`` is :func:`~pytest_rolecheck.core.divergence.divergence_insight` (its
+    medoid call per arm and their first diverging position); plain JSON, so a report
+    row can be worded the same way as a failing assertion. The first line is the answer.
+    """
+    a, b = labels
+    reps = insight["representatives"]
+    text_a, text_b = str(reps["a"]["text"]), str(reps["b"]["text"])
+    tokens_a = [str(t) for t in reps["a"]["tokens"]]
+    tokens_b = [str(t) for t in reps["b"]["tokens"]]
+    if text_a != text_b:
+        lines = [
+            "The texts differ.",
+            f"  typical {a} text: {_quote(text_a)}",
+            f"  typical {b} text: {_quote(text_b)}",
+        ]
+        pos = insight.get("divergence")
+        if pos is not None:
+            pos = int(pos)
+            lines.append(
+                f"  they part at token {pos}: {tokens_a[pos]!r} ({a}) vs {tokens_b[pos]!r} ({b})"
+            )
+            if max(len(text_a), len(text_b)) > SHORT:
+                # The shortened texts may stop before the parting point: show it.
+                lines.append(f"  from there: {_parting(tokens_a, tokens_b, pos)}")
+        else:
+            short, long_ = sorted(((len(tokens_a), a), (len(tokens_b), b)))
+            lines.append(
+                f"  {short[1]}'s text stops after {short[0]} tokens where {long_[1]}'s goes on "
+                f"to {long_[0]}"
+            )
+        seen = set(texts_a)
+        same = sum(1 for t in texts_b if t in seen)
+        lines.append(f"  {same} of {len(texts_b)} {b} calls write a text that some {a} call wrote.")
+        return lines
+    common = Counter(texts_a).most_common(1)[0][0] if texts_a else text_a
+    flipped_a = sum(1 for t in texts_a if t != common)
+    flipped_b = sum(1 for t in texts_b if t != common)
+    head = (
+        "The texts are the same in every call: any difference is in the token probabilities only."
+        if set(texts_a) == set(texts_b) == {text_a}
+        else "The typical text is the same in both arms: the difference is mostly in the "
+        f"probabilities; {flipped_b} of {len(texts_b)} {b} calls (and {flipped_a} of "
+        f"{len(texts_a)} {a} calls) sampled another text than {a}'s most common one."
+    )
+    lines = [head, f"  typical text of both: {_quote(text_a)}"]
+    focus = insight.get("focus")
+    if isinstance(focus, Mapping) and focus.get("reason") == "largest difference":
+        lines.append(
+            f"  the probabilities differ most at token {focus['position']} ({focus['token_a']!r})."
+        )
+    return lines

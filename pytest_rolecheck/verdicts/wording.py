@@ -14,13 +14,12 @@ from __future__ import annotations
 
 import math
 import textwrap
-from collections import Counter
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Final, Protocol
 
 from ..core.distances import divergence_position
 from ..core.parse import ParsedCall
-from .details import SHORT, comparison_report, shorten, tool_call_report
+from .details import comparison_report, shorten, text_lines, tool_call_report
 from .numbers import fmt_bounds, fmt_confidence, fmt_p, fmt_value
 from .numbers import fmt_exact as _n
 
@@ -36,7 +35,6 @@ __all__ = [
     "row_advice",
     "row_headline",
     "row_texts",
-    "text_lines",
 ]
 
 # --------------------------------------------------------------------------- helper names
@@ -433,79 +431,6 @@ _PLAIN_VERDICT: Final[dict[str, str]] = {
     "inconclusive": "not settled: the data show neither a change above the tolerance {tol:g} "
     "nor one below it (this is not evidence that they behave the same)",
 }
-
-
-def _quote(text: str, width: int = SHORT) -> str:
-    return '"' + shorten(text.replace("\n", "⏎"), width) + '"'
-
-
-def _parting(tokens_a: Sequence[str], tokens_b: Sequence[str], pos: int) -> str:
-    """The two texts from a little before the first diverging token on."""
-    prefix = "".join(tokens_a[:pos])
-    lead = ("…" + prefix[-20:]) if len(prefix) > 20 else prefix
-    rest_a, rest_b = "".join(tokens_a[pos:]), "".join(tokens_b[pos:])
-    return f"{_quote(lead + rest_a, 45)} vs {_quote(lead + rest_b, 45)}"
-
-
-def text_lines(
-    insight: Mapping[str, Any],
-    texts_a: Sequence[str],
-    texts_b: Sequence[str],
-    labels: Sequence[str],
-) -> list[str]:
-    """Do the texts differ, or only the probabilities? Both arms' typical text, where they part.
-
-    ``insight`` is :func:`~pytest_rolecheck.core.divergence.divergence_insight` (its
-    medoid call per arm and their first diverging position); plain JSON, so a report
-    row can be worded the same way as a failing assertion. The first line is the answer.
-    """
-    a, b = labels
-    reps = insight["representatives"]
-    text_a, text_b = str(reps["a"]["text"]), str(reps["b"]["text"])
-    tokens_a = [str(t) for t in reps["a"]["tokens"]]
-    tokens_b = [str(t) for t in reps["b"]["tokens"]]
-    if text_a != text_b:
-        lines = [
-            "The texts differ.",
-            f"  typical {a} text: {_quote(text_a)}",
-            f"  typical {b} text: {_quote(text_b)}",
-        ]
-        pos = insight.get("divergence")
-        if pos is not None:
-            pos = int(pos)
-            lines.append(
-                f"  they part at token {pos}: {tokens_a[pos]!r} ({a}) vs {tokens_b[pos]!r} ({b})"
-            )
-            if max(len(text_a), len(text_b)) > SHORT:
-                # The shortened texts may stop before the parting point: show it.
-                lines.append(f"  from there: {_parting(tokens_a, tokens_b, pos)}")
-        else:
-            short, long_ = sorted(((len(tokens_a), a), (len(tokens_b), b)))
-            lines.append(
-                f"  {short[1]}'s text stops after {short[0]} tokens where {long_[1]}'s goes on "
-                f"to {long_[0]}"
-            )
-        seen = set(texts_a)
-        same = sum(1 for t in texts_b if t in seen)
-        lines.append(f"  {same} of {len(texts_b)} {b} calls write a text that some {a} call wrote.")
-        return lines
-    common = Counter(texts_a).most_common(1)[0][0] if texts_a else text_a
-    flipped_a = sum(1 for t in texts_a if t != common)
-    flipped_b = sum(1 for t in texts_b if t != common)
-    head = (
-        "The texts are the same in every call: any difference is in the token probabilities only."
-        if set(texts_a) == set(texts_b) == {text_a}
-        else "The typical text is the same in both arms: the difference is mostly in the "
-        f"probabilities; {flipped_b} of {len(texts_b)} {b} calls (and {flipped_a} of "
-        f"{len(texts_a)} {a} calls) sampled another text than {a}'s most common one."
-    )
-    lines = [head, f"  typical text of both: {_quote(text_a)}"]
-    focus = insight.get("focus")
-    if isinstance(focus, Mapping) and focus.get("reason") == "largest difference":
-        lines.append(
-            f"  the probabilities differ most at token {focus['position']} ({focus['token_a']!r})."
-        )
-    return lines
 
 
 def _logprob_plain(c: Comparison) -> list[str]:
