@@ -276,7 +276,8 @@ def test_compare_expect_sets_the_exit_status(
     common = [*REQUEST_FLAGS, "--cassette", cassettes["roles"], "--record-mode", "none"]
     code, _, err = main(capsys, monkeypatch, "compare", *common, "--expect", "equivalent")
     assert code == 1
-    assert "verdict 'different', expected 'equivalent'" in err
+    assert "verdict 'different', expected 'equivalent'. What to do: " in err
+    assert "pass --expect different" in err
     code, _, err = main(capsys, monkeypatch, "compare", *common, "--expect", "different")
     assert code == 0, err
 

@@ -461,7 +461,7 @@ def test_assert_equivalent_raises_with_report_and_next_step() -> None:
     message = str(info.value)
     assert message.startswith("assert_equivalent failed: dev and sys were not shown equivalent")
     assert "rolecheck: dev vs sys -> DIFFERENT" in message
-    assert "what to do: if this change is intended, use assert_different" in message
+    assert "What to do: if the change is intended, assert it with assert_different(" in message
 
 
 def test_assert_different_returns_and_raises() -> None:

@@ -238,11 +238,17 @@ def test_claims_equivalence():
     )
     first = project.runpytest("--rolecheck-record-mode=once")
     first.assert_outcomes(failed=1)
-    first.stdout.fnmatch_lines(["*RolecheckAssertionError*expected 'equivalent', got 'different'*"])
+    first.stdout.fnmatch_lines(
+        [
+            "*RolecheckAssertionError: assert_roles_equivalent failed:*not shown equivalent*",
+            "*Verdict: different*",
+            "*What to do: if the change is intended, assert it with assert_roles_differ(...)*",
+        ]
+    )
     assert _cassette(project, "test_verdict", "test_claims_equivalence").is_file()
     second = project.runpytest()
     second.assert_outcomes(failed=1)
-    second.stdout.fnmatch_lines(["*expected 'equivalent', got 'different'*"])
+    second.stdout.fnmatch_lines(["*assert_roles_equivalent failed*", "*Verdict: different*"])
 
 
 @pytest.mark.parametrize(
@@ -918,7 +924,7 @@ def test_two(rolecheck):
     result = project.runpytest()
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines(
-        ["*expected 'equivalent', got 'different'*", "*rolecheck*", "*8 recorded calls*unused*"]
+        ["*assert_roles_equivalent failed*", "*rolecheck*", "*8 recorded calls*unused*"]
     )
 
 

@@ -447,7 +447,7 @@ def test_report_lists_counts_side_by_side() -> None:
     assert lines[2].split() == ['get_weather({"location":"Paris","unit":"c"})', "10", "2"]
     assert lines[3].split() == ["<text>", "0", "8"]
     assert lines[4].split() == ["total", "10", "10"]
-    assert "TV distance 0.800" in report
+    assert "TV distance 0.8," in report
     assert "fisher-exact" in report
 
 
@@ -476,6 +476,19 @@ def test_report_shows_the_table_and_advice_names_each_arms_outcome() -> None:
     result = compare_tool_calls([completion(WEATHER_PARIS)] * 4, [text()] * 4)
     assert "<text>" in str(result)
     assert "every call in 'A' gave" in result.advice
+
+
+def test_assertion_message_shows_the_table_and_names_the_matching_helper() -> None:
+    from pytest_rolecheck.verdicts.wording import assertion_message
+
+    result = compare_tool_calls([completion(WEATHER_PARIS)] * 4, [text()] * 4)
+    message = assertion_message(result, "assert_tool_calls_equivalent")
+    assert "assert_tool_calls_equivalent failed: A and B were not shown equivalent" in message
+    assert "B mostly: <text> (4 of 4)" in message
+    assert "A mostly: get_weather(" in message
+    assert message.splitlines()[-1].startswith(
+        "What to do: if the change is intended, assert it with assert_tool_calls_differ("
+    )
 
 
 def test_identical_arms_are_not_different() -> None:

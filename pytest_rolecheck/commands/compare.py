@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import functools
-import math
 import shlex
 import sys
 import threading
@@ -163,9 +162,9 @@ class ProgressDisplay:
 
 
 def _num(value: float | None, width: int = 9) -> str:
-    if value is None or not math.isfinite(value):
-        return "-".rjust(width)
-    return f"{value:.4g}".rjust(width)
+    from ..verdicts.numbers import fmt_value
+
+    return fmt_value(value, 4).rjust(width)
 
 
 def trial_table(comparison: Any) -> list[str]:
@@ -451,8 +450,10 @@ def _run(args: argparse.Namespace, settings: Settings, variant_a: Any, variant_b
         path = write_html_report(rows, args.html)
         print(f"HTML report: {path}")
     if args.expect is not None and result.verdict != args.expect:
+        from ..verdicts.wording import expect_failed
+
         print(
-            f"rolecheck compare: verdict {result.verdict!r}, expected {args.expect!r}",
+            expect_failed(result.verdict, args.expect, result.tolerance, result.advice),
             file=sys.stderr,
         )
         return ExitCode.FAILED

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +18,7 @@ from ..cli import ExitCode, add_command, error
 from ..core.limits import MIN_CALLS_PER_ARM, MIN_PILOT
 from ..errors import RolecheckUsageError
 from ..settings import Use
+from ..verdicts.numbers import fmt_value
 
 if TYPE_CHECKING:  # numpy loads only when a plan is computed: `rolecheck --help` stays fast
     import numpy as np
@@ -335,9 +335,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
 
 
 def _fmt(value: float, digits: int = 4) -> str:
-    if not math.isfinite(value):
-        return "unbounded"
-    return f"{value:.{digits}g}"
+    return fmt_value(value, digits)
 
 
 def format_plan(pilot: Pilot, plan: Plan) -> list[str]:

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import base64
 import html
-import math
 import re
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
@@ -30,9 +29,12 @@ from typing import Any, Final
 import numpy as np
 
 from .. import __version__
-from ..core.divergence import METRIC_UNITS, display_token
+from ..core.divergence import display_token
 from ..core.verdict import Verdict
 from ..errors import RolecheckUsageError
+from ..verdicts.details import row_sentences
+from ..verdicts.numbers import fmt_change, fmt_p, fmt_value
+from ..verdicts.wording import row_advice, row_headline, row_texts
 
 __all__ = ["REPORT_FILENAME", "write_html_report"]
 
@@ -82,30 +84,11 @@ class _Image:
 
 
 def _fmt(value: Any, digits: int = 4) -> str:
-    if value is None:
-        return "—"
-    if isinstance(value, bool):
-        return "yes" if value else "no"
-    if isinstance(value, int):
-        return str(value)
-    try:
-        x = float(value)
-    except (TypeError, ValueError):
-        return html.escape(str(value))
-    if math.isnan(x):
-        return "—"
-    if math.isinf(x):
-        return "unbounded" if x > 0 else "−unbounded"
-    if x == 0:
-        return "0"
-    return f"{x:.{digits}g}"
+    return html.escape(fmt_value(value, digits))
 
 
 def _p(value: Any) -> str:
-    if value is None:
-        return "—"
-    x = float(value)
-    return "&lt; 0.001" if x < 1e-3 else f"{x:.3g}"
+    return html.escape(fmt_p(value))
 
 
 def _e(value: Any) -> str:
@@ -212,82 +195,17 @@ def _verdict(verdict: Any) -> str:
 
 
 def _plain_words_logprobs(row: Mapping[str, Any], d: Mapping[str, Any]) -> list[str]:
-    a, b = _labels(row, d)
-    metric = str(d.get("metric", "js"))
-    unit = METRIC_UNITS.get(metric, "metric units")
-    seed = d.get("design") == "seed"
-    out: list[str] = []
-    if d.get("deterministic"):
-        out.append(
-            "Deterministic backend: every call of an arm returned exactly the same output, so "
-            "no statistics are needed: the arms either match exactly or differ for real."
-        )
-    elif seed:
-        out.append(
-            f"{_e(a)}'s trials are on average <b>{_fmt(d.get('within_a'))}</b> "
-            f"{_e(unit)} ({_e(metric)}) away from the baseline call (a call of {_e(a)})."
-        )
-        out.append(
-            f"{_e(b)}'s trials are on average {_fmt(d.get('cross'))} {_e(unit)} away from it: "
-            f"a change of {_fmt(d.get('change'))}."
-        )
-    else:
-        out.append(
-            f"Two calls of the same arm differ by {_fmt(d.get('within_a'))} ({_e(a)}) and "
-            f"{_fmt(d.get('within_b'))} ({_e(b)}) {_e(unit)} ({_e(metric)}) on average — what "
-            f"repeating the same request costs."
-        )
-        out.append(
-            f"Two calls of different arms differ by {_fmt(d.get('cross'))} {_e(unit)} on "
-            f"average: a change of <b>{_fmt(d.get('change'))}</b> beyond the quieter arm's own "
-            f"spread."
-        )
-    if d.get("change_upper") is not None:
-        out.append(
-            f"Bounds of the change: {_fmt(d.get('change_lower'), 3)} .. "
-            f"<b>{_fmt(d.get('change_upper'), 3)}</b>; equivalence needs the upper bound below "
-            f"the tolerance {_fmt(d.get('tolerance'))}, a difference the lower bound above it."
-        )
-    if d.get("p_value") is not None:
-        out.append(
-            f"Difference test: p = <b>{_p(d.get('p_value'))}</b> at alpha {_fmt(d.get('alpha'))} "
-            f"({_e(d.get('test', ''))})."
-        )
-    flips = d.get("flips") or {}
-    if flips:
-        out.append(
-            f"Text flips: {flips.get('changed_a')}/{flips.get('n_a')} calls of {_e(a)} and "
-            f"{flips.get('changed_b')}/{flips.get('n_b')} of {_e(b)} differ from {_e(a)}'s "
-            f"most common text (Fisher p = {_p(flips.get('p_value'))})."
-        )
-    if d.get("recommended_trials"):
-        out.append(f"Trials per arm likely to settle it: about {d.get('recommended_trials')}.")
-    return out
+    texts = row_texts(row)
+    head = [_e(texts)] if texts else []
+    return head + row_sentences("logprobs", d, _labels(row, d), esc=_e, bold=_bold)
 
 
 def _plain_words_tools(row: Mapping[str, Any], d: Mapping[str, Any]) -> list[str]:
-    a, b = _labels(row, d)
-    what = "tool names" if d.get("names_only") else "tool calls (names and arguments)"
-    out = [
-        f"Compared the {what} of {d.get('n_a')} calls of {_e(a)} and {d.get('n_b')} calls of "
-        f"{_e(b)}.",
-    ]
-    if d.get("tv") is not None:
-        rule = (
-            f"equivalence needs the upper bound below the tolerance {_fmt(d.get('tolerance'))}, "
-            f"a difference the lower bound ({_fmt(d.get('tv_lower'), 3)}) above it"
-        )
-        out.append(
-            f"Share of calls whose outcome would have to change to turn one arm's outcome mix "
-            f"into the other's (total variation): <b>{_fmt(d.get('tv'), 3)}</b>, upper bound "
-            f"{_fmt(d.get('tv_upper'), 3)} ({rule})."
-        )
-    if d.get("p_value") is not None:
-        out.append(
-            f"Difference test: p = <b>{_p(d.get('p_value'))}</b> at alpha {_fmt(d.get('alpha'))} "
-            f"({_e(d.get('test', ''))})."
-        )
-    return out
+    return row_sentences("tool-calls", d, _labels(row, d), esc=_e, bold=_bold)
+
+
+def _bold(html_text: str) -> str:
+    return f"<b>{html_text}</b>"
 
 
 def _labels(row: Mapping[str, Any], d: Mapping[str, Any]) -> tuple[str, str]:
@@ -306,7 +224,7 @@ def _numbers_table(row: Mapping[str, Any], d: Mapping[str, Any]) -> str:
     if row.get("kind") == "tool-calls":
         items = [
             ("calls per arm", f"{row.get('n_a')} + {row.get('n_b')}"),
-            ("TV distance [upper bound]", f"{_fmt(row.get('tv'))} [{_fmt(row.get('tv_upper'))}]"),
+            ("TV distance [upper bound]", _e(fmt_change(row.get("tv"), row.get("tv_upper")))),
             ("tolerance", _fmt(d.get("tolerance"))),
             ("p-value", _p(row.get("p_value"))),
         ]
@@ -316,9 +234,9 @@ def _numbers_table(row: Mapping[str, Any], d: Mapping[str, Any]) -> str:
             ("design, metric", f"{_e(d.get('design', '—'))}, {_e(d.get('metric', '—'))}"),
             (
                 "change [upper bound]",
-                f"{_fmt(row.get('change'))} (exact, deterministic)"
+                _e(fmt_change(row.get("change"), None, exact=True))
                 if row.get("deterministic")
-                else f"{_fmt(row.get('change'), 3)} [{_fmt(row.get('change_upper'), 3)}]",
+                else _e(fmt_change(row.get("change"), row.get("change_upper"))),
             ),
             ("tolerance", _fmt(d.get("tolerance"))),
             ("p-value", _p(row.get("p_value"))),
@@ -443,8 +361,9 @@ def _section(row: Mapping[str, Any], index: int, images: Sequence[_Image]) -> st
         f"<h2>{index}. {_e(title)} {_verdict(row.get('verdict'))}</h2>",
         f"<p class='meta mono'>{_e(row.get('nodeid') or '(outside pytest)')}</p>",
     ]
-    if d.get("headline"):
-        out.append(f"<p class='headline'>{_e(d['headline'])}</p>")
+    headline = row_headline(row)
+    if headline:
+        out.append(f"<p class='headline'>{_e(headline)}</p>")
     out.append("<ul>" + "".join(f"<li>{w}</li>" for w in words) + "</ul>")
     for note in d.get("notes") or []:
         out.append(f"<p>Note: {_e(note)}</p>")
@@ -460,8 +379,9 @@ def _section(row: Mapping[str, Any], index: int, images: Sequence[_Image]) -> st
     if row.get("kind") != "tool-calls":
         out.append(_per_call_table(d))
         out.append(_texts_html(d, insight))
-    if d.get("advice"):
-        out.append(f"<p class='advice'><b>Next:</b> {_e(d['advice'])}</p>")
+    advice = row_advice(row)
+    if advice:
+        out.append(f"<p class='advice'><b>Next:</b> {_e(advice)}</p>")
     out.append("</section>")
     return "\n".join(out)
 
@@ -484,11 +404,11 @@ def _summary(rows: Sequence[Mapping[str, Any]]) -> str:
     ]
     for i, r in enumerate(rows, 1):
         if r.get("kind") == "tool-calls":
-            change = f"TV {_fmt(r.get('tv'), 3)} [{_fmt(r.get('tv_upper'), 3)}]"
+            change = "TV " + _e(fmt_change(r.get("tv"), r.get("tv_upper")))
         elif r.get("deterministic"):
-            change = f"{_fmt(r.get('change'), 3)} (exact)"
+            change = _e(fmt_change(r.get("change"), None, exact=True))
         else:
-            change = f"{_fmt(r.get('change'), 3)} [{_fmt(r.get('change_upper'), 3)}]"
+            change = _e(fmt_change(r.get("change"), r.get("change_upper")))
         test = str(r.get("nodeid") or "(outside pytest)").rsplit("/", 1)[-1]
         lines.append(
             f"<tr><td>{i}</td><td class='mono'>{_e(test)}</td>"

@@ -8,7 +8,6 @@ object only yields lines; the plugin's terminal hook writes them (syrupy style).
 from __future__ import annotations
 
 import json
-import math
 from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -17,37 +16,14 @@ from typing import Any
 
 from ..core.verdict import Verdict
 from ..recording.files import write_text_atomic
+from ..verdicts.numbers import fmt_change
+from ..verdicts.numbers import fmt_p as _p
+from ..verdicts.numbers import fmt_value as _num
 
 USER_PROPERTY = "rolecheck"
 REPORT_FORMAT_VERSION = 1
 
 _VERDICT_ORDER = (Verdict.DIFFERENT, Verdict.INCONCLUSIVE, Verdict.EQUIVALENT)
-
-
-def _num(value: Any, digits: int = 3) -> str:
-    if value is None:
-        return "—"
-    if isinstance(value, bool):
-        return str(value)
-    if isinstance(value, int):
-        return str(value)
-    x = float(value)
-    if math.isnan(x):
-        return "nan"
-    if math.isinf(x):
-        return "∞" if x > 0 else "-∞"
-    if x == 0:
-        return "0"
-    if abs(x) < 1e-3:
-        return f"{x:.1e}"
-    return f"{x:.{digits}g}"
-
-
-def _p(value: Any) -> str:
-    if value is None:
-        return "—"
-    x = float(value)
-    return "<0.001" if x < 1e-3 else f"{x:.3f}"
 
 
 def _short_test(nodeid: str | None) -> str:
@@ -89,11 +65,11 @@ class SummaryReport:
             if row.get("kind") == "calls":
                 tolerance = change = "—"
             elif row.get("kind") == "tool-calls":
-                change = f"TV {_num(row.get('tv'))} [{_num(row.get('tv_upper'))}]"
+                change = "TV " + fmt_change(row.get("tv"), row.get("tv_upper"))
             elif row.get("deterministic"):
-                change = f"{_num(row.get('change'))} (exact)"
+                change = fmt_change(row.get("change"), None, exact=True)
             else:
-                change = f"{_num(row.get('change'))} [{_num(row.get('change_upper'))}]"
+                change = fmt_change(row.get("change"), row.get("change_upper"))
             tokens = int(row.get("prompt_tokens") or 0) + int(row.get("completion_tokens") or 0)
             body.append(
                 [

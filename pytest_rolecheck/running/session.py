@@ -16,9 +16,8 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
-from ..core.verdict import Verdict
 from ..errors import RolecheckUsageError
 from ..settings import OPTIONS_BY_NAME, Settings, check_value
 
@@ -33,6 +32,8 @@ if TYPE_CHECKING:
 
 # Messages or an already-built Variant.
 VariantLike = Any
+# What an assertion returns: the comparison it checked.
+_R = TypeVar("_R", "Comparison", "ToolCallComparison")
 
 # Placeholder endpoint for replaying with --rolecheck-local (replays ignore the host):
 # nothing listens on port 9, so an unexpected live call fails loudly.
@@ -626,21 +627,16 @@ class Rolecheck:
     ) -> Comparison:
         """Assert that switching A→B moves behaviour by less than the tolerance."""
         __tracebackhide__ = True
-        from ..verdicts.compare import refuse_blind_equivalence
-
-        refuse_blind_equivalence(options.get("metric") or self.settings.metric)
-        result = self.compare(variant_a, variant_b, **options)
-        _require(result, Verdict.EQUIVALENT)
-        return result
+        return self._assert(
+            "assert_variants_equivalent", self.compare, variant_a, variant_b, options
+        )
 
     def assert_variants_differ(
         self, variant_a: VariantLike, variant_b: VariantLike, **options: Any
     ) -> Comparison:
         """Assert that A and B behave differently (difference test significant)."""
         __tracebackhide__ = True
-        result = self.compare(variant_a, variant_b, **options)
-        _require(result, Verdict.DIFFERENT)
-        return result
+        return self._assert("assert_variants_differ", self.compare, variant_a, variant_b, options)
 
     def assert_roles_equivalent(
         self,
@@ -651,7 +647,7 @@ class Rolecheck:
         """Assert that giving the instruction message role A or role B changes nothing."""
         __tracebackhide__ = True
         a, b = self._role_variants(messages, roles)
-        return self.assert_variants_equivalent(a, b, **options)
+        return self._assert("assert_roles_equivalent", self.compare, a, b, options)
 
     def assert_roles_differ(
         self,
@@ -662,24 +658,48 @@ class Rolecheck:
         """Assert that the role of the instruction message changes behaviour."""
         __tracebackhide__ = True
         a, b = self._role_variants(messages, roles)
-        return self.assert_variants_differ(a, b, **options)
+        return self._assert("assert_roles_differ", self.compare, a, b, options)
 
     def assert_tool_calls_equivalent(
         self, variant_a: VariantLike, variant_b: VariantLike, **options: Any
     ) -> ToolCallComparison:
         """Assert that both variants call the same tools with the same arguments."""
         __tracebackhide__ = True
-        result = self.compare_tool_calls(variant_a, variant_b, **options)
-        _require(result, Verdict.EQUIVALENT)
-        return result
+        return self._assert(
+            "assert_tool_calls_equivalent", self.compare_tool_calls, variant_a, variant_b, options
+        )
 
     def assert_tool_calls_differ(
         self, variant_a: VariantLike, variant_b: VariantLike, **options: Any
     ) -> ToolCallComparison:
         """Assert that the variants' tool-call outcomes differ."""
         __tracebackhide__ = True
-        result = self.compare_tool_calls(variant_a, variant_b, **options)
-        _require(result, Verdict.DIFFERENT)
+        return self._assert(
+            "assert_tool_calls_differ", self.compare_tool_calls, variant_a, variant_b, options
+        )
+
+    def _assert(
+        self,
+        helper: str,
+        run: Callable[..., _R],
+        variant_a: VariantLike,
+        variant_b: VariantLike,
+        options: dict[str, Any],
+    ) -> _R:
+        # ``helper`` is what the user called: the failure message and the report's advice
+        # name its counterpart (assert_roles_differ after assert_roles_equivalent).
+        __tracebackhide__ = True
+        from ..errors import RolecheckAssertionError
+        from ..verdicts import wording
+        from ..verdicts.compare import refuse_blind_equivalence
+
+        expected = wording.expected_verdict(helper)
+        if expected == "equivalent" and run == self.compare:
+            refuse_blind_equivalence(options.get("metric") or self.settings.metric)
+        result = run(variant_a, variant_b, **options)
+        self._rows[-1]["asserted"] = helper
+        if result.verdict != expected:
+            raise RolecheckAssertionError(wording.assertion_message(result, helper))
         return result
 
     def _role_variants(
@@ -886,18 +906,6 @@ def _is_azure(client: Any) -> bool:
 
 def _distinct_labels(a: str, b: str) -> tuple[str, str]:
     return (a, b) if a != b else (f"{a} (A)", f"{b} (B)")
-
-
-def _require(result: Any, verdict: str) -> None:
-    __tracebackhide__ = True
-    from ..errors import RolecheckAssertionError
-
-    if result.verdict != verdict:
-        advice = getattr(result, "advice", "")
-        message = f"expected {verdict!r}, got {result.verdict!r}\n\n{result}"
-        if advice and advice not in message:
-            message += f"\n\n{advice}"
-        raise RolecheckAssertionError(message)
 
 
 # ------------------------------------------------------------ module level API

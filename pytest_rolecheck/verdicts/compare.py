@@ -40,13 +40,13 @@ from ..core.decision import verdict_of
 from ..core.distances import (
     BLIND_METRICS,
     DEFAULT_METRIC,
-    divergence_position,
 )
 from ..core.limits import DEFAULT_ALPHA, DEFAULT_DESIGN
 from ..core.parse import ParsedCall
 from ..core.stats import ArmSummary, Bound, FlipSummary
 from ..core.verdict import Verdict
 from ..errors import RolecheckAssertionError, RolecheckUsageError
+from . import details, wording
 from .designs import Core, Measured, measure_all_pairs, measure_seed
 
 # check_options is re-exported: the plugin checks options before making any call.
@@ -54,15 +54,6 @@ from .options import Metric, Options, parse_arm, refuse_empty
 from .options import check_options as check_options
 
 __all__ = ["Comparison", "assert_different", "assert_equivalent", "compare"]
-
-_UNITS: dict[str, str] = {
-    "js": "bits, share of mass moved",
-    "tv": "share of probability mass",
-    "tok_l1": "nats",
-    "first_token": "bits",
-    "seed": "nats, rank-aligned",
-}
-
 
 # --------------------------------------------------------------------------- result
 
@@ -175,76 +166,7 @@ class Comparison:
 
     # ------------------------------------------------------------------ report
     def __str__(self) -> str:
-        a, b = self.labels
-        unit = _UNITS.get(self.metric, "metric units")
-        seed = self.design == "seed"
-        design = "seed design" if seed else "all-pairs design"
-        lines = [f"rolecheck: {a} vs {b} -> {self.verdict.upper()}", f"  {self.headline}"]
-        lines += [f"  Note: {note}" for note in self.notes]
-        lines.append("")
-        lines.append(
-            f"  calls            {self.n_a} + {self.n_b} ({design}, metric {self.metric}, {unit})"
-        )
-        if self.p_value is not None:
-            lines.append(
-                f"  difference test  p = {_p(self.p_value)} ({self.test}; alpha {self.alpha:g})"
-            )
-        else:
-            lines.append(f"  difference test  not needed ({self.test})")
-        if seed:
-            lines.append(f"  {a + ' trials':<16} mean distance to the baseline {_n(self.within_a)}")
-            lines.append(f"  {b + ' trials':<16} mean distance to the baseline {_n(self.within_b)}")
-            what = f"mean({b}) - mean({a}) distance to the baseline"
-        else:
-            lines.append(
-                f"  within arms      {a} {_n(self.within_a)}, {b} {_n(self.within_b)} (mean "
-                f"distance between two calls of the same arm)"
-            )
-            lines.append(
-                f"  cross mean       {_n(self.cross)} (mean distance between calls of different "
-                f"arms)"
-            )
-            what = "cross - smaller within-arm mean"
-        change = f"  change           {_n(self.change)} ({what}"
-        if self.change_upper is not None and self.change_lower is not None:
-            change += (
-                f"; {1 - self.alpha:.0%} bounds {_n(self.change_lower)} .. {_n(self.change_upper)}"
-            )
-        elif self.deterministic:
-            change += "; exact: deterministic backend"
-        lines.append(change + f"; tolerance {self.tolerance:g})")
-        what = "distances to the baseline" if seed else "within-arm distances"
-        for label, s in ((a, self.summary_a), (b, self.summary_b)):
-            lines.append(
-                f"  {label:<16} mean {_n(s.mean)}  std {_n(s.std)}  min {_n(s.min)}  "
-                f"max {_n(s.max)}  ({s.n} {what})"
-            )
-        if self.trial_distances_a is not None and self.trial_distances_b is not None:
-            lines.append(f"  {a} trials: {_list(self.trial_distances_a)}")
-            lines.append(f"  {b} trials: {_list(self.trial_distances_b)}")
-        delta_what = (
-            f"{b}'s vs {a}'s distances to the baseline" if seed else "cross vs within distances"
-        )
-        lines.append(
-            f"  Cliff's delta    {self.cliffs_delta:+.2f} ({delta_what}; 0 = no tendency, +1 = "
-            f"always larger)"
-        )
-        f = self.flips
-        lines.append(
-            f"  text flips       {a} {f.changed_a}/{f.n_a}, {b} {f.changed_b}/{f.n_b} calls differ "
-            f"from {a}'s most common text (Fisher p = {_p(f.p_value)})"
-        )
-        if self.fingerprints_a or self.fingerprints_b:
-            lines.append(
-                f"  fingerprints     {a}: {', '.join(self.fingerprints_a) or '-'}; "
-                f"{b}: {', '.join(self.fingerprints_b) or '-'}"
-            )
-        if self.warnings:
-            lines.append("  warnings:")
-            lines += [f"    - {w}" for w in self.warnings]
-        lines.append("")
-        lines.append(f"  next: {self.advice}")
-        return "\n".join(lines)
+        return details.comparison_report(self)
 
 
 # The parsed calls are exported as their texts, under these names.
@@ -278,20 +200,6 @@ def _json_value(value: Any) -> Any:
     if isinstance(value, np.ndarray):
         return _json_value(value.tolist())
     return [_json_value(v) for v in value]
-
-
-def _n(value: float, digits: int = 4) -> str:
-    if not math.isfinite(value):
-        return "unbounded" if value > 0 else "-unbounded"
-    return f"{value:.{digits}g}"
-
-
-def _p(value: float) -> str:
-    return "1" if value >= 1 else f"{value:.3g}"
-
-
-def _list(values: Sequence[float]) -> str:
-    return "[" + ", ".join(f"{v:.4g}" for v in values) + "]"
 
 
 # --------------------------------------------------------------------------- compare
@@ -476,31 +384,7 @@ def _descriptives(
 def _flip_warning(flips: FlipSummary, opts: Options, verdict: Verdict) -> str | None:
     if verdict == Verdict.DIFFERENT or flips.p_value > opts.alpha:
         return None
-    a, b = opts.labels
-    return (
-        f"the share of calls whose text differs from {a}'s most common text differs "
-        f"({a} {flips.changed_a}/{flips.n_a}, {b} {flips.changed_b}/{flips.n_b}, Fisher p = "
-        f"{_p(flips.p_value)}): rare flips are behaviour too; read the texts "
-        f"(to_dict()['texts_a'] and ['texts_b'])."
-    )
-
-
-_SEED_BLIND = (
-    "the seed design measures each trial's distance to one baseline call, and two arms "
-    "equally far from that call can still differ from each other"
-)
-
-
-def _blind_words(opts: Options, statistical: bool = True) -> str:
-    if opts.blind is None and statistical and opts.design == "seed":
-        return (
-            f"the seed design cannot certify equivalence ({_SEED_BLIND}); it can still show a "
-            f"difference. Use design='all-pairs' (the default) to show equivalence."
-        )
-    return (
-        f"metric {opts.metric!r} cannot certify equivalence ({opts.blind}); it can still show "
-        f"a difference. Use metric='js' (the default) or 'tv' to show equivalence."
-    )
+    return wording.flip_warning(flips, opts)
 
 
 def _statistical(
@@ -535,8 +419,7 @@ def _statistical(
     flip_warning = _flip_warning(desc.flips, opts, decision.verdict)
     if flip_warning:
         warnings.append(flip_warning)
-    reach = max(bound.upper, -bound.lower) if two_sided else bound.upper
-    headline, advice, notes = _statistical_words(bound, p_value, decision, opts, n, reach, room)
+    headline, advice, notes = wording.statistical_texts(opts, decision, bound, p_value, n, room)
     outcome = _Outcome(
         verdict=decision.verdict,
         change=bound.estimate,
@@ -555,121 +438,6 @@ def _statistical(
         equivalence_shown=decision.equivalence_shown,
     )
     return _assemble(core, calls_a, calls_b, opts, desc, outcome)
-
-
-def _statistical_words(
-    bound: Bound,
-    p_value: float,
-    decision: _stats.Decision,
-    opts: Options,
-    n: int,
-    reach: float,
-    room: float,
-) -> tuple[str, str, list[str]]:
-    """Headline, advice and notes of a statistical verdict."""
-    a, b = opts.labels
-    tol = opts.tolerance
-    conf = f"{1 - opts.alpha:.0%}"
-    est = _n(bound.estimate)
-    notes: list[str] = []
-    if decision.verdict == Verdict.EQUIVALENT:
-        headline = (
-            f"With {conf} confidence, switching {a} -> {b} changes the outputs by at most "
-            f"{_n(reach)} (upper bound; estimate {est}), below the tolerance {tol:g}."
-        )
-        if p_value <= opts.alpha:
-            notes.append(
-                f"a small difference is detectable (p = {_p(p_value)} <= alpha {opts.alpha:g}); "
-                f"it is within the tolerance {tol:g}."
-            )
-        advice = "nothing to do: the change is within the tolerance you declared."
-    elif decision.verdict == Verdict.DIFFERENT:
-        headline = (
-            f"{b} behaves differently from {a}: the change {est} is significant (p = "
-            f"{_p(p_value)} <= alpha {opts.alpha:g}) and larger than the tolerance {tol:g} "
-            f"({conf} lower bound {_n(bound.effect_lower)})."
-        )
-        advice = (
-            "if the change is intended, assert it with assert_different(...); if not, look at "
-            "the texts and fingerprints of the two arms."
-        )
-    else:
-        headline, advice = _inconclusive(bound, p_value, decision, opts, n, reach, room)
-    return headline, advice, notes
-
-
-def _inconclusive(
-    bound: Bound,
-    p_value: float,
-    decision: _stats.Decision,
-    opts: Options,
-    n: int,
-    reach: float,
-    room: float,
-) -> tuple[str, str]:
-    """Headline and advice of an inconclusive verdict; more trials only where they help."""
-    tol = opts.tolerance
-    conf = f"{1 - opts.alpha:.0%}"
-    est = abs(bound.estimate)
-    if room <= tol and reach < tol:
-        headline = (
-            f"Inconclusive: calls of the same arm already differ by {_n(1 - room)} on average "
-            f"(the metric's maximum is 1), so a change beyond that spread can be at most "
-            f"{_n(room)}, not the tolerance {tol:g}: this metric cannot certify equivalence here."
-        )
-        return headline, (
-            "each arm's own calls part almost every time (e.g. greedy decoding that flips at "
-            "near-ties somewhere in a long completion): compare fewer tokens (max_tokens=) or "
-            "the first token (metric='first_token'), or compare the texts or tool-call outcomes."
-        )
-    if (opts.blind is not None or opts.design == "seed") and reach < tol:
-        headline = (
-            f"Inconclusive: the change is below the tolerance {tol:g} by this measure "
-            f"(upper bound {_n(reach)}), but {_blind_words(opts)}"
-        )
-        fix = "metric='js'" if opts.blind is not None else "design='all-pairs'"
-        return headline, f"compare with {fix} (the default) to certify equivalence."
-    sig = (
-        f"p = {_p(p_value)} <= alpha {opts.alpha:g}"
-        if p_value <= opts.alpha
-        else f"p = {_p(p_value)} > alpha {opts.alpha:g}"
-    )
-    headline = (
-        f"Inconclusive: estimated change {_n(bound.estimate)}, {conf} bounds "
-        f"{_n(bound.lower)} .. {_n(bound.upper)} ({sig}); neither below nor shown above the "
-        f"tolerance {tol:g}. This is not evidence of equivalence."
-    )
-    floor = _stats.smallest_certifiable(n, opts.alpha) if opts.bounded else 0.0
-    rec = decision.recommended_trials
-    if est < tol:
-        why = (
-            f"the estimate is below the tolerance but {n} calls per arm leave the upper bound "
-            f"at {_n(reach)}"
-        )
-        if floor >= tol:
-            why += (
-                f" (with {n} calls per arm no tolerance below {floor:.3g} can be certified: a "
-                f"change that shows in a few calls out of {n} could go unseen)"
-            )
-        more = (
-            f"increase trials to ~{rec} per arm (now {n}); a rough estimate that assumes "
-            f"the change stays where it is"
-            if rec is not None
-            else "the tolerance is very tight for this noise: widen it (tolerance=) if a "
-            "larger change is acceptable"
-        )
-        return headline, f"{why}: {more}."
-    if rec is not None:
-        return headline, (
-            f"the estimate is beyond the tolerance but not yet shown to be: more trials will "
-            f"more likely show a difference than equivalence; ~{rec} per arm (now {n}) would "
-            f"likely confirm it (rough estimate)."
-        )
-    return headline, (
-        f"the change is about as large as the tolerance {tol:g}, so more trials will not "
-        f"settle it soon. Decide whether a change of this size matters and set tolerance= "
-        f"accordingly, before looking at new data."
-    )
 
 
 _COMPARISON_FIELDS = frozenset(f.name for f in fields(Comparison))
@@ -698,27 +466,6 @@ def _readonly(matrix: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
     out = np.array(matrix, dtype=np.float64, copy=True)
     out.flags.writeable = False
     return out
-
-
-def _first_difference(a: ParsedCall, b: ParsedCall) -> str:
-    """Where two calls of a deterministic backend first differ, in words."""
-    pos = divergence_position(a, b)
-    if pos is not None:
-        return (
-            f"different at position {pos}: {a.positions[pos].token!r} vs {b.positions[pos].token!r}"
-        )
-    for i, (pa, pb) in enumerate(zip(a.positions, b.positions, strict=False)):
-        if pa.logprob != pb.logprob or pa.alternatives != pb.alternatives:
-            return (
-                f"different at position {i}: same token {pa.token!r}, different logprobs "
-                f"({pa.logprob:.4g} vs {pb.logprob:.4g})"
-            )
-    if len(a.positions) != len(b.positions):
-        return (
-            f"different at position {min(len(a.positions), len(b.positions))}: one output ends "
-            f"there ({len(a.positions)} vs {len(b.positions)} tokens)"
-        )
-    return "different (the metric sees a difference the tokens do not show)"
 
 
 def _deterministic(
@@ -775,55 +522,28 @@ def _deterministic_words(
 ) -> tuple[str, str]:
     """Headline and advice of a deterministic verdict; caveats are appended to ``warnings``."""
     a, b = opts.labels
-    tol = opts.tolerance
     reference = core.baseline if core.baseline is not None else calls_a[0]
     texts = {c.text for c in (*calls_a, *calls_b)}
     where = (
         "every call of both arms gives the same output"
         if change == 0.0 and len(texts) == 1
-        else f"{_first_difference(reference, calls_b[0])} ({a} vs {b})"
+        else f"{wording.first_difference(reference, calls_b[0])} ({a} vs {b})"
         if change > 0.0
         else "every call of both arms saw the same next-token distributions up to its first "
         f"diverging token; the {len(texts)} distinct texts come from sampling"
     )
-    if verdict == Verdict.EQUIVALENT:
-        headline = (
-            f"deterministic backend: {where}; the change is exactly {_n(change)}, below the "
-            f"tolerance {tol:g}."
+    headline, advice = wording.deterministic_texts(opts, verdict, change, where)
+    if verdict == Verdict.EQUIVALENT and change == 0.0 and len(texts) > 1:
+        warnings.append(
+            "the texts differ only where sampling drew different tokens from identical "
+            "distributions; if the sampled outputs themselves matter, compare them "
+            "(text flips above) or compare tool-call outcomes."
         )
-        advice = "nothing to do: both arms behave the same within the tolerance on this backend."
-        if change == 0.0 and len(texts) > 1:
+        if opts.metric == "first_token":
             warnings.append(
-                "the texts differ only where sampling drew different tokens from identical "
-                "distributions; if the sampled outputs themselves matter, compare them "
-                "(text flips above) or compare tool-call outcomes."
+                "metric 'first_token' compares only the first position; use metric='js' to "
+                "compare every position up to the first divergence."
             )
-            if opts.metric == "first_token":
-                warnings.append(
-                    "metric 'first_token' compares only the first position; use metric='js' to "
-                    "compare every position up to the first divergence."
-                )
-    elif verdict == Verdict.DIFFERENT:
-        headline = (
-            f"deterministic backend: outputs {where}; every call within an arm is identical, so "
-            f"the change is exactly {_n(change)}, above the tolerance {tol:g}."
-        )
-        advice = (
-            "if the change is intended, assert it with assert_different(...); otherwise the "
-            "variants really produce different outputs on this backend; inspect the texts."
-        )
-    elif change < tol:
-        headline = (
-            f"Inconclusive: deterministic backend, change exactly {_n(change)}, but "
-            f"{_blind_words(opts, statistical=False)}"
-        )
-        advice = "compare with metric='js' (the default) to certify equivalence."
-    else:
-        headline = (
-            f"Inconclusive: deterministic backend, the change is exactly {_n(change)}, equal to "
-            f"the tolerance {tol:g}."
-        )
-        advice = "decide whether a change of this size matters and set tolerance= accordingly."
     return headline, advice
 
 
@@ -841,17 +561,12 @@ def _all_tied(
     # from a third), so the seed design has no information either way.
     desc, warnings = _descriptives(core, calls_a, calls_b, opts)
     warnings += extra_warnings
-    headline = (
-        f"Inconclusive: every trial of both arms is exactly {core.floor:.4g} away from the "
-        f"baseline, so the seed design cannot tell the arms apart (a rank test has no "
-        f"information when every value is tied: the two-sided test gives p = 1 whatever the "
-        f"arms do)."
-    )
+    headline, advice = wording.all_tied_texts(core.floor)
     outcome = _Outcome(
         verdict=Verdict.INCONCLUSIVE,
         change=0.0,
         headline=headline,
-        advice="use design='all-pairs', which compares the calls with each other.",
+        advice=advice,
         test=test,
         warnings=tuple(warnings),
         p_value=1.0,
@@ -861,30 +576,6 @@ def _all_tied(
 
 
 # --------------------------------------------------------------------------- assertions
-
-
-def _assertion_message(expected: Verdict, result: Comparison) -> str:
-    a, b = result.labels
-    if expected == Verdict.EQUIVALENT:
-        head = f"assert_equivalent failed: {a} and {b} were not shown equivalent"
-        if result.verdict == Verdict.DIFFERENT:
-            todo = (
-                "what to do: if this change is intended, use assert_different(...); otherwise "
-                "find what makes the arms differ (texts, fingerprints above)."
-            )
-        else:
-            todo = f"what to do: {result.advice}"
-    else:
-        head = f"assert_different failed: no difference between {a} and {b} was shown"
-        if result.verdict == Verdict.EQUIVALENT:
-            todo = (
-                "what to do: the arms are equivalent within the tolerance; if a change this "
-                "small should count, lower tolerance= (decided before looking at the data); if "
-                "the change was supposed to matter, check that the variants really differ."
-            )
-        else:
-            todo = f"what to do: {result.advice}"
-    return f"{head} (verdict: {result.verdict}).\n\n{result}\n\n{todo}"
 
 
 def refuse_blind_equivalence(metric: object) -> None:
@@ -925,7 +616,7 @@ def assert_equivalent(
     """
     __tracebackhide__ = True
     refuse_blind_equivalence(options.get("metric", DEFAULT_METRIC))
-    return _expect(Verdict.EQUIVALENT, compare(responses_a, responses_b, **options))
+    return _expect("assert_equivalent", compare(responses_a, responses_b, **options))
 
 
 def assert_different(
@@ -950,11 +641,11 @@ def assert_different(
         ``"equivalent"`` or ``"inconclusive"``.
     """
     __tracebackhide__ = True
-    return _expect(Verdict.DIFFERENT, compare(responses_a, responses_b, **options))
+    return _expect("assert_different", compare(responses_a, responses_b, **options))
 
 
-def _expect(verdict: Verdict, result: Comparison) -> Comparison:
+def _expect(called: str, result: Comparison) -> Comparison:
     __tracebackhide__ = True
-    if result.verdict != verdict:
-        raise RolecheckAssertionError(_assertion_message(verdict, result))
+    if result.verdict != wording.expected_verdict(called):
+        raise RolecheckAssertionError(wording.assertion_message(result, called))
     return result

@@ -24,6 +24,7 @@ from ..core.distances import distance_matrix
 from ..core.limits import MIN_CALLS_PER_ARM
 from ..core.parse import ParsedCall, parse_response
 from ..errors import RolecheckUsageError
+from . import wording
 from .options import Options
 
 __all__ = ["Core", "Measured", "measure_all_pairs", "measure_seed"]
@@ -112,11 +113,7 @@ def measure_all_pairs(
     bound = _stats.change_bound(d, n_a, alpha=opts.alpha, bounded=opts.bounded)
     extra: list[str] = []
     if perm.smallest_p > opts.alpha:
-        extra.append(
-            f"alpha {opts.alpha:g} is below the smallest p-value this design can produce "
-            f"({perm.smallest_p:.3g}), so the difference test can never be significant; use "
-            f"more trials per arm or a larger alpha."
-        )
+        extra.append(wording.alpha_below_smallest_p(opts.alpha, perm.smallest_p, "this design"))
     return Measured(
         core,
         calls_a,
@@ -192,12 +189,8 @@ def measure_seed(
             core, trials_a, calls_b, "all-tied", test, 1.0, res.statistic, None, tuple(extra)
         )
     if res.smallest_p > opts.alpha:
-        extra.append(
-            f"alpha {opts.alpha:g} is below the smallest p-value the two-sided Mann-Whitney "
-            f"test can produce for {n_a} + {n_b} trials ({res.smallest_p:.3g}), so the "
-            f"difference test can never be significant; use more trials per arm or a larger "
-            f"alpha."
-        )
+        what = f"the two-sided Mann-Whitney test for {n_a} + {n_b} trials"
+        extra.append(wording.alpha_below_smallest_p(opts.alpha, res.smallest_p, what))
     bound = _stats.trial_change_bound(d_a, d_b, alpha=opts.alpha, bounded=opts.bounded)
     return Measured(
         core,

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import textwrap
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
@@ -43,6 +42,7 @@ from ..errors import (
     ResponseFormatError,
     RolecheckUsageError,
 )
+from . import details, wording
 
 __all__ = [
     "TEXT_OUTCOME",
@@ -52,9 +52,6 @@ __all__ = [
 
 TEXT_OUTCOME: Final = "<text>"
 """Outcome of a response without any tool call."""
-
-_LABEL_WIDTH: Final = 60
-_REPORT_WIDTH: Final = 100
 
 
 # -- outcomes ---------------------------------------------------------------------------
@@ -254,55 +251,7 @@ class ToolCallComparison:
         }
 
     def __str__(self) -> str:
-        label_a, label_b = self.labels
-        rows = [
-            (_shorten(o), str(a), str(b))
-            for o, a, b in zip(self.outcomes, self.counts_a, self.counts_b, strict=True)
-        ]
-        rows.append(("total", str(self.n_a), str(self.n_b)))
-        w0 = max(len("outcome"), *(len(r[0]) for r in rows))
-        w1 = max(len(label_a), *(len(r[1]) for r in rows))
-        w2 = max(len(label_b), *(len(r[2]) for r in rows))
-        what = "tool-call names" if self.names_only else "tool calls"
-        lines = [
-            f"{what}: {self.verdict} ({label_a} vs {label_b})",
-            f"  {'outcome':<{w0}}  {label_a:>{w1}}  {label_b:>{w2}}",
-        ]
-        lines += [f"  {o:<{w0}}  {a:>{w1}}  {b:>{w2}}" for o, a, b in rows]
-        if self.deterministic and len(self.outcomes) == 1:
-            bound = (
-                f"every call agreed, but an outcome never seen in {min(self.n_a, self.n_b)} "
-                f"calls may still have a rate up to {self.tv_upper:.3f}; bounds "
-                f"{self.tv_lower:.3f} .. {self.tv_upper:.3f}"
-            )
-        else:
-            bound = f"bounds {self.tv_lower:.3f} .. {self.tv_upper:.3f}"
-        if self.verdict == Verdict.EQUIVALENT:
-            rule = f"below the tolerance {self.tolerance:g}"
-        elif self.verdict == Verdict.DIFFERENT:
-            rule = f"lower bound above the tolerance {self.tolerance:g}"
-        else:
-            rule = f"tolerance {self.tolerance:g}: neither below nor shown above it"
-        lines += textwrap.wrap(
-            f"TV distance {self.tv:.3f}, {1 - self.alpha:.0%} {bound} ({rule}); "
-            f"p = {self.p_value:.4g} ({self.test}, alpha {self.alpha:g})",
-            width=_REPORT_WIDTH,
-            initial_indent="  ",
-            subsequent_indent="    ",
-        )
-        for w in self.warnings:
-            lines += textwrap.wrap(
-                f"warning: {w}",
-                width=_REPORT_WIDTH,
-                initial_indent="  ",
-                subsequent_indent="    ",
-                break_long_words=False,
-            )
-        return "\n".join(lines)
-
-
-def _shorten(text: str) -> str:
-    return text if len(text) <= _LABEL_WIDTH else text[: _LABEL_WIDTH - 1] + "…"
+        return details.tool_call_report(self)
 
 
 # -- validation -------------------------------------------------------------------------
@@ -527,67 +476,34 @@ def _compare_outcomes(
         warnings=(),
         advice="",
     )
-    return dataclasses.replace(result, advice=_advice(result), warnings=_warnings(result))
+    advice, warnings = _advice_and_warnings(result)
+    return dataclasses.replace(result, advice=advice, warnings=warnings)
 
 
-def _advice(r: ToolCallComparison) -> str:
-    """What the verdict means and what to do, in words."""
-    label_a, label_b = r.labels
-    p_value, alpha, tolerance = r.p_value, r.alpha, r.tolerance
-    tv, tv_lower, tv_upper = r.tv, r.tv_lower, r.tv_upper
-    n, recommended = min(r.n_a, r.n_b), r.recommended_trials
-    if r.verdict == Verdict.DIFFERENT:
-        if r.deterministic:
-            return (
-                f"every call in {label_a!r} gave {_shorten(r.outcomes[0])} and every "
-                f"call in {label_b!r} gave {_shorten(r.outcomes[1])}."
-            )
-        return (
-            f"the outcome distributions differ (p = {p_value:.3g} <= alpha {alpha:g}) by "
-            f"more than the tolerance {tolerance:g} (TV lower bound {tv_lower:.3f})."
-        )
-    if r.verdict == Verdict.EQUIVALENT:
-        return (
-            f"the outcome distributions differ by at most {tv_upper:.3f} (TV upper bound) "
-            f"< tolerance {tolerance:g}."
-        )
-    if tv < tolerance:
-        why = f"the TV upper bound {tv_upper:.3f} is not below the tolerance {tolerance:g}"
-        floor = unseen_share_upper(0.0, n, alpha)
-        if floor >= tolerance:
-            why += (
-                f" ({n} calls per arm cannot exclude an outcome never seen at a rate up to "
-                f"{floor:.3f})"
-            )
-    else:
-        why = (
-            f"the TV {tv:.3f} is above the tolerance {tolerance:g}, but its lower bound "
-            f"{tv_lower:.3f} is not (p = {p_value:.3g})"
-        )
-    more = (
-        f"run about {recommended} trials per arm (rough estimate)"
-        if recommended is not None
-        else "more trials will not settle it soon: decide whether a change of this size "
-        "matters and set tolerance= accordingly"
+def _advice_and_warnings(r: ToolCallComparison) -> tuple[str, tuple[str, ...]]:
+    """What the verdict means and what to do, and its caveats (words: verdicts.wording)."""
+    n = min(r.n_a, r.n_b)
+    advice, warnings = wording.tool_call_advice(
+        verdict=r.verdict,
+        labels=r.labels,
+        outcomes=list(r.outcomes),
+        deterministic=r.deterministic,
+        p_value=r.p_value,
+        alpha=r.alpha,
+        tolerance=r.tolerance,
+        tv=r.tv,
+        tv_lower=r.tv_lower,
+        tv_upper=r.tv_upper,
+        n=n,
+        recommended=r.recommended_trials,
+        unseen=unseen_share_upper(0.0, n, r.alpha),
+        names_only=r.names_only,
     )
-    advice = f"{why}: {more}"
-    if not r.names_only:
-        advice += ", or pass names_only=True to compare only which functions are called"
-    return advice + "."
-
-
-def _warnings(r: ToolCallComparison) -> tuple[str, ...]:
-    """Caveats of the verdict, in words."""
-    warnings: list[str] = []
-    if r.verdict == Verdict.EQUIVALENT and r.p_value <= r.alpha:
-        warnings.append(
-            f"the difference is statistically detectable (p = {r.p_value:.3g}) but smaller "
-            f"than the tolerance {r.tolerance:g}; lower tolerance= to treat it as a change"
-        )
     n_calls = r.n_a + r.n_b
     if not r.names_only and len(r.outcomes) > n_calls / 2:
-        warnings.append(
+        warnings = (
+            *warnings,
             f"{len(r.outcomes)} distinct outcomes in {n_calls} calls: the arguments rarely "
-            "repeat, so full-argument comparison has little power; consider names_only=True"
+            "repeat, so full-argument comparison has little power; consider names_only=True",
         )
-    return tuple(warnings)
+    return advice, tuple(warnings)

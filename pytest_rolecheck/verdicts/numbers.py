@@ -1,0 +1,116 @@
+"""The one way rolecheck prints a number: terminal, HTML, JSON-derived tables and messages.
+
+Kept apart from :mod:`~pytest_rolecheck.verdicts.wording` so the CLI and the
+reports can import it without numpy. Conventions, the same everywhere:
+
+* no value (``None``, NaN): ``"—"``;
+* an infinite bound: ``"∞"`` (``"-∞"``), never "unbounded" or a dash;
+* a p-value: 3 significant digits, ``"1"`` at or above 1 (a permutation p-value
+  can round to 1), never a threshold like "< 0.001" that hides it from alpha;
+* other values: ``digits`` significant digits (3 by default: what a table and a
+  sentence need; messages that state an exact change pass 4).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any, Final
+
+__all__ = [
+    "MISSING",
+    "fmt_bounds",
+    "fmt_change",
+    "fmt_confidence",
+    "fmt_exact",
+    "fmt_list",
+    "fmt_p",
+    "fmt_share",
+    "fmt_value",
+]
+
+#: What a missing number prints as.
+MISSING: Final = "—"
+
+
+def fmt_value(value: Any, digits: int = 3) -> str:
+    """Format one number: ``digits`` significant digits, ``∞`` for an infinite bound.
+
+    Parameters
+    ----------
+    value : float, int, bool, None or any
+        ``None`` and NaN print as ``"—"``; a ``bool`` as ``"yes"``/``"no"``; an
+        ``int`` in full; anything that is not a number as ``str(value)``.
+    digits : int, default 3
+        Significant digits of a float.
+
+    Returns
+    -------
+    str
+    """
+    if value is None:
+        return MISSING
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, int):
+        return str(value)
+    try:
+        x = float(value)
+    except (TypeError, ValueError):
+        return str(value)
+    if math.isnan(x):
+        return MISSING
+    if math.isinf(x):
+        return "∞" if x > 0 else "-∞"
+    if x == 0:
+        return "0"
+    return f"{x:.{digits}g}"
+
+
+def fmt_exact(value: Any) -> str:
+    """A change stated in a sentence: 4 significant digits (an exact change reads as one)."""
+    return fmt_value(value, 4)
+
+
+def fmt_p(value: Any) -> str:
+    """Format a p-value: 3 significant digits, ``"1"`` at or above 1, ``"—"`` if missing."""
+    if value is None:
+        return MISSING
+    x = float(value)
+    if math.isnan(x):
+        return MISSING
+    return "1" if x >= 1 else f"{x:.3g}"
+
+
+def fmt_bounds(lower: Any, upper: Any, digits: int = 3) -> str:
+    """``"lower .. upper"``, each with :func:`fmt_value`."""
+    return f"{fmt_value(lower, digits)} .. {fmt_value(upper, digits)}"
+
+
+def fmt_share(value: float) -> str:
+    """A share in [0, 1] as a percentage: ``0.95`` -> ``"95%"``, ``0.125`` -> ``"12.5%"``."""
+    pct = 100 * value
+    return f"{pct:.0f}%" if abs(pct - round(pct)) < 1e-9 else f"{pct:.3g}%"
+
+
+def fmt_confidence(alpha: float) -> str:
+    """The confidence level of ``alpha`` as a percentage: ``0.05`` -> ``"95%"``."""
+    return fmt_share(1 - alpha)
+
+
+def fmt_list(values: Sequence[float], digits: int = 4) -> str:
+    """``"[v1, v2, ...]"`` with :func:`fmt_value`."""
+    return "[" + ", ".join(fmt_value(v, digits) for v in values) + "]"
+
+
+def fmt_change(estimate: Any, upper: Any, *, exact: bool = False, digits: int = 3) -> str:
+    """A table cell for a change and its upper bound: ``"0.12 [0.3]"``, ``"0.12 [∞]"``.
+
+    ``exact`` (a deterministic backend) prints ``"0.12 (exact)"``. A missing upper
+    bound of a statistical comparison is an infinite one: JSON reports store it as
+    ``null``, and the terminal and HTML must read it the same way.
+    """
+    if exact:
+        return f"{fmt_value(estimate, digits)} (exact)"
+    bound = "∞" if upper is None else fmt_value(upper, digits)
+    return f"{fmt_value(estimate, digits)} [{bound}]"
