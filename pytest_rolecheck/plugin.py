@@ -334,7 +334,7 @@ class _SummaryCollector:
         self.summary.extend(
             value
             for key, value in report.user_properties
-            if key == USER_PROPERTY and isinstance(value, dict)
+            if key == USER_PROPERTY and isinstance(value, dict)  # JSON: it crossed from a worker
         )
 
 
@@ -345,7 +345,10 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
     if not summary:
         return
     terminalreporter.section("rolecheck")
-    for line in summary.lines():
+    # The full table with -v (and always in the JSON and HTML reports).
+    full = config.get_verbosity() > 0
+    width = config.get_terminal_writer().fullwidth
+    for line in summary.lines(width=width, full=full):
         terminalreporter.write_line(line)
 
 

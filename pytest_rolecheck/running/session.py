@@ -20,9 +20,11 @@ from typing import TYPE_CHECKING, Any
 
 from ..errors import RolecheckUsageError
 from ..settings import OPTIONS_BY_NAME, Settings, check_value
+from ..verdicts.observers import listen
 
 if TYPE_CHECKING:
     from ..recording.cassette import CassetteSession
+    from ..reporting.row import Row
     from ..variants import Variant
     from ..verdicts.compare import Comparison
     from ..verdicts.toolcalls import ToolCallComparison
@@ -164,7 +166,11 @@ class Rolecheck:
         self._cassette: CassetteSession | None = None
         self._live: bool | None = None
         self._next_index = 0
-        self._rows: list[dict[str, Any]] = []
+        self._rows: list[Row] = []
+        # Usage when the last row was added: a row counts the calls made since.
+        self._reported = (0, 0, 0)
+        # Set while Rolecheck.compare* runs the pure comparison (not one made by hand).
+        self._own_comparison = False
         self._finished = False
         self._calls_failed = False
         # Set by finish() when a replay left recorded calls unused (the message).
@@ -196,6 +202,11 @@ class Rolecheck:
     @property
     def rows(self) -> list[dict[str, Any]]:
         """Summary rows of the comparisons made so far (JSON-able dicts)."""
+        return [row.to_json() for row in self._rows]
+
+    @property
+    def report_rows(self) -> list[Row]:
+        """The same rows, typed."""
         return list(self._rows)
 
     @property
@@ -542,7 +553,6 @@ class Rolecheck:
             baseline=None,
             labels=labels,
         )
-        before = self._usage_snapshot()
         responses_a, responses_b, base = self.run_arms(
             a,
             b,
@@ -554,19 +564,23 @@ class Rolecheck:
             temperature=temperature,
             params=params,
         )
-        result = compare(
-            responses_a,
-            responses_b,
-            metric=metric,
-            alpha=alpha,
-            tolerance=tolerance,
-            max_excess_tv=max_excess_tv,
-            design=design,
-            seed=seed,
-            baseline=base,
-            labels=labels,
-        )
-        self._add_row("logprobs", labels, result, before)
+        self._own_comparison = True
+        try:
+            result = compare(
+                responses_a,
+                responses_b,
+                metric=metric,
+                alpha=alpha,
+                tolerance=tolerance,
+                max_excess_tv=max_excess_tv,
+                design=design,
+                seed=seed,
+                baseline=base,
+                labels=labels,
+            )
+        finally:
+            self._own_comparison = False
+        self._add_row(result)
         return result
 
     def compare_tool_calls(
@@ -595,7 +609,6 @@ class Rolecheck:
         # Refuse bad options before paying for live calls: the same check as after them.
         _check_trials(self.settings.trials if trials is None else trials)
         check_tool_options(alpha=alpha, tolerance=tolerance, seed=seed, labels=labels)
-        before = self._usage_snapshot()
         responses_a, responses_b, _ = self.run_arms(
             a,
             b,
@@ -606,17 +619,21 @@ class Rolecheck:
             params=params,
             logprobs=False,
         )
-        result = compare_tool_calls(
-            responses_a,
-            responses_b,
-            alpha=alpha,
-            tolerance=tolerance,
-            names_only=names_only,
-            ordered=ordered,
-            seed=seed,
-            labels=labels,
-        )
-        self._add_row("tool-calls", labels, result, before)
+        self._own_comparison = True
+        try:
+            result = compare_tool_calls(
+                responses_a,
+                responses_b,
+                alpha=alpha,
+                tolerance=tolerance,
+                names_only=names_only,
+                ordered=ordered,
+                seed=seed,
+                labels=labels,
+            )
+        finally:
+            self._own_comparison = False
+        self._add_row(result)
         return result
 
     # ----------------------------------------------------------------- asserts
@@ -694,45 +711,45 @@ class Rolecheck:
         usage = self.progress.usage
         return (usage.calls, usage.prompt_tokens, usage.completion_tokens)
 
-    def _add_row(
-        self, kind: str, labels: tuple[str, str], result: Any, before: tuple[int, int, int]
-    ) -> None:
-        from ..core.jsonish import to_plain
+    def _add_row(self, result: Any, *, by_hand: bool = False) -> None:
+        from ..reporting.row import Row
 
         after = self._usage_snapshot()
-        details = to_plain(result.to_dict())
-        self._rows.append(
-            {
-                "nodeid": self.nodeid,
-                "kind": kind,
-                "title": f"{labels[0]} vs {labels[1]}",
-                "verdict": result.verdict,
-                "n_a": result.n_a,
-                "n_b": result.n_b,
-                "p_value": details.get("p_value"),
-                "floor": details.get("floor"),
-                "change": details.get("change"),
-                "change_upper": details.get("change_upper"),
-                "tolerance": details.get("tolerance"),
-                "tv": details.get("tv"),
-                "tv_upper": details.get("tv_upper"),
-                "deterministic": details.get("deterministic"),
-                "calls": after[0] - before[0],
-                "prompt_tokens": after[1] - before[1],
-                "completion_tokens": after[2] - before[2],
-                "source": "live" if self.live else "replayed",
-                "details": details,
-            }
-        )
-        if kind == "logprobs" and (self.settings.report or self.settings.report_dir):
+        before, self._reported = self._reported, after
+        insight = None
+        if hasattr(result, "calls_a") and (self.settings.report or self.settings.report_dir):
             # Only reports draw it, and it costs ~0.1 s per comparison.
             from ..core.divergence import divergence_insight
+            from ..core.jsonish import to_plain
 
-            self._rows[-1]["insight"] = to_plain(
+            insight = to_plain(
                 divergence_insight(
                     result.calls_a, result.calls_b, metric=result.metric, labels=result.labels
                 )
             )
+        self._rows.append(
+            Row.of_result(
+                result,
+                nodeid=self.nodeid,
+                usage=(after[0] - before[0], after[1] - before[1], after[2] - before[2]),
+                source=self._source,
+                by_hand=by_hand,
+                insight=insight,
+            )
+        )
+
+    def record_by_hand(self, result: Any) -> None:
+        """Add a row for ``compare()`` / ``compare_tool_calls()`` called inside the test.
+
+        Only a test that ran calls through rolecheck gets one: a comparison of
+        data the test built itself is none of the run's report.
+        """
+        if not self._own_comparison and self.calls and not self._finished:
+            self._add_row(result, by_hand=True)
+
+    @property
+    def _source(self) -> str:
+        return "live" if self.live else "replayed"
 
     def finish(self, *, save: bool) -> None:
         """End the test: write the cassette if ``save``, else leave it untouched.
@@ -767,22 +784,11 @@ class Rolecheck:
                     cassette.__exit__(type(error), error, None)
 
     def _add_usage_row(self) -> None:
-        # Calls run by hand (rolecheck.run + compare) still count in the summary.
-        prompt, completion = self.usage
+        # Calls run by hand (rolecheck.run + no comparison) still count in the summary.
+        from ..reporting.row import Row
+
         self._rows.append(
-            {
-                "nodeid": self.nodeid,
-                "kind": "calls",
-                "title": "calls run by the test (no rolecheck comparison)",
-                "verdict": "—",
-                "n_a": self.calls,
-                "n_b": 0,
-                "calls": self.calls,
-                "prompt_tokens": prompt,
-                "completion_tokens": completion,
-                "source": "live" if self.live else "replayed",
-                "details": {},
-            }
+            Row.of_calls(nodeid=self.nodeid, usage=self._usage_snapshot(), source=self._source)
         )
 
 
@@ -930,6 +936,14 @@ def current() -> Rolecheck | None:
             "a function-scoped fixture (or use the `rolecheck` fixture)."
         )
     return None
+
+
+def _on_comparison(result: object) -> None:
+    if _ACTIVE:
+        _ACTIVE[-1].record_by_hand(result)
+
+
+listen(_on_comparison)
 
 
 def activate(rolecheck: Rolecheck) -> None:

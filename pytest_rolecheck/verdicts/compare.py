@@ -48,6 +48,7 @@ from ..core.distances import (
 from ..core.parse import ParsedCall, parse_response
 from ..core.stats import ArmSummary, Bound, FlipSummary, Verdict
 from ..errors import NothingToCompareError, RolecheckAssertionError, RolecheckUsageError
+from .observers import comparison_made
 
 __all__ = ["Comparison", "assert_different", "assert_equivalent", "compare"]
 
@@ -549,9 +550,9 @@ def compare(
     calls_b = _parse_arm(responses_b, opts.labels[1])
     _refuse_empty(calls_a, calls_b, opts.labels)
     if opts.design == "seed":
-        return _compare_seed(calls_a, calls_b, baseline, opts)
+        return comparison_made(_compare_seed(calls_a, calls_b, baseline, opts))
     _stats.validate_arm_sizes(len(calls_a), len(calls_b), opts.labels)
-    return _compare_all_pairs(calls_a, calls_b, opts)
+    return comparison_made(_compare_all_pairs(calls_a, calls_b, opts))
 
 
 @dataclass(frozen=True, slots=True)

@@ -41,6 +41,7 @@ from ..errors import (
     RolecheckAssertionError,
     RolecheckUsageError,
 )
+from .observers import comparison_made
 
 __all__ = [
     "TEXT_OUTCOME",
@@ -677,15 +678,17 @@ def compare_tool_calls(
             "to a model that supports tool calls (the bundled SmolLM2 model never calls one: "
             "compare its answers with the logprob asserts instead)."
         )
-    return _compare_outcomes(
-        outcomes_a,
-        outcomes_b,
-        alpha=float(alpha),
-        tolerance=float(tolerance),
-        names_only=names_only,
-        ordered=ordered,
-        seed=seed,
-        labels=labels,
+    return comparison_made(
+        _compare_outcomes(
+            outcomes_a,
+            outcomes_b,
+            alpha=float(alpha),
+            tolerance=float(tolerance),
+            names_only=names_only,
+            ordered=ordered,
+            seed=seed,
+            labels=labels,
+        )
     )
 
 
