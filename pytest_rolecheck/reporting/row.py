@@ -20,7 +20,7 @@ Kind = Literal["logprobs", "tool-calls", "calls"]
 KINDS: Final[tuple[str, ...]] = ("logprobs", "tool-calls", "calls")
 VERDICT_ORDER: Final = ("different", "inconclusive", "equivalent")
 NO_VERDICT: Final = "—"
-CALLS_TITLE: Final = "calls run by the test (no rolecheck comparison)"
+CALLS_TITLE: Final = "calls, no comparison"
 # What a comparison made with the pure functions inside a test is shown as.
 BY_HAND: Final[Mapping[str, str]] = {"logprobs": "compare()", "tool-calls": "compare_tool_calls()"}
 

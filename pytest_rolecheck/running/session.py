@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Mapping, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -31,6 +32,7 @@ if TYPE_CHECKING:
     from .client import AnyClient, CallSpec, CompletionRunner
     from .coordinator import CoordinatorClient
     from .local import LocalServer, SharedServer
+    from .progress import Progress
 
 # Messages or an already-built Variant.
 VariantLike = Any
@@ -124,6 +126,9 @@ class Rolecheck:
     cassette_conflict
         Set when another collected test maps to the same cassette: the message
         raised instead of using it.
+    progress_display
+        Wraps each batch of live calls, given :attr:`progress` (the plugin shows
+        the progress line with it); replayed calls go without.
     fix_command
         Builds the commands the cassette errors print, from a record mode (or
         ``None``) and extra ``--rolecheck-*`` flags; by default a pytest command.
@@ -143,10 +148,13 @@ class Rolecheck:
         cassette_conflict: str | None = None,
         command_flags: Sequence[str] = (),
         fix_command: Callable[[str | None, Sequence[str]], str] | None = None,
+        progress_display: Callable[[Progress], AbstractContextManager[object]] | None = None,
     ) -> None:
         from .progress import Progress
 
         self.settings = settings
+        # Shows the progress line while live calls run (the plugin's; none in replay).
+        self._progress_display = progress_display
         self.nodeid = nodeid
         self._cassette_file = cassette_file
         self._test_file = test_file
@@ -192,11 +200,9 @@ class Rolecheck:
     def live(self) -> bool:
         """Whether this test's calls go to the network (else they replay)."""
         if self._live is None:
-            path = self.cassette_path
-            mode = self.settings.record_mode
-            self._live = (
-                path is None or mode in ("all", "rewrite") or (mode == "once" and not path.exists())
-            )
+            from ..recording.mode import goes_live
+
+            self._live = goes_live(self.settings.record_mode, self.cassette_path)
         return self._live
 
     @property
@@ -251,7 +257,8 @@ class Rolecheck:
         return model if isinstance(model, str) and model else None
 
     def _make_runner(self) -> CompletionRunner:
-        from ..recording.cassette import CassetteSession, RecordMode
+        from ..recording.cassette import CassetteSession
+        from ..recording.mode import RecordMode
         from .client import (
             LOCAL_API_KEY,
             CompletionRunner,
@@ -341,8 +348,10 @@ class Rolecheck:
             request = with_call_seed(request, self.nodeid or "", arm, self._next_index)
             specs.append(CallSpec(index=self._next_index, arm=arm, request=request))
             self._next_index += 1
+        display = self._progress_display if self.live else None
         try:
-            responses = self._runner.run(specs)
+            with display(self.progress) if display is not None else nullcontext():
+                responses = self._runner.run(specs)
         except BaseException:
             # Calls were cut short (an error, Ctrl-C), even if the test catches it:
             # the cassette must not be written from a partial batch.
@@ -821,7 +830,7 @@ def with_call_seed(
 
 def default_cassette_path(settings: Settings, nodeid: str, test_file: Path | None) -> Path:
     """The cassette of the test ``nodeid`` defined in ``test_file``."""
-    from ..recording.cassette import cassette_path
+    from ..recording.paths import cassette_path
 
     return cassette_path(
         settings.rootdir / settings.cassette_dir,
