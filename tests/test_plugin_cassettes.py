@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shlex
 import signal
 import socket
@@ -353,9 +354,7 @@ def test_echoed_gateway_key_reaches_no_file_and_live_equals_replayed(
         del data["totals"]  # its live and replayed counts differ, as they should
         report = json.dumps(data).replace(f'"{run}"', '"SOURCE"')
         html = (project.path / "html" / "rolecheck-report.html").read_text()
-        html = html.replace("(24 live, 0 replayed)", "(24 SOURCE)").replace(
-            "(0 live, 24 replayed)", "(24 SOURCE)"
-        )
+        html = re.sub(r"\(\d+ live, \d+ replayed\)", "(SOURCE)", html)
         outputs[run] = (report, html.replace(f">{run}<", ">SOURCE<"))
         monkeypatch.setenv("FAKE_API_DOWN", "1")  # the second run must replay
     written = [p.read_text() for p in (project.path / "cassettes").rglob("*.json")]
