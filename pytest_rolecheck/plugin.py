@@ -23,16 +23,12 @@ from .errors import (
     RolecheckUsageError,
 )
 from .reporting.summary import USER_PROPERTY, SummaryReport
+from .running.asserts import activate, deactivate, set_plugin_active
+from .running.backend import LocalBackend
+from .running.calls import default_cassette_path
 from .running.coordinator import WORKERINPUT_KEY as COORDINATOR_INPUT
 from .running.progress import LiveProgress, Progress
-from .running.session import (
-    LocalBackend,
-    Rolecheck,
-    activate,
-    deactivate,
-    default_cassette_path,
-    set_plugin_active,
-)
+from .running.session import Rolecheck
 from .settings import OPTIONS, Settings, apply_marker, resolve_settings
 
 SETTINGS_KEY = pytest.StashKey[Settings]()
