@@ -502,7 +502,7 @@ def write_html_report(
     ----------
     rows : sequence of mapping
         The comparison rows: ``Rolecheck.rows``, the plugin's summary rows, or
-        the ``"comparisons"`` list of a JSON report (``load_report``). A row
+        the ``"comparisons"`` list of a JSON report. A row
         with an ``"insight"`` entry also gets the per-position plots.
     out_dir : pathlib.Path
         Directory to write into (created if missing). Receives ``filename``
