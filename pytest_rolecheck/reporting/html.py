@@ -81,6 +81,8 @@ class _Image:
     caption: str
 
 
+# TODO(fmt): the HTML's own number formatters, left for the prose and per-call tables
+# (the summary and numbers tables use the rows' cells); the wording module replaces them.
 def _fmt(value: Any, digits: int = 4) -> str:
     if value is None:
         return "—"
