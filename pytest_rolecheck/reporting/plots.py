@@ -257,24 +257,28 @@ def plot_distances(details: Mapping[str, Any]) -> Any:
             x=0.01,
             ha="left",
         )
-        from matplotlib.lines import Line2D
-        from matplotlib.patches import Patch
-
-        fig.legend(
-            handles=[
-                Line2D([], [], marker="o", linestyle="", color="#555555", markersize=4),
-                Patch(facecolor="#cccccc", edgecolor="#555555"),
-                Line2D([], [], marker="<", linestyle="", color="black", markersize=6),
-            ],
-            labels=[
-                "one pair of calls" if details.get("design") != "seed" else "one trial",
-                "quartiles, median (line), 1.5 IQR whiskers",
-                "mean",
-            ],
-            loc="outside lower center",
-            ncols=3,
-        )
+        _distances_legend(fig, seed=details.get("design") == "seed")
     return fig
+
+
+def _distances_legend(fig: Any, *, seed: bool) -> None:
+    from matplotlib.lines import Line2D
+    from matplotlib.patches import Patch
+
+    fig.legend(
+        handles=[
+            Line2D([], [], marker="o", linestyle="", color="#555555", markersize=4),
+            Patch(facecolor="#cccccc", edgecolor="#555555"),
+            Line2D([], [], marker="<", linestyle="", color="black", markersize=6),
+        ],
+        labels=[
+            "one trial" if seed else "one pair of calls",
+            "quartiles, median (line), 1.5 IQR whiskers",
+            "mean",
+        ],
+        loc="outside lower center",
+        ncols=3,
+    )
 
 
 # --------------------------------------------------------------------------- (b) divergence
