@@ -174,10 +174,9 @@ def test_live_run_announces_its_calls_and_shows_progress_replay_does_not(
     recorded = project.runpytest("--rolecheck-record-mode=once")
     recorded.assert_outcomes(passed=2)
     out = recorded.stdout.str()
-    assert (
-        "rolecheck: live calls planned (record mode once): 2 tests will record; their calls "
-        "are counted as they run" in out
-    )
+    announced = "rolecheck: recording live (mode once): 2 tests, calls counted as they run"
+    assert announced in out.splitlines()
+    assert len(announced) <= 80
     # one line at the end of each batch (and one every 10 s of a long one)
     recorded.stdout.fnmatch_lines(["rolecheck: calls 12/12  tokens *  * s"])
     recorded.stdout.fnmatch_lines(["rolecheck: calls 20/20  tokens *  * s"])
@@ -185,14 +184,20 @@ def test_live_run_announces_its_calls_and_shows_progress_replay_does_not(
     rewritten = project.runpytest("--rolecheck-record-mode=all")
     rewritten.assert_outcomes(passed=2)
     rewritten.stdout.fnmatch_lines(
-        ["rolecheck: live calls planned (record mode all): 2 tests will record; 32 calls, *"]
+        ["rolecheck: recording live (mode all): 2 tests, 32 calls (as in their old cassettes)"]
+    )
+    project.makepyfile(test_more=ROLE_TESTS)  # two new tests beside two re-recorded ones
+    mixed = project.runpytest("--rolecheck-record-mode=all")
+    mixed.assert_outcomes(passed=4)
+    mixed.stdout.fnmatch_lines(
+        ["rolecheck: recording live (mode all): 4 tests, 32 calls known + those of 2 new"]
     )
 
     monkeypatch.setenv("FAKE_API_DOWN", "1")
     for args in ((), ("--rolecheck-record-mode=once",)):
         replayed = project.runpytest(*args)
-        replayed.assert_outcomes(passed=2)
-        assert "live calls planned" not in replayed.stdout.str()
+        replayed.assert_outcomes(passed=4)
+        assert "recording live" not in replayed.stdout.str()
         assert "rolecheck: calls" not in replayed.stdout.str()
 
 
@@ -200,5 +205,5 @@ def test_tests_that_do_not_use_rolecheck_are_not_announced(project: pytest.Pytes
     project.makepyfile(test_plain="def test_plain():\n    assert True\n")
     result = project.runpytest("--rolecheck-record-mode=all")
     result.assert_outcomes(passed=1)
-    assert "live calls planned" not in result.stdout.str()
+    assert "recording live" not in result.stdout.str()
     assert not (Path(project.path) / "cassettes").exists()

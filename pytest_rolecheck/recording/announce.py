@@ -22,12 +22,10 @@ def planned_live_calls(mode: str, cassettes: Sequence[Path]) -> str | None:
     known = [count for count in map(interaction_count, live) if count is not None]
     tests = f"{len(live)} test{'s' if len(live) != 1 else ''}"
     if not known:
-        calls = "their calls are counted as they run"
+        calls = "calls counted as they run"
     elif len(known) == len(live):
-        calls = f"{sum(known)} calls, as many as their old cassettes hold"
+        calls = f"{sum(known)} calls (as in their old cassettes)"
     else:
-        calls = (
-            f"{sum(known)} calls for the {len(known)} re-recording an old cassette, the "
-            "others' counted as they run"
-        )
-    return f"rolecheck: live calls planned (record mode {mode}): {tests} will record; {calls}"
+        calls = f"{sum(known)} calls known + those of {len(live) - len(known)} new"
+    # Short: it must fit an 80-column terminal.
+    return f"rolecheck: recording live (mode {mode}): {tests}, {calls}"
