@@ -20,8 +20,6 @@ from __future__ import annotations
 
 import contextlib
 import difflib
-import json
-import json.scanner
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -45,17 +43,14 @@ from .format import (
     FORMAT_KEY,
     FORMAT_VERSION,
     SETUP_KEY,
+    Unreadable,
     _canonical_bytes,
     _canonical_json,
     _compact_bytes,
-    _deepest,
-    _line_of,
-    _load_document,
-    _parse_document,
     _parse_json_bytes,
     _Recorded,
-    _Structure,
     _to_json_tree,
+    read_cassette,
     render_json,
 )
 from .mode import RecordMode, goes_live
@@ -416,36 +411,12 @@ class CassetteSession:
             return self._loaded
 
     def _read(self) -> dict[int, _Recorded]:
-        shown = _display(self.path)
         try:
-            raw = self.path.read_bytes()
+            found, self._stored_setup = read_cassette(self.path)
         except FileNotFoundError:
-            raise CassetteNotFoundError(self._not_found_message(shown)) from None
-        except OSError as err:
-            raise self._corrupt(f"{shown}: cannot be read ({err.strerror or err})") from None
-        try:
-            text = raw.decode("utf-8")
-        except UnicodeDecodeError as err:
-            line = raw.count(b"\n", 0, err.start) + 1
-            raise self._corrupt(f"{shown}:{line}: not UTF-8 text ({err.reason})") from None
-        if not text or text.isspace():
-            raise self._corrupt(f"{shown}:1: the file is empty")
-        try:
-            doc = _load_document(text)
-            found = _parse_document(doc)
-        except json.JSONDecodeError as err:
-            raise self._corrupt(f"{shown}:{err.lineno}:{err.colno}: {err.msg}") from None
-        except _Structure as err:
-            line, column = _line_of(text, err.anchor)
-            raise self._corrupt(f"{shown}:{line}:{column}: {err}") from None
-        except RecursionError:  # a hostile or damaged file; a real one nests ~15 levels
-            depth, line, column = _deepest(text)
-            raise self._corrupt(
-                f"{shown}:{line}:{column}: nested {depth} levels deep, too deep to read "
-                "(a recorded chat completion never is)"
-            ) from None
-        setup = doc.get(SETUP_KEY)
-        self._stored_setup = dict(setup) if isinstance(setup, dict) else {}
+            raise CassetteNotFoundError(self._not_found_message(_display(self.path))) from None
+        except Unreadable as err:
+            raise self._corrupt(str(err)) from None
         return found
 
     def _not_found_message(self, shown: str) -> str:

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any, Final
 from ..errors import (
     RolecheckUsageError,
 )
+from .paths import _display
 
 if TYPE_CHECKING:
     from .redaction import _Redactor
@@ -494,15 +495,59 @@ def _vcr_response(stored: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+class Unreadable(ValueError):
+    """The cassette cannot be read; the message says where (``path:line:column: what``)."""
+
+
+def read_cassette(path: Path) -> tuple[dict[int, _Recorded], dict[str, Any]]:
+    """Read and validate a cassette: its calls by index, and its ``recorded_with`` block.
+
+    Raises
+    ------
+    FileNotFoundError
+        No file at ``path``.
+    Unreadable
+        Not readable, not UTF-8, not JSON, or not a cassette; located to the line.
+    """
+    shown = _display(path)
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        raise
+    except OSError as err:
+        raise Unreadable(f"{shown}: cannot be read ({err.strerror or err})") from None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as err:
+        line = raw.count(b"\n", 0, err.start) + 1
+        raise Unreadable(f"{shown}:{line}: not UTF-8 text ({err.reason})") from None
+    if not text or text.isspace():
+        raise Unreadable(f"{shown}:1: the file is empty")
+    try:
+        doc = _load_document(text)
+        found = _parse_document(doc)
+    except json.JSONDecodeError as err:
+        raise Unreadable(f"{shown}:{err.lineno}:{err.colno}: {err.msg}") from None
+    except _Structure as err:
+        line, column = _line_of(text, err.anchor)
+        raise Unreadable(f"{shown}:{line}:{column}: {err}") from None
+    except RecursionError:  # a hostile or damaged file; a real one nests ~15 levels
+        depth, line, column = _deepest(text)
+        raise Unreadable(
+            f"{shown}:{line}:{column}: nested {depth} levels deep, too deep to read "
+            "(a recorded chat completion never is)"
+        ) from None
+    setup = doc.get(SETUP_KEY)
+    return found, dict(setup) if isinstance(setup, dict) else {}
+
+
 def interaction_count(path: Path) -> int | None:
     """How many calls the cassette at ``path`` holds; ``None``: none there, or unreadable.
 
-    For planning only (the live-call announcement): reading it for a replay
-    goes through the session, which explains what is wrong with a bad file.
+    For planning only (the live-call announcement): a replay reads it through
+    the session, which explains what is wrong with a bad file.
     """
     try:
-        document = _load_document(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, ValueError, RecursionError):
+        return len(read_cassette(path)[0])
+    except (OSError, Unreadable):
         return None
-    items = document.get("interactions") if isinstance(document, dict) else None
-    return len(items) if isinstance(items, list) else None
