@@ -32,12 +32,12 @@ _EXPORTS: dict[str, str] = {
     "ToolCallComparison": "pytest_rolecheck.verdicts.toolcalls",
     # running inside pytest
     "Rolecheck": "pytest_rolecheck.running.session",
-    "assert_roles_equivalent": "pytest_rolecheck.running.session",
-    "assert_roles_differ": "pytest_rolecheck.running.session",
-    "assert_variants_equivalent": "pytest_rolecheck.running.session",
-    "assert_variants_differ": "pytest_rolecheck.running.session",
-    "assert_tool_calls_equivalent": "pytest_rolecheck.running.session",
-    "assert_tool_calls_differ": "pytest_rolecheck.running.session",
+    "assert_roles_equivalent": "pytest_rolecheck.running.asserts",
+    "assert_roles_differ": "pytest_rolecheck.running.asserts",
+    "assert_variants_equivalent": "pytest_rolecheck.running.asserts",
+    "assert_variants_differ": "pytest_rolecheck.running.asserts",
+    "assert_tool_calls_equivalent": "pytest_rolecheck.running.asserts",
+    "assert_tool_calls_differ": "pytest_rolecheck.running.asserts",
     # errors (cheap, but kept in one place)
     "RolecheckError": "pytest_rolecheck.errors",
     "RolecheckAssertionError": "pytest_rolecheck.errors",
@@ -82,8 +82,7 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
         RolecheckUsageError,
         RolecheckWarning,
     )
-    from .running.session import (
-        Rolecheck,
+    from .running.asserts import (
         assert_roles_differ,
         assert_roles_equivalent,
         assert_tool_calls_differ,
@@ -91,6 +90,7 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
         assert_variants_differ,
         assert_variants_equivalent,
     )
+    from .running.session import Rolecheck
     from .variants import Variant
     from .variants.files import load_variant
     from .variants.tools import render_tools_namespace

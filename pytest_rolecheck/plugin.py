@@ -23,15 +23,12 @@ from .errors import (
     RolecheckUsageError,
 )
 from .reporting.summary import USER_PROPERTY, SummaryReport
+from .running.asserts import activate, deactivate, set_plugin_active
+from .running.backend import LocalBackend
+from .running.calls import default_cassette_path
 from .running.coordinator import WORKERINPUT_KEY as COORDINATOR_INPUT
-from .running.session import (
-    LocalBackend,
-    Rolecheck,
-    activate,
-    deactivate,
-    default_cassette_path,
-    set_plugin_active,
-)
+from .running.progress import LiveProgress, Progress
+from .running.session import Rolecheck
 from .settings import (
     MARKER_KEYS,
     PYTEST_OPTIONS,
@@ -198,6 +195,28 @@ def _notify(config: pytest.Config, text: str) -> None:
         reporter.write_line(text, yellow=True)
 
 
+def _live_progress(config: pytest.Config, progress: Progress) -> LiveProgress:
+    """The progress line of a batch of live calls: redrawn in place on a terminal,
+    else one line every few seconds and one at the end (CI logs stay short)."""
+    reporter = config.pluginmanager.get_plugin("terminalreporter")
+    tty = bool(reporter is not None and reporter.isatty)
+
+    def show(line: str, final: bool) -> None:
+        if reporter is None or _is_worker(config):
+            return  # an xdist worker's terminal is nobody's
+        capture = config.pluginmanager.get_plugin("capturemanager")
+        with capture.global_and_fixture_disabled() if capture is not None else nullcontext():
+            if tty:
+                reporter.ensure_newline()
+                reporter.rewrite(line)
+                if final:
+                    reporter.write("\n")
+            else:
+                reporter.write_line(line)
+
+    return LiveProgress(progress, show, interval=0.5 if tty else 10.0)
+
+
 def _is_worker(config: pytest.Config) -> bool:
     return hasattr(config, "workerinput")
 
@@ -206,7 +225,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     # Two tests sharing a cassette would overwrite each other's recordings. Only
     # the tests that make calls fail (a suite that never calls rolecheck is not
     # this plugin's business), and both fail, whichever would have run first.
-    from .recording.cassette import cassette_conflicts
+    from .recording.paths import cassette_conflicts
 
     settings = config.stash[SETTINGS_KEY]
     named = {_command_nodeid(config, item): item for item in items}
@@ -216,6 +235,41 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     )
     for name, message in conflicts.items():
         named[name].stash[CONFLICT_KEY] = message
+
+
+@pytest.hookimpl(trylast=True)  # after "collected N items"
+def pytest_collection_finish(session: pytest.Session) -> None:
+    config = session.config
+    if _is_worker(config) or config.stash[SETTINGS_KEY].record_mode == "none":
+        return
+    from .recording.announce import planned_live_calls
+
+    settings = config.stash[SETTINGS_KEY]
+    text = planned_live_calls(
+        settings.record_mode,
+        [
+            default_cassette_path(settings, item.nodeid, item.path)
+            for item in session.items
+            if _uses_rolecheck(item)
+        ],
+    )
+    reporter = config.pluginmanager.get_plugin("terminalreporter")
+    if text and reporter is not None:
+        reporter.write_line(text, yellow=True)
+
+
+def _uses_rolecheck(item: pytest.Item) -> bool:
+    """Whether a test can make rolecheck calls: the fixture, the marker, or an import of ours."""
+    if "rolecheck" in getattr(item, "fixturenames", ()) or item.get_closest_marker("rolecheck"):
+        return True
+    module = getattr(item, "module", None)
+    if module is None:
+        return False
+    for value in vars(module).values():
+        origin = getattr(value, "__module__", None) or getattr(value, "__name__", None)
+        if isinstance(origin, str) and origin.startswith("pytest_rolecheck"):
+            return True
+    return False
 
 
 @pytest.fixture(scope="session")
@@ -263,6 +317,7 @@ def _rolecheck_context(request: pytest.FixtureRequest) -> Generator[Rolecheck]:
         notify=lambda text: _notify(config, text),
         test_file=item.path,
         cassette_conflict=item.stash.get(CONFLICT_KEY, None),
+        progress_display=lambda progress: _live_progress(config, progress),
     )
     item.stash[ROLECHECK_KEY] = rolecheck
     config.stash[OPEN_KEY].add(rolecheck)
@@ -338,7 +393,7 @@ class _SummaryCollector:
         self.summary.extend(
             value
             for key, value in report.user_properties
-            if key == USER_PROPERTY and isinstance(value, dict)
+            if key == USER_PROPERTY and isinstance(value, dict)  # JSON: it crossed from a worker
         )
 
 
@@ -349,7 +404,10 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
     if not summary:
         return
     terminalreporter.section("rolecheck")
-    for line in summary.lines():
+    # The full table with -v (and always in the JSON and HTML reports).
+    full = config.get_verbosity() > 0
+    width = config.get_terminal_writer().fullwidth
+    for line in summary.lines(width=width, full=full):
         terminalreporter.write_line(line)
 
 

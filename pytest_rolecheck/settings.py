@@ -30,7 +30,7 @@ from .core.limits import (
     MIN_CALLS_PER_ARM,
 )
 from .errors import RolecheckUsageError
-from .recording.cassette import RecordMode
+from .recording.mode import RecordMode
 
 RECORD_MODES: tuple[str, ...] = tuple(mode.value for mode in RecordMode)
 VERDICTS_EXPECTED = ("equivalent", "different")

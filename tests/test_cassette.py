@@ -27,19 +27,13 @@ from pytest_rolecheck.errors import (
     CassetteNotFoundError,
     RolecheckUsageError,
 )
-from pytest_rolecheck.recording.cassette import (
-    CALL_INDEX_HEADER,
-    CassetteSession,
-    RecordMode,
-    _load_document,
-    body_diff,
-    cassette_conflicts,
-    cassette_path,
-    fix_command,
-    is_credential_name,
-    looks_like_secret,
-    render_json,
-)
+from pytest_rolecheck.recording.cassette import CassetteSession
+from pytest_rolecheck.recording.diff import body_diff
+from pytest_rolecheck.recording.fix_command import fix_command
+from pytest_rolecheck.recording.format import CALL_INDEX_HEADER, _load_document, render_json
+from pytest_rolecheck.recording.mode import RecordMode
+from pytest_rolecheck.recording.paths import cassette_conflicts, cassette_path
+from pytest_rolecheck.recording.redaction import is_credential_name, looks_like_secret
 from pytest_rolecheck.running.client import client_secrets
 
 PLANTED = "sk-test-PLANTED0123456789abcdef"

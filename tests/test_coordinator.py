@@ -10,8 +10,8 @@ from collections.abc import Iterator
 import pytest
 
 from pytest_rolecheck.errors import BackendError
+from pytest_rolecheck.running.calls import with_call_seed
 from pytest_rolecheck.running.coordinator import Coordinator, CoordinatorClient
-from pytest_rolecheck.running.session import with_call_seed
 
 
 @pytest.fixture

@@ -79,6 +79,7 @@ def results() -> dict[str, Any]:
 
 @pytest.fixture(scope="module")
 def report(results: Mapping[str, Any], tmp_path_factory: pytest.TempPathFactory) -> Path:
+    pytest.importorskip("matplotlib")
     rows = [
         row_for("logprobs", results["different"]),
         row_for("logprobs", results["seed"], nodeid="tests/test_roles.py::test_seed"),
@@ -174,6 +175,7 @@ def test_row_without_insight_says_so(page: str) -> None:
 
 
 def test_empty_run(tmp_path: Path) -> None:
+    pytest.importorskip("matplotlib")
     path = write_html_report([], tmp_path)
     assert "No comparisons were made" in path.read_text(encoding="utf-8")
 

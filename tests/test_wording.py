@@ -14,10 +14,12 @@ from test_compare import fixed_response, noisy_arm
 
 from pytest_rolecheck.core.stats import Bound, Decision
 from pytest_rolecheck.errors import RolecheckAssertionError
-from pytest_rolecheck.reporting.html import render_html
+from pytest_rolecheck.reporting import html as _html
+from pytest_rolecheck.reporting.row import Row
 from pytest_rolecheck.reporting.summary import SummaryReport
 from pytest_rolecheck.running.session import Rolecheck
 from pytest_rolecheck.settings import Settings
+from pytest_rolecheck.verdicts import wording as _wording
 from pytest_rolecheck.verdicts.compare import compare
 from pytest_rolecheck.verdicts.numbers import fmt_change, fmt_p, fmt_share, fmt_value
 from pytest_rolecheck.verdicts.wording import (
@@ -25,11 +27,27 @@ from pytest_rolecheck.verdicts.wording import (
     counterpart,
     different_advice,
     expected_verdict,
-    row_advice,
-    row_headline,
-    row_texts,
     statistical_texts,
 )
+
+# The tests build rows in their JSON form (as a report file holds them).
+
+
+def row_advice(row: dict[str, Any]) -> str | None:
+    return _wording.row_advice(Row.from_json(row))
+
+
+def row_headline(row: dict[str, Any]) -> str | None:
+    return _wording.row_headline(Row.from_json(row))
+
+
+def row_texts(row: dict[str, Any]) -> str | None:
+    return _wording.row_texts(Row.from_json(row))
+
+
+def render_html(rows: list[Any], images: list[Any]) -> str:
+    return _html.render_html([Row.from_json(r) for r in rows], images)
+
 
 # --------------------------------------------------------------------------- numbers
 

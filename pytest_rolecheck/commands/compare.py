@@ -23,7 +23,7 @@ from collections.abc import Sequence
 from typing import IO, Any, Final
 
 from ..cli import ExitCode, add_command, command_flag
-from ..recording.cassette import RecordMode
+from ..recording.mode import RecordMode
 from ..settings import Settings, Use, check_together
 
 SEED_MODEL: Final = "gpt-4o-mini"
@@ -124,12 +124,9 @@ class ProgressDisplay:
 
     def line(self) -> str:
         """The current progress line."""
-        p = self.progress
-        total = int(p.total)
-        if total == 0:
-            return f"rolecheck: waiting for the backend ... {p.elapsed:.1f} s"
-        tokens = int(p.usage.total_tokens)
-        return f"rolecheck: calls {int(p.done)}/{total}  tokens {tokens:,}  {p.elapsed:.1f} s"
+        from ..running.progress import progress_line
+
+        return progress_line(self.progress)
 
     def _draw(self, text: str) -> None:
         pad = max(self._width - len(text), 0)

@@ -30,17 +30,17 @@ import numpy as np
 
 from .. import __version__
 from ..core.divergence import display_token
-from ..core.verdict import Verdict
 from ..errors import RolecheckUsageError
 from ..verdicts.details import row_sentences
-from ..verdicts.numbers import fmt_change, fmt_p, fmt_value
+from ..verdicts.numbers import fmt_p, fmt_value
 from ..verdicts.wording import row_advice, row_headline, row_texts
+from .row import Row, Totals
+from .summary import as_rows
 
 __all__ = ["REPORT_FILENAME", "write_html_report"]
 
 REPORT_FILENAME: Final = "rolecheck-report.html"
 PNG_DIR: Final = "png"
-_VERDICT_ORDER: Final = (Verdict.DIFFERENT, Verdict.INCONCLUSIVE, Verdict.EQUIVALENT)
 _MAX_TEXT: Final = 2000
 
 _CSS: Final = """
@@ -83,6 +83,7 @@ class _Image:
     caption: str
 
 
+# The one formatter (verdicts.numbers), escaped for HTML.
 def _fmt(value: Any, digits: int = 4) -> str:
     return html.escape(fmt_value(value, digits))
 
@@ -100,7 +101,7 @@ def _slug(text: str, limit: int = 60) -> str:
     return (slug[:limit].rstrip("-")) or "comparison"
 
 
-def _check_rows(rows: Any) -> list[Mapping[str, Any]]:
+def _check_rows(rows: Any) -> list[Row]:
     if isinstance(rows, Mapping | str | bytes):
         raise RolecheckUsageError(
             "write_html_report needs the list of comparison rows (the 'comparisons' list of a "
@@ -108,22 +109,22 @@ def _check_rows(rows: Any) -> list[Mapping[str, Any]]:
         )
     checked = list(rows)
     for i, row in enumerate(checked):
-        if not isinstance(row, Mapping):
+        if not isinstance(row, Mapping | Row):
             raise RolecheckUsageError(
                 f"row {i} is a {type(row).__name__}, not a mapping; pass the 'comparisons' rows "
                 "of a JSON report (pytest --rolecheck-report=PATH.json) unchanged."
             )
-    return checked
+    return as_rows(checked)
 
 
 # --------------------------------------------------------------------------- plots
 
 
-def _plots_for(row: Mapping[str, Any], index: int, png_dir: Path) -> list[_Image]:
+def _plots_for(row: Row, index: int, png_dir: Path) -> list[_Image]:
     from . import plots as _plots
 
-    details = row.get("details") or {}
-    stem = f"{index:02d}-{_slug(str(row.get('title') or row.get('nodeid') or 'comparison'))}"
+    details = row.details
+    stem = f"{index:02d}-{_slug(row.title or row.nodeid or 'comparison')}"
     images: list[_Image] = []
 
     def add(kind: str, figure: Any, alt: str, caption: str) -> None:
@@ -132,7 +133,9 @@ def _plots_for(row: Mapping[str, Any], index: int, png_dir: Path) -> list[_Image
         path.write_bytes(png)
         images.append(_Image(path=path, png=png, alt=alt, caption=caption))
 
-    if row.get("kind") == "tool-calls":
+    if row.kind == "calls":
+        return images
+    if row.kind == "tool-calls":
         if details.get("outcomes"):
             add(
                 "tool-calls",
@@ -156,7 +159,7 @@ def _plots_for(row: Mapping[str, Any], index: int, png_dir: Path) -> list[_Image
                 "same, pairs across the arms are no further apart than pairs within an arm."
             ),
         )
-    insight = row.get("insight")
+    insight = row.insight
     # No focus: a typical call has no tokens, so there is nothing to show per position.
     if isinstance(insight, Mapping) and insight.get("focus"):
         add(
@@ -194,62 +197,43 @@ def _verdict(verdict: Any) -> str:
     return f'<span class="verdict {_e(v)}">{_e(v.upper())}</span>'
 
 
-def _plain_words_logprobs(row: Mapping[str, Any], d: Mapping[str, Any]) -> list[str]:
+def _plain_words_logprobs(row: Row, d: Mapping[str, Any]) -> list[str]:
     texts = row_texts(row)
     head = [_e(texts)] if texts else []
-    return head + row_sentences("logprobs", d, _labels(row, d), esc=_e, bold=_bold)
+    return head + row_sentences("logprobs", d, row.labels, esc=_e, bold=_bold)
 
 
-def _plain_words_tools(row: Mapping[str, Any], d: Mapping[str, Any]) -> list[str]:
-    return row_sentences("tool-calls", d, _labels(row, d), esc=_e, bold=_bold)
+def _plain_words_tools(row: Row, d: Mapping[str, Any]) -> list[str]:
+    return row_sentences("tool-calls", d, row.labels, esc=_e, bold=_bold)
 
 
 def _bold(html_text: str) -> str:
     return f"<b>{html_text}</b>"
 
 
-def _labels(row: Mapping[str, Any], d: Mapping[str, Any]) -> tuple[str, str]:
-    labels = d.get("labels")
-    if isinstance(labels, Sequence) and len(labels) == 2:
-        return str(labels[0]), str(labels[1])
-    title = str(row.get("title", ""))
-    if " vs " in title:
-        first, second = title.split(" vs ", 1)
-        return first, second
-    return "A", "B"
+def _numbers_table(row: Row, d: Mapping[str, Any]) -> str:
+    # The cells the terminal prints, so the two cannot disagree on a number.
+    cells = row.cells()
+    items = [("calls per arm", cells["n"])]
+    if row.kind == "tool-calls":
+        items.append(("TV distance [upper bound]", cells["effect"].removeprefix("TV ")))
+    elif row.kind == "logprobs":
+        items.append(("design, metric", f"{_e(d.get('design', '—'))}, {_e(d.get('metric', '—'))}"))
+        items.append(("change [upper bound]", cells["effect"]))
+    if row.is_comparison:
+        items.append(("tolerance", cells["tolerance"]))
+        items.append(("p-value", _e(cells["p"])))
+    if row.kind == "logprobs":
+        items.append(("Cliff's delta", _fmt(d.get("cliffs_delta"), 2)))
+    items.append(("calls made, tokens", f"{cells['calls']}, {cells['tokens']}"))
+    items.append(("source", _e(cells["source"] or "—")))
+    body = "".join(f"<tr><th>{k}</th><td class='num'>{v}</td></tr>" for k, v in items)
+    return f"<table class='numbers'>{body}</table>"
 
 
-def _numbers_table(row: Mapping[str, Any], d: Mapping[str, Any]) -> str:
-    tokens = int(row.get("prompt_tokens") or 0) + int(row.get("completion_tokens") or 0)
-    if row.get("kind") == "tool-calls":
-        items = [
-            ("calls per arm", f"{row.get('n_a')} + {row.get('n_b')}"),
-            ("TV distance [upper bound]", _e(fmt_change(row.get("tv"), row.get("tv_upper")))),
-            ("tolerance", _fmt(d.get("tolerance"))),
-            ("p-value", _p(row.get("p_value"))),
-        ]
-    else:
-        items = [
-            ("calls per arm", f"{row.get('n_a')} + {row.get('n_b')}"),
-            ("design, metric", f"{_e(d.get('design', '—'))}, {_e(d.get('metric', '—'))}"),
-            (
-                "change [upper bound]",
-                _e(fmt_change(row.get("change"), None, exact=True))
-                if row.get("deterministic")
-                else _e(fmt_change(row.get("change"), row.get("change_upper"))),
-            ),
-            ("tolerance", _fmt(d.get("tolerance"))),
-            ("p-value", _p(row.get("p_value"))),
-            ("Cliff's delta", _fmt(d.get("cliffs_delta"), 2)),
-        ]
-    items.append(("calls made, tokens", f"{row.get('calls', '—')}, {tokens}"))
-    items.append(("source", _e(row.get("source", "—"))))
-    cells = "".join(f"<tr><th>{k}</th><td class='num'>{v}</td></tr>" for k, v in items)
-    return f"<table class='numbers'>{cells}</table>"
-
-
-def _per_call_table(d: Mapping[str, Any]) -> str:
-    a, b = _labels({}, d)
+def _per_call_table(row: Row) -> str:
+    d = row.details
+    a, b = row.labels
     if d.get("design") == "seed" and d.get("trial_distances_a") is not None:
         da = list(d.get("trial_distances_a") or [])
         db = list(d.get("trial_distances_b") or [])
@@ -308,8 +292,9 @@ def _stat(values: Sequence[Any], fn: Callable[[Any], Any]) -> str:
     return _fmt(float(fn(clean))) if clean else "—"
 
 
-def _texts_html(d: Mapping[str, Any], insight: Mapping[str, Any] | None) -> str:
-    a, b = _labels({}, d)
+def _texts_html(row: Row) -> str:
+    d, insight = row.details, row.insight
+    a, b = row.labels
     parts: list[str] = []
     if insight and insight.get("representatives"):
         reps = insight["representatives"]
@@ -348,18 +333,18 @@ def _texts_html(d: Mapping[str, Any], insight: Mapping[str, Any] | None) -> str:
     return "".join(parts)
 
 
-def _section(row: Mapping[str, Any], index: int, images: Sequence[_Image]) -> str:
-    d: Mapping[str, Any] = row.get("details") or {}
-    title = str(row.get("title") or "comparison")
-    insight = row.get("insight") if isinstance(row.get("insight"), Mapping) else None
-    if row.get("kind") == "tool-calls":
+def _section(row: Row, index: int, images: Sequence[_Image]) -> str:
+    d = row.details
+    if row.kind == "tool-calls":
         words = _plain_words_tools(row, d)
-    else:
+    elif row.kind == "logprobs":
         words = _plain_words_logprobs(row, d)
+    else:
+        words = ["The test ran calls and compared none of them with rolecheck."]
     out = [
         f"<section id='c{index}'>",
-        f"<h2>{index}. {_e(title)} {_verdict(row.get('verdict'))}</h2>",
-        f"<p class='meta mono'>{_e(row.get('nodeid') or '(outside pytest)')}</p>",
+        f"<h2>{index}. {_e(row.compared or 'comparison')} {_verdict(row.verdict)}</h2>",
+        f"<p class='meta mono'>{_e(row.nodeid or '(outside pytest)')}</p>",
     ]
     headline = row_headline(row)
     if headline:
@@ -371,14 +356,15 @@ def _section(row: Mapping[str, Any], index: int, images: Sequence[_Image]) -> st
         out.append(f"<p class='warning'>Warning: {_e(warning)}</p>")
     out.append(_numbers_table(row, d))
     out.extend(_figure_html(image) for image in images)
-    if row.get("kind") != "tool-calls" and not insight:
-        out.append(
-            "<p class='meta'>No token-level insight in this report row, so the per-position "
-            "plots are missing (they need a row['insight'] from a current pytest-rolecheck).</p>"
-        )
-    if row.get("kind") != "tool-calls":
-        out.append(_per_call_table(d))
-        out.append(_texts_html(d, insight))
+    if row.kind == "logprobs":
+        if not row.insight:
+            out.append(
+                "<p class='meta'>No token-level insight in this report row, so the "
+                "per-position plots are missing (they need a row['insight'] from a current "
+                "pytest-rolecheck).</p>"
+            )
+        out.append(_per_call_table(row))
+        out.append(_texts_html(row))
     advice = row_advice(row)
     if advice:
         out.append(f"<p class='advice'><b>Next:</b> {_e(advice)}</p>")
@@ -386,41 +372,29 @@ def _section(row: Mapping[str, Any], index: int, images: Sequence[_Image]) -> st
     return "\n".join(out)
 
 
-def _summary(rows: Sequence[Mapping[str, Any]]) -> str:
-    tally = Counter(str(r.get("verdict")) for r in rows)
-    parts = [f"{tally[v]} {v}" for v in _VERDICT_ORDER if tally[v]]
-    calls = sum(int(r.get("calls") or 0) for r in rows)
-    tokens = sum(
-        int(r.get("prompt_tokens") or 0) + int(r.get("completion_tokens") or 0) for r in rows
-    )
+def _summary(rows: Sequence[Row]) -> str:
+    totals = Totals.of(rows)
     head = (
-        f"<p class='meta'>{len(rows)} comparison{'s' if len(rows) != 1 else ''}: "
-        f"{_e(', '.join(parts) or 'none')}; {calls} calls, {tokens} tokens. "
+        f"<p class='meta'>{_e(totals.comparisons_text())}; {_e(totals.calls_text())}. "
         f"pytest-rolecheck {_e(__version__)}.</p>"
     )
     lines = [
         "<table><tr><th>#</th><th>test</th><th>compared</th><th>verdict</th><th>n</th>"
         "<th>change [upper] / TV [upper]</th><th>p</th></tr>"
     ]
-    for i, r in enumerate(rows, 1):
-        if r.get("kind") == "tool-calls":
-            change = "TV " + _e(fmt_change(r.get("tv"), r.get("tv_upper")))
-        elif r.get("deterministic"):
-            change = _e(fmt_change(r.get("change"), None, exact=True))
-        else:
-            change = _e(fmt_change(r.get("change"), r.get("change_upper")))
-        test = str(r.get("nodeid") or "(outside pytest)").rsplit("/", 1)[-1]
+    for i, row in enumerate(rows, 1):
+        cells = row.cells()
         lines.append(
-            f"<tr><td>{i}</td><td class='mono'>{_e(test)}</td>"
-            f"<td><a href='#c{i}'>{_e(r.get('title', ''))}</a></td>"
-            f"<td>{_verdict(r.get('verdict'))}</td><td class='num'>{r.get('n_a')}+{r.get('n_b')}"
-            f"</td><td class='num'>{change}</td><td class='num'>{_p(r.get('p_value'))}</td></tr>"
+            f"<tr><td>{i}</td><td class='mono'>{_e(cells['test'])}</td>"
+            f"<td><a href='#c{i}'>{_e(cells['compared'])}</a></td>"
+            f"<td>{_verdict(row.verdict)}</td><td class='num'>{_e(cells['n'])}</td>"
+            f"<td class='num'>{_e(cells['effect'])}</td><td class='num'>{_e(cells['p'])}</td></tr>"
         )
     lines.append("</table>")
     return head + "".join(lines)
 
 
-def render_html(rows: Sequence[Mapping[str, Any]], images: Sequence[Sequence[_Image]]) -> str:
+def render_html(rows: Sequence[Row], images: Sequence[Sequence[_Image]]) -> str:
     """Assemble the report page (internal; use :func:`write_html_report`)."""
     body = [
         "<!DOCTYPE html>",
@@ -440,7 +414,7 @@ def render_html(rows: Sequence[Mapping[str, Any]], images: Sequence[Sequence[_Im
 
 
 def write_html_report(
-    rows: Sequence[Mapping[str, Any]], out_dir: Path, *, filename: str = REPORT_FILENAME
+    rows: Sequence[Row | Mapping[str, Any]], out_dir: Path, *, filename: str = REPORT_FILENAME
 ) -> Path:
     """Write the HTML report of a run, plus every plot as a PNG file.
 
@@ -448,7 +422,7 @@ def write_html_report(
     ----------
     rows : sequence of mapping
         The comparison rows: ``Rolecheck.rows``, the plugin's summary rows, or
-        the ``"comparisons"`` list of a JSON report (``load_report``). A row
+        the ``"comparisons"`` list of a JSON report. A row
         with an ``"insight"`` entry also gets the per-position plots.
     out_dir : pathlib.Path
         Directory to write into (created if missing). Receives ``filename``

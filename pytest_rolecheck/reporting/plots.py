@@ -23,7 +23,6 @@ import io
 import math
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from pathlib import Path
 from typing import Any, Final
 
 import numpy as np
@@ -39,7 +38,6 @@ __all__ = [
     "plot_divergence",
     "plot_tool_calls",
     "require_matplotlib",
-    "save_png",
 ]
 
 INSTALL_HINT: Final = "pip install 'pytest-rolecheck[report]'"
@@ -127,26 +125,6 @@ def figure_png(figure: Any) -> bytes:
     with _style():
         figure.savefig(buffer, format="png", dpi=DPI, metadata={"Software": None})
     return buffer.getvalue()
-
-
-def save_png(figure: Any, path: Path) -> Path:
-    """Write a figure as a PNG file (directories are created).
-
-    Parameters
-    ----------
-    figure : matplotlib.figure.Figure
-        The figure.
-    path : pathlib.Path
-        Destination file.
-
-    Returns
-    -------
-    pathlib.Path
-        ``path``.
-    """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(figure_png(figure))
-    return path
 
 
 def _short(text: str, limit: int = _MAX_LABEL) -> str:
@@ -279,24 +257,28 @@ def plot_distances(details: Mapping[str, Any]) -> Any:
             x=0.01,
             ha="left",
         )
-        from matplotlib.lines import Line2D
-        from matplotlib.patches import Patch
-
-        fig.legend(
-            handles=[
-                Line2D([], [], marker="o", linestyle="", color="#555555", markersize=4),
-                Patch(facecolor="#cccccc", edgecolor="#555555"),
-                Line2D([], [], marker="<", linestyle="", color="black", markersize=6),
-            ],
-            labels=[
-                "one pair of calls" if details.get("design") != "seed" else "one trial",
-                "quartiles, median (line), 1.5 IQR whiskers",
-                "mean",
-            ],
-            loc="outside lower center",
-            ncols=3,
-        )
+        _distances_legend(fig, seed=details.get("design") == "seed")
     return fig
+
+
+def _distances_legend(fig: Any, *, seed: bool) -> None:
+    from matplotlib.lines import Line2D
+    from matplotlib.patches import Patch
+
+    fig.legend(
+        handles=[
+            Line2D([], [], marker="o", linestyle="", color="#555555", markersize=4),
+            Patch(facecolor="#cccccc", edgecolor="#555555"),
+            Line2D([], [], marker="<", linestyle="", color="black", markersize=6),
+        ],
+        labels=[
+            "one trial" if seed else "one pair of calls",
+            "quartiles, median (line), 1.5 IQR whiskers",
+            "mean",
+        ],
+        loc="outside lower center",
+        ncols=3,
+    )
 
 
 # --------------------------------------------------------------------------- (b) divergence
@@ -341,29 +323,21 @@ def plot_divergence(insight: Mapping[str, Any]) -> Any:
     means = insight.get("mean_profiles") or {}
     within = _pooled_within(means)
     cross = _reliable(means.get("cross") or {})
-    longest = max(len(tokens_a), len(tokens_b))
-    end = min(max(len(profile), len(within), len(cross), 1), max(longest, 1))
-    # Long completions: show the region that matters, up to a few tokens past the
-    # divergence and at most _WINDOW positions (the divergence is always inside).
-    end = min(end, max(len(profile) + 8, 30))
-    start = max(0, end - _WINDOW)
-    length = end - start
+    start, end = _window(len(profile), len(within), len(cross), max(len(tokens_a), len(tokens_b)))
     metric = str(insight.get("metric", "js"))
-    x = np.arange(start, end)
     with _style():
-        fig = _figure(max(6.4, min(0.34 * length + 2.6, 14.0)), 4.4)
+        fig = _figure(max(6.4, min(0.34 * (end - start) + 2.6, 14.0)), 4.4)
         ax = fig.add_subplot()
         if profile[start:]:
             colors = [COLOR_MARK if i == d else COLOR_PAIR for i in range(start, len(profile))]
+            index_a = (reps.get("a") or {}).get("index", 0) + 1
+            index_b = (reps.get("b") or {}).get("index", 0) + 1
             ax.bar(
                 np.arange(start, len(profile)),
                 profile[start:],
                 width=0.7,
                 color=colors,
-                label=(
-                    f"two typical calls (medoids): {a} #{(reps.get('a') or {}).get('index', 0) + 1}"
-                    f" vs {b} #{(reps.get('b') or {}).get('index', 0) + 1}"
-                ),
+                label=f"two typical calls (medoids): {a} #{index_a} vs {b} #{index_b}",
                 zorder=2,
             )
         _line(
@@ -382,33 +356,8 @@ def plot_divergence(insight: Mapping[str, Any]) -> Any:
             COLOR_CROSS,
             "-",
         )
-        if d is not None:
-            if d + 1 < end:
-                ax.axvspan(d + 0.5, end - 0.5, color="#f2f2f2", zorder=0, linewidth=0)
-            ax.annotate(
-                f"first divergence (position {d})",
-                xy=(d, 1.0),
-                xycoords=("data", "axes fraction"),
-                xytext=(0, 3),
-                textcoords="offset points",
-                ha="center",
-                va="bottom",
-                color=COLOR_MARK,
-                fontsize=8,
-            )
-        labels = [_tick_label(tokens_a, tokens_b, i, d) for i in range(start, end)]
-        ax.set_xticks(x, labels, rotation=60, ha="right", rotation_mode="anchor")
-        for i, tick in zip(range(start, end), ax.get_xticklabels(), strict=True):
-            if d is not None and i >= d:
-                tick.set_color(COLOR_MARK if i == d else "#777777")
-        ax.set_xlim(start - 0.6, end - 0.4)
-        ax.set_ylim(bottom=0)
-        shown = f"positions {start}-{end - 1}; " if start > 0 else ""
-        ax.set_xlabel(
-            f"generated token of the typical calls ({shown}{a} | {b} from the divergence on)"
-            if d is not None
-            else f"generated token of the typical calls ({shown}identical in both)"
-        )
+        _mark_divergence(ax, d, end)
+        _token_axis(ax, tokens_a, tokens_b, d, start, end, (a, b))
         handles, texts = ax.get_legend_handles_labels()
         if d is not None and d + 1 < end:
             from matplotlib.patches import Patch
@@ -419,6 +368,60 @@ def plot_divergence(insight: Mapping[str, Any]) -> Any:
         fig.suptitle("Where the arms start to differ, token by token", x=0.01, ha="left")
         fig.legend(handles, texts, loc="outside lower left", ncols=1)
     return fig
+
+
+def _window(profile: int, within: int, cross: int, longest: int) -> tuple[int, int]:
+    """The positions the divergence plot shows: [start, end)."""
+    end = min(max(profile, within, cross, 1), max(longest, 1))
+    # Long completions: show the region that matters, up to a few tokens past the
+    # divergence and at most _WINDOW positions (the divergence is always inside).
+    end = min(end, max(profile + 8, 30))
+    return max(0, end - _WINDOW), end
+
+
+def _mark_divergence(ax: Any, d: int | None, end: int) -> None:
+    """Shade what follows the first divergence and name its position."""
+    if d is None:
+        return
+    if d + 1 < end:
+        ax.axvspan(d + 0.5, end - 0.5, color="#f2f2f2", zorder=0, linewidth=0)
+    ax.annotate(
+        f"first divergence (position {d})",
+        xy=(d, 1.0),
+        xycoords=("data", "axes fraction"),
+        xytext=(0, 3),
+        textcoords="offset points",
+        ha="center",
+        va="bottom",
+        color=COLOR_MARK,
+        fontsize=8,
+    )
+
+
+def _token_axis(
+    ax: Any,
+    tokens_a: Sequence[str],
+    tokens_b: Sequence[str],
+    d: int | None,
+    start: int,
+    end: int,
+    labels: tuple[str, str],
+) -> None:
+    """The tokens as tick labels (both arms' from the divergence on), and the x label."""
+    ticks = [_tick_label(tokens_a, tokens_b, i, d) for i in range(start, end)]
+    ax.set_xticks(np.arange(start, end), ticks, rotation=60, ha="right", rotation_mode="anchor")
+    for i, tick in zip(range(start, end), ax.get_xticklabels(), strict=True):
+        if d is not None and i >= d:
+            tick.set_color(COLOR_MARK if i == d else "#777777")
+    ax.set_xlim(start - 0.6, end - 0.4)
+    ax.set_ylim(bottom=0)
+    shown = f"positions {start}-{end - 1}; " if start > 0 else ""
+    a, b = labels
+    ax.set_xlabel(
+        f"generated token of the typical calls ({shown}{a} | {b} from the divergence on)"
+        if d is not None
+        else f"generated token of the typical calls ({shown}identical in both)"
+    )
 
 
 def _pooled_within(means: Mapping[str, Any]) -> list[float | None]:

@@ -1,130 +1,160 @@
-"""The run's summary: one row per comparison, as terminal lines or as JSON.
+"""The run's summary: one :class:`~.row.Row` per comparison, as terminal lines or as JSON.
 
-Rows are plain dicts (built by :meth:`Rolecheck._add_row`) so they travel from
-xdist workers to the controller inside ``report.user_properties``. The report
-object only yields lines; the plugin's terminal hook writes them (syrupy style).
+Rows travel from xdist workers to the controller as plain JSON inside
+``report.user_properties``. The report object only yields lines; the plugin's
+terminal hook writes them (syrupy style).
 """
 
 from __future__ import annotations
 
 import json
-from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
-from ..core.verdict import Verdict
 from ..recording.files import write_text_atomic
-from ..verdicts.numbers import fmt_change
-from ..verdicts.numbers import fmt_p as _p
-from ..verdicts.numbers import fmt_value as _num
+from .row import Row, Totals
 
-USER_PROPERTY = "rolecheck"
-REPORT_FORMAT_VERSION = 1
+USER_PROPERTY: Final = "rolecheck"
+REPORT_FORMAT_VERSION: Final = 1
 
-_VERDICT_ORDER = (Verdict.DIFFERENT, Verdict.INCONCLUSIVE, Verdict.EQUIVALENT)
+# The full table (-v, and the HTML's summary) and the compact default.
+FULL_COLUMNS: Final = (
+    ("test", "test"),
+    ("compared", "compared"),
+    ("verdict", "verdict"),
+    ("n", "n"),
+    ("tolerance", "tolerance"),
+    ("effect", "change [upper]"),
+    ("p", "p"),
+    ("calls", "calls"),
+    ("tokens", "tokens"),
+    ("source", "source"),
+)
+COMPACT_COLUMNS: Final = (
+    ("test", "test"),
+    ("compared", "compared"),
+    ("verdict", "verdict"),
+    ("effect", "effect"),
+    ("p", "p"),
+    ("source", "source"),
+)
+# Columns given up first when the table is too wide, and the least they keep.
+_SHRINKABLE: Final = ("test", "compared")
+_MIN_SHRUNK: Final = 12
+_GAP: Final = "  "
 
 
-def _short_test(nodeid: str | None) -> str:
-    if not nodeid:
-        return "(outside pytest)"
-    # Drop the directories of the module only: parametrize ids may contain "/".
-    module, sep, rest = nodeid.partition("::")
-    return module.rsplit("/", 1)[-1] + sep + rest
+def as_rows(rows: Iterable[Row | Mapping[str, Any]]) -> list[Row]:
+    """Rows from Row objects or their JSON form (a report file, ``Rolecheck.rows``)."""
+    return [row if isinstance(row, Row) else Row.from_json(row) for row in rows]
 
 
-@dataclass
 class SummaryReport:
     """All comparison rows of a run, in the order the tests reported them."""
 
-    rows: list[dict[str, Any]] = field(default_factory=list)
+    def __init__(self, rows: Iterable[Row | Mapping[str, Any]] = ()) -> None:
+        self.rows = as_rows(rows)
 
-    def extend(self, rows: Iterable[Mapping[str, Any]]) -> None:
-        self.rows.extend(dict(row) for row in rows)
+    def extend(self, rows: Iterable[Row | Mapping[str, Any]]) -> None:
+        self.rows.extend(as_rows(rows))
 
     def __bool__(self) -> bool:
         return bool(self.rows)
 
-    def table(self) -> tuple[list[str], list[list[str]]]:
-        header = [
-            "test",
-            "compared",
-            "verdict",
-            "n",
-            "tolerance",
-            "change [upper]",
-            "p",
-            "calls",
-            "tokens",
-            "source",
-        ]
-        body: list[list[str]] = []
+    @property
+    def totals(self) -> Totals:
+        return Totals.of(self.rows)
+
+    def table(self, *, full: bool = True) -> tuple[list[str], list[list[str]]]:
+        columns = FULL_COLUMNS if full else COMPACT_COLUMNS
+        header = [title for _, title in columns]
+        body = []
         for row in self.rows:
-            tolerance = _num(row.get("tolerance"))
-            if row.get("kind") == "calls":
-                tolerance = change = "—"
-            elif row.get("kind") == "tool-calls":
-                change = "TV " + fmt_change(row.get("tv"), row.get("tv_upper"))
-            elif row.get("deterministic"):
-                change = fmt_change(row.get("change"), None, exact=True)
-            else:
-                change = fmt_change(row.get("change"), row.get("change_upper"))
-            tokens = int(row.get("prompt_tokens") or 0) + int(row.get("completion_tokens") or 0)
-            body.append(
-                [
-                    _short_test(row.get("nodeid")),
-                    str(row.get("title", "")),
-                    str(row.get("verdict", "")),
-                    f"{row.get('n_a')}+{row.get('n_b')}",
-                    tolerance,
-                    change,
-                    _p(row.get("p_value")),
-                    str(row.get("calls", 0)),
-                    str(tokens),
-                    str(row.get("source", "")),
-                ]
-            )
+            cells = row.cells()
+            body.append([cells[key] for key, _ in columns])
         return header, body
 
-    def lines(self) -> Iterator[str]:
-        """Yield the terminal summary, a table and a one-line tally."""
-        header, body = self.table()
-        widths = [
-            max(len(h), *(len(r[i]) for r in body)) if body else len(h)
-            for i, h in enumerate(header)
-        ]
-        yield "  ".join(h.ljust(w) for h, w in zip(header, widths, strict=True)).rstrip()
-        yield "  ".join("-" * w for w in widths)
-        for row in body:
-            yield "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip()
-        compared = [row for row in self.rows if row.get("kind") != "calls"]
-        tally = Counter(str(row.get("verdict")) for row in compared)
-        parts = [f"{tally[v]} {v}" for v in _VERDICT_ORDER if tally[v]]
-        calls = sum(int(row.get("calls") or 0) for row in self.rows)
-        live = sum(int(row.get("calls") or 0) for row in self.rows if row.get("source") == "live")
-        tokens = sum(
-            int(row.get("prompt_tokens") or 0) + int(row.get("completion_tokens") or 0)
-            for row in self.rows
-        )
-        yield (
-            f"{len(compared)} comparison{'s' if len(compared) != 1 else ''}: "
-            f"{', '.join(parts) or 'none'}; {calls} calls ({live} live, {calls - live} replayed), "
-            f"{tokens} tokens"
-        )
+    def lines(self, *, width: int | None = None, full: bool = True) -> Iterator[str]:
+        """Yield the terminal summary: a table and the run's totals.
+
+        ``full=False`` gives the compact table, shrunk to ``width`` columns by
+        shortening the test ids and the compared labels in the middle.
+        """
+        header, body = self.table(full=full)
+        columns = [key for key, _ in (FULL_COLUMNS if full else COMPACT_COLUMNS)]
+        widths = [max(len(h), *(len(r[i]) for r in body)) for i, h in enumerate(header)]
+        if width is not None and not full:
+            widths = _fit(widths, columns, header, width)
+            body = [
+                [_shorten(k, c, w) for k, c, w in zip(columns, r, widths, strict=True)]
+                for r in body
+            ]
+        yield _GAP.join(h.ljust(w) for h, w in zip(header, widths, strict=True)).rstrip()
+        yield _GAP.join("-" * w for w in widths)
+        for cells in body:
+            yield _GAP.join(c.ljust(w) for c, w in zip(cells, widths, strict=True)).rstrip()
+        totals = self.totals
+        yield f"{totals.comparisons_text()};"
+        yield totals.calls_text()
 
     def to_json(self) -> dict[str, Any]:
-        return {"rolecheck_report": REPORT_FORMAT_VERSION, "comparisons": self.rows}
+        return {
+            "rolecheck_report": REPORT_FORMAT_VERSION,
+            "totals": self.totals.to_json(),
+            "comparisons": [row.to_json() for row in self.rows],
+        }
 
     def write_json(self, path: Path) -> None:
         """Write the JSON report atomically (a reader never sees half a file)."""
         write_text_atomic(path, json.dumps(self.to_json(), indent=2, allow_nan=True) + "\n")
 
 
-def load_report(path: Path) -> list[dict[str, Any]]:
-    """Read the rows of a JSON report written by ``--rolecheck-report``."""
-    data = json.loads(path.read_text(encoding="utf-8"))
-    if not isinstance(data, dict) or "comparisons" not in data:
-        raise ValueError(f"{path} is not a rolecheck JSON report (no 'comparisons' key)")
-    rows: Sequence[dict[str, Any]] = data["comparisons"]
-    return list(rows)
+def _fit(
+    widths: Sequence[int], columns: Sequence[str], header: Sequence[str], width: int
+) -> list[int]:
+    """Column widths that fit ``width``, taken one by one from the widest shrinkable column."""
+    out = list(widths)
+    excess = sum(out) + len(_GAP) * (len(out) - 1) - width
+    floors = {
+        i: max(_MIN_SHRUNK, len(header[i])) for i, key in enumerate(columns) if key in _SHRINKABLE
+    }
+    while excess > 0:
+        spare = [i for i, floor in floors.items() if out[i] > floor]
+        if not spare:
+            break  # the numbers alone are wider than the terminal
+        out[max(spare, key=lambda i: out[i])] -= 1
+        excess -= 1
+    return out
+
+
+def _shorten(column: str, text: str, width: int) -> str:
+    """``text`` in ``width`` characters, keeping what tells the rows apart."""
+    if len(text) <= width:
+        return text
+    if column == "test" and "::" in text:
+        # The test's name (and its parameters) before its module's.
+        return _middle(text.split("::", 1)[1], width)
+    prefix, _, pair = text.rpartition(": ")
+    first, sep, second = pair.partition(" vs ")
+    if column == "compared" and sep:
+        prefix = f"{prefix}: " if prefix else ""
+        room = width - len(prefix) - len(sep)
+        if room >= 6:
+            # Each label keeps its start, the longer one gives up more.
+            keep_first = max(min(len(first), room - min(len(second), room // 2)), 3)
+            return prefix + _end(first, keep_first) + sep + _end(second, room - keep_first)
+    return _middle(text, width)
+
+
+def _end(text: str, width: int) -> str:
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def _middle(text: str, width: int) -> str:
+    """``text`` shortened to ``width`` in the middle (both ends of an id tell the most)."""
+    if len(text) <= width:
+        return text
+    head = width // 2
+    tail = width - 1 - head
+    return text[:head] + "…" + (text[-tail:] if tail else "")

@@ -26,7 +26,8 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import openai
 
 from ..errors import BackendError, RolecheckUsageError
-from ..recording.cassette import CALL_INDEX_HEADER, is_credential_name
+from ..recording.format import CALL_INDEX_HEADER
+from ..recording.redaction import is_credential_name
 from .progress import Progress, Usage
 
 if TYPE_CHECKING:

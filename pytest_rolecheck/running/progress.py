@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -39,3 +41,45 @@ class Progress:
     @property
     def elapsed(self) -> float:
         return time.monotonic() - self.started
+
+
+def progress_line(progress: Progress) -> str:
+    """The one progress line, for the CLI and the pytest run alike."""
+    if progress.total == 0:
+        return f"rolecheck: waiting for the backend ... {progress.elapsed:.1f} s"
+    calls = f"{progress.done}/{progress.total}"
+    tokens = progress.usage.total_tokens
+    return f"rolecheck: calls {calls}  tokens {tokens:,}  {progress.elapsed:.1f} s"
+
+
+class LiveProgress:
+    """While a batch of live calls runs, shows the progress line every ``interval`` seconds.
+
+    ``show(line, final)`` draws it (the pytest plugin redraws in place on a
+    terminal, and writes one line per call elsewhere); the last call has
+    ``final=True``, once the batch has ended whichever way.
+    """
+
+    def __init__(
+        self, progress: Progress, show: Callable[[str, bool], None], interval: float
+    ) -> None:
+        self.progress = progress
+        self._show = show
+        self._interval = interval
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self._interval):
+            self._show(progress_line(self.progress), False)
+
+    def __enter__(self) -> LiveProgress:
+        self._thread = threading.Thread(target=self._loop, name="rolecheck-progress", daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+        self._show(progress_line(self.progress), True)

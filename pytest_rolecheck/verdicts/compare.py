@@ -48,6 +48,7 @@ from ..core.verdict import Verdict
 from ..errors import RolecheckAssertionError, RolecheckUsageError
 from . import details, wording
 from .designs import Core, Measured, measure_all_pairs, measure_seed
+from .observers import comparison_made
 
 # check_options is re-exported: the plugin checks options before making any call.
 from .options import Metric, Options, parse_arm, refuse_empty
@@ -293,9 +294,9 @@ def compare(
     calls_b = parse_arm(responses_b, opts.labels[1])
     refuse_empty(calls_a, calls_b, opts.labels)
     if opts.design == "seed":
-        return _decide(measure_seed(calls_a, calls_b, baseline, opts), opts)
+        return comparison_made(_decide(measure_seed(calls_a, calls_b, baseline, opts), opts))
     _stats.validate_arm_sizes(len(calls_a), len(calls_b), opts.labels)
-    return _compare_all_pairs(calls_a, calls_b, opts)
+    return comparison_made(_compare_all_pairs(calls_a, calls_b, opts))
 
 
 def _compare_all_pairs(

@@ -43,6 +43,7 @@ from ..errors import (
     RolecheckUsageError,
 )
 from . import details, wording
+from .observers import comparison_made
 
 __all__ = [
     "TEXT_OUTCOME",
@@ -387,15 +388,17 @@ def compare_tool_calls(
     outcomes_b = _outcomes(arm_b, labels[1], names_only=names_only, ordered=ordered)
     if not any(outcomes_a) and not any(outcomes_b):
         _refuse_no_tool_calls(len(arm_a), len(arm_b), labels)
-    return _compare_outcomes(
-        outcomes_a,
-        outcomes_b,
-        alpha=float(alpha),
-        tolerance=float(tolerance),
-        names_only=names_only,
-        ordered=ordered,
-        seed=seed,
-        labels=labels,
+    return comparison_made(
+        _compare_outcomes(
+            outcomes_a,
+            outcomes_b,
+            alpha=float(alpha),
+            tolerance=float(tolerance),
+            names_only=names_only,
+            ordered=ordered,
+            seed=seed,
+            labels=labels,
+        )
     )
 
 

@@ -531,24 +531,39 @@ def assertion_message(result: Comparison | ToolCallComparison, called: str) -> s
 # --------------------------------------------------------------------------- report rows
 
 
-def row_headline(row: Mapping[str, Any]) -> str | None:
+class ReportRow(Protocol):
+    """What the row functions read of a report row (``reporting.row.Row``)."""
+
+    @property
+    def kind(self) -> str: ...
+    @property
+    def verdict(self) -> str: ...
+    @property
+    def details(self) -> Mapping[str, Any]: ...
+    @property
+    def insight(self) -> Mapping[str, Any] | None: ...
+    @property
+    def asserted(self) -> str | None: ...
+
+
+def row_headline(row: ReportRow) -> str | None:
     """The report's headline of one row: the verdict's own, or plain words for tool calls."""
-    details: Mapping[str, Any] = row.get("details") or {}
+    details = row.details
     if details.get("headline"):
         return str(details["headline"])
-    verdict = row.get("verdict")
-    if row.get("kind") != "tool-calls" or verdict not in _PLAIN_VERDICT:
+    verdict = row.verdict
+    if row.kind != "tool-calls" or verdict not in _PLAIN_VERDICT:
         return None
     a, b = (details.get("labels") or ("A", "B"))[:2]
     plain = _PLAIN_VERDICT[str(verdict)].format(tol=float(details.get("tolerance") or 0.0))
     return f"Tool calls of {a} and {b}: {plain}."
 
 
-def row_texts(row: Mapping[str, Any]) -> str | None:
+def row_texts(row: ReportRow) -> str | None:
     """For a report row: do the texts differ, or only the probabilities (None: unknown)."""
-    details: Mapping[str, Any] = row.get("details") or {}
-    insight = row.get("insight")
-    if row.get("kind") == "tool-calls" or not isinstance(insight, Mapping):
+    details = row.details
+    insight = row.insight
+    if row.kind != "logprobs" or not isinstance(insight, Mapping):
         return None
     if not insight.get("representatives"):
         return None
@@ -558,7 +573,7 @@ def row_texts(row: Mapping[str, Any]) -> str | None:
     return text_lines(insight, texts_a, texts_b, labels)[0]
 
 
-def row_advice(row: Mapping[str, Any]) -> str | None:
+def row_advice(row: ReportRow) -> str | None:
     """The advice a report shows for one row, or None.
 
     Only where there is something to do: an assertion that failed, an
@@ -566,10 +581,10 @@ def row_advice(row: Mapping[str, Any]) -> str | None:
     assertion gets none (its "assert it with ..." would tell the user to do what
     they just did).
     """
-    details: Mapping[str, Any] = row.get("details") or {}
-    verdict = row.get("verdict")
+    details = row.details
+    verdict = row.verdict
     advice = details.get("advice")
-    called = row.get("asserted")
+    called = row.asserted
     if not advice or verdict not in ("different", "equivalent", "inconclusive"):
         return None
     if verdict == "inconclusive":
@@ -579,6 +594,6 @@ def row_advice(row: Mapping[str, Any]) -> str | None:
             return None
         labels = details.get("labels") or ("A", "B")
         return next_step(str(verdict), labels, details.get("tolerance"), str(advice), called)
-    if verdict == "different" and row.get("kind") != "tool-calls":
+    if verdict == "different" and row.kind == "logprobs":
         return different_advice("Rolecheck.compare")
     return None

@@ -1,0 +1,252 @@
+"""The report Row: one comparison (or the calls of a test that compared nothing).
+
+Built in one place (:meth:`Row.of_result`, :meth:`Row.of_calls`), it travels
+from xdist workers to the controller as plain JSON (``report.user_properties``)
+and is read by the terminal summary, the JSON report, the HTML report and the
+plots. The display cells and the run's totals are computed here once, so the
+terminal and the HTML cannot disagree on a number or a count.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections import Counter
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Final, Literal
+
+from ..verdicts.numbers import fmt_change, fmt_p, fmt_value
+
+Kind = Literal["logprobs", "tool-calls", "calls"]
+KINDS: Final[tuple[str, ...]] = ("logprobs", "tool-calls", "calls")
+VERDICT_ORDER: Final = ("different", "inconclusive", "equivalent")
+NO_VERDICT: Final = "—"
+CALLS_TITLE: Final = "calls, no comparison"
+# What a comparison made with the pure functions inside a test is shown as.
+BY_HAND: Final[Mapping[str, str]] = {"logprobs": "compare()", "tool-calls": "compare_tool_calls()"}
+
+
+@dataclass(frozen=True, slots=True)
+class Row:
+    """One line of the run's report; ``to_json``/``from_json`` round-trip exactly."""
+
+    nodeid: str | None
+    kind: Kind
+    title: str
+    verdict: str
+    n_a: int | None = None
+    n_b: int | None = None
+    p_value: float | None = None
+    floor: float | None = None
+    change: float | None = None
+    change_upper: float | None = None
+    tolerance: float | None = None
+    tv: float | None = None
+    tv_upper: float | None = None
+    deterministic: bool | None = None
+    calls: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    source: str = ""
+    # Made with compare()/compare_tool_calls() by hand, not by a rolecheck assert.
+    by_hand: bool = False
+    # The assert_* helper that checked this comparison (None: no assertion): the report
+    # advises only when that assertion failed.
+    asserted: str | None = None
+    details: Mapping[str, Any] = field(default_factory=dict)
+    insight: Mapping[str, Any] | None = None
+
+    # ------------------------------------------------------------------ build
+    @classmethod
+    def of_result(
+        cls,
+        result: Any,
+        *,
+        nodeid: str | None,
+        usage: tuple[int, int, int],
+        source: str,
+        by_hand: bool = False,
+        insight: Mapping[str, Any] | None = None,
+    ) -> Row:
+        """The row of a ``Comparison`` or ``ToolCallComparison``; ``usage`` is (calls, in, out)."""
+        from ..core.jsonish import to_plain
+
+        details = to_plain(result.to_dict())
+        kind: Kind = "tool-calls" if "outcomes" in details else "logprobs"
+        labels = result.labels
+        return cls(
+            nodeid=nodeid,
+            kind=kind,
+            title=f"{labels[0]} vs {labels[1]}",
+            verdict=str(result.verdict),
+            n_a=result.n_a,
+            n_b=result.n_b,
+            **{name: details.get(name) for name in _FROM_DETAILS},
+            calls=usage[0],
+            prompt_tokens=usage[1],
+            completion_tokens=usage[2],
+            source=source,
+            by_hand=by_hand,
+            details=details,
+            insight=insight,
+        )
+
+    @classmethod
+    def of_calls(cls, *, nodeid: str | None, usage: tuple[int, int, int], source: str) -> Row:
+        """The row of a test that ran calls but compared nothing (they still cost)."""
+        return cls(
+            nodeid=nodeid,
+            kind="calls",
+            title=CALLS_TITLE,
+            verdict=NO_VERDICT,
+            n_a=usage[0],
+            n_b=0,
+            calls=usage[0],
+            prompt_tokens=usage[1],
+            completion_tokens=usage[2],
+            source=source,
+        )
+
+    def with_insight(self, insight: Mapping[str, Any] | None) -> Row:
+        return dataclasses.replace(self, insight=insight)
+
+    # ------------------------------------------------------------------- JSON
+    def to_json(self) -> dict[str, Any]:
+        """The row as plain JSON (the JSON report's and the xdist transport's form)."""
+        out = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        out["details"] = dict(self.details)
+        if self.insight is None:
+            del out["insight"]
+        return out
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Row:
+        """Read a row back; tolerant of rows from older reports (missing keys)."""
+        known = {f.name for f in dataclasses.fields(cls)}
+        values = {k: v for k, v in data.items() if k in known}
+        kind = values.get("kind")
+        values["kind"] = kind if kind in KINDS else "logprobs"
+        values["nodeid"] = values.get("nodeid")
+        values["title"] = str(values.get("title") or "")
+        values["verdict"] = str(values.get("verdict") or NO_VERDICT)
+        for name in ("calls", "prompt_tokens", "completion_tokens"):
+            values[name] = int(values.get(name) or 0)
+        values["details"] = dict(values.get("details") or {})
+        insight = values.get("insight")
+        values["insight"] = insight if isinstance(insight, Mapping) else None
+        values["source"] = str(values.get("source") or "")
+        values["by_hand"] = bool(values.get("by_hand"))
+        asserted = values.get("asserted")
+        values["asserted"] = asserted if isinstance(asserted, str) else None
+        return cls(**values)
+
+    # ---------------------------------------------------------------- display
+    @property
+    def is_comparison(self) -> bool:
+        return self.kind != "calls"
+
+    @property
+    def tokens(self) -> int:
+        return self.prompt_tokens + self.completion_tokens
+
+    @property
+    def compared(self) -> str:
+        """What was compared, saying how when it was done by hand."""
+        return f"{BY_HAND[self.kind]}: {self.title}" if self.by_hand else self.title
+
+    @property
+    def labels(self) -> tuple[str, str]:
+        labels = self.details.get("labels")
+        if isinstance(labels, list | tuple) and len(labels) == 2:
+            return str(labels[0]), str(labels[1])
+        first, sep, second = self.title.partition(" vs ")
+        return (first, second) if sep else ("A", "B")
+
+    def cells(self) -> dict[str, str]:
+        """Every column of the summary tables, formatted once for terminal and HTML."""
+        if self.kind == "calls":
+            tolerance = effect = NO_VERDICT
+        else:
+            tolerance = fmt_value(self.tolerance)
+            if self.kind == "tool-calls":
+                effect = "TV " + fmt_change(self.tv, self.tv_upper)
+            else:
+                effect = fmt_change(self.change, self.change_upper, exact=bool(self.deterministic))
+        return {
+            "test": short_test(self.nodeid),
+            "compared": self.compared,
+            "verdict": self.verdict,
+            "n": f"{self.n_a}+{self.n_b}",
+            "tolerance": tolerance,
+            "effect": effect,
+            "p": fmt_p(self.p_value),
+            "calls": str(self.calls),
+            "tokens": str(self.tokens),
+            "source": self.source,
+        }
+
+
+_FROM_DETAILS: Final = (
+    "p_value",
+    "floor",
+    "change",
+    "change_upper",
+    "tolerance",
+    "tv",
+    "tv_upper",
+    "deterministic",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Totals:
+    """The run's counts, the same for the terminal, the JSON and the HTML."""
+
+    comparisons: int
+    verdicts: Mapping[str, int]
+    calls: int
+    live_calls: int
+    tokens: int
+
+    @classmethod
+    def of(cls, rows: Iterable[Row]) -> Totals:
+        rows = list(rows)
+        compared = [row for row in rows if row.is_comparison]
+        tally = Counter(row.verdict for row in compared)
+        return cls(
+            comparisons=len(compared),
+            verdicts={v: tally[v] for v in VERDICT_ORDER if tally[v]},
+            calls=sum(row.calls for row in rows),
+            live_calls=sum(row.calls for row in rows if row.source == "live"),
+            tokens=sum(row.tokens for row in rows),
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "comparisons": self.comparisons,
+            "verdicts": dict(self.verdicts),
+            "calls": self.calls,
+            "live_calls": self.live_calls,
+            "replayed_calls": self.calls - self.live_calls,
+            "tokens": self.tokens,
+        }
+
+    def comparisons_text(self) -> str:
+        parts = ", ".join(f"{count} {verdict}" for verdict, count in self.verdicts.items())
+        plural = "s" if self.comparisons != 1 else ""
+        return f"{self.comparisons} comparison{plural}: {parts or 'none'}"
+
+    def calls_text(self) -> str:
+        replayed = self.calls - self.live_calls
+        return (
+            f"{self.calls} calls ({self.live_calls} live, {replayed} replayed), "
+            f"{self.tokens} tokens"
+        )
+
+
+def short_test(nodeid: str | None) -> str:
+    """The test id without the directories of its module (parametrize ids may hold "/")."""
+    if not nodeid:
+        return "(outside pytest)"
+    module, sep, rest = nodeid.partition("::")
+    return module.rsplit("/", 1)[-1] + sep + rest

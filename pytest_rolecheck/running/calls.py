@@ -1,0 +1,462 @@
+"""How a test's calls are made: its requests, the runner, the cassette, live or replayed.
+
+:class:`Calls` is the calling half of :class:`~pytest_rolecheck.running.session.Rolecheck`
+(the other half compares and records). Nothing heavy is imported at module level.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from contextlib import AbstractContextManager, nullcontext
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ..errors import RolecheckUsageError
+from ..settings import OPTIONS_BY_NAME, Settings, check_value
+from .backend import LOCAL_REPLAY_BASE_URL, LocalBackend
+
+if TYPE_CHECKING:
+    from ..recording.cassette import CassetteSession
+    from ..variants import Variant
+    from .client import AnyClient, CallSpec, CompletionRunner
+    from .progress import Progress
+
+# Messages or an already-built Variant.
+VariantLike = Any
+
+
+class Calls:
+    """Builds requests, runs them through the test's cassette, and says if they go live.
+
+    The state is set by ``Rolecheck.__init__``; declared here for the type checker.
+    """
+
+    settings: Settings
+    nodeid: str | None
+    progress: Progress
+    _cassette_file: Path | None
+    _test_file: Path | None
+    _cassette_conflict: str | None
+    _command_nodeid: str | None
+    _command_flags: tuple[str, ...]
+    _fix_command: Callable[[str | None, Sequence[str]], str] | None
+    _model_warned: bool
+    _client_provider: Callable[[], AnyClient | None] | None
+    _notify: Callable[[str], None] | None
+    _progress_display: Callable[[Progress], AbstractContextManager[object]] | None
+    _backend: LocalBackend | None
+    _runner: CompletionRunner | None
+    _owns_client: bool
+    _cassette: CassetteSession | None
+    _live: bool | None
+    _next_index: int
+    _finished: bool
+    _calls_failed: bool
+
+    # ------------------------------------------------------------------ state
+    @property
+    def cassette_path(self) -> Path | None:
+        """Where this test's cassette lives (``None``: no cassette, calls go live)."""
+        if self._cassette_file is not None:
+            return self._cassette_file
+        if self.nodeid is None:
+            return None
+        if self._cassette_conflict is not None:
+            raise RolecheckUsageError(self._cassette_conflict)
+        return default_cassette_path(self.settings, self.nodeid, self._test_file)
+
+    @property
+    def live(self) -> bool:
+        """Whether this test's calls go to the network (else they replay)."""
+        if self._live is None:
+            from ..recording.mode import goes_live
+
+            self._live = goes_live(self.settings.record_mode, self.cassette_path)
+        return self._live
+
+    @property
+    def model(self) -> str:
+        if self.settings.model:
+            return self.settings.model
+        if self.settings.local and self._backend is not None:
+            return self._backend.model
+        recorded = self._recorded_model()
+        if recorded:
+            return recorded
+        older = (
+            " This cassette predates the record of its model: replay with the options it was "
+            "recorded with."
+            if not self.live and self._cassette is not None and not self._cassette.stored_setup
+            else ""
+        )
+        raise RolecheckUsageError(
+            "no model given: pass model=... to the assert call, set "
+            "@pytest.mark.rolecheck(model=...), --rolecheck-model, or rolecheck_model in the ini "
+            f"file (or use --rolecheck-local for the bundled model).{older}"
+        )
+
+    def _recorded_model(self) -> str | None:
+        """The default model a replayed cassette was recorded with (None: live, or not stored)."""
+        path = self.cassette_path
+        if self.live or path is None or not path.is_file():
+            return None
+        if self._runner is None:
+            self._runner = self._make_runner()
+        model = self._cassette.stored_setup.get("model") if self._cassette is not None else None
+        return model if isinstance(model, str) and model else None
+
+    def _make_runner(self) -> CompletionRunner:
+        from ..recording.cassette import CassetteSession
+        from ..recording.mode import RecordMode
+        from .client import (
+            LOCAL_API_KEY,
+            CompletionRunner,
+            client_base_url,
+            client_secrets,
+            make_client,
+            notify_stderr,
+        )
+
+        live = self.live
+        client: AnyClient | None = None
+        if self._client_provider is not None:
+            client = self._client_provider()
+        if client is None:
+            base_url = self.settings.base_url
+            api_key = None
+            if self.settings.local:
+                api_key = LOCAL_API_KEY
+                if live:
+                    if self._backend is None:
+                        self._backend = LocalBackend()
+                    base_url = self._backend.ensure_started().base_url
+                else:
+                    base_url = LOCAL_REPLAY_BASE_URL
+            client = make_client(base_url=base_url, live=live, api_key=api_key)
+            self._owns_client = True
+        before_call = None
+        explain = None
+        stored_json = None
+        redact = None
+        path = self.cassette_path
+        if path is not None:
+            settings = self.settings
+            root = settings.rootdir
+            default_model = settings.model or (
+                self._backend.model if settings.local and self._backend is not None else None
+            )
+            self._cassette = CassetteSession(
+                path,
+                RecordMode(settings.record_mode),
+                nodeid=self._command_nodeid or self.nodeid or str(path),
+                secrets=client_secrets(client),
+                command_flags=self._command_flags,
+                command=self._fix_command,
+                cassette_dir=None if self._cassette_file else root / settings.cassette_dir,
+                recorded_with={
+                    "local": settings.local,
+                    "endpoint": client_base_url(client),
+                    "model": default_model,
+                },
+            )
+            self._cassette.__enter__()
+            cassette = self._cassette
+
+            def before_call(spec: CallSpec) -> None:
+                cassette.check_request(spec.index, spec.body())
+
+            explain = cassette.explain
+            stored_json = cassette.stored_json
+            redact = cassette.redact
+
+        return CompletionRunner(
+            client,
+            concurrency=self.settings.concurrency,
+            before_call=before_call,
+            explain=explain,
+            progress=self.progress,
+            stored_json=stored_json,
+            redact=redact,
+            timeout=self.settings.timeout,
+            # A replay never waits on a server; only live calls can hang.
+            notify=(self._notify or notify_stderr) if live else None,
+            slots=self._backend.slots() if live and self._backend is not None else None,
+        )
+
+    def _run_specs(self, arms: Sequence[tuple[str, Mapping[str, Any]]]) -> list[Any]:
+        from .client import CallSpec
+
+        if self._finished:
+            raise RolecheckUsageError(
+                "this Rolecheck has finished (its test is over); make calls inside the test."
+            )
+        if self._runner is None:
+            self._runner = self._make_runner()
+        specs = []
+        for arm, request in arms:
+            request = with_call_seed(request, self.nodeid or "", arm, self._next_index)
+            specs.append(CallSpec(index=self._next_index, arm=arm, request=request))
+            self._next_index += 1
+        display = self._progress_display if self.live else None
+        try:
+            with display(self.progress) if display is not None else nullcontext():
+                responses = self._runner.run(specs)
+        except BaseException:
+            # Calls were cut short (an error, Ctrl-C), even if the test catches it:
+            # the cassette must not be written from a partial batch.
+            self._calls_failed = True
+            raise
+        self._warn_on_model_swap(specs, responses)
+        return responses
+
+    def _warn_on_model_swap(self, specs: Sequence[CallSpec], responses: Sequence[Any]) -> None:
+        """Warn (once per test) when the server says it served another model than was sent."""
+        if self._model_warned or _is_azure(self._runner.client if self._runner else None):
+            return  # Azure: the request names a deployment, the response the model behind it
+        # Only a client built here for --rolecheck-local is known to reach the bundled model.
+        local = (
+            self._backend.model
+            if self.settings.local and self._owns_client and self._backend
+            else None
+        )
+        for spec, response in zip(specs, responses, strict=True):
+            sent = str(spec.request.get("model") or "")
+            served = str(getattr(response, "model", None) or "")
+            # The bundled server echoes any name and answers with its one model.
+            swapped = bool(local and sent != local) or not _same_model(sent, served)
+            if sent and served and swapped:
+                import warnings
+
+                from ..errors import RolecheckWarning
+
+                actual = local if local and sent != local else served
+                self._model_warned = True
+                warnings.warn(
+                    RolecheckWarning(
+                        f"{self.nodeid or 'rolecheck'}: the request named model {sent!r} but "
+                        f"{actual!r} answered it (call #{spec.index + 1}); the recording and "
+                        f"the verdict are about {actual!r}. Name the served model (model=... / "
+                        "--rolecheck-model), or drop --rolecheck-local to reach the named one."
+                        if local and sent != local
+                        else f"{self.nodeid or 'rolecheck'}: the request named model {sent!r} "
+                        f"but the server says it served {served!r} (call #{spec.index + 1}); "
+                        f"the verdict is about {served!r}. Check the model name and the "
+                        "endpoint (--rolecheck-base-url / OPENAI_BASE_URL)."
+                    ),
+                    stacklevel=2,
+                )
+                return
+
+    # --------------------------------------------------------------- variants
+    def variant(self, messages: VariantLike, *, label: str | None = None, **params: Any) -> Variant:
+        """Build a :class:`~pytest_rolecheck.Variant` (messages + request params)."""
+        from ..variants import Variant
+
+        if isinstance(messages, Variant):
+            return messages.with_params(**params) if params else messages
+        return Variant.from_messages(messages, label=label, **params)
+
+    def _request(
+        self,
+        variant: Variant,
+        *,
+        model: str | None,
+        max_tokens: int | None,
+        top_logprobs: int | None,
+        temperature: float | None,
+        params: Mapping[str, Any] | None,
+        logprobs: bool = True,
+    ) -> dict[str, Any]:
+        defaults: dict[str, Any] = {
+            # A variant that names its model needs no default one.
+            "model": model or variant.params.get("model") or self.model,
+            "max_tokens": max_tokens if max_tokens is not None else self.settings.max_tokens,
+            "temperature": (temperature if temperature is not None else self.settings.temperature),
+        }
+        if logprobs:
+            defaults["logprobs"] = True
+            defaults["top_logprobs"] = (
+                top_logprobs if top_logprobs is not None else self.settings.top_logprobs
+            )
+        request = variant.request(**defaults)
+        # Keywords given to this call beat the variant's own parameters, which beat
+        # the settings; ``params`` (any other request field) comes last.
+        explicit = {
+            "model": model,
+            "max_tokens": max_tokens,
+            "temperature": temperature,
+            "top_logprobs": top_logprobs if logprobs else None,
+        }
+        request.update({key: value for key, value in explicit.items() if value is not None})
+        if params:
+            request.update(params)
+        _check_request(request, logprobs=logprobs)
+        return request
+
+    # -------------------------------------------------------------------- run
+    def run(
+        self,
+        variant: VariantLike,
+        n: int | None = None,
+        *,
+        model: str | None = None,
+        max_tokens: int | None = None,
+        top_logprobs: int | None = None,
+        temperature: float | None = None,
+        params: Mapping[str, Any] | None = None,
+        logprobs: bool = True,
+    ) -> list[Any]:
+        """Run ``n`` completions of ``variant`` (default: the ``trials`` setting).
+
+        Returns the SDK's ``ChatCompletion`` objects in call order; pass them to
+        :func:`pytest_rolecheck.compare` to decide yourself.
+        """
+        built = self.variant(variant)
+        count = self.settings.trials if n is None else n
+        if isinstance(count, bool) or not isinstance(count, int) or count < 1:
+            raise RolecheckUsageError(f"n={count!r} is not allowed: expected a whole number ≥ 1.")
+        request = self._request(
+            built,
+            model=model,
+            max_tokens=max_tokens,
+            top_logprobs=top_logprobs,
+            temperature=temperature,
+            params=params,
+            logprobs=logprobs,
+        )
+        return self._run_specs([(built.label, request)] * count)
+
+    def run_arms(
+        self,
+        variant_a: VariantLike,
+        variant_b: VariantLike,
+        n: int | None = None,
+        *,
+        baseline: bool = False,
+        model: str | None = None,
+        max_tokens: int | None = None,
+        top_logprobs: int | None = None,
+        temperature: float | None = None,
+        params: Mapping[str, Any] | None = None,
+        logprobs: bool = True,
+    ) -> tuple[list[Any], list[Any], Any | None]:
+        """Run both arms interleaved (A, B, A, B, …), optionally after one baseline of A.
+
+        Interleaving spreads any drift of the backend over both arms equally.
+        Returns ``(responses_a, responses_b, baseline_response_or_None)``.
+        """
+        a, b = self.variant(variant_a), self.variant(variant_b)
+        count = self.settings.trials if n is None else n
+        kwargs = {
+            "model": model,
+            "max_tokens": max_tokens,
+            "top_logprobs": top_logprobs,
+            "temperature": temperature,
+            "params": params,
+            "logprobs": logprobs,
+        }
+        request_a = self._request(a, **kwargs)  # type: ignore[arg-type]
+        request_b = self._request(b, **kwargs)  # type: ignore[arg-type]
+        label_a, label_b = _distinct_labels(a.label, b.label)
+        arms: list[tuple[str, Mapping[str, Any]]] = []
+        if baseline:
+            arms.append((f"{label_a} (baseline)", request_a))
+        for _ in range(count):
+            arms.append((label_a, request_a))
+            arms.append((label_b, request_b))
+        responses = self._run_specs(arms)
+        base = responses.pop(0) if baseline else None
+        return responses[0::2], responses[1::2], base
+
+
+def with_call_seed(
+    request: Mapping[str, Any], test: str, arm: str, index: int
+) -> Mapping[str, Any]:
+    """``request`` with a sampling ``seed`` of its own when it samples (temperature > 0).
+
+    Each call of an arm is then a different sample, so a sampled A/A comparison
+    has real call-to-call variation, and the seed (a hash of the test, the arm
+    and the call index) is part of the request: stored in the cassette, matched
+    on replay, and reproduced by a re-recording against a fresh server. A seed
+    the user set (also in ``extra_body``) is kept; temperature 0 gets none.
+    """
+    import hashlib
+
+    temperature = request.get("temperature")
+    extra = request.get("extra_body")
+    if (
+        not isinstance(temperature, int | float)
+        or temperature <= 0
+        or "seed" in request
+        or (isinstance(extra, Mapping) and "seed" in extra)
+    ):
+        return request
+    digest = hashlib.sha256(f"{test}\0{arm}\0{index}".encode()).digest()
+    # 31 bits: a valid seed for llama.cpp (uint32) and OpenAI (int64) alike
+    return {**request, "seed": int.from_bytes(digest[:4], "big") >> 1}
+
+
+# Request fields the statistics depend on, each checked with its option's rule.
+_CHECKED_FIELDS = {
+    "model": "model",
+    "max_tokens": "max_tokens",
+    "max_completion_tokens": "max_tokens",
+    "temperature": "temperature",
+    "top_logprobs": "top_logprobs",
+}
+
+
+def _check_request(request: Mapping[str, Any], *, logprobs: bool) -> None:
+    """Refuse, before any call, a request whose answers the statistics cannot use.
+
+    A field may come from the assert's keywords, ``params=``, the variant or the
+    settings; whichever set it, the rule is the option's.
+    """
+    for field, option in _CHECKED_FIELDS.items():
+        if request.get(field) is not None:
+            check_value(option, request[field], source=field)
+    if request.get("n") not in (None, 1):
+        raise RolecheckUsageError(
+            f"n={request['n']!r} is not allowed: each call must return one choice (n=1); ask "
+            "for more calls with trials= instead. Checked before any call."
+        )
+    if request.get("stream"):
+        raise RolecheckUsageError(
+            "stream=True is not allowed: the comparison reads whole chat completions; drop "
+            "stream from params=. Checked before any call."
+        )
+    if logprobs and (request.get("logprobs") is not True or request.get("top_logprobs") is None):
+        allowed = OPTIONS_BY_NAME["top_logprobs"].parse.__doc__
+        raise RolecheckUsageError(
+            f"logprobs={request.get('logprobs')!r}, top_logprobs="
+            f"{request.get('top_logprobs')!r}: a logprob comparison needs logprobs=True and "
+            f"top_logprobs set ({allowed}) in every request; drop them from params= (the "
+            "defaults are right), or compare tool calls with assert_tool_calls_* instead. "
+            "Checked before any call."
+        )
+
+
+def _same_model(sent: str, served: str) -> bool:
+    # OpenAI answers an alias with its dated snapshot: gpt-4o-mini -> gpt-4o-mini-2024-07-18.
+    sent, served = sent.lower(), served.lower()
+    return not sent or not served or served == sent or served.startswith(sent + "-")
+
+
+def _is_azure(client: Any) -> bool:
+    return any("Azure" in cls.__name__ for cls in type(client).__mro__)
+
+
+def _distinct_labels(a: str, b: str) -> tuple[str, str]:
+    return (a, b) if a != b else (f"{a} (A)", f"{b} (B)")
+
+
+def default_cassette_path(settings: Settings, nodeid: str, test_file: Path | None) -> Path:
+    """The cassette of the test ``nodeid`` defined in ``test_file``."""
+    from ..recording.paths import cassette_path
+
+    return cassette_path(
+        settings.rootdir / settings.cassette_dir,
+        nodeid,
+        test_file=test_file,
+        rootdir=settings.rootdir,
+    )
