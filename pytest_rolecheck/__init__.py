@@ -16,8 +16,8 @@ _EXPORTS: dict[str, str] = {
     # pure core
     "compare": "pytest_rolecheck.verdicts.compare",
     "Comparison": "pytest_rolecheck.verdicts.compare",
-    "assert_equivalent": "pytest_rolecheck.verdicts.compare",
-    "assert_different": "pytest_rolecheck.verdicts.compare",
+    "assert_equivalent": "pytest_rolecheck.verdicts.assertions",
+    "assert_different": "pytest_rolecheck.verdicts.assertions",
     "parse_response": "pytest_rolecheck.core.parse",
     "ParsedCall": "pytest_rolecheck.core.parse",
     "register_metric": "pytest_rolecheck.core.distances",
@@ -94,5 +94,6 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from .variants import Variant
     from .variants.files import load_variant
     from .variants.tools import render_tools_namespace
-    from .verdicts.compare import Comparison, assert_different, assert_equivalent, compare
+    from .verdicts.assertions import assert_different, assert_equivalent
+    from .verdicts.compare import Comparison, compare
     from .verdicts.toolcalls import ToolCallComparison, compare_tool_calls

@@ -17,12 +17,8 @@ from pytest_rolecheck.errors import (
     RolecheckAssertionError,
     RolecheckUsageError,
 )
-from pytest_rolecheck.verdicts.compare import (
-    Comparison,
-    assert_different,
-    assert_equivalent,
-    compare,
-)
+from pytest_rolecheck.verdicts.assertions import assert_different, assert_equivalent
+from pytest_rolecheck.verdicts.compare import Comparison, compare
 
 # ---------------------------------------------------------------- helpers
 
@@ -490,7 +486,7 @@ def test_assert_inconclusive_message_recommends_trials() -> None:
 def test_assertion_traceback_hides_internals(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(
         test_hidden="""
-        from pytest_rolecheck.verdicts.compare import assert_different
+        from pytest_rolecheck.verdicts.assertions import assert_different
         from _factories import make_response
 
         def call(tok):

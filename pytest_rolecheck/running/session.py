@@ -345,7 +345,7 @@ class Rolecheck(Calls):
         __tracebackhide__ = True
         from ..errors import RolecheckAssertionError
         from ..verdicts import wording
-        from ..verdicts.compare import refuse_blind_equivalence
+        from ..verdicts.assertions import refuse_blind_equivalence
 
         expected = wording.expected_verdict(helper)
         if expected == "equivalent" and run == self.compare:

@@ -38,14 +38,12 @@ import numpy.typing as npt
 from ..core import stats as _stats
 from ..core.decision import verdict_of
 from ..core.distances import (
-    BLIND_METRICS,
     DEFAULT_METRIC,
 )
 from ..core.limits import DEFAULT_ALPHA, DEFAULT_DESIGN
 from ..core.parse import ParsedCall
 from ..core.stats import ArmSummary, Bound, FlipSummary
 from ..core.verdict import Verdict
-from ..errors import RolecheckAssertionError, RolecheckUsageError
 from . import details, wording
 from .designs import Core, Measured, measure_all_pairs, measure_seed
 from .observers import comparison_made
@@ -54,7 +52,7 @@ from .observers import comparison_made
 from .options import Metric, Options, parse_arm, refuse_empty
 from .options import check_options as check_options
 
-__all__ = ["Comparison", "assert_different", "assert_equivalent", "compare"]
+__all__ = ["Comparison", "compare"]
 
 # --------------------------------------------------------------------------- result
 
@@ -574,79 +572,3 @@ def _all_tied(
         statistic=statistic,
     )
     return _assemble(core, calls_a, calls_b, opts, desc, outcome)
-
-
-# --------------------------------------------------------------------------- assertions
-
-
-def refuse_blind_equivalence(metric: object) -> None:
-    """Refuse an equivalence assertion with a metric that cannot see every change.
-
-    Raises
-    ------
-    RolecheckUsageError
-        For ``tok_l1`` and ``seed``, with the reason and what to use instead.
-    """
-    why = BLIND_METRICS.get(metric) if isinstance(metric, str) else None
-    if why is not None:
-        raise RolecheckUsageError(
-            f"an equivalence assertion cannot pass with metric={metric!r}: {why}. Use "
-            f"metric='js' (the default) or 'tv' to assert equivalence; {metric!r} can still "
-            f"assert a difference."
-        )
-
-
-def assert_equivalent(
-    responses_a: Iterable[Any], responses_b: Iterable[Any], **options: Any
-) -> Comparison:
-    """Assert that two arms behave the same, within the tolerance.
-
-    Same arguments as :func:`compare`. Passes only on the verdict
-    ``"equivalent"``: a non-significant difference test is not enough.
-
-    Returns
-    -------
-    Comparison
-        The comparison, for further checks or reporting.
-
-    Raises
-    ------
-    RolecheckAssertionError
-        With the full report and what to do next, when the verdict is
-        ``"different"`` or ``"inconclusive"``.
-    """
-    __tracebackhide__ = True
-    refuse_blind_equivalence(options.get("metric", DEFAULT_METRIC))
-    return _expect("assert_equivalent", compare(responses_a, responses_b, **options))
-
-
-def assert_different(
-    responses_a: Iterable[Any], responses_b: Iterable[Any], **options: Any
-) -> Comparison:
-    """Assert that two arms behave differently.
-
-    Same arguments as :func:`compare`. Passes only on the verdict
-    ``"different"``; a real difference that stays within the equivalence
-    tolerance gives ``"equivalent"`` and fails here (lower ``tolerance`` to
-    count it).
-
-    Returns
-    -------
-    Comparison
-        The comparison, for further checks or reporting.
-
-    Raises
-    ------
-    RolecheckAssertionError
-        With the full report and what to do next, when the verdict is
-        ``"equivalent"`` or ``"inconclusive"``.
-    """
-    __tracebackhide__ = True
-    return _expect("assert_different", compare(responses_a, responses_b, **options))
-
-
-def _expect(called: str, result: Comparison) -> Comparison:
-    __tracebackhide__ = True
-    if result.verdict != wording.expected_verdict(called):
-        raise RolecheckAssertionError(wording.assertion_message(result, called))
-    return result
