@@ -1,1 +1,9 @@
-"""commands"""
+"""The ``rolecheck`` subcommands: thin argparse adapters over the packages above.
+
+Modules::
+
+    compare       ``rolecheck compare``: run one experiment outside pytest and print the verdict.
+    plan          ``rolecheck plan``: how many trials per arm, from an A/A pilot (the CLI adapter).
+    report        ``rolecheck report``: the HTML report (and PNG plots) of a saved JSON report.
+    serve         ``rolecheck serve``: the bundled local model behind an OpenAI-compatible server.
+"""

@@ -1,1 +1,35 @@
-"""core"""
+"""The pure core: parsing, distances and statistics (numpy and scipy only).
+
+Nothing here imports pytest, openai, vcrpy, yaml or matplotlib
+(``tests/test_core_purity.py`` guards it), so every rule can be tested and
+benchmarked on plain arrays.
+
+Modules::
+
+    bounds        Confidence bounds on the size of the change between two arms.
+    contingency   Contingency-table statistics of tool-call outcomes: the 2xK table of two arms.
+    decision      The verdict rule shared by every comparison: :func:`decide`, and the trials
+                  advice.
+    descriptives  Descriptive statistics of distances: per-arm summaries, pair means, Cliff's
+                  delta, text flips.
+    difference    Difference tests: is the change between the arms more than chance?
+    distances     The metric registry and the all-pairs distance matrix.
+    divergence    Where two arms start to differ, token by token: the data behind the report's
+                  plots (pure).
+    fast_pairs    The built-in metrics vectorised over many pairs of calls (what
+                  ``distance_matrix`` runs).
+    jsonish       Turn SDK objects or plain mappings into plain JSON-like dicts (pure).
+    limits        The numbers the statistics need, defined once: every entry point reads them from
+                  here.
+    metrics       The built-in distances between two chat-completion calls (one pair at a time,
+                  readable).
+    parse         Turn chat-completion responses into :class:`ParsedCall` values (pure).
+    pilot         The noise floor of an A/A pilot: the mean distance between two calls of one
+                  configuration.
+    planner       How many trials per arm, estimated from an A/A pilot by resampling (``rolecheck
+                  plan``).
+    stats         Statistics behind the verdicts: difference test, equivalence bound, descriptives.
+    validation    Input checks shared by the statistics: arm sizes, options, distance matrices and
+                  vectors.
+    verdict       The three verdicts every comparison ends in: the one definition of their names.
+"""

@@ -14,9 +14,13 @@ Variants are deep-frozen (mappings become read-only proxies, lists become tuples
 so a variant shared between tests cannot be changed by one of them;
 :meth:`Variant.request` returns fresh plain dicts and lists for the SDK.
 
-Modules: ``variant`` (the dataclass), ``messages`` (the message edits behind it),
-``tools`` (the ``namespace functions`` rendering), ``files`` (YAML variant files,
-imported on first use of :func:`load_variant` so that YAML loads only when needed).
+Modules::
+
+    variant       The Variant dataclass and its derivations.
+    messages      The message edits behind the derivations.
+    tools         The ``namespace functions`` rendering of tool definitions.
+    files         YAML variant files (imported on first use of :func:`load_variant`, so
+                  that YAML loads only when needed).
 """
 
 from __future__ import annotations

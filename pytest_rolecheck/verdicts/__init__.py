@@ -1,1 +1,23 @@
-"""verdicts"""
+"""From calls to verdicts: :func:`compare`, tool-call comparisons, and their words.
+
+Every verdict text (headline, advice, assertion message) is written in
+``wording.py`` and every number printed through ``numbers.py``.
+
+Modules::
+
+    assertions    The assertions on a :func:`~pytest_rolecheck.verdicts.compare.compare` result.
+    compare       ``compare()``: from two arms of chat completions to a verdict and a readable
+                  report.
+    designs       The two designs of :func:`~pytest_rolecheck.compare`: what each one measures.
+    details       The detail block of a verdict: the numbers behind it, as text or as report
+                  sentences.
+    numbers       The one way rolecheck prints a number: terminal, HTML, JSON-derived tables and
+                  messages.
+    observers     Who hears of a comparison: lets the running test list ``compare()`` made by hand.
+    options       The options of :func:`~pytest_rolecheck.compare`, checked before any call is
+                  made.
+    toolcalls     Compare the tool-calling behaviour of two arms by the distribution of call
+                  outcomes (pure).
+    wording       Every verdict text rolecheck writes: headlines, advice, reports and assertion
+                  messages.
+"""
