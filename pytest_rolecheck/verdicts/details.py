@@ -25,13 +25,6 @@ if TYPE_CHECKING:
 
 __all__ = ["comparison_report", "row_sentences", "shorten", "text_lines", "tool_call_report"]
 
-_UNITS: Final[dict[str, str]] = {
-    "js": "bits, share of mass moved",
-    "tv": "share of probability mass",
-    "tok_l1": "nats",
-    "first_token": "bits",
-    "seed": "nats, rank-aligned",
-}
 _TEXT_WIDTH: Final = 100
 #: Width of a text or outcome quoted in a report or message.
 SHORT: Final = 60
@@ -40,7 +33,7 @@ SHORT: Final = 60
 def comparison_report(c: Comparison, *, with_next: bool = True) -> str:
     """``str(comparison)``: the verdict first, then the numbers, then what to do next."""
     a, b = c.labels
-    unit = _UNITS.get(c.metric, "metric units")
+    unit = _METRIC_UNITS.get(c.metric, "metric units")
     seed = c.design == "seed"
     design = "seed design" if seed else "all-pairs design"
     lines = [f"rolecheck: {a} vs {b} -> {c.verdict.upper()}", f"  {c.headline}"]
