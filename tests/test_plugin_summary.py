@@ -152,7 +152,7 @@ def test_default_summary_fits_80_columns(
     result = project.runpytest("--rolecheck-record-mode=once")
     result.assert_outcomes(passed=5)
     section = _section(result.stdout.str())
-    assert section[0].split() == ["test", "compared", "verdict", "effect", "p", "source"]
+    assert section[0].split() == ["test", "compared", "verdict", "effect", "p"]  # all live
     too_wide = [line for line in section if len(line) > 80]
     assert not too_wide, "\n".join(too_wide)
     assert len(section) == 2 + 5 + 2  # header, rule, one line per row, totals
@@ -209,3 +209,22 @@ def test_tests_that_do_not_use_rolecheck_are_not_announced(project: pytest.Pytes
     result.assert_outcomes(passed=1)
     assert "recording live" not in result.stdout.str()
     assert not (Path(project.path) / "cassettes").exists()
+
+
+def test_compact_table_shows_the_source_only_when_rows_differ() -> None:
+    from pytest_rolecheck.reporting.summary import SummaryReport
+
+    def row(source: str) -> dict[str, object]:
+        return {
+            "nodeid": "t.py::t",
+            "kind": "logprobs",
+            "title": "a vs b",
+            "verdict": "different",
+            "source": source,
+        }
+
+    same = SummaryReport([row("replayed"), row("replayed")])
+    assert "source" not in next(same.lines(width=80, full=False))
+    assert "source" in next(same.lines(full=True))
+    mixed = SummaryReport([row("live"), row("replayed")])
+    assert next(mixed.lines(width=80, full=False)).split()[-1] == "source"

@@ -66,8 +66,16 @@ class SummaryReport:
     def totals(self) -> Totals:
         return Totals.of(self.rows)
 
+    def columns(self, *, full: bool = True) -> tuple[tuple[str, str], ...]:
+        """The table's (key, title) columns; the compact table drops a source all rows share."""
+        if full:
+            return FULL_COLUMNS
+        if len({row.source for row in self.rows}) <= 1:  # the totals line says live/replayed
+            return tuple(c for c in COMPACT_COLUMNS if c[0] != "source")
+        return COMPACT_COLUMNS
+
     def table(self, *, full: bool = True) -> tuple[list[str], list[list[str]]]:
-        columns = FULL_COLUMNS if full else COMPACT_COLUMNS
+        columns = self.columns(full=full)
         header = [title for _, title in columns]
         body = []
         for row in self.rows:
@@ -82,7 +90,7 @@ class SummaryReport:
         shortening the test ids and the compared labels in the middle.
         """
         header, body = self.table(full=full)
-        columns = [key for key, _ in (FULL_COLUMNS if full else COMPACT_COLUMNS)]
+        columns = [key for key, _ in self.columns(full=full)]
         widths = [max(len(h), *(len(r[i]) for r in body)) for i, h in enumerate(header)]
         if width is not None and not full:
             widths = _fit(widths, columns, header, width)
