@@ -202,6 +202,7 @@ class Row:
     """Counts of one family x design."""
 
     reps: int = 0
+    significant: int = 0
     different: int = 0
     equivalent: int = 0
     any_flag: int = 0
@@ -235,6 +236,7 @@ def run_row(seed: int, m: int, n: int, q: float, touched: float, reps: int, bonf
         false = int(np.count_nonzero(flags & ~hit))
         fdp = false / max(1, int(flags.sum()))
         row.reps += 1
+        row.significant += res.p_value <= ALPHA
         row.different += res.verdict == "different"
         row.equivalent += res.verdict == "equivalent"
         row.any_flag += bool(flags.any())
@@ -279,14 +281,19 @@ def main(argv: list[str] | None = None) -> int:
         f" cases ({share_conc * true_change(1.0):.3f}); power: all q={q_all}"
         f" ({true_change(q_all):.3f}), 1/4 q={q_quarter} ({0.25 * true_change(q_quarter):.3f})"
     )
-    print("\n(1)+(2) A/A: false different (target <= alpha) and equivalent rate")
+    print(
+        "\n(1)+(2) A/A: stratified permutation p <= alpha, false different, any case flagged"
+        " (targets <= alpha) and the equivalent rate"
+    )
     designs = [(m, n) for m in (10, 20, 50) for n in (3, 5)]
     for k, (m, n) in enumerate(designs):
         r = run_row(1000 + k, m, n, 0.0, 0.0, reps, bonf=False)
+        sig = check(f"A/A p <= alpha {m}x{n}", r.significant, r.reps, ALPHA)
         flag = check(f"A/A different {m}x{n}", r.different, r.reps, ALPHA)
         fdr = check(f"A/A any false flag {m}x{n}", r.any_flag, r.reps, ALPHA)
         print(
-            f"  {m:2d} cases x {n} trials: different {fmt(r.different, r.reps, z)}{flag}"
+            f"  {m:2d} cases x {n} trials: p <= alpha {fmt(r.significant, r.reps, z)}{sig}"
+            f"  different {fmt(r.different, r.reps, z)}{flag}"
             f"  equivalent {fmt(r.equivalent, r.reps, z)}"
             f"  any case flagged {fmt(r.any_flag, r.reps, z)}{fdr}"
         )
@@ -305,8 +312,18 @@ def main(argv: list[str] | None = None) -> int:
     print("    Bonf = P(any case different by its single-prompt decision at alpha/m)")
     for name, q, touched in (("all cases", q_all, 1.0), ("1/4 of cases", q_quarter, 0.25)):
         for k, (m, n) in enumerate(designs):
-            r = run_row(3000 + 10 * k + int(touched * 4), m, n, q, touched, reps, bonf=True)
-            bonf = fmt(r.any_bonferroni, r.reps, z) if n >= 4 else "  n/a (needs >= 4 calls/arm)"
+            # A single-prompt test of n + n calls can never reach p <= alpha / m when its
+            # smallest p-value, 2 / C(2n, n), is larger: then it rejects nothing, by arithmetic.
+            floor = 2 / math.comb(2 * n, n)
+            can = n >= _stats.MIN_CALLS_PER_ARM and floor <= ALPHA / m
+            r = run_row(3000 + 10 * k + int(touched * 4), m, n, q, touched, reps, bonf=can)
+            bonf = (
+                fmt(r.any_bonferroni, r.reps, z)
+                if can
+                else "  n/a (needs >= 4 calls/arm)"
+                if n < _stats.MIN_CALLS_PER_ARM
+                else f" 0 (smallest p {floor:.4f} > alpha/m)"
+            )
             mean = r.fdp_sum / r.reps
             half = 1.96 * math.sqrt(max(0.0, r.fdp_sq / r.reps - mean * mean) / r.reps)
             miss = ""
