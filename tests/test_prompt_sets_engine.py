@@ -162,6 +162,24 @@ def test_every_case_moved_completely_is_different() -> None:
     assert all(c.status == "changed" for c in res.cases)
 
 
+def test_few_cases_cannot_show_a_population_change_above_the_tolerance() -> None:
+    # Six cases that each moved by exactly 1/3 (A answers x/y, B answers z/w): the t bound
+    # alone (zero spread) would call it different; for the population of prompts six values
+    # in [0, 1] averaging 1/3 do not exclude a mean of 0.2, so the exact bound keeps it open.
+    res = compare_prompt_set({f"c{k}": answers([0, 1] * 2, [2, 3] * 2) for k in range(6)})
+    assert res.change == pytest.approx(1 / 3)
+    assert res.bound.se == pytest.approx(0.0, abs=1e-12)
+    assert res.p_value <= 0.05
+    assert res.bound.effect_lower < 0.2
+    assert res.verdict == "inconclusive"
+    assert (
+        compare_prompt_set(
+            {f"c{k}": answers([0, 1] * 2, [2, 3] * 2) for k in range(6)}, bounded=False
+        ).verdict
+        == "different"
+    )
+
+
 def test_unbounded_metric_has_no_guard_and_blind_metric_never_certifies() -> None:
     cases = {f"c{k}": answers([0] * 3, [0] * 3) for k in range(10)}
     assert compare_prompt_set(cases, bounded=False).verdict == "equivalent"
