@@ -20,6 +20,7 @@ distributions, so the per-pair distance is the ``tv`` metric's construction:
 distributions are therefore close however different their sampled texts.
 The change: arm B moves a share ``q`` of position 0's probability to a token
 arm A never produces, in a random ``touched`` share of the cases (all or 1/4).
+Power families: every case with q = 0.4 or 0.6, or 1/4 of the cases with q = 1.
 A family's true set change is estimated from 12 + 12 calls on 600 cases.
 
 Rows: (1) A/A false *different* for 10/20/50 cases at 3/5 trials (target
@@ -273,12 +274,13 @@ def main(argv: list[str] | None = None) -> int:
     # completely (concentrated: the case a handful of quiet cases can miss).
     q_spread = solve(true_change, TOL, 0.15, 0.25)
     share_conc = TOL / true_change(1.0)
-    q_all, q_quarter = 0.6, 1.0
+    q_mid, q_all, q_quarter = 0.4, 0.6, 1.0
     print(f"prompt sets: alpha {ALPHA}, tolerance {TOL}, {reps} replications per row")
     print(
         f"families (true set change): at the tolerance, spread q={q_spread:.3f}"
         f" ({true_change(q_spread):.3f}), concentrated q=1 in a share {share_conc:.3f} of the"
-        f" cases ({share_conc * true_change(1.0):.3f}); power: all q={q_all}"
+        f" cases ({share_conc * true_change(1.0):.3f}); power: all q={q_mid}"
+        f" ({true_change(q_mid):.3f}), all q={q_all}"
         f" ({true_change(q_all):.3f}), 1/4 q={q_quarter} ({0.25 * true_change(q_quarter):.3f})"
     )
     print(
@@ -310,7 +312,12 @@ def main(argv: list[str] | None = None) -> int:
     print("\n(3) power at the same calls; (4) per-case FDR of 'changed' flags (target <= alpha)")
     print("    set = P(set different); BH = P(any case flagged, engine q <= alpha);")
     print("    Bonf = P(any case different by its single-prompt decision at alpha/m)")
-    for name, q, touched in (("all cases", q_all, 1.0), ("1/4 of cases", q_quarter, 0.25)):
+    families = (
+        ("all, q=0.4", q_mid, 1.0),
+        ("all cases", q_all, 1.0),
+        ("1/4 of cases", q_quarter, 0.25),
+    )
+    for name, q, touched in families:
         for k, (m, n) in enumerate(designs):
             # A single-prompt test of n + n calls can never reach p <= alpha / m when its
             # smallest p-value, 2 / C(2n, n), is larger: then it rejects nothing, by arithmetic.
