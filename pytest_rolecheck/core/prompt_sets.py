@@ -56,9 +56,7 @@ the single-prompt path: ``"no change"`` when the arms are identical,
 
 from __future__ import annotations
 
-import functools
 import hashlib
-import itertools
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -69,17 +67,14 @@ import numpy.typing as npt
 from scipy import stats as _sps
 
 from ..errors import RolecheckUsageError
+from .bounds import Bound, share_lower, unseen_share_upper
+from .decision import decide
 from .distances import DEFAULT_METRIC, Metric, distance_matrix
+from .limits import DEFAULT_ALPHA, DEFAULT_TOLERANCE
 from .parse import ParsedCall
-from .stats import (
-    DEFAULT_TOLERANCE,
-    Bound,
-    Verdict,
-    decide,
-    share_lower,
-    unseen_share_upper,
-    validate_options,
-)
+from .strata import at_least, benjamini_hochberg, case_null
+from .validation import validate_options
+from .verdict import Verdict
 
 __all__ = [
     "MAX_EXACT_LABELLINGS",
@@ -105,7 +100,6 @@ MIN_CALLS_PER_CASE_ARM = 2
 MAX_EXACT_LABELLINGS = 20_000
 #: Random labellings per case (and draws of the set test) above that.
 N_RESAMPLES = 4_999
-_BATCH_CELLS = 2_000_000
 
 
 # --------------------------------------------------------------------------- results
@@ -284,80 +278,6 @@ def _means(d: FloatArray, n_a: int) -> tuple[float, float, float]:
     )
 
 
-@functools.lru_cache(maxsize=64)
-def _all_labellings(n: int, n_a: int) -> FloatArray:
-    """Every 0/1 labelling of ``n`` calls with ``n_a`` ones (1 = arm A; read-only, cached)."""
-    total = math.comb(n, n_a)
-    cols = np.fromiter(
-        itertools.chain.from_iterable(itertools.combinations(range(n), n_a)),
-        dtype=np.intp,
-        count=total * n_a,
-    )
-    z = np.zeros((total, n), dtype=np.float64)
-    z[np.repeat(np.arange(total), n_a), cols] = 1.0
-    z.flags.writeable = False
-    return z
-
-
-def _relabelled_changes(z: FloatArray, d: FloatArray, n_a: int) -> FloatArray:
-    """``delta_c`` of the case under each labelling (rows of ``z``, 1 = arm A)."""
-    n_b = d.shape[0] - n_a
-    total = d.sum() / 2
-    dz = z @ d
-    s_aa = np.einsum("pi,pi->p", dz, z) / 2
-    # Pairs within B: (1 - z)' D (1 - z) / 2 = total - z'D1 + z'Dz / 2.
-    s_bb = total - dz.sum(axis=1) + s_aa
-    cross = (total - s_aa - s_bb) / (n_a * n_b)
-    within = np.minimum(s_aa / math.comb(n_a, 2), s_bb / math.comb(n_b, 2))
-    return np.asarray(cross - within, dtype=np.float64)
-
-
-def _case_null(
-    case: _Case, max_exact: int, n_resamples: int, rng: np.random.Generator
-) -> tuple[FloatArray, bool]:
-    """Null values of ``delta_c``: every labelling (``exact``) or ``n_resamples`` random ones."""
-    n = case.d.shape[0]
-    if math.comb(n, case.n_a) <= max_exact:
-        return _relabelled_changes(_all_labellings(n, case.n_a), case.d, case.n_a), True
-    z_obs = np.zeros(n)
-    z_obs[: case.n_a] = 1.0
-    batch = max(1, _BATCH_CELLS // n)
-    parts = []
-    for start in range(0, n_resamples, batch):
-        size = min(batch, n_resamples - start)
-        z = rng.permuted(np.broadcast_to(z_obs, (size, n)), axis=1)
-        parts.append(_relabelled_changes(z, case.d, case.n_a))
-    return np.concatenate(parts), False
-
-
-def _at_least(values: FloatArray, observed: float) -> npt.NDArray[np.bool_]:
-    # Sums of the same distances in another order differ in the last bits; a relabelling
-    # that reproduces the observed statistic must count as "at least as large".
-    return values >= observed - 1e-9 * max(1.0, abs(observed))
-
-
-def benjamini_hochberg(p_values: npt.ArrayLike) -> FloatArray:
-    """Benjamini-Hochberg adjusted p-values (q-values), in the input order.
-
-    ``q_(i) = min_{j >= i} min(1, m p_(j) / j)`` over the sorted p-values; a
-    hypothesis with ``q <= level`` is rejected by the step-up procedure at
-    false discovery rate ``level`` (valid for independent p-values, as the
-    within-case tests of different cases are).
-
-    References
-    ----------
-    .. [1] Y. Benjamini and Y. Hochberg, "Controlling the false discovery rate:
-       a practical and powerful approach to multiple testing", J. R. Stat.
-       Soc. B 57(1), pp. 289-300, 1995.
-    """
-    p = np.asarray(p_values, dtype=np.float64).ravel()
-    if p.size == 0:
-        return p
-    if not np.all((p >= 0) & (p <= 1)):
-        raise RolecheckUsageError("p-values must lie in [0, 1].")
-    return np.asarray(_sps.false_discovery_control(p, method="bh"), dtype=np.float64)
-
-
 # --------------------------------------------------------------------------- set level
 
 
@@ -385,15 +305,15 @@ def _stratified_p(
         for v in nulls:  # every combination: outer sums, at most max_exact values
             dist = (dist[:, None] + v[None, :]).ravel()
         total = dist.size
-        hits = int(np.count_nonzero(_at_least(dist, observed)))
-        smallest = int(np.count_nonzero(_at_least(dist, float(dist.max())))) / total
+        hits = int(np.count_nonzero(at_least(dist, observed)))
+        smallest = int(np.count_nonzero(at_least(dist, float(dist.max())))) / total
         return hits / total, True, total, smallest
     draws = np.zeros(n_resamples)
     for v, is_exact in zip(nulls, exact, strict=True):
         # An enumerated case contributes a uniform labelling; a sampled one its own draws
         # (already uniform and independent of the other cases).
         draws += v[rng.integers(v.size, size=n_resamples)] if is_exact else v[:n_resamples]
-    hits = int(np.count_nonzero(_at_least(draws, observed)))
+    hits = int(np.count_nonzero(at_least(draws, observed)))
     return (1 + hits) / (1 + n_resamples), False, n_resamples, 1 / (1 + n_resamples)
 
 
@@ -469,7 +389,7 @@ def _case_results(
 def compare_prompt_set(
     cases: Mapping[str, tuple[npt.ArrayLike, int]],
     *,
-    alpha: float = 0.05,
+    alpha: float = DEFAULT_ALPHA,
     tolerance: float = DEFAULT_TOLERANCE,
     bounded: bool = True,
     can_certify: bool = True,
@@ -536,8 +456,8 @@ def compare_prompt_set(
     rng = np.random.default_rng(used_seed)
     nulls, exact, p_values = [], [], {}
     for c in ordered:
-        null, is_exact = _case_null(c, max_exact, n_resamples, rng)
-        hits = int(np.count_nonzero(_at_least(null, c.change)))
+        null, is_exact = case_null(c.d, c.n_a, max_exact, n_resamples, rng)
+        hits = int(np.count_nonzero(at_least(null, c.change)))
         p_values[c.case_id] = (
             hits / null.size if is_exact else (1 + hits) / (1 + null.size),
             is_exact,
