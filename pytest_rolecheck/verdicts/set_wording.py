@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import math
 import textwrap
-from typing import TYPE_CHECKING, Final
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any, Final
 
 from .details import shorten
 from .numbers import fmt_bounds, fmt_confidence, fmt_p, fmt_value
@@ -23,10 +24,13 @@ __all__ = [
     "set_assertion_message",
     "set_plain",
     "set_report",
+    "set_row_sentences",
     "set_test",
     "set_texts",
     "set_too_small",
 ]
+
+_Esc = Callable[[str], str]
 
 #: Flagged cases an assertion message quotes with their texts (the report lists them all).
 MESSAGE_CASES: Final = 5
@@ -181,3 +185,28 @@ def set_assertion_message(r: PromptSetComparison, called: str) -> str:
     details = textwrap.indent("\n".join([r.headline, *_numbers(r)]), "  ")
     todo = next_step(r.verdict, r.labels, r.tolerance, r.advice, called)
     return "\n".join([head, "", *set_plain(r), "", "Details:", details, "", f"What to do: {todo}"])
+
+
+def set_row_sentences(
+    d: Mapping[str, Any], labels: tuple[str, str], *, esc: _Esc = str, bold: _Esc = str
+) -> list[str]:
+    """The report's plain words for a prompt-set row (``d``: the set's ``to_dict()``)."""
+    a, b = (esc(x) for x in labels)
+    n_cases = len(d.get("cases") or ())
+    trials_a, trials_b = d.get("trials_a"), d.get("trials_b")
+    each = (
+        f"{trials_a} calls each per case"
+        if trials_a is not None and trials_a == trials_b
+        else f"{d.get('n_a')} and {d.get('n_b')} calls in all"
+    )
+    what = "tool-call outcomes" if d.get("kind") == "tool-calls" else f"metric {d.get('metric')}"
+    changed = d.get("changed") or ()
+    return [
+        f"Compared {a} with {b} over {n_cases} cases, {each} ({esc(what)}).",
+        f"Set change {bold(fmt_value(d.get('change')))}, bounds "
+        f"{bold(fmt_bounds(d.get('change_lower'), d.get('change_upper')))} against the "
+        f"tolerance {fmt_value(d.get('tolerance'))}; p = {bold(fmt_p(d.get('p_value')))} "
+        f"({esc(str(d.get('test', '')))}).",
+        f"{len(changed)} of {n_cases} cases moved on their own (Benjamini-Hochberg q <= "
+        f"{fmt_value(d.get('alpha'))}); the table lists every case, largest change first.",
+    ]
