@@ -195,7 +195,10 @@ def test_assertion_messages_name_the_cases_that_moved(
     assert "new typically:" in message
     assert "c0a9" in message
     assert "... and 15 more" in message
-    assert message.splitlines()[-1].startswith("What to do: if the change is intended, assert it")
+    assert message.splitlines()[-1] == (
+        "What to do: if the change is intended, assert it with assert_different(...); if not, "
+        "fix new: start with the cases that moved (above)."
+    )
     assert isinstance(assert_different(a, b), PromptSetComparison)
     # the words come from one place, whatever made the comparison
     assert assertion_message(moved_quarter, "assert_roles_equivalent").startswith(

@@ -19,7 +19,6 @@ from typing import Any, Final, Literal
 import numpy as np
 import numpy.typing as npt
 
-from ..core.parse import ParsedCall
 from ..core.prompt_sets import CaseResult, CaseStatus, PromptSetResult, compare_prompt_set
 from ..core.verdict import Verdict
 from ..errors import RolecheckUsageError
@@ -34,6 +33,7 @@ __all__ = [
     "case_ids",
     "compare_set",
     "compare_tool_call_set",
+    "is_set",
 ]
 
 SetKind = Literal["logprobs", "tool-calls"]
@@ -357,8 +357,3 @@ def _case(c: CaseResult, texts: tuple[list[str], list[str]]) -> CaseComparison:
         n_a=c.n_a,
         n_b=c.n_b,
     )
-
-
-def calls_of(responses: Mapping[str, Sequence[ParsedCall]]) -> list[ParsedCall]:
-    """Every call of a set's arm, case by case."""
-    return [c for calls in responses.values() for c in calls]

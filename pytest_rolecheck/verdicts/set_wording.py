@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 from .details import shorten
 from .numbers import fmt_bounds, fmt_confidence, fmt_p, fmt_value
-from .wording import PLAIN_VERDICT, expected_verdict, next_step
+from .wording import PLAIN_VERDICT, counterpart, expected_verdict, next_step
 
 if TYPE_CHECKING:
     from .prompt_sets import CaseComparison, PromptSetComparison
@@ -183,7 +183,12 @@ def set_assertion_message(r: PromptSetComparison, called: str) -> str:
         else f"{called} failed: no difference between {a} and {b} was shown over {r.n_cases} cases."
     )
     details = textwrap.indent("\n".join([r.headline, *_numbers(r)]), "  ")
-    todo = next_step(r.verdict, r.labels, r.tolerance, r.advice, called)
+    todo = (
+        f"if the change is intended, assert it with {counterpart(called)}(...); if not, fix "
+        f"{b}: start with the cases that moved (above)."
+        if r.verdict == "different"
+        else next_step(r.verdict, r.labels, r.tolerance, r.advice, called)
+    )
     return "\n".join([head, "", *set_plain(r), "", "Details:", details, "", f"What to do: {todo}"])
 
 
