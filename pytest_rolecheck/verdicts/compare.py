@@ -27,7 +27,6 @@ known exactly and compared with ``tolerance`` directly.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from typing import Any, overload
@@ -46,6 +45,7 @@ from ..core.stats import ArmSummary, Bound, FlipSummary
 from ..core.verdict import Verdict
 from . import details, wording
 from .designs import Core, Measured, measure_all_pairs, measure_seed
+from .numbers import json_value
 from .observers import comparison_made
 
 # check_options is re-exported: the plugin checks options before making any call.
@@ -160,8 +160,7 @@ class Comparison:
         parsed calls become their texts (``texts_a``, ``texts_b``, ``baseline_text``).
         """
         return {
-            _JSON_NAMES.get(f.name, f.name): _json_value(getattr(self, f.name))
-            for f in fields(self)
+            _JSON_NAMES.get(f.name, f.name): json_value(getattr(self, f.name)) for f in fields(self)
         }
 
     # ------------------------------------------------------------------ report
@@ -175,31 +174,6 @@ _JSON_NAMES: Mapping[str, str] = {
     "calls_b": "texts_b",
     "baseline": "baseline_text",
 }
-
-
-def _json_num(value: float | None) -> float | None:
-    if value is None or not math.isfinite(value):
-        return None
-    return float(value)
-
-
-def _json_value(value: Any) -> Any:
-    """One field of a :class:`Comparison` as plain JSON (see :meth:`Comparison.to_dict`)."""
-    if value is None or isinstance(value, bool | str):
-        return str(value) if isinstance(value, Verdict) else value
-    if isinstance(value, int | np.integer):
-        return int(value)
-    if isinstance(value, float | np.floating):
-        return _json_num(float(value))
-    if isinstance(value, ParsedCall):
-        return value.text
-    if isinstance(value, ArmSummary | FlipSummary):
-        return _json_value(value.to_dict())
-    if isinstance(value, Mapping):
-        return {k: _json_value(v) for k, v in value.items()}
-    if isinstance(value, np.ndarray):
-        return _json_value(value.tolist())
-    return [_json_value(v) for v in value]
 
 
 # --------------------------------------------------------------------------- compare

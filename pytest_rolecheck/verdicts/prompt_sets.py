@@ -10,7 +10,6 @@ Its words come from :mod:`~pytest_rolecheck.verdicts.set_wording`.
 
 from __future__ import annotations
 
-import math
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, fields
@@ -23,6 +22,7 @@ from ..core.prompt_sets import CaseResult, CaseStatus, PromptSetResult, compare_
 from ..core.verdict import Verdict
 from ..errors import RolecheckUsageError
 from . import set_wording
+from .numbers import json_value
 from .observers import comparison_made
 from .options import Options, parse_arm, refuse_empty
 
@@ -66,7 +66,7 @@ class CaseComparison:
     n_b: int
 
     def to_dict(self) -> dict[str, Any]:
-        return {f.name: _json(getattr(self, f.name)) for f in fields(self)}
+        return {f.name: json_value(getattr(self, f.name)) for f in fields(self)}
 
 
 @dataclass(frozen=True, eq=False)
@@ -140,26 +140,12 @@ class PromptSetComparison:
 
     def to_dict(self) -> dict[str, Any]:
         """Every field as plain JSON (non-finite numbers become ``None``)."""
-        out = {f.name: _json(getattr(self, f.name)) for f in fields(self)}
+        out = {f.name: json_value(getattr(self, f.name)) for f in fields(self)}
         out["deterministic"] = self.deterministic
         return out
 
     def __str__(self) -> str:
         return set_wording.set_report(self)
-
-
-def _json(value: Any) -> Any:
-    if value is None or isinstance(value, bool):
-        return value
-    if isinstance(value, str):
-        return str(value)  # a Verdict becomes its plain string
-    if isinstance(value, int | np.integer):
-        return int(value)
-    if isinstance(value, float | np.floating):
-        return float(value) if math.isfinite(value) else None
-    if isinstance(value, CaseComparison):
-        return value.to_dict()
-    return [_json(v) for v in value]
 
 
 # --------------------------------------------------------------------------- inputs

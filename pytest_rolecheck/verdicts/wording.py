@@ -4,10 +4,9 @@ One place, so the words agree: the terminal, the HTML report, ``str(comparison)`
 and a failing assertion all read them from here. Numbers go through
 :mod:`~pytest_rolecheck.verdicts.numbers`.
 
-An assertion message reads top-down for someone who never met the statistics:
-what was compared, the verdict, whether the **texts** differ or only the
-**probabilities** (both arms' typical text and where they part), then the numbers
-as a detail block, and it ends with one next step that names the helper to use.
+An assertion message reads top-down for someone who never met the statistics: what was
+compared, the verdict, whether the **texts** differ or only the **probabilities** (both arms'
+typical text and where they part), the numbers as a detail block, one next step naming a helper.
 """
 
 from __future__ import annotations
@@ -502,11 +501,9 @@ def expect_failed(verdict: str, expected: str, tolerance: float, advice: str) ->
 def assertion_message(
     result: Comparison | ToolCallComparison | PromptSetComparison, called: str
 ) -> str:
-    """The failure message of ``called`` (an ``assert_*`` helper) on ``result``.
-
-    Plain words first (what was compared, the verdict, texts or only probabilities;
-    a prompt set: which cases moved), the numbers as a detail block, and one next step
-    last, naming the helper that fits what was called.
+    """The failure message of ``called`` (an ``assert_*`` helper) on ``result``: plain words
+    (what was compared, the verdict, texts or only probabilities; of a set, the cases that
+    moved), the numbers as a detail block, one next step naming the helper that fits.
     """
     from .compare import Comparison
     from .prompt_sets import PromptSetComparison
@@ -514,7 +511,6 @@ def assertion_message(
 
     if isinstance(result, PromptSetComparison):
         return set_assertion_message(result, called)
-
     a, b = result.labels
     expected = expected_verdict(called)
     head = (
