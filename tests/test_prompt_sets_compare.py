@@ -15,6 +15,7 @@ from pytest_rolecheck.reporting.html import write_html_report
 from pytest_rolecheck.reporting.row import Row
 from pytest_rolecheck.verdicts.assertions import assert_different, assert_equivalent
 from pytest_rolecheck.verdicts.compare import compare
+from pytest_rolecheck.verdicts.numbers import fmt_change
 from pytest_rolecheck.verdicts.prompt_sets import PromptSetComparison
 from pytest_rolecheck.verdicts.toolcalls import compare_tool_calls
 from pytest_rolecheck.verdicts.wording import assertion_message
@@ -221,6 +222,11 @@ def test_tool_call_sets() -> None:
     assert set(r.changed) == {f"t{c}" for c in range(10)}
     moved_case = next(c for c in r.cases if c.id == "t0")
     assert moved_case.typical_text_b.startswith("other(")
+    # one row; the set's change and bound, never "TV" or "(exact)" (its bounds are over cases)
+    row = Row.of_result(r, nodeid=None, usage=(200, 0, 0), source="replayed")
+    assert row.kind == "tool-calls"
+    assert r.deterministic
+    assert row.cells()["effect"] == fmt_change(r.change, r.change_upper)
     assert compare_tool_calls(same, same).verdict is Verdict.EQUIVALENT
     with pytest.raises(RolecheckUsageError, match="missing from 'B'"):
         compare_tool_calls(same, {"t0": same["t0"], "t1": same["t1"]})

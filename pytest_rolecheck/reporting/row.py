@@ -182,7 +182,11 @@ class Row:
             if self.kind == "tool-calls" and not self.is_set:
                 effect = "TV " + fmt_change(self.tv, self.tv_upper)
             else:
-                effect = fmt_change(self.change, self.change_upper, exact=bool(self.deterministic))
+                effect = fmt_change(
+                    self.change,
+                    self.change_upper,
+                    exact=bool(self.deterministic) and not self.is_set,
+                )
         return {
             "test": short_test(self.nodeid),
             "compared": self.compared,
