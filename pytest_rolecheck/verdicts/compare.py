@@ -27,10 +27,9 @@ known exactly and compared with ``tolerance`` directly.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, fields
-from typing import Any
+from typing import Any, overload
 
 import numpy as np
 import numpy.typing as npt
@@ -46,11 +45,13 @@ from ..core.stats import ArmSummary, Bound, FlipSummary
 from ..core.verdict import Verdict
 from . import details, wording
 from .designs import Core, Measured, measure_all_pairs, measure_seed
+from .numbers import json_value
 from .observers import comparison_made
 
 # check_options is re-exported: the plugin checks options before making any call.
 from .options import Metric, Options, parse_arm, refuse_empty
 from .options import check_options as check_options
+from .prompt_sets import PromptSetComparison, compare_set, is_set
 
 __all__ = ["Comparison", "compare"]
 
@@ -159,8 +160,7 @@ class Comparison:
         parsed calls become their texts (``texts_a``, ``texts_b``, ``baseline_text``).
         """
         return {
-            _JSON_NAMES.get(f.name, f.name): _json_value(getattr(self, f.name))
-            for f in fields(self)
+            _JSON_NAMES.get(f.name, f.name): json_value(getattr(self, f.name)) for f in fields(self)
         }
 
     # ------------------------------------------------------------------ report
@@ -176,32 +176,39 @@ _JSON_NAMES: Mapping[str, str] = {
 }
 
 
-def _json_num(value: float | None) -> float | None:
-    if value is None or not math.isfinite(value):
-        return None
-    return float(value)
-
-
-def _json_value(value: Any) -> Any:
-    """One field of a :class:`Comparison` as plain JSON (see :meth:`Comparison.to_dict`)."""
-    if value is None or isinstance(value, bool | str):
-        return str(value) if isinstance(value, Verdict) else value
-    if isinstance(value, int | np.integer):
-        return int(value)
-    if isinstance(value, float | np.floating):
-        return _json_num(float(value))
-    if isinstance(value, ParsedCall):
-        return value.text
-    if isinstance(value, ArmSummary | FlipSummary):
-        return _json_value(value.to_dict())
-    if isinstance(value, Mapping):
-        return {k: _json_value(v) for k, v in value.items()}
-    if isinstance(value, np.ndarray):
-        return _json_value(value.tolist())
-    return [_json_value(v) for v in value]
-
-
 # --------------------------------------------------------------------------- compare
+
+
+@overload
+def compare(
+    responses_a: Mapping[str, Iterable[Any]],
+    responses_b: Mapping[str, Iterable[Any]],
+    *,
+    metric: str | Metric = ...,
+    alpha: float = ...,
+    tolerance: float | None = ...,
+    design: str = ...,
+    seed: int = ...,
+    baseline: Any = ...,
+    labels: Sequence[str] = ...,
+    max_excess_tv: float | None = ...,
+    margin: Any = ...,
+) -> PromptSetComparison: ...
+@overload
+def compare(
+    responses_a: Iterable[Any],
+    responses_b: Iterable[Any],
+    *,
+    metric: str | Metric = ...,
+    alpha: float = ...,
+    tolerance: float | None = ...,
+    design: str = ...,
+    seed: int = ...,
+    baseline: Any = ...,
+    labels: Sequence[str] = ...,
+    max_excess_tv: float | None = ...,
+    margin: Any = ...,
+) -> Comparison: ...
 
 
 # Long by its docstring (the public entry point documents every option); the body is short.
@@ -218,7 +225,7 @@ def compare(
     labels: Sequence[str] = ("A", "B"),
     max_excess_tv: float | None = None,
     margin: Any = None,
-) -> Comparison:
+) -> Comparison | PromptSetComparison:
     """Decide whether two arms of chat completions behave the same.
 
     Pure: no network. Each arm is a list of responses to the same request
@@ -227,8 +234,12 @@ def compare(
 
     Parameters
     ----------
-    responses_a, responses_b : iterable
-        The calls of each arm (at least 4 each; 10 is a good default).
+    responses_a, responses_b : iterable, or mapping of str to iterable
+        The calls of each arm (at least 4 each; 10 is a good default). A
+        prompt set: both arms mappings ``{case_id: [responses...]}`` with the
+        same ids (at least 2 cases, 2 calls per case and arm; 14+ cases to
+        certify the default tolerance), compared as one set (rule:
+        :mod:`pytest_rolecheck.core.prompt_sets`).
     metric : str or callable, default "js"
         Per-call distance: a registered name (``available_metrics()``) or a
         function ``fn(a, b) -> float``.
@@ -260,8 +271,10 @@ def compare(
 
     Returns
     -------
-    Comparison
-        Verdict, numbers, report (``str()``) and advice.
+    Comparison or PromptSetComparison
+        Verdict, numbers, report (``str()``) and advice; a
+        :class:`~pytest_rolecheck.verdicts.prompt_sets.PromptSetComparison`
+        (with its per-case breakdown) for a prompt set.
 
     Raises
     ------
@@ -288,6 +301,8 @@ def compare(
         max_excess_tv=max_excess_tv,
         margin=margin,
     )
+    if is_set(responses_a, responses_b):
+        return compare_set(responses_a, responses_b, opts)  # type: ignore[arg-type]
     calls_a = parse_arm(responses_a, opts.labels[0])
     calls_b = parse_arm(responses_b, opts.labels[1])
     refuse_empty(calls_a, calls_b, opts.labels)

@@ -14,7 +14,7 @@ reports can import it without numpy. Conventions, the same everywhere:
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, Final
 
 __all__ = [
@@ -27,6 +27,7 @@ __all__ = [
     "fmt_p",
     "fmt_share",
     "fmt_value",
+    "json_value",
 ]
 
 #: What a missing number prints as.
@@ -114,3 +115,30 @@ def fmt_change(estimate: Any, upper: Any, *, exact: bool = False, digits: int = 
         return f"{fmt_value(estimate, digits)} (exact)"
     bound = "∞" if upper is None else fmt_value(upper, digits)
     return f"{fmt_value(estimate, digits)} [{bound}]"
+
+
+def json_value(value: Any) -> Any:
+    """One field of a result as plain JSON, the same for every result's ``to_dict()``.
+
+    Non-finite numbers become ``None`` (JSON has no NaN or infinity); a verdict
+    its string; numpy scalars and arrays plain numbers and nested lists; an
+    object with ``to_dict()`` that dict; a parsed call its text.
+    """
+    if value is None or isinstance(value, bool):
+        return value
+    if isinstance(value, str):
+        return str(value)  # a Verdict becomes its plain string
+    if isinstance(value, int):
+        return int(value)
+    if isinstance(value, float):
+        return float(value) if math.isfinite(value) else None
+    for method in ("tolist", "to_dict"):  # numpy values; summaries and cases
+        convert = getattr(value, method, None)
+        if callable(convert):
+            return json_value(convert())
+    if isinstance(value, Mapping):
+        return {k: json_value(v) for k, v in value.items()}
+    text = getattr(value, "text", None)  # a parsed call
+    if isinstance(text, str):
+        return text
+    return [json_value(v) for v in value]
