@@ -17,6 +17,7 @@ from .calls import VariantLike
 from .session import Rolecheck
 
 if TYPE_CHECKING:
+    from ..variants.prompt_sets import PromptSet
     from ..verdicts.compare import Comparison
     from ..verdicts.toolcalls import ToolCallComparison
 
@@ -85,29 +86,39 @@ def _dispatch(method: str, *args: Any, **kwargs: Any) -> Any:
 
 
 def assert_roles_equivalent(
-    messages: Sequence[Mapping[str, Any]],
+    messages: Sequence[Mapping[str, Any]] | None = None,
     roles: tuple[str, str] = ("developer", "system"),
+    *,
+    prompts: PromptSet | Sequence[Sequence[Mapping[str, Any]]] | None = None,
     **options: Any,
 ) -> Comparison:
     """Assert that the instruction message's role (e.g. developer vs system) changes nothing.
 
     See :meth:`Rolecheck.compare` for the options (``trials``, ``model``,
     ``max_tokens``, ``top_logprobs``, ``temperature``, ``metric``, ``alpha``,
-    ``tolerance``, ``design``, ``seed``, ``params``).
+    ``tolerance``, ``design``, ``seed``, ``params``). Pass ``prompts=`` (a
+    :class:`~pytest_rolecheck.PromptSet` or a list of message lists) instead of
+    ``messages`` to check the roles over a set of prompts at once.
     """
     __tracebackhide__ = True
-    result: Comparison = _dispatch("assert_roles_equivalent", messages, roles, **options)
+    result: Comparison = _dispatch(
+        "assert_roles_equivalent", messages, roles, prompts=prompts, **options
+    )
     return result
 
 
 def assert_roles_differ(
-    messages: Sequence[Mapping[str, Any]],
+    messages: Sequence[Mapping[str, Any]] | None = None,
     roles: tuple[str, str] = ("developer", "system"),
+    *,
+    prompts: PromptSet | Sequence[Sequence[Mapping[str, Any]]] | None = None,
     **options: Any,
 ) -> Comparison:
     """Assert that the instruction message's role changes behaviour."""
     __tracebackhide__ = True
-    result: Comparison = _dispatch("assert_roles_differ", messages, roles, **options)
+    result: Comparison = _dispatch(
+        "assert_roles_differ", messages, roles, prompts=prompts, **options
+    )
     return result
 
 
