@@ -16,6 +16,8 @@ _EXPORTS: dict[str, str] = {
     # pure core
     "compare": "pytest_rolecheck.verdicts.compare",
     "Comparison": "pytest_rolecheck.verdicts.compare",
+    "PromptSetComparison": "pytest_rolecheck.verdicts.prompt_sets",
+    "CaseComparison": "pytest_rolecheck.verdicts.prompt_sets",
     "assert_equivalent": "pytest_rolecheck.verdicts.assertions",
     "assert_different": "pytest_rolecheck.verdicts.assertions",
     "parse_response": "pytest_rolecheck.core.parse",
@@ -99,4 +101,5 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from .variants.tools import render_tools_namespace
     from .verdicts.assertions import assert_different, assert_equivalent
     from .verdicts.compare import Comparison, compare
+    from .verdicts.prompt_sets import CaseComparison, PromptSetComparison
     from .verdicts.toolcalls import ToolCallComparison, compare_tool_calls

@@ -28,7 +28,10 @@ Modules::
                   configuration.
     planner       How many trials per arm, estimated from an A/A pilot by resampling (``rolecheck
                   plan``).
+    prompt_sets   Prompt sets: one comparison over many prompts ("cases"), with a per-case
+                  breakdown.
     stats         Statistics behind the verdicts: difference test, equivalence bound, descriptives.
+    strata        Permutations within one stratum (a prompt-set case), and the per-case q-values.
     validation    Input checks shared by the statistics: arm sizes, options, distance matrices and
                   vectors.
     verdict       The three verdicts every comparison ends in: the one definition of their names.

@@ -9,7 +9,9 @@ scripts, no external files needed to view it) and also saved as a PNG file under
 Rows of kind ``"logprobs"`` get the distance strip/box plot and, when the row
 carries an ``insight`` (:func:`pytest_rolecheck.core.divergence.divergence_insight`),
 the per-position divergence and the top alternatives at the first diverging
-position. Rows of kind ``"tool-calls"`` get the outcome counts as bars.
+position. Rows of kind ``"tool-calls"`` get the outcome counts as bars. A
+prompt-set row (``details["cases"]``) gets its per-case table instead: every
+case sorted by change, with p- and q-values and each moved case's typical texts.
 
 All text from the rows (labels, test ids, model outputs) is escaped with
 :func:`html.escape`; nothing from a row can inject markup.
@@ -33,6 +35,7 @@ from ..core.divergence import display_token
 from ..errors import RolecheckUsageError
 from ..verdicts.details import row_sentences
 from ..verdicts.numbers import fmt_p, fmt_value
+from ..verdicts.set_wording import set_row_sentences
 from ..verdicts.wording import row_advice, row_headline, row_texts
 from .row import Row, Totals
 from .summary import as_rows
@@ -215,7 +218,10 @@ def _numbers_table(row: Row, d: Mapping[str, Any]) -> str:
     # The cells the terminal prints, so the two cannot disagree on a number.
     cells = row.cells()
     items = [("calls per arm", cells["n"])]
-    if row.kind == "tool-calls":
+    if row.is_set:
+        items.append(("cases, metric", f"{len(d['cases'])}, {_e(d.get('metric', '—'))}"))
+        items.append(("set change [upper bound]", cells["effect"]))
+    elif row.kind == "tool-calls":
         items.append(("TV distance [upper bound]", cells["effect"].removeprefix("TV ")))
     elif row.kind == "logprobs":
         items.append(("design, metric", f"{_e(d.get('design', '—'))}, {_e(d.get('metric', '—'))}"))
@@ -287,6 +293,35 @@ def _per_call_table(row: Row) -> str:
     )
 
 
+def _per_case_table(row: Row) -> str:
+    """Every case of a prompt set, largest change first; a moved case with its typical texts."""
+    a, b = row.labels
+    cases = sorted(
+        (c for c in row.details["cases"] if isinstance(c, Mapping)),
+        key=lambda c: -float(c["change"]) if isinstance(c.get("change"), int | float) else 0.0,
+    )
+    rows = []
+    for c in cases:
+        texts = ""
+        if c.get("status") == "changed":
+            texts = "".join(
+                f"<p>{_e(label)}:</p><pre>{_e(str(c.get(key) or '')[:_MAX_TEXT])}</pre>"
+                for label, key in ((a, "typical_text_a"), (b, "typical_text_b"))
+            )
+        rows.append(
+            f"<tr class='case'><td class='mono'>{_e(c.get('id'))}</td><td>{_e(c.get('status'))}"
+            f"</td><td class='num'>{_fmt(c.get('change'), 3)}</td>"
+            f"<td class='num'>{_p(c.get('p_value'))}</td><td class='num'>{_p(c.get('q_value'))}"
+            f"</td><td>{texts}</td></tr>"
+        )
+    return (
+        "<details open><summary>Per case, largest change first (q: Benjamini-Hochberg "
+        "adjusted p-value; a case moved when q &lt;= alpha)</summary>"
+        "<table class='cases'><tr><th>case</th><th>status</th><th>change</th><th>p</th>"
+        "<th>q</th><th>typical texts (moved cases)</th></tr>" + "".join(rows) + "</table></details>"
+    )
+
+
 def _stat(values: Sequence[Any], fn: Callable[[Any], Any]) -> str:
     clean = [float(v) for v in values if v is not None]
     return _fmt(float(fn(clean))) if clean else "—"
@@ -335,7 +370,9 @@ def _texts_html(row: Row) -> str:
 
 def _section(row: Row, index: int, images: Sequence[_Image]) -> str:
     d = row.details
-    if row.kind == "tool-calls":
+    if row.is_set:
+        words = set_row_sentences(d, row.labels, esc=_e, bold=_bold)
+    elif row.kind == "tool-calls":
         words = _plain_words_tools(row, d)
     elif row.kind == "logprobs":
         words = _plain_words_logprobs(row, d)
@@ -356,7 +393,9 @@ def _section(row: Row, index: int, images: Sequence[_Image]) -> str:
         out.append(f"<p class='warning'>Warning: {_e(warning)}</p>")
     out.append(_numbers_table(row, d))
     out.extend(_figure_html(image) for image in images)
-    if row.kind == "logprobs":
+    if row.is_set:
+        out.append(_per_case_table(row))
+    elif row.kind == "logprobs":
         if not row.insight:
             out.append(
                 "<p class='meta'>No token-level insight in this report row, so the "

@@ -68,16 +68,22 @@ class Row:
         by_hand: bool = False,
         insight: Mapping[str, Any] | None = None,
     ) -> Row:
-        """The row of a ``Comparison`` or ``ToolCallComparison``; ``usage`` is (calls, in, out)."""
+        """The row of a ``Comparison``, ``ToolCallComparison`` or ``PromptSetComparison``.
+
+        ``usage`` is (calls, prompt tokens, completion tokens).
+        """
         from ..core.jsonish import to_plain
 
         details = to_plain(result.to_dict())
-        kind: Kind = "tool-calls" if "outcomes" in details else "logprobs"
+        tools = details.get("kind") == "tool-calls" or "outcomes" in details
+        kind: Kind = "tool-calls" if tools else "logprobs"
         labels = result.labels
+        # A prompt set is one row; its cases stay in the details (JSON, HTML table).
+        cases = f" ({len(details['cases'])} cases)" if _is_set(details) else ""
         return cls(
             nodeid=nodeid,
             kind=kind,
-            title=f"{labels[0]} vs {labels[1]}",
+            title=f"{labels[0]} vs {labels[1]}{cases}",
             verdict=str(result.verdict),
             n_a=result.n_a,
             n_b=result.n_b,
@@ -155,6 +161,11 @@ class Row:
         return f"{BY_HAND[self.kind]}: {self.title}" if self.by_hand else self.title
 
     @property
+    def is_set(self) -> bool:
+        """A prompt-set comparison: ``details["cases"]`` holds the per-case breakdown."""
+        return _is_set(self.details)
+
+    @property
     def labels(self) -> tuple[str, str]:
         labels = self.details.get("labels")
         if isinstance(labels, list | tuple) and len(labels) == 2:
@@ -168,7 +179,7 @@ class Row:
             tolerance = effect = NO_VERDICT
         else:
             tolerance = fmt_value(self.tolerance)
-            if self.kind == "tool-calls":
+            if self.kind == "tool-calls" and not self.is_set:
                 effect = "TV " + fmt_change(self.tv, self.tv_upper)
             else:
                 effect = fmt_change(self.change, self.change_upper, exact=bool(self.deterministic))
@@ -184,6 +195,10 @@ class Row:
             "tokens": str(self.tokens),
             "source": self.source,
         }
+
+
+def _is_set(details: Mapping[str, Any]) -> bool:
+    return isinstance(details.get("cases"), list | tuple)
 
 
 _FROM_DETAILS: Final = (

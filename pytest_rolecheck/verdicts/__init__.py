@@ -16,6 +16,10 @@ Modules::
     observers     Who hears of a comparison: lets the running test list ``compare()`` made by hand.
     options       The options of :func:`~pytest_rolecheck.compare`, checked before any call is
                   made.
+    prompt_sets   :func:`compare` and :func:`compare_tool_calls` over many prompts at once
+                  (mappings of case ids to responses).
+    set_wording   Every text of a prompt-set comparison: headline, advice, report and assertion
+                  message.
     toolcalls     Compare the tool-calling behaviour of two arms by the distribution of call
                   outcomes (pure).
     wording       Every verdict text rolecheck writes: headlines, advice, reports and assertion

@@ -7,12 +7,15 @@ They pass only on the verdict they name; the failure message comes from
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, TypeVar
 
 from ..core.distances import BLIND_METRICS, DEFAULT_METRIC
 from ..errors import RolecheckAssertionError, RolecheckUsageError
 from . import wording
 from .compare import Comparison, compare
+from .prompt_sets import PromptSetComparison
+
+Result = TypeVar("Result", Comparison, PromptSetComparison)
 
 __all__ = ["assert_different", "assert_equivalent", "refuse_blind_equivalence"]
 
@@ -36,15 +39,15 @@ def refuse_blind_equivalence(metric: object) -> None:
 
 def assert_equivalent(
     responses_a: Iterable[Any], responses_b: Iterable[Any], **options: Any
-) -> Comparison:
+) -> Comparison | PromptSetComparison:
     """Assert that two arms behave the same, within the tolerance.
 
-    Same arguments as :func:`compare`. Passes only on the verdict
-    ``"equivalent"``: a non-significant difference test is not enough.
+    Same arguments as :func:`compare` (both arms mappings: a prompt set).
+    Passes only on the verdict ``"equivalent"``: a non-significant difference test is not enough.
 
     Returns
     -------
-    Comparison
+    Comparison or PromptSetComparison
         The comparison, for further checks or reporting.
 
     Raises
@@ -60,17 +63,17 @@ def assert_equivalent(
 
 def assert_different(
     responses_a: Iterable[Any], responses_b: Iterable[Any], **options: Any
-) -> Comparison:
+) -> Comparison | PromptSetComparison:
     """Assert that two arms behave differently.
 
-    Same arguments as :func:`compare`. Passes only on the verdict
-    ``"different"``; a real difference that stays within the equivalence
+    Same arguments as :func:`compare` (both arms mappings: a prompt set).
+    Passes only on the verdict ``"different"``; a real difference that stays within the equivalence
     tolerance gives ``"equivalent"`` and fails here (lower ``tolerance`` to
     count it).
 
     Returns
     -------
-    Comparison
+    Comparison or PromptSetComparison
         The comparison, for further checks or reporting.
 
     Raises
@@ -83,7 +86,7 @@ def assert_different(
     return _expect("assert_different", compare(responses_a, responses_b, **options))
 
 
-def _expect(called: str, result: Comparison) -> Comparison:
+def _expect(called: str, result: Result) -> Result:
     __tracebackhide__ = True
     if result.verdict != wording.expected_verdict(called):
         raise RolecheckAssertionError(wording.assertion_message(result, called))

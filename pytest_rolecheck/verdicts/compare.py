@@ -30,7 +30,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, fields
-from typing import Any
+from typing import Any, overload
 
 import numpy as np
 import numpy.typing as npt
@@ -51,6 +51,7 @@ from .observers import comparison_made
 # check_options is re-exported: the plugin checks options before making any call.
 from .options import Metric, Options, parse_arm, refuse_empty
 from .options import check_options as check_options
+from .prompt_sets import PromptSetComparison, compare_set, is_set
 
 __all__ = ["Comparison", "compare"]
 
@@ -204,6 +205,38 @@ def _json_value(value: Any) -> Any:
 # --------------------------------------------------------------------------- compare
 
 
+@overload
+def compare(
+    responses_a: Mapping[str, Iterable[Any]],
+    responses_b: Mapping[str, Iterable[Any]],
+    *,
+    metric: str | Metric = ...,
+    alpha: float = ...,
+    tolerance: float | None = ...,
+    design: str = ...,
+    seed: int = ...,
+    baseline: Any = ...,
+    labels: Sequence[str] = ...,
+    max_excess_tv: float | None = ...,
+    margin: Any = ...,
+) -> PromptSetComparison: ...
+@overload
+def compare(
+    responses_a: Iterable[Any],
+    responses_b: Iterable[Any],
+    *,
+    metric: str | Metric = ...,
+    alpha: float = ...,
+    tolerance: float | None = ...,
+    design: str = ...,
+    seed: int = ...,
+    baseline: Any = ...,
+    labels: Sequence[str] = ...,
+    max_excess_tv: float | None = ...,
+    margin: Any = ...,
+) -> Comparison: ...
+
+
 # Long by its docstring (the public entry point documents every option); the body is short.
 def compare(
     responses_a: Iterable[Any],
@@ -218,7 +251,7 @@ def compare(
     labels: Sequence[str] = ("A", "B"),
     max_excess_tv: float | None = None,
     margin: Any = None,
-) -> Comparison:
+) -> Comparison | PromptSetComparison:
     """Decide whether two arms of chat completions behave the same.
 
     Pure: no network. Each arm is a list of responses to the same request
@@ -227,8 +260,12 @@ def compare(
 
     Parameters
     ----------
-    responses_a, responses_b : iterable
-        The calls of each arm (at least 4 each; 10 is a good default).
+    responses_a, responses_b : iterable, or mapping of str to iterable
+        The calls of each arm (at least 4 each; 10 is a good default). A
+        prompt set: both arms mappings ``{case_id: [responses...]}`` with the
+        same ids (at least 2 cases, 2 calls per case and arm; 14+ cases to
+        certify the default tolerance), compared as one set (rule:
+        :mod:`pytest_rolecheck.core.prompt_sets`).
     metric : str or callable, default "js"
         Per-call distance: a registered name (``available_metrics()``) or a
         function ``fn(a, b) -> float``.
@@ -260,8 +297,10 @@ def compare(
 
     Returns
     -------
-    Comparison
-        Verdict, numbers, report (``str()``) and advice.
+    Comparison or PromptSetComparison
+        Verdict, numbers, report (``str()``) and advice; a
+        :class:`~pytest_rolecheck.verdicts.prompt_sets.PromptSetComparison`
+        (with its per-case breakdown) for a prompt set.
 
     Raises
     ------
@@ -288,6 +327,8 @@ def compare(
         max_excess_tv=max_excess_tv,
         margin=margin,
     )
+    if is_set(responses_a, responses_b):
+        return compare_set(responses_a, responses_b, opts)  # type: ignore[arg-type]
     calls_a = parse_arm(responses_a, opts.labels[0])
     calls_b = parse_arm(responses_b, opts.labels[1])
     refuse_empty(calls_a, calls_b, opts.labels)

@@ -26,7 +26,7 @@ import dataclasses
 import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Any, Final, cast, overload
 
 import numpy as np
 
@@ -44,6 +44,7 @@ from ..errors import (
 )
 from . import details, wording
 from .observers import comparison_made
+from .prompt_sets import PromptSetComparison, case_ids, compare_tool_call_set, is_set
 
 __all__ = [
     "TEXT_OUTCOME",
@@ -304,10 +305,36 @@ def _validate(
 # -- public API -------------------------------------------------------------------------
 
 
-# Long by its docstring (the public entry point documents every option); the body is short.
+@overload
+def compare_tool_calls(
+    responses_a: Mapping[str, Sequence[Any]],
+    responses_b: Mapping[str, Sequence[Any]],
+    *,
+    alpha: float = ...,
+    tolerance: float | None = ...,
+    names_only: bool = ...,
+    ordered: bool = ...,
+    seed: int = ...,
+    labels: tuple[str, str] = ...,
+) -> PromptSetComparison: ...
+@overload
 def compare_tool_calls(
     responses_a: Sequence[Any],
     responses_b: Sequence[Any],
+    *,
+    alpha: float = ...,
+    tolerance: float | None = ...,
+    names_only: bool = ...,
+    ordered: bool = ...,
+    seed: int = ...,
+    labels: tuple[str, str] = ...,
+) -> ToolCallComparison: ...
+
+
+# Long by its docstring (the public entry point documents every option); the body is short.
+def compare_tool_calls(
+    responses_a: Sequence[Any] | Mapping[str, Sequence[Any]],
+    responses_b: Sequence[Any] | Mapping[str, Sequence[Any]],
     *,
     alpha: float = DEFAULT_ALPHA,
     tolerance: float | None = None,
@@ -315,14 +342,17 @@ def compare_tool_calls(
     ordered: bool = False,
     seed: int = 0,
     labels: tuple[str, str] = ("A", "B"),
-) -> ToolCallComparison:
+) -> ToolCallComparison | PromptSetComparison:
     """Compare two arms by the distribution of their tool-call outcomes.
 
     Parameters
     ----------
     responses_a, responses_b : sequence of ChatCompletion or mapping
         At least 4 responses per arm; ``choices[0].message.tool_calls`` (or the legacy
-        ``function_call``) is read from each.
+        ``function_call``) is read from each. A prompt set: both arms mappings
+        ``{case_id: [responses...]}`` with the same ids; two calls are 0 apart when their
+        outcomes agree, else 1, and the set is decided like ``compare()``'s (returns a
+        :class:`~pytest_rolecheck.verdicts.prompt_sets.PromptSetComparison`).
     alpha : float, default 0.05
         Significance level of the difference test; the TV bound is an equal-tailed
         ``1 - alpha`` posterior upper end.
@@ -383,6 +413,9 @@ def compare_tool_calls(
     """
     if tolerance is None:
         tolerance = DEFAULT_TOLERANCE
+    if is_set(responses_a, responses_b):
+        set_a, set_b = cast("tuple[Mapping[str, Sequence[Any]], ...]", (responses_a, responses_b))
+        return _compare_set(set_a, set_b, alpha, tolerance, names_only, ordered, seed, labels)
     arm_a, arm_b, labels = _validate(responses_a, responses_b, alpha, tolerance, seed, labels)
     outcomes_a = _outcomes(arm_a, labels[0], names_only=names_only, ordered=ordered)
     outcomes_b = _outcomes(arm_b, labels[1], names_only=names_only, ordered=ordered)
@@ -400,6 +433,56 @@ def compare_tool_calls(
             labels=labels,
         )
     )
+
+
+def _compare_set(
+    responses_a: Mapping[str, Sequence[Any]],
+    responses_b: Mapping[str, Sequence[Any]],
+    alpha: float,
+    tolerance: float,
+    names_only: bool,
+    ordered: bool,
+    seed: int,
+    labels: tuple[str, str],
+) -> PromptSetComparison:
+    check_tool_options(alpha=alpha, tolerance=tolerance, seed=seed, labels=labels)
+    labels = (labels[0], labels[1])
+    ids = case_ids(responses_a, responses_b, labels)
+    arms = []
+    for label, mapping in zip(labels, (responses_a, responses_b), strict=True):
+        arms.append(
+            {
+                k: _outcomes(
+                    _listed(mapping[k], f"{label}[{k}]"),
+                    f"{label}[{k}]",
+                    names_only=names_only,
+                    ordered=ordered,
+                )
+                for k in ids
+            }
+        )
+    if not any(o for arm in arms for case in arm.values() for o in case):
+        _refuse_no_tool_calls(
+            sum(map(len, arms[0].values())), sum(map(len, arms[1].values())), labels
+        )
+    return compare_tool_call_set(
+        arms[0],
+        arms[1],
+        alpha=float(alpha),
+        tolerance=float(tolerance),
+        seed=seed,
+        labels=labels,
+        outcome_text=_outcome_text,
+    )
+
+
+def _listed(responses: Any, where: str) -> list[Any]:
+    if isinstance(responses, str | bytes | Mapping) or not isinstance(responses, Iterable):
+        raise RolecheckUsageError(
+            f"responses for {where!r} must be a list of chat completions, "
+            f"got {type(responses).__name__}"
+        )
+    return list(responses)
 
 
 def _outcomes(

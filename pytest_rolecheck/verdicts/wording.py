@@ -26,9 +26,11 @@ from .numbers import fmt_exact as _n
 if TYPE_CHECKING:
     from ..core.stats import Bound, Decision, FlipSummary
     from .compare import Comparison
+    from .prompt_sets import PromptSetComparison
     from .toolcalls import ToolCallComparison
 
 __all__ = [
+    "PLAIN_VERDICT",
     "assertion_message",
     "counterpart",
     "expected_verdict",
@@ -111,10 +113,6 @@ _SEED_BLIND: Final = (
 )
 
 
-def _conf(alpha: float) -> str:
-    return fmt_confidence(alpha)
-
-
 def blind_words(opts: Options, statistical: bool = True) -> str:
     """Why this metric or design cannot certify equivalence, and what to use instead."""
     if opts.blind is None and statistical and opts.design == "seed":
@@ -176,7 +174,7 @@ def statistical_texts(
     """Headline, advice and notes of a verdict reached by the statistical test."""
     a, b = opts.labels
     tol = opts.tolerance
-    conf = _conf(opts.alpha)
+    conf = fmt_confidence(opts.alpha)
     two_sided = opts.design == "seed"
     reach = max(bound.upper, -bound.lower) if two_sided else bound.upper
     if decision.verdict == "equivalent":
@@ -237,7 +235,7 @@ def _inconclusive(
         return headline, f"compare with {fix} (the default) to certify equivalence."
     side = "<=" if p_value <= opts.alpha else ">"
     headline = (
-        f"Inconclusive: estimated change {_n(bound.estimate)}, {_conf(opts.alpha)} bounds "
+        f"Inconclusive: estimated change {_n(bound.estimate)}, {fmt_confidence(opts.alpha)} bounds "
         f"{fmt_bounds(bound.lower, bound.upper, 4)} (p = {fmt_p(p_value)} {side} alpha "
         f"{opts.alpha:g}); neither below nor shown above the tolerance {tol:g}. This is not "
         f"evidence of equivalence."
@@ -425,7 +423,7 @@ def tool_call_advice(
 # --------------------------------------------------------------------------- assertion message
 
 
-_PLAIN_VERDICT: Final[dict[str, str]] = {
+PLAIN_VERDICT: Final[dict[str, str]] = {
     "different": "they behave differently: the change is larger than the tolerance {tol:g}",
     "equivalent": "they behave the same, within the tolerance {tol:g}",
     "inconclusive": "not settled: the data show neither a change above the tolerance {tol:g} "
@@ -438,7 +436,7 @@ def _logprob_plain(c: Comparison) -> list[str]:
     each = f"{c.n_a} calls each" if c.n_a == c.n_b else f"{c.n_a} and {c.n_b} calls"
     lines = [
         f"Compared {a} with {b}, {each} (metric {c.metric}).",
-        f"Verdict: {c.verdict} — {_PLAIN_VERDICT[c.verdict].format(tol=c.tolerance)}.",
+        f"Verdict: {c.verdict} — {PLAIN_VERDICT[c.verdict].format(tol=c.tolerance)}.",
     ]
     from ..core.divergence import divergence_insight
 
@@ -453,7 +451,7 @@ def _tool_plain(c: ToolCallComparison) -> list[str]:
     what = "which functions they call" if c.names_only else "which tools they call, and how"
     lines = [
         f"Compared {a} with {b}, {each}, by {what}.",
-        f"Verdict: {c.verdict} — {_PLAIN_VERDICT[c.verdict].format(tol=c.tolerance)}.",
+        f"Verdict: {c.verdict} — {PLAIN_VERDICT[c.verdict].format(tol=c.tolerance)}.",
     ]
     for label, counts, n in ((a, c.counts_a, c.n_a), (b, c.counts_b, c.n_b)):
         top = max(range(len(counts)), key=lambda i: counts[i])
@@ -501,14 +499,21 @@ def expect_failed(verdict: str, expected: str, tolerance: float, advice: str) ->
     return f"rolecheck compare: verdict {verdict!r}, expected {expected!r}. What to do: {todo}"
 
 
-def assertion_message(result: Comparison | ToolCallComparison, called: str) -> str:
+def assertion_message(
+    result: Comparison | ToolCallComparison | PromptSetComparison, called: str
+) -> str:
     """The failure message of ``called`` (an ``assert_*`` helper) on ``result``.
 
-    Plain words first (what was compared, the verdict, texts or only probabilities),
-    the numbers as a detail block, and one next step last, naming the helper that
-    fits what was called.
+    Plain words first (what was compared, the verdict, texts or only probabilities;
+    a prompt set: which cases moved), the numbers as a detail block, and one next step
+    last, naming the helper that fits what was called.
     """
     from .compare import Comparison
+    from .prompt_sets import PromptSetComparison
+    from .set_wording import set_assertion_message
+
+    if isinstance(result, PromptSetComparison):
+        return set_assertion_message(result, called)
 
     a, b = result.labels
     expected = expected_verdict(called)
@@ -552,10 +557,10 @@ def row_headline(row: ReportRow) -> str | None:
     if details.get("headline"):
         return str(details["headline"])
     verdict = row.verdict
-    if row.kind != "tool-calls" or verdict not in _PLAIN_VERDICT:
+    if row.kind != "tool-calls" or verdict not in PLAIN_VERDICT:
         return None
     a, b = (details.get("labels") or ("A", "B"))[:2]
-    plain = _PLAIN_VERDICT[str(verdict)].format(tol=float(details.get("tolerance") or 0.0))
+    plain = PLAIN_VERDICT[str(verdict)].format(tol=float(details.get("tolerance") or 0.0))
     return f"Tool calls of {a} and {b}: {plain}."
 
 
