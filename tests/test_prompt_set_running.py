@@ -1,8 +1,7 @@
 """Prompt sets through the plugin: every case's calls in the test's one cassette, replayed.
 
 The pure comparison over ``{case id: responses}`` is the verdicts' (tested there); here a
-stand-in records what the running test hands to ``compare()`` / ``compare_tool_calls()``
-and decides on the first case's calls alone, so these tests check the running half alone.
+spy records what the running test hands to ``compare()`` / ``compare_tool_calls()``.
 """
 
 from __future__ import annotations
@@ -33,7 +32,7 @@ import pytest_rolecheck.verdicts.toolcalls as toolcalls_module
 SEEN = "seen.jsonl"
 
 
-def _standing_in(real, kind):
+def _spy(real, kind):
     def compare(a, b, **options):
         if isinstance(a, dict):
             with open(SEEN, "a") as out:
@@ -41,9 +40,6 @@ def _standing_in(real, kind):
                 for arm, data in (("a", a), ("b", b)):
                     record[arm] = {case: len(calls) for case, calls in data.items()}
                 out.write(json.dumps(record) + "\\n")
-            # decide on the first case alone: a real verdict on one prompt's calls
-            first = next(iter(a))
-            a, b = a[first], b[first]
         return real(a, b, **options)
     return compare
 
@@ -51,12 +47,12 @@ def _standing_in(real, kind):
 @pytest.fixture(autouse=True)
 def _set_compare(monkeypatch):
     monkeypatch.setattr(
-        compare_module, "compare", _standing_in(compare_module.compare, "logprobs")
+        compare_module, "compare", _spy(compare_module.compare, "logprobs")
     )
     monkeypatch.setattr(
         toolcalls_module,
         "compare_tool_calls",
-        _standing_in(toolcalls_module.compare_tool_calls, "tool-calls"),
+        _spy(toolcalls_module.compare_tool_calls, "tool-calls"),
     )
 
 
@@ -68,20 +64,26 @@ def rolecheck_client():
 SET_TESTS = """
 import pytest
 from pytest_rolecheck import (
-    NothingToCompareError, PromptSet, assert_roles_differ, assert_tool_calls_equivalent
+    NothingToCompareError, PromptSet, RolecheckAssertionError, assert_roles_equivalent,
+    assert_tool_calls_equivalent,
 )
 
 PROMPTS = PromptSet.from_prompts(
-    {"rock": "Rock lyrics", "moon": "A moon poem", "cat": "A cat joke"},
+    {"rock": "Rock lyrics", "moon": "A moon poem", "cat": "A cat joke", "sun": "Sunny?",
+     "rain": "Rain, why?", "star": "Name a star"},
     instruction="You are a helpful AI assistant",
 )
 
 def test_roles_over_a_set():
-    assert_roles_differ(prompts=PROMPTS, roles=("developer", "system"), model="fake-model")
+    # the fake API's answers depend on the role: far from equivalent
+    with pytest.raises(RolecheckAssertionError, match="developer with system over 6 cases"):
+        assert_roles_equivalent(prompts=PROMPTS, roles=("developer", "system"), model="fake-model")
 
 def test_wording_over_a_set(rolecheck):
     other = PROMPTS.with_instruction("You are a creative English language output AI")
-    rolecheck.assert_variants_differ(PROMPTS, other, model="fake-model", trials=4)
+    result = rolecheck.compare(PROMPTS, other, model="fake-model", trials=4)
+    assert (result.n_cases, result.trials_a, result.n_a) == (6, 4, 24)
+    assert [case.id for case in result.cases] == list(PROMPTS)
 
 def test_tool_calls_over_a_set(rolecheck):
     # the fake API answers in text: the calls are made and recorded, then nothing to compare
@@ -89,6 +91,9 @@ def test_tool_calls_over_a_set(rolecheck):
         assert_tool_calls_equivalent(PROMPTS, PROMPTS.with_label("again"), model="fake-model",
                                      trials=4, max_tokens=4)
 """
+
+
+CASES = ("rock", "moon", "cat", "sun", "rain", "star")
 
 
 @pytest.fixture
@@ -129,28 +134,35 @@ def test_a_set_records_one_cassette_case_by_case_and_replays(
         {
             "kind": "logprobs",
             "labels": ["developer", "system"],
-            "a": {"rock": 5, "moon": 5, "cat": 5},  # the default trials per case
-            "b": {"rock": 5, "moon": 5, "cat": 5},
+            "a": {c: 5 for c in CASES},  # the default trials per case
+            "b": {c: 5 for c in CASES},
         },
         {
             "kind": "logprobs",
             "labels": ["system", "system+instruction"],
-            "a": {"rock": 4, "moon": 4, "cat": 4},
-            "b": {"rock": 4, "moon": 4, "cat": 4},
+            "a": {c: 4 for c in CASES},
+            "b": {c: 4 for c in CASES},
         },
         {
             "kind": "tool-calls",
             "labels": ["system", "again"],
-            "a": {"rock": 4, "moon": 4, "cat": 4},
-            "b": {"rock": 4, "moon": 4, "cat": 4},
+            "a": {c: 4 for c in CASES},
+            "b": {c: 4 for c in CASES},
         },
     ]
     calls = _interactions(project, "test_roles_over_a_set")
-    assert [c["index"] for c in calls] == list(range(30))
+    assert [c["index"] for c in calls] == list(range(60))
     # case by case, arms interleaved within each case
     expected = [
         (role, prompt)
-        for prompt in ("Rock lyrics", "A moon poem", "A cat joke")
+        for prompt in (
+            "Rock lyrics",
+            "A moon poem",
+            "A cat joke",
+            "Sunny?",
+            "Rain, why?",
+            "Name a star",
+        )
         for _ in range(5)
         for role in ("developer", "system")
     ]
@@ -170,7 +182,7 @@ def test_a_set_records_one_cassette_case_by_case_and_replays(
         ),
         (
             "rolecheck.assert_variants_differ(PROMPTS, PromptSet.from_prompts(['x']), model='m')",
-            "only in A: ?'rock', 'moon', 'cat'?, only in B: ?'case-1'?",
+            "only in A: ?'rock', 'moon', 'cat', 'sun', 'rain', 'star'?, only in B: ?'case-1'?",
         ),
         ("rolecheck.compare(PROMPTS, PROMPTS, trials=1, model='m')", "trials=1 is not allowed"),
         (

@@ -19,6 +19,7 @@ from .session import Rolecheck
 if TYPE_CHECKING:
     from ..variants.prompt_sets import PromptSet
     from ..verdicts.compare import Comparison
+    from ..verdicts.prompt_sets import PromptSetComparison
     from ..verdicts.toolcalls import ToolCallComparison
 
 
@@ -91,7 +92,7 @@ def assert_roles_equivalent(
     *,
     prompts: PromptSet | Sequence[Sequence[Mapping[str, Any]]] | None = None,
     **options: Any,
-) -> Comparison:
+) -> Comparison | PromptSetComparison:
     """Assert that the instruction message's role (e.g. developer vs system) changes nothing.
 
     See :meth:`Rolecheck.compare` for the options (``trials``, ``model``,
@@ -101,7 +102,7 @@ def assert_roles_equivalent(
     ``messages`` to check the roles over a set of prompts at once.
     """
     __tracebackhide__ = True
-    result: Comparison = _dispatch(
+    result: Comparison | PromptSetComparison = _dispatch(
         "assert_roles_equivalent", messages, roles, prompts=prompts, **options
     )
     return result
@@ -113,10 +114,10 @@ def assert_roles_differ(
     *,
     prompts: PromptSet | Sequence[Sequence[Mapping[str, Any]]] | None = None,
     **options: Any,
-) -> Comparison:
+) -> Comparison | PromptSetComparison:
     """Assert that the instruction message's role changes behaviour."""
     __tracebackhide__ = True
-    result: Comparison = _dispatch(
+    result: Comparison | PromptSetComparison = _dispatch(
         "assert_roles_differ", messages, roles, prompts=prompts, **options
     )
     return result
@@ -124,28 +125,32 @@ def assert_roles_differ(
 
 def assert_variants_equivalent(
     variant_a: VariantLike, variant_b: VariantLike, **options: Any
-) -> Comparison:
+) -> Comparison | PromptSetComparison:
     """Assert that two variants (messages + params) behave the same, within the tolerance."""
     __tracebackhide__ = True
-    result: Comparison = _dispatch("assert_variants_equivalent", variant_a, variant_b, **options)
+    result: Comparison | PromptSetComparison = _dispatch(
+        "assert_variants_equivalent", variant_a, variant_b, **options
+    )
     return result
 
 
 def assert_variants_differ(
     variant_a: VariantLike, variant_b: VariantLike, **options: Any
-) -> Comparison:
+) -> Comparison | PromptSetComparison:
     """Assert that two variants behave differently."""
     __tracebackhide__ = True
-    result: Comparison = _dispatch("assert_variants_differ", variant_a, variant_b, **options)
+    result: Comparison | PromptSetComparison = _dispatch(
+        "assert_variants_differ", variant_a, variant_b, **options
+    )
     return result
 
 
 def assert_tool_calls_equivalent(
     variant_a: VariantLike, variant_b: VariantLike, **options: Any
-) -> ToolCallComparison:
+) -> ToolCallComparison | PromptSetComparison:
     """Assert that two variants call the same tools with the same arguments."""
     __tracebackhide__ = True
-    result: ToolCallComparison = _dispatch(
+    result: ToolCallComparison | PromptSetComparison = _dispatch(
         "assert_tool_calls_equivalent", variant_a, variant_b, **options
     )
     return result
@@ -153,10 +158,10 @@ def assert_tool_calls_equivalent(
 
 def assert_tool_calls_differ(
     variant_a: VariantLike, variant_b: VariantLike, **options: Any
-) -> ToolCallComparison:
+) -> ToolCallComparison | PromptSetComparison:
     """Assert that two variants' tool-call outcomes differ."""
     __tracebackhide__ = True
-    result: ToolCallComparison = _dispatch(
+    result: ToolCallComparison | PromptSetComparison = _dispatch(
         "assert_tool_calls_differ", variant_a, variant_b, **options
     )
     return result

@@ -31,12 +31,19 @@ if TYPE_CHECKING:
     from ..variants import Variant
     from ..variants.prompt_sets import PromptSet
     from ..verdicts.compare import Comparison
+    from ..verdicts.prompt_sets import PromptSetComparison
     from ..verdicts.toolcalls import ToolCallComparison
     from .client import AnyClient, CompletionRunner
     from .progress import Progress
 
 # What an assertion returns: the comparison it checked.
-_R = TypeVar("_R", "Comparison", "ToolCallComparison")
+_R = TypeVar(
+    "_R",
+    "Comparison",
+    "ToolCallComparison",
+    "Comparison | PromptSetComparison",
+    "ToolCallComparison | PromptSetComparison",
+)
 
 # Default output budget of tool-call requests: arguments need more than 20 tokens.
 TOOL_CALL_MAX_TOKENS = 200
@@ -169,7 +176,7 @@ class Rolecheck(Calls):
         top_logprobs: int | None = None,
         temperature: float | None = None,
         params: Mapping[str, Any] | None = None,
-    ) -> Comparison:
+    ) -> Comparison | PromptSetComparison:
         """Run both variants and compare their behaviour; never raises on a verdict."""
         from ..core.limits import DEFAULT_DESIGN
         from ..verdicts.compare import check_options, compare
@@ -220,7 +227,7 @@ class Rolecheck(Calls):
             base = None
         self._own_comparison = True
         try:
-            result = compare(
+            result: Comparison | PromptSetComparison = compare(
                 responses_a,
                 responses_b,
                 metric=metric,
@@ -252,7 +259,7 @@ class Rolecheck(Calls):
         max_tokens: int | None = None,
         temperature: float | None = None,
         params: Mapping[str, Any] | None = None,
-    ) -> ToolCallComparison:
+    ) -> ToolCallComparison | PromptSetComparison:
         """Run both variants and compare which tools they call, with which arguments."""
         from ..verdicts.toolcalls import check_tool_options, compare_tool_calls
 
@@ -280,7 +287,7 @@ class Rolecheck(Calls):
             responses_a, responses_b = self.run_sets(*sets, trials_per_case(trials), **request)
         self._own_comparison = True
         try:
-            result = compare_tool_calls(
+            result: ToolCallComparison | PromptSetComparison = compare_tool_calls(
                 responses_a,
                 responses_b,
                 alpha=alpha,
@@ -298,7 +305,7 @@ class Rolecheck(Calls):
     # ----------------------------------------------------------------- asserts
     def assert_variants_equivalent(
         self, variant_a: VariantLike, variant_b: VariantLike, **options: Any
-    ) -> Comparison:
+    ) -> Comparison | PromptSetComparison:
         """Assert that switching A→B moves behaviour by less than the tolerance."""
         __tracebackhide__ = True
         return self._assert(
@@ -307,7 +314,7 @@ class Rolecheck(Calls):
 
     def assert_variants_differ(
         self, variant_a: VariantLike, variant_b: VariantLike, **options: Any
-    ) -> Comparison:
+    ) -> Comparison | PromptSetComparison:
         """Assert that A and B behave differently (difference test significant)."""
         __tracebackhide__ = True
         return self._assert("assert_variants_differ", self.compare, variant_a, variant_b, options)
@@ -319,7 +326,7 @@ class Rolecheck(Calls):
         *,
         prompts: PromptSet | Sequence[Sequence[Mapping[str, Any]]] | None = None,
         **options: Any,
-    ) -> Comparison:
+    ) -> Comparison | PromptSetComparison:
         """Assert that giving the instruction message role A or role B changes nothing.
 
         ``messages`` is one prompt; ``prompts`` a prompt set (a :class:`PromptSet`, or a
@@ -336,7 +343,7 @@ class Rolecheck(Calls):
         *,
         prompts: PromptSet | Sequence[Sequence[Mapping[str, Any]]] | None = None,
         **options: Any,
-    ) -> Comparison:
+    ) -> Comparison | PromptSetComparison:
         """Assert that the role of the instruction message changes behaviour.
 
         ``messages`` is one prompt; ``prompts`` a prompt set (a :class:`PromptSet`, or a
@@ -348,7 +355,7 @@ class Rolecheck(Calls):
 
     def assert_tool_calls_equivalent(
         self, variant_a: VariantLike, variant_b: VariantLike, **options: Any
-    ) -> ToolCallComparison:
+    ) -> ToolCallComparison | PromptSetComparison:
         """Assert that both variants call the same tools with the same arguments."""
         __tracebackhide__ = True
         return self._assert(
@@ -357,7 +364,7 @@ class Rolecheck(Calls):
 
     def assert_tool_calls_differ(
         self, variant_a: VariantLike, variant_b: VariantLike, **options: Any
-    ) -> ToolCallComparison:
+    ) -> ToolCallComparison | PromptSetComparison:
         """Assert that the variants' tool-call outcomes differ."""
         __tracebackhide__ = True
         return self._assert(
