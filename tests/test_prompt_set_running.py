@@ -134,20 +134,20 @@ def test_a_set_records_one_cassette_case_by_case_and_replays(
         {
             "kind": "logprobs",
             "labels": ["developer", "system"],
-            "a": {c: 5 for c in CASES},  # the default trials per case
-            "b": {c: 5 for c in CASES},
+            "a": dict.fromkeys(CASES, 5),  # the default trials per case
+            "b": dict.fromkeys(CASES, 5),
         },
         {
             "kind": "logprobs",
             "labels": ["system", "system+instruction"],
-            "a": {c: 4 for c in CASES},
-            "b": {c: 4 for c in CASES},
+            "a": dict.fromkeys(CASES, 4),
+            "b": dict.fromkeys(CASES, 4),
         },
         {
             "kind": "tool-calls",
             "labels": ["system", "again"],
-            "a": {c: 4 for c in CASES},
-            "b": {c: 4 for c in CASES},
+            "a": dict.fromkeys(CASES, 4),
+            "b": dict.fromkeys(CASES, 4),
         },
     ]
     calls = _interactions(project, "test_roles_over_a_set")
