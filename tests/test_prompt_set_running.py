@@ -190,6 +190,7 @@ def test_a_set_records_one_cassette_case_by_case_and_replays(
             "pass design='all-pairs'",
         ),
         ("rolecheck.assert_roles_differ(model='m')", "pass either messages="),
+        ("rolecheck.run(PROMPTS, model='m')", "is many requests, not one"),
         (
             "rolecheck.assert_roles_differ(prompts=['Hi', 'Bye'], model='m')",
             "PromptSet.from_prompts",

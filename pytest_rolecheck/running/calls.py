@@ -254,9 +254,16 @@ class Calls:
     def variant(self, messages: VariantLike, *, label: str | None = None, **params: Any) -> Variant:
         """Build a :class:`~pytest_rolecheck.Variant` (messages + request params)."""
         from ..variants import Variant
+        from ..variants.prompt_sets import PromptSet
 
         if isinstance(messages, Variant):
             return messages.with_params(**params) if params else messages
+        if isinstance(messages, PromptSet):
+            raise RolecheckUsageError(
+                f"the prompt set {messages.label!r} is many requests, not one: compare two sets "
+                "with the asserts or rolecheck.compare(set_a, set_b), or run one case "
+                f"(prompts[{messages.ids[0]!r}])."
+            )
         return Variant.from_messages(messages, label=label, **params)
 
     def _request(
