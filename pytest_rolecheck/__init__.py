@@ -29,6 +29,8 @@ _EXPORTS: dict[str, str] = {
     # variants and tools
     "Variant": "pytest_rolecheck.variants",
     "load_variant": "pytest_rolecheck.variants.files",
+    "PromptSet": "pytest_rolecheck.variants.prompt_sets",
+    "load_prompt_set": "pytest_rolecheck.variants.prompt_sets",
     "render_tools_namespace": "pytest_rolecheck.variants.tools",
     "compare_tool_calls": "pytest_rolecheck.verdicts.toolcalls",
     "ToolCallComparison": "pytest_rolecheck.verdicts.toolcalls",
@@ -95,6 +97,7 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from .running.session import Rolecheck
     from .variants import Variant
     from .variants.files import load_variant
+    from .variants.prompt_sets import PromptSet, load_prompt_set
     from .variants.tools import render_tools_namespace
     from .verdicts.assertions import assert_different, assert_equivalent
     from .verdicts.compare import Comparison, compare

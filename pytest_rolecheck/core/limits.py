@@ -10,10 +10,12 @@ __all__ = [
     "DEFAULT_METRIC",
     "DEFAULT_TOLERANCE",
     "DEFAULT_TRIALS",
+    "DEFAULT_TRIALS_PER_CASE",
     "DESIGNS",
     "MAX_RECOMMENDED_TRIALS",
     "MIN_CALLS_PER_ARM",
     "MIN_PILOT",
+    "MIN_TRIALS_PER_CASE",
 ]
 
 #: Fewest calls per arm: with 3 there are only C(6, 3) = 20 relabellings, so the
@@ -23,6 +25,11 @@ MIN_CALLS_PER_ARM: Final = 4
 MIN_PILOT: Final = 2 * MIN_CALLS_PER_ARM
 #: Calls per arm when the user does not say (enough to certify the default tolerance).
 DEFAULT_TRIALS: Final = 20
+#: Calls per arm of each case of a prompt set when the user does not say: the set pools
+#: evidence over its cases, so each case needs far fewer calls than a single prompt.
+DEFAULT_TRIALS_PER_CASE: Final = 5
+#: Fewest calls per arm of one case: a within-arm distance needs a pair.
+MIN_TRIALS_PER_CASE: Final = 2
 #: Significance level of the difference test; ``1 - alpha`` is the confidence of the bounds.
 DEFAULT_ALPHA: Final = 0.05
 #: The default tolerance of every comparison kind: the largest change that

@@ -60,7 +60,7 @@ import hashlib
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import Final, Literal
 
 import numpy as np
 import numpy.typing as npt
@@ -70,7 +70,7 @@ from ..errors import RolecheckUsageError
 from .bounds import Bound, share_lower, unseen_share_upper
 from .decision import decide
 from .distances import DEFAULT_METRIC, Metric, distance_matrix
-from .limits import DEFAULT_ALPHA, DEFAULT_TOLERANCE
+from .limits import DEFAULT_ALPHA, DEFAULT_TOLERANCE, MIN_TRIALS_PER_CASE
 from .parse import ParsedCall
 from .strata import at_least, benjamini_hochberg, case_null
 from .validation import validate_options
@@ -94,8 +94,8 @@ CaseStatus = Literal["changed", "no change", "not flagged"]
 
 #: Fewest cases: the bounds resample over cases and need a spread.
 MIN_CASES = 2
-#: Fewest calls per arm of one case: a within-arm distance needs a pair.
-MIN_CALLS_PER_CASE_ARM = 2
+#: Fewest calls per arm of one case (one definition: core.limits).
+MIN_CALLS_PER_CASE_ARM: Final = MIN_TRIALS_PER_CASE
 #: Enumerate every labelling (per case, and every combination over the set) up to this many.
 MAX_EXACT_LABELLINGS = 20_000
 #: Random labellings per case (and draws of the set test) above that.

@@ -19,7 +19,7 @@ USER_PROPERTY: Final = "rolecheck"
 REPORT_FORMAT_VERSION: Final = 1
 
 # The full table (-v, and the HTML's summary) and the compact default.
-FULL_COLUMNS: Final = (
+FULL_COLUMNS: Final[tuple[tuple[str, str], ...]] = (
     ("test", "test"),
     ("compared", "compared"),
     ("verdict", "verdict"),
@@ -31,7 +31,7 @@ FULL_COLUMNS: Final = (
     ("tokens", "tokens"),
     ("source", "source"),
 )
-COMPACT_COLUMNS: Final = (
+COMPACT_COLUMNS: Final[tuple[tuple[str, str], ...]] = (
     ("test", "test"),
     ("compared", "compared"),
     ("verdict", "verdict"),

@@ -17,7 +17,9 @@ from .calls import VariantLike
 from .session import Rolecheck
 
 if TYPE_CHECKING:
+    from ..variants.prompt_sets import PromptSet
     from ..verdicts.compare import Comparison
+    from ..verdicts.prompt_sets import PromptSetComparison
     from ..verdicts.toolcalls import ToolCallComparison
 
 
@@ -85,56 +87,70 @@ def _dispatch(method: str, *args: Any, **kwargs: Any) -> Any:
 
 
 def assert_roles_equivalent(
-    messages: Sequence[Mapping[str, Any]],
+    messages: Sequence[Mapping[str, Any]] | None = None,
     roles: tuple[str, str] = ("developer", "system"),
+    *,
+    prompts: PromptSet | Sequence[Sequence[Mapping[str, Any]]] | None = None,
     **options: Any,
-) -> Comparison:
+) -> Comparison | PromptSetComparison:
     """Assert that the instruction message's role (e.g. developer vs system) changes nothing.
 
     See :meth:`Rolecheck.compare` for the options (``trials``, ``model``,
     ``max_tokens``, ``top_logprobs``, ``temperature``, ``metric``, ``alpha``,
-    ``tolerance``, ``design``, ``seed``, ``params``).
+    ``tolerance``, ``design``, ``seed``, ``params``). Pass ``prompts=`` (a
+    :class:`~pytest_rolecheck.PromptSet` or a list of message lists) instead of
+    ``messages`` to check the roles over a set of prompts at once.
     """
     __tracebackhide__ = True
-    result: Comparison = _dispatch("assert_roles_equivalent", messages, roles, **options)
+    result: Comparison | PromptSetComparison = _dispatch(
+        "assert_roles_equivalent", messages, roles, prompts=prompts, **options
+    )
     return result
 
 
 def assert_roles_differ(
-    messages: Sequence[Mapping[str, Any]],
+    messages: Sequence[Mapping[str, Any]] | None = None,
     roles: tuple[str, str] = ("developer", "system"),
+    *,
+    prompts: PromptSet | Sequence[Sequence[Mapping[str, Any]]] | None = None,
     **options: Any,
-) -> Comparison:
+) -> Comparison | PromptSetComparison:
     """Assert that the instruction message's role changes behaviour."""
     __tracebackhide__ = True
-    result: Comparison = _dispatch("assert_roles_differ", messages, roles, **options)
+    result: Comparison | PromptSetComparison = _dispatch(
+        "assert_roles_differ", messages, roles, prompts=prompts, **options
+    )
     return result
 
 
 def assert_variants_equivalent(
     variant_a: VariantLike, variant_b: VariantLike, **options: Any
-) -> Comparison:
+) -> Comparison | PromptSetComparison:
     """Assert that two variants (messages + params) behave the same, within the tolerance."""
     __tracebackhide__ = True
-    result: Comparison = _dispatch("assert_variants_equivalent", variant_a, variant_b, **options)
+    result: Comparison | PromptSetComparison = _dispatch(
+        "assert_variants_equivalent", variant_a, variant_b, **options
+    )
     return result
 
 
 def assert_variants_differ(
     variant_a: VariantLike, variant_b: VariantLike, **options: Any
-) -> Comparison:
+) -> Comparison | PromptSetComparison:
     """Assert that two variants behave differently."""
     __tracebackhide__ = True
-    result: Comparison = _dispatch("assert_variants_differ", variant_a, variant_b, **options)
+    result: Comparison | PromptSetComparison = _dispatch(
+        "assert_variants_differ", variant_a, variant_b, **options
+    )
     return result
 
 
 def assert_tool_calls_equivalent(
     variant_a: VariantLike, variant_b: VariantLike, **options: Any
-) -> ToolCallComparison:
+) -> ToolCallComparison | PromptSetComparison:
     """Assert that two variants call the same tools with the same arguments."""
     __tracebackhide__ = True
-    result: ToolCallComparison = _dispatch(
+    result: ToolCallComparison | PromptSetComparison = _dispatch(
         "assert_tool_calls_equivalent", variant_a, variant_b, **options
     )
     return result
@@ -142,10 +158,10 @@ def assert_tool_calls_equivalent(
 
 def assert_tool_calls_differ(
     variant_a: VariantLike, variant_b: VariantLike, **options: Any
-) -> ToolCallComparison:
+) -> ToolCallComparison | PromptSetComparison:
     """Assert that two variants' tool-call outcomes differ."""
     __tracebackhide__ = True
-    result: ToolCallComparison = _dispatch(
+    result: ToolCallComparison | PromptSetComparison = _dispatch(
         "assert_tool_calls_differ", variant_a, variant_b, **options
     )
     return result

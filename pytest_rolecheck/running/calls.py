@@ -18,11 +18,14 @@ from .backend import LOCAL_REPLAY_BASE_URL, LocalBackend
 if TYPE_CHECKING:
     from ..recording.cassette import CassetteSession
     from ..variants import Variant
+    from ..variants.prompt_sets import PromptSet
     from .client import AnyClient, CallSpec, CompletionRunner
     from .progress import Progress
 
-# Messages or an already-built Variant.
+# Messages or an already-built Variant (or, as an arm of a comparison, a PromptSet).
 VariantLike = Any
+# Responses per case id: what a prompt-set arm gives compare().
+CaseResponses = dict[str, list[Any]]
 
 
 class Calls:
@@ -251,9 +254,16 @@ class Calls:
     def variant(self, messages: VariantLike, *, label: str | None = None, **params: Any) -> Variant:
         """Build a :class:`~pytest_rolecheck.Variant` (messages + request params)."""
         from ..variants import Variant
+        from ..variants.prompt_sets import PromptSet
 
         if isinstance(messages, Variant):
             return messages.with_params(**params) if params else messages
+        if isinstance(messages, PromptSet):
+            raise RolecheckUsageError(
+                f"the prompt set {messages.label!r} is many requests, not one: compare two sets "
+                "with the asserts or rolecheck.compare(set_a, set_b), or run one case "
+                f"(prompts[{messages.ids[0]!r}])."
+            )
         return Variant.from_messages(messages, label=label, **params)
 
     def _request(
@@ -367,6 +377,95 @@ class Calls:
         responses = self._run_specs(arms)
         base = responses.pop(0) if baseline else None
         return responses[0::2], responses[1::2], base
+
+    def run_sets(
+        self,
+        set_a: PromptSet,
+        set_b: PromptSet,
+        n: int,
+        *,
+        model: str | None = None,
+        max_tokens: int | None = None,
+        top_logprobs: int | None = None,
+        temperature: float | None = None,
+        params: Mapping[str, Any] | None = None,
+        logprobs: bool = True,
+    ) -> tuple[CaseResponses, CaseResponses]:
+        """Run ``n`` calls per arm of every case: ``({case id: responses}, ...)`` per arm.
+
+        One batch, case by case in A's order, each case's arms interleaved
+        (A, B, A, B, ...), so the cassette's order is fixed and the concurrency
+        limit applies across cases. Every request is built and checked first.
+        """
+        check_same_cases(set_a, set_b)
+        label_a, label_b = _distinct_labels(set_a.label, set_b.label)
+        arms: list[tuple[str, Mapping[str, Any]]] = []
+        for case_id in set_a:
+            pair = [
+                self._request(
+                    arm[case_id],
+                    model=model,
+                    max_tokens=max_tokens,
+                    top_logprobs=top_logprobs,
+                    temperature=temperature,
+                    params=params,
+                    logprobs=logprobs,
+                )
+                for arm in (set_a, set_b)
+            ]
+            for _ in range(n):
+                arms.append((f"{label_a} [{case_id}]", pair[0]))
+                arms.append((f"{label_b} [{case_id}]", pair[1]))
+        responses = self._run_specs(arms)
+        per_case = [responses[i : i + 2 * n] for i in range(0, len(responses), 2 * n)]
+        return (
+            {case_id: calls[0::2] for case_id, calls in zip(set_a, per_case, strict=True)},
+            {case_id: calls[1::2] for case_id, calls in zip(set_a, per_case, strict=True)},
+        )
+
+
+def prompt_sets(arm_a: Any, arm_b: Any) -> tuple[PromptSet, PromptSet] | None:
+    """Both arms when they are prompt sets, ``None`` when neither is; else a usage error."""
+    from ..variants.prompt_sets import PromptSet
+
+    kinds = (isinstance(arm_a, PromptSet), isinstance(arm_b, PromptSet))
+    if kinds == (True, True):
+        return arm_a, arm_b
+    if kinds == (False, False):
+        return None
+    one = "A" if kinds[0] else "B"
+    raise RolecheckUsageError(
+        f"arm {one} is a PromptSet but the other arm is one prompt: compare a set with a set "
+        "(derive the other arm from it, e.g. prompts.with_role('system')), or a Variant with "
+        "a Variant."
+    )
+
+
+def check_same_cases(set_a: PromptSet, set_b: PromptSet) -> None:
+    """Refuse, before any call, two sets whose case ids differ."""
+    missing = [case_id for case_id in set_a if case_id not in set_b]
+    extra = [case_id for case_id in set_b if case_id not in set_a]
+    if missing or extra:
+        raise RolecheckUsageError(
+            f"the prompt sets {set_a.label!r} (A) and {set_b.label!r} (B) must have the same "
+            f"case ids; only in A: {missing or 'none'}, only in B: {extra or 'none'}. Build "
+            "one arm from the other (B = A.with_role(...), A.map(...)) so that the ids match."
+        )
+
+
+def trials_per_case(trials: Any) -> int:
+    """Calls per arm of each case: ``trials`` when given, else the prompt sets' default."""
+    from ..core.limits import DEFAULT_TRIALS_PER_CASE, MIN_TRIALS_PER_CASE
+
+    if trials is None:
+        return DEFAULT_TRIALS_PER_CASE
+    if isinstance(trials, bool) or not isinstance(trials, int) or trials < MIN_TRIALS_PER_CASE:
+        raise RolecheckUsageError(
+            f"trials={trials!r} is not allowed for a prompt set: expected a whole number "
+            f"≥ {MIN_TRIALS_PER_CASE} (calls per arm of each case; default "
+            f"{DEFAULT_TRIALS_PER_CASE})."
+        )
+    return trials
 
 
 def with_call_seed(

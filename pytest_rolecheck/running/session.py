@@ -23,19 +23,27 @@ from ..settings import Settings, check_value
 from .backend import (
     LocalBackend as LocalBackend,  # re-exported: `rolecheck compare` imports it here
 )
-from .calls import Calls, VariantLike, _distinct_labels
+from .calls import Calls, VariantLike, _distinct_labels, prompt_sets, trials_per_case
 
 if TYPE_CHECKING:
     from ..recording.cassette import CassetteSession
     from ..reporting.row import Row
     from ..variants import Variant
+    from ..variants.prompt_sets import PromptSet
     from ..verdicts.compare import Comparison
+    from ..verdicts.prompt_sets import PromptSetComparison
     from ..verdicts.toolcalls import ToolCallComparison
     from .client import AnyClient, CompletionRunner
     from .progress import Progress
 
 # What an assertion returns: the comparison it checked.
-_R = TypeVar("_R", "Comparison", "ToolCallComparison")
+_R = TypeVar(
+    "_R",
+    "Comparison",
+    "ToolCallComparison",
+    "Comparison | PromptSetComparison",
+    "ToolCallComparison | PromptSetComparison",
+)
 
 # Default output budget of tool-call requests: arguments need more than 20 tokens.
 TOOL_CALL_MAX_TOKENS = 200
@@ -168,19 +176,27 @@ class Rolecheck(Calls):
         top_logprobs: int | None = None,
         temperature: float | None = None,
         params: Mapping[str, Any] | None = None,
-    ) -> Comparison:
+    ) -> Comparison | PromptSetComparison:
         """Run both variants and compare their behaviour; never raises on a verdict."""
+        from ..core.limits import DEFAULT_DESIGN
         from ..verdicts.compare import check_options, compare
 
-        a, b = self.variant(variant_a), self.variant(variant_b)
+        sets = prompt_sets(variant_a, variant_b)
         design = design or self.settings.design
         metric = metric or self.settings.metric
         alpha = alpha if alpha is not None else self.settings.alpha
         if tolerance is None and max_excess_tv is None:
             tolerance = self.settings.tolerance
-        labels = _distinct_labels(a.label, b.label)
+        labels = _arm_labels(self, variant_a, variant_b, sets)
         # Refuse bad options before paying for live calls: the same check compare() runs.
-        _check_trials(self.settings.trials if trials is None else trials)
+        if sets is None:
+            _check_trials(self.settings.trials if trials is None else trials)
+        elif design != DEFAULT_DESIGN:
+            raise RolecheckUsageError(
+                f"design={design!r} compares one prompt against one baseline call; a prompt set "
+                f"is compared with all pairs of each case's calls: pass design={DEFAULT_DESIGN!r} "
+                "(or drop the design option for this test)."
+            )
         check_options(
             metric=metric,
             alpha=alpha,
@@ -192,20 +208,26 @@ class Rolecheck(Calls):
             baseline=None,
             labels=labels,
         )
-        responses_a, responses_b, base = self.run_arms(
-            a,
-            b,
-            trials,
-            baseline=design == "seed",
-            model=model,
-            max_tokens=max_tokens,
-            top_logprobs=top_logprobs,
-            temperature=temperature,
-            params=params,
-        )
+        request: dict[str, Any] = {
+            "model": model,
+            "max_tokens": max_tokens,
+            "top_logprobs": top_logprobs,
+            "temperature": temperature,
+            "params": params,
+        }
+        # A prompt set's arms are {case id: responses}: compare() decides over the set.
+        responses_a: Any
+        responses_b: Any
+        if sets is None:
+            responses_a, responses_b, base = self.run_arms(
+                variant_a, variant_b, trials, baseline=design == "seed", **request
+            )
+        else:
+            responses_a, responses_b = self.run_sets(*sets, trials_per_case(trials), **request)
+            base = None
         self._own_comparison = True
         try:
-            result = compare(
+            result: Comparison | PromptSetComparison = compare(
                 responses_a,
                 responses_b,
                 metric=metric,
@@ -237,30 +259,35 @@ class Rolecheck(Calls):
         max_tokens: int | None = None,
         temperature: float | None = None,
         params: Mapping[str, Any] | None = None,
-    ) -> ToolCallComparison:
+    ) -> ToolCallComparison | PromptSetComparison:
         """Run both variants and compare which tools they call, with which arguments."""
         from ..verdicts.toolcalls import check_tool_options, compare_tool_calls
 
-        a, b = self.variant(variant_a), self.variant(variant_b)
+        sets = prompt_sets(variant_a, variant_b)
         alpha = alpha if alpha is not None else self.settings.alpha
         tolerance = tolerance if tolerance is not None else self.settings.tolerance
-        labels = _distinct_labels(a.label, b.label)
+        labels = _arm_labels(self, variant_a, variant_b, sets)
         # Refuse bad options before paying for live calls: the same check as after them.
-        _check_trials(self.settings.trials if trials is None else trials)
+        if sets is None:
+            _check_trials(self.settings.trials if trials is None else trials)
         check_tool_options(alpha=alpha, tolerance=tolerance, seed=seed, labels=labels)
-        responses_a, responses_b, _ = self.run_arms(
-            a,
-            b,
-            trials,
-            model=model,
-            max_tokens=max_tokens if max_tokens is not None else TOOL_CALL_MAX_TOKENS,
-            temperature=temperature,
-            params=params,
-            logprobs=False,
-        )
+        request: dict[str, Any] = {
+            "model": model,
+            "max_tokens": max_tokens if max_tokens is not None else TOOL_CALL_MAX_TOKENS,
+            "temperature": temperature,
+            "params": params,
+            "logprobs": False,
+        }
+        # A prompt set's arms are {case id: responses}: the comparison is over the set.
+        responses_a: Any
+        responses_b: Any
+        if sets is None:
+            responses_a, responses_b, _ = self.run_arms(variant_a, variant_b, trials, **request)
+        else:
+            responses_a, responses_b = self.run_sets(*sets, trials_per_case(trials), **request)
         self._own_comparison = True
         try:
-            result = compare_tool_calls(
+            result: ToolCallComparison | PromptSetComparison = compare_tool_calls(
                 responses_a,
                 responses_b,
                 alpha=alpha,
@@ -278,7 +305,7 @@ class Rolecheck(Calls):
     # ----------------------------------------------------------------- asserts
     def assert_variants_equivalent(
         self, variant_a: VariantLike, variant_b: VariantLike, **options: Any
-    ) -> Comparison:
+    ) -> Comparison | PromptSetComparison:
         """Assert that switching A→B moves behaviour by less than the tolerance."""
         __tracebackhide__ = True
         return self._assert(
@@ -287,36 +314,48 @@ class Rolecheck(Calls):
 
     def assert_variants_differ(
         self, variant_a: VariantLike, variant_b: VariantLike, **options: Any
-    ) -> Comparison:
+    ) -> Comparison | PromptSetComparison:
         """Assert that A and B behave differently (difference test significant)."""
         __tracebackhide__ = True
         return self._assert("assert_variants_differ", self.compare, variant_a, variant_b, options)
 
     def assert_roles_equivalent(
         self,
-        messages: Sequence[Mapping[str, Any]],
+        messages: Sequence[Mapping[str, Any]] | None = None,
         roles: tuple[str, str] = ("developer", "system"),
+        *,
+        prompts: PromptSet | Sequence[Sequence[Mapping[str, Any]]] | None = None,
         **options: Any,
-    ) -> Comparison:
-        """Assert that giving the instruction message role A or role B changes nothing."""
+    ) -> Comparison | PromptSetComparison:
+        """Assert that giving the instruction message role A or role B changes nothing.
+
+        ``messages`` is one prompt; ``prompts`` a prompt set (a :class:`PromptSet`, or a
+        list of message lists), compared over all its cases.
+        """
         __tracebackhide__ = True
-        a, b = self._role_variants(messages, roles)
+        a, b = self._role_variants(messages, prompts, roles)
         return self._assert("assert_roles_equivalent", self.compare, a, b, options)
 
     def assert_roles_differ(
         self,
-        messages: Sequence[Mapping[str, Any]],
+        messages: Sequence[Mapping[str, Any]] | None = None,
         roles: tuple[str, str] = ("developer", "system"),
+        *,
+        prompts: PromptSet | Sequence[Sequence[Mapping[str, Any]]] | None = None,
         **options: Any,
-    ) -> Comparison:
-        """Assert that the role of the instruction message changes behaviour."""
+    ) -> Comparison | PromptSetComparison:
+        """Assert that the role of the instruction message changes behaviour.
+
+        ``messages`` is one prompt; ``prompts`` a prompt set (a :class:`PromptSet`, or a
+        list of message lists), compared over all its cases.
+        """
         __tracebackhide__ = True
-        a, b = self._role_variants(messages, roles)
+        a, b = self._role_variants(messages, prompts, roles)
         return self._assert("assert_roles_differ", self.compare, a, b, options)
 
     def assert_tool_calls_equivalent(
         self, variant_a: VariantLike, variant_b: VariantLike, **options: Any
-    ) -> ToolCallComparison:
+    ) -> ToolCallComparison | PromptSetComparison:
         """Assert that both variants call the same tools with the same arguments."""
         __tracebackhide__ = True
         return self._assert(
@@ -325,7 +364,7 @@ class Rolecheck(Calls):
 
     def assert_tool_calls_differ(
         self, variant_a: VariantLike, variant_b: VariantLike, **options: Any
-    ) -> ToolCallComparison:
+    ) -> ToolCallComparison | PromptSetComparison:
         """Assert that the variants' tool-call outcomes differ."""
         __tracebackhide__ = True
         return self._assert(
@@ -357,12 +396,32 @@ class Rolecheck(Calls):
         return result
 
     def _role_variants(
-        self, messages: Sequence[Mapping[str, Any]], roles: tuple[str, str]
-    ) -> tuple[Variant, Variant]:
+        self,
+        messages: Sequence[Mapping[str, Any]] | None,
+        prompts: PromptSet | Sequence[Sequence[Mapping[str, Any]]] | None,
+        roles: tuple[str, str],
+    ) -> tuple[Variant, Variant] | tuple[PromptSet, PromptSet]:
+        from ..variants.prompt_sets import PromptSet
+
         if len(roles) != 2:
             raise RolecheckUsageError(f"roles must name two roles, got {roles!r}.")
-        base = self.variant(messages)
-        return base.with_role(roles[0]), base.with_role(roles[1])
+        if (messages is None) == (prompts is None):
+            raise RolecheckUsageError(
+                "pass either messages=[...] (one prompt) or prompts=... (a PromptSet or a list "
+                "of message lists), not both and not neither."
+            )
+        if prompts is None:
+            base = self.variant(messages)
+            return base.with_role(roles[0]), base.with_role(roles[1])
+        if not isinstance(prompts, PromptSet):
+            if isinstance(prompts, Sequence) and any(isinstance(p, str) for p in prompts):
+                raise RolecheckUsageError(
+                    "prompts= got text, not message lists: a role check needs an instruction "
+                    "message in every case; pass PromptSet.from_prompts([...], "
+                    "instruction='...')."
+                )
+            prompts = PromptSet.from_messages(prompts)
+        return prompts.with_role(roles[0]), prompts.with_role(roles[1])
 
     # ---------------------------------------------------------------- records
     def _usage_snapshot(self) -> tuple[int, int, int]:
@@ -452,6 +511,17 @@ class Rolecheck(Calls):
 
 def _check_trials(trials: Any) -> None:
     check_value("trials", trials)
+
+
+def _arm_labels(
+    rolecheck: Rolecheck,
+    arm_a: VariantLike,
+    arm_b: VariantLike,
+    sets: tuple[PromptSet, PromptSet] | None,
+) -> tuple[str, str]:
+    if sets is not None:
+        return _distinct_labels(sets[0].label, sets[1].label)
+    return _distinct_labels(rolecheck.variant(arm_a).label, rolecheck.variant(arm_b).label)
 
 
 class _Discarded(Exception):
