@@ -7,8 +7,6 @@ two-sided Mann-Whitney test of the trials' distances to one baseline call.
 
 from __future__ import annotations
 
-import functools
-import itertools
 import math
 from dataclasses import dataclass
 
@@ -17,6 +15,7 @@ import numpy.typing as npt
 from scipy import stats as _sps
 
 from ..errors import RolecheckUsageError
+from .strata import all_labellings
 from .validation import validate_matrix, validate_trials
 
 __all__ = [
@@ -64,21 +63,6 @@ class TrialTestResult:
     p_value: float
     method: str  # "exact", "asymptotic" or "all-tied"
     smallest_p: float
-
-
-@functools.lru_cache(maxsize=32)
-def _all_labellings(n: int, n_a: int) -> FloatArray:
-    """Every 0/1 labelling of ``n`` calls with ``n_a`` ones (read-only, cached)."""
-    total = math.comb(n, n_a)
-    cols = np.fromiter(
-        itertools.chain.from_iterable(itertools.combinations(range(n), n_a)),
-        dtype=np.intp,
-        count=total * n_a,
-    )
-    z = np.zeros((total, n), dtype=np.float64)
-    z[np.repeat(np.arange(total), n_a), cols] = 1.0
-    z.flags.writeable = False
-    return z
 
 
 def _cross_rank_sums(z: FloatArray, rank_matrix: FloatArray, row_sums: FloatArray) -> FloatArray:
@@ -181,7 +165,7 @@ def _permutation_test(
     total = math.comb(n, n_a)
     symmetric = 2 if n_a == n_b else 1  # swapping equal-sized arms gives the same cross pairs
     if total <= max_exact:
-        z = _all_labellings(n, n_a)
+        z = all_labellings(n, n_a)
         count = int(np.count_nonzero(_cross_rank_sums(z, rank_matrix, row_sums) >= threshold))
         return PermutationResult(
             statistic=u_stat,
