@@ -74,7 +74,7 @@ def _fail(message: str) -> RolecheckUsageError:
     return RolecheckUsageError(message)
 
 
-def _read_json(path: Path) -> Any:
+def read_pilot_json(path: Path) -> Any:
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
@@ -124,7 +124,7 @@ def load_pilot(
         Missing or unreadable file, neither a cassette nor a report, an arm or
         comparison that does not exist, or fewer than 4 pilot calls.
     """
-    data = _read_json(path)
+    data = read_pilot_json(path)
     if isinstance(data, Mapping) and "rolecheck_cassette" in data:
         if comparison is not None:
             raise _fail("--comparison applies to JSON reports; this pilot is a cassette.")
@@ -145,10 +145,10 @@ def _instruction_role(messages: Any) -> str:
     return "no instruction"
 
 
-def _pilot_from_cassette(
-    path: Path, data: Mapping[str, Any], *, metric: str, arm: str | None
-) -> Pilot:
-    from ..core.distances import distance_matrix
+def request_groups(
+    path: Path, data: Mapping[str, Any]
+) -> tuple[dict[str, list[Any]], dict[str, str]]:
+    """The cassette's successful calls grouped by request (its ``seed`` left out)."""
     from ..core.parse import parse_response
     from ..errors import ResponseFormatError
 
@@ -187,6 +187,15 @@ def _pilot_from_cassette(
         groups[key].append(call)
     if not groups:
         raise _fail(f"{path}: the cassette holds no successful chat completion to use as pilot.")
+    return groups, described
+
+
+def _pilot_from_cassette(
+    path: Path, data: Mapping[str, Any], *, metric: str, arm: str | None
+) -> Pilot:
+    from ..core.distances import distance_matrix
+
+    groups, described = request_groups(path, data)
     keys = list(groups)
     notes: list[str] = []
     if arm in (None, "all") and len(keys) == 1:
@@ -206,7 +215,8 @@ def _pilot_from_cassette(
             )
             notes.append(
                 f"the cassette holds {len(keys)} different requests ({listing}); using group "
-                f"{number} as the A/A pilot (choose another with --arm N)."
+                f"{number} as the A/A pilot (choose another with --arm N; if the groups are the "
+                "cases of an A/A prompt-set run, pass --cases)."
             )
     calls = [c for k in chosen for c in groups[k]]
     _check_size(len(calls), path)
@@ -483,6 +493,11 @@ def run(args: argparse.Namespace) -> int:
     from ..core.planner import plan_trials
 
     try:
+        if args.cases:
+            from .plan_sets import run_cases
+
+            print("\n".join(run_cases(args)))
+            return ExitCode.OK
         pilot = load_pilot(args.pilot, metric=args.metric, arm=args.arm, comparison=args.comparison)
         plan = plan_trials(
             pilot.matrix,
