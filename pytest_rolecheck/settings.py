@@ -379,7 +379,12 @@ OPTIONS: tuple[OptionSpec, ...] = (
         "each distinct request being one case",
         flag=True,
     ),
-    _command_only("replications", _int_in(20), 200, "simulated runs per number of trials"),
+    _command_only(
+        "replications",
+        _int_in(20),
+        200,
+        "simulated runs per number of trials (with --cases: per cases x trials cell)",
+    ),
     _command_only(
         "max_trials",
         _int_in(MIN_CALLS_PER_ARM),

@@ -40,12 +40,18 @@ choosing the tolerance:
 pilot size:
   A pilot of m calls simulates up to m/2 trials per arm (two arms of distinct calls);
   larger rows are extrapolated and marked so. Record 2 x the trials you expect to need.
+  With --cases (an A/A run of a prompt set, e.g. the same set in both arms of
+  assert_variants_equivalent) each case's c calls simulate up to c/2 trials per case;
+  cells beyond are shown as '-', never extrapolated.
 
 examples:
   rolecheck compare --local --variant-a a.yaml --variant-b a.yaml --trials 20 \\
       --cassette pilot.json                      # an A/A pilot of 40 calls
   rolecheck plan pilot.json --tolerance 0.2 --effect 0.5
   rolecheck plan report.json --comparison 2 --arm all
+  rolecheck plan --cases \\
+      cassettes/examples/test_prompt_sets/test_sampled_set_is_equivalent_to_itself.json
+                                                 # a prompt set: cases x trials per case
 """
 
 

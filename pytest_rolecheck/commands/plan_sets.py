@@ -8,12 +8,14 @@ per-case distance matrices to :func:`pytest_rolecheck.core.set_planner.plan_case
 from __future__ import annotations
 
 import argparse
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..errors import RolecheckUsageError
+from ..settings import OPTIONS_BY_NAME
 from ..verdicts.numbers import fmt_share
 from .plan import read_pilot_json, request_groups
 
@@ -33,6 +35,7 @@ class SetPilot:
     matrices: tuple[FloatArray, ...]
     metric: str
     source: str
+    notes: tuple[str, ...] = ()
 
 
 def load_set_pilot(path: Path, *, metric: str = "js") -> SetPilot:
@@ -63,10 +66,28 @@ def load_set_pilot(path: Path, *, metric: str = "js") -> SetPilot:
     return SetPilot(
         matrices=matrices,
         metric=metric,
+        notes=_ab_note(list(groups)),
         source=(
             f"cassette {path}: {len(groups)} cases (one per distinct request; both arms of an "
             f"A/A run send the same request), {spread} calls each"
         ),
+    )
+
+
+def _ab_note(keys: list[str]) -> tuple[str, ...]:
+    """A warning when requests share their last message: the arms of an A/B run, not A/A."""
+    last: dict[str, int] = {}
+    for key in keys:
+        messages = json.loads(key).get("messages") if key.startswith("{") else None
+        tail = json.dumps(messages[-1], sort_keys=True) if isinstance(messages, list) else key
+        last[tail] = last.get(tail, 0) + 1
+    shared = sum(count for count in last.values() if count > 1)
+    if not shared:
+        return ()
+    return (
+        f"{shared} of the {len(keys)} requests end with the same message as another one: the "
+        "arms of this run sent different requests (an A/B run), so each arm's calls count "
+        "as a case of their own. Plan from an A/A run of the set (the same set in both arms).",
     )
 
 
@@ -87,7 +108,8 @@ def format_set_plan(pilot: SetPilot, plan: SetPlan) -> list[str]:
     from ..core.divergence import METRIC_UNITS
 
     unit = METRIC_UNITS.get(pilot.metric, "metric units")
-    lines = [f"pilot: {pilot.source}; metric {pilot.metric} ({unit})", ""]
+    lines = [f"pilot: {pilot.source}; metric {pilot.metric} ({unit})"]
+    lines += [f"note: {note}" for note in pilot.notes] + [""]
     guard = (
         f"{plan.guard_cases} quiet cases bound the share of prompts that could change, "
         f"1 - alpha^(1/cases), below the tolerance {plan.tolerance:g}"
@@ -145,8 +167,8 @@ def format_set_plan(pilot: SetPilot, plan: SetPlan) -> list[str]:
             "arm, the fewest in the table)"
         )
     lines.append(
-        "the cases stand for the prompts you care about: plan with a pilot drawn from them, "
-        "and choose the tolerance before looking at the A/B data (see `rolecheck plan --help`)"
+        "choose the tolerance from what matters to you, before looking at the A/B data (see "
+        "`rolecheck plan --help`)"
     )
     return lines
 
@@ -161,26 +183,37 @@ def _cell(cell: SetPlanCell) -> str:
 def run_cases(args: argparse.Namespace) -> list[str]:
     """Plan a prompt set from ``args`` (``rolecheck plan --cases``); the lines to print."""
     from ..core.distances import BOUNDED_METRICS
-    from ..core.set_planner import plan_cases
+    from ..core.set_planner import TRIALS_GRID, plan_cases
 
     for name, value in (("--arm", args.arm), ("--comparison", args.comparison)):
         if value is not None:
             raise RolecheckUsageError(
                 f"{name} does not apply with --cases: every request group is a case. Drop {name}."
             )
+    if args.max_trials != OPTIONS_BY_NAME["max_trials"].default:
+        raise RolecheckUsageError(
+            "--max-trials does not apply with --cases: the grid is "
+            f"{', '.join(map(str, TRIALS_GRID))} trials per case. Drop --max-trials."
+        )
     if args.effect is not None:
         raise RolecheckUsageError(
             "--effect is not available with --cases: a set plan answers for equivalence only. "
             "Drop --effect."
         )
     pilot = load_set_pilot(args.pilot, metric=args.metric)
-    plan = plan_cases(
-        pilot.matrices,
-        tolerance=args.tolerance,
-        alpha=args.alpha,
-        bounded=pilot.metric in BOUNDED_METRICS,
-        power=args.power,
-        replications=args.replications,
-        seed=args.seed,
-    )
+    try:
+        plan = plan_cases(
+            pilot.matrices,
+            tolerance=args.tolerance,
+            alpha=args.alpha,
+            bounded=pilot.metric in BOUNDED_METRICS,
+            power=args.power,
+            replications=args.replications,
+            seed=args.seed,
+        )
+    except RolecheckUsageError as exc:
+        if not pilot.notes:
+            raise
+        # A too-small "pilot" is often an A/B cassette: say so, it is the real fix.
+        raise RolecheckUsageError(f"{exc} Note: {' '.join(pilot.notes)}") from None
     return format_set_plan(pilot, plan)

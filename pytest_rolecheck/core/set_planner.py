@@ -128,12 +128,13 @@ def _validate(
             "whole prompt set."
         )
     small = min(int(d.shape[0]) for d in matrices)
-    if small < 2 * MIN_TRIALS_PER_CASE:
+    fewest = min(trials, default=MIN_TRIALS_PER_CASE)
+    if small < 2 * fewest:
         raise RolecheckUsageError(
-            f"a case of the set pilot has {small} call(s); every case needs at least "
-            f"{2 * MIN_TRIALS_PER_CASE} (two arms of {MIN_TRIALS_PER_CASE} distinct calls; "
-            "2 x the trials per case you expect to need simulate them). Record an A/A run "
-            "with more trials per case."
+            f"a case of the set pilot has {small} call(s); the smallest plan ({fewest} trials "
+            f"per case) splits {2 * fewest} distinct calls of every case into two arms. Record "
+            f"an A/A run of the set with at least {fewest} trials per case (2 x the trials per "
+            "case you expect to need simulate them)."
         )
     if not tolerance > 0 or not math.isfinite(tolerance):
         raise RolecheckUsageError(f"--tolerance {tolerance}: expected a number > 0 (e.g. 0.2).")
@@ -211,7 +212,7 @@ def plan_cases(
     ----------
     matrices : sequence of array_like, each shape (n_c, n_c)
         Per pilot case, the distances between its calls (one request each).
-        At least 2 cases of at least 4 calls.
+        At least 2 cases of at least ``2 * min(trials)`` calls.
     tolerance : float, optional
         The largest set change that still counts as equivalent; default
         :data:`~pytest_rolecheck.core.limits.DEFAULT_TOLERANCE`.
@@ -238,8 +239,8 @@ def plan_cases(
     Raises
     ------
     RolecheckUsageError
-        Fewer than 2 pilot cases, a case with fewer than 4 calls, or invalid
-        arguments.
+        Fewer than 2 pilot cases, a case with fewer than ``2 * min(trials)``
+        calls, or invalid arguments.
     """
     if tolerance is None:
         tolerance = DEFAULT_TOLERANCE
