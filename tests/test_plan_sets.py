@@ -220,3 +220,20 @@ def test_set_plan_of_the_shipped_example(
     answer = next(line for line in out.splitlines() if line.startswith("to certify"))
     assert "cases x" in answer
     assert "trials per case" in answer
+
+
+def test_one_relabelling_gives_the_engines_equivalence_verdict() -> None:
+    """The plan runs the engine with a single relabelling: equivalence never needs the p-value."""
+    from pytest_rolecheck.core.prompt_sets import compare_prompt_set
+
+    rng = np.random.default_rng(3)
+    for noise in (0.02, 0.1, 0.3):
+        cases = {}
+        for k in range(16):
+            points = rng.normal(0.0, noise * (1 + k % 3), size=(8, 2))
+            d = np.clip(np.abs(points[:, None, :] - points[None, :, :]).sum(axis=2), 0, 1)
+            cases[f"c{k}"] = (d, 4)
+        full = compare_prompt_set(cases)
+        quick = compare_prompt_set(cases, seed=0, max_exact=0, n_resamples=1)
+        assert quick.equivalence_shown == full.equivalence_shown
+        assert quick.bound.upper == full.bound.upper
