@@ -122,6 +122,7 @@ def test_fewest_certifying_cases_is_the_guard_boundary() -> None:
         m = fewest_certifying_cases(tolerance, 0.05)
         assert 1 - 0.05 ** (1 / m) < tolerance <= 1 - 0.05 ** (1 / (m - 1))
     assert fewest_certifying_cases(0.2, 0.05) == 14
+    assert fewest_certifying_cases(1.5, 0.05) == 2  # any set certifies a tolerance above 1
 
 
 @pytest.mark.parametrize(

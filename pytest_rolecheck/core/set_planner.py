@@ -97,7 +97,9 @@ class SetPlan:
 
 def fewest_certifying_cases(tolerance: float, alpha: float) -> int:
     """Fewest quiet cases whose unseen-case guard ``1 - alpha**(1/m)`` is below ``tolerance``."""
-    m = max(MIN_CASES, math.ceil(math.log(alpha) / math.log1p(-tolerance)))
+    # 1 - alpha**(1/m) < 1 always: a tolerance of 1 or more is certifiable by any set
+    start = math.ceil(math.log(alpha) / math.log1p(-tolerance)) if tolerance < 1 else MIN_CASES
+    m = max(MIN_CASES, start)
     while smallest_certifiable(m, alpha) >= tolerance:  # float edge at the boundary
         m += 1
     while m > MIN_CASES and smallest_certifiable(m - 1, alpha) < tolerance:
