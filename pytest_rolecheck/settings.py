@@ -371,7 +371,20 @@ OPTIONS: tuple[OptionSpec, ...] = (
         None,
         "report pilots: which comparison, 1-based (default: the first with a distance matrix)",
     ),
-    _command_only("replications", _int_in(20), 200, "simulated runs per number of trials"),
+    _command_only(
+        "cases",
+        _bool,
+        False,
+        "the pilot is an A/A run of a prompt set (a cassette): plan cases x trials per case, "
+        "each distinct request being one case",
+        flag=True,
+    ),
+    _command_only(
+        "replications",
+        _int_in(20),
+        200,
+        "simulated runs per number of trials (with --cases: per cases x trials cell)",
+    ),
     _command_only(
         "max_trials",
         _int_in(MIN_CALLS_PER_ARM),
@@ -432,7 +445,7 @@ COMMANDS: dict[str, dict[str | None, tuple[str, ...]]] = {
     },
     "plan": {
         None: _names(
-            "tolerance effect alpha power metric arm comparison replications seed max_trials"
+            "tolerance effect alpha power metric arm comparison cases replications seed max_trials"
         )
     },
     "report": {None: ("out",)},

@@ -503,6 +503,7 @@ def test_plan_cassette_with_two_requests_uses_group_1(
     assert code == 0, err
     assert "holds 2 different requests" in out
     assert "instruction role developer" in out
+    assert "if the groups are the cases of an A/A prompt-set run, pass --cases" in out
 
 
 def test_plan_pilot_too_small_to_split(

@@ -40,12 +40,18 @@ choosing the tolerance:
 pilot size:
   A pilot of m calls simulates up to m/2 trials per arm (two arms of distinct calls);
   larger rows are extrapolated and marked so. Record 2 x the trials you expect to need.
+  With --cases (an A/A run of a prompt set, e.g. the same set in both arms of
+  assert_variants_equivalent) each case's c calls simulate up to c/2 trials per case;
+  cells beyond are shown as '-', never extrapolated.
 
 examples:
   rolecheck compare --local --variant-a a.yaml --variant-b a.yaml --trials 20 \\
       --cassette pilot.json                      # an A/A pilot of 40 calls
   rolecheck plan pilot.json --tolerance 0.2 --effect 0.5
   rolecheck plan report.json --comparison 2 --arm all
+  rolecheck plan --cases \\
+      cassettes/examples/test_prompt_sets/test_sampled_set_is_equivalent_to_itself.json
+                                                 # a prompt set: cases x trials per case
 """
 
 
@@ -74,7 +80,7 @@ def _fail(message: str) -> RolecheckUsageError:
     return RolecheckUsageError(message)
 
 
-def _read_json(path: Path) -> Any:
+def read_pilot_json(path: Path) -> Any:
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
@@ -124,7 +130,7 @@ def load_pilot(
         Missing or unreadable file, neither a cassette nor a report, an arm or
         comparison that does not exist, or fewer than 4 pilot calls.
     """
-    data = _read_json(path)
+    data = read_pilot_json(path)
     if isinstance(data, Mapping) and "rolecheck_cassette" in data:
         if comparison is not None:
             raise _fail("--comparison applies to JSON reports; this pilot is a cassette.")
@@ -145,10 +151,10 @@ def _instruction_role(messages: Any) -> str:
     return "no instruction"
 
 
-def _pilot_from_cassette(
-    path: Path, data: Mapping[str, Any], *, metric: str, arm: str | None
-) -> Pilot:
-    from ..core.distances import distance_matrix
+def request_groups(
+    path: Path, data: Mapping[str, Any]
+) -> tuple[dict[str, list[Any]], dict[str, str]]:
+    """The cassette's successful calls grouped by request (its ``seed`` left out)."""
     from ..core.parse import parse_response
     from ..errors import ResponseFormatError
 
@@ -187,6 +193,15 @@ def _pilot_from_cassette(
         groups[key].append(call)
     if not groups:
         raise _fail(f"{path}: the cassette holds no successful chat completion to use as pilot.")
+    return groups, described
+
+
+def _pilot_from_cassette(
+    path: Path, data: Mapping[str, Any], *, metric: str, arm: str | None
+) -> Pilot:
+    from ..core.distances import distance_matrix
+
+    groups, described = request_groups(path, data)
     keys = list(groups)
     notes: list[str] = []
     if arm in (None, "all") and len(keys) == 1:
@@ -206,7 +221,8 @@ def _pilot_from_cassette(
             )
             notes.append(
                 f"the cassette holds {len(keys)} different requests ({listing}); using group "
-                f"{number} as the A/A pilot (choose another with --arm N)."
+                f"{number} as the A/A pilot (choose another with --arm N; if the groups are the "
+                "cases of an A/A prompt-set run, pass --cases)."
             )
     calls = [c for k in chosen for c in groups[k]]
     _check_size(len(calls), path)
@@ -483,6 +499,11 @@ def run(args: argparse.Namespace) -> int:
     from ..core.planner import plan_trials
 
     try:
+        if args.cases:
+            from .plan_sets import run_cases
+
+            print("\n".join(run_cases(args)))
+            return ExitCode.OK
         pilot = load_pilot(args.pilot, metric=args.metric, arm=args.arm, comparison=args.comparison)
         plan = plan_trials(
             pilot.matrix,

@@ -30,6 +30,8 @@ Modules::
                   plan``).
     prompt_sets   Prompt sets: one comparison over many prompts ("cases"), with a per-case
                   breakdown.
+    set_planner   Cases x trials a prompt set needs, from an A/A pilot of it (``rolecheck plan
+                  --cases``).
     stats         Statistics behind the verdicts: difference test, equivalence bound, descriptives.
     strata        Permutations within one stratum (a prompt-set case), and the per-case q-values.
     validation    Input checks shared by the statistics: arm sizes, options, distance matrices and
