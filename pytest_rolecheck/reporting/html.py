@@ -33,10 +33,10 @@ import numpy as np
 from .. import __version__
 from ..core.divergence import display_token
 from ..errors import RolecheckUsageError
-from ..verdicts.details import row_sentences
 from ..verdicts.numbers import fmt_p, fmt_value
-from ..verdicts.set_wording import set_row_sentences
 from ..verdicts.wording import row_advice, row_headline, row_texts
+from ..verdicts.wording.details import row_sentences
+from ..verdicts.wording.sets import set_row_sentences
 from .row import Row, Totals
 from .summary import as_rows
 

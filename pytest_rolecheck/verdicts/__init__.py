@@ -1,7 +1,7 @@
 """From calls to verdicts: :func:`compare`, tool-call comparisons, and their words.
 
 Every verdict text (headline, advice, assertion message) is written in
-``wording.py`` and every number printed through ``numbers.py``.
+the ``wording`` package and every number printed through ``numbers.py``.
 
 Modules::
 
@@ -9,8 +9,6 @@ Modules::
     compare       ``compare()``: from two arms of chat completions to a verdict and a readable
                   report.
     designs       The two designs of :func:`~pytest_rolecheck.compare`: what each one measures.
-    details       The detail block of a verdict: the numbers behind it, as text or as report
-                  sentences.
     numbers       The one way rolecheck prints a number: terminal, HTML, JSON-derived tables and
                   messages.
     observers     Who hears of a comparison: lets the running test list ``compare()`` made by hand.
@@ -18,10 +16,8 @@ Modules::
                   made.
     prompt_sets   :func:`compare` and :func:`compare_tool_calls` over many prompts at once
                   (mappings of case ids to responses).
-    set_wording   Every text of a prompt-set comparison: headline, advice, report and assertion
-                  message.
     toolcalls     Compare the tool-calling behaviour of two arms by the distribution of call
                   outcomes (pure).
-    wording       Every verdict text rolecheck writes: headlines, advice, reports and assertion
-                  messages.
+    wording       Every verdict text rolecheck writes (a package): headlines, advice, reports and
+                  assertion messages; ``details`` the numbers block, ``sets`` prompt sets.
 """

@@ -43,7 +43,7 @@ from ..core.limits import DEFAULT_ALPHA, DEFAULT_DESIGN
 from ..core.parse import ParsedCall
 from ..core.stats import ArmSummary, Bound, FlipSummary
 from ..core.verdict import Verdict
-from . import details, wording
+from . import wording
 from .designs import Core, Measured, measure_all_pairs, measure_seed
 from .numbers import json_value
 from .observers import comparison_made
@@ -52,6 +52,7 @@ from .observers import comparison_made
 from .options import Metric, Options, parse_arm, refuse_empty
 from .options import check_options as check_options
 from .prompt_sets import PromptSetComparison, compare_set, is_set
+from .wording import details
 
 __all__ = ["Comparison", "compare"]
 

@@ -5,7 +5,7 @@ Each case's calls become a distance matrix (the comparison's metric, or for
 tool calls 0/1 "same outcome or not") and the pure engine,
 :func:`~pytest_rolecheck.core.prompt_sets.compare_prompt_set`, turns the set
 into one verdict plus a per-case breakdown: a :class:`PromptSetComparison`.
-Its words come from :mod:`~pytest_rolecheck.verdicts.set_wording`.
+Its words come from :mod:`~pytest_rolecheck.verdicts.wording.sets`.
 """
 
 from __future__ import annotations
@@ -21,10 +21,10 @@ import numpy.typing as npt
 from ..core.prompt_sets import CaseResult, CaseStatus, PromptSetResult, compare_prompt_set
 from ..core.verdict import Verdict
 from ..errors import RolecheckUsageError
-from . import set_wording
 from .numbers import json_value
 from .observers import comparison_made
 from .options import Options, parse_arm, refuse_empty
+from .wording import sets as set_wording
 
 __all__ = [
     "TOOL_CALL_METRIC",

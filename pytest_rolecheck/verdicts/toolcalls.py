@@ -42,9 +42,10 @@ from ..errors import (
     ResponseFormatError,
     RolecheckUsageError,
 )
-from . import details, wording
+from . import wording
 from .observers import comparison_made
 from .prompt_sets import PromptSetComparison, case_ids, compare_tool_call_set, is_set
+from .wording import details
 
 __all__ = [
     "TEXT_OUTCOME",

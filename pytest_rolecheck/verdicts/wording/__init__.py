@@ -7,6 +7,13 @@ and a failing assertion all read them from here. Numbers go through
 An assertion message reads top-down for someone who never met the statistics: what was
 compared, the verdict, whether the **texts** differ or only the **probabilities** (both arms'
 typical text and where they part), the numbers as a detail block, one next step naming a helper.
+
+Modules::
+
+    details       The detail block of a verdict: the numbers behind it, as text or as report
+                  sentences.
+    sets          Every text of a prompt-set comparison: headline, advice, report and assertion
+                  message.
 """
 
 from __future__ import annotations
@@ -16,17 +23,17 @@ import textwrap
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Final, Protocol
 
-from ..core.distances import divergence_position
-from ..core.parse import ParsedCall
+from ...core.distances import divergence_position
+from ...core.parse import ParsedCall
+from ..numbers import fmt_bounds, fmt_confidence, fmt_p, fmt_value
+from ..numbers import fmt_exact as _n
 from .details import comparison_report, shorten, text_lines, tool_call_report
-from .numbers import fmt_bounds, fmt_confidence, fmt_p, fmt_value
-from .numbers import fmt_exact as _n
 
 if TYPE_CHECKING:
-    from ..core.stats import Bound, Decision, FlipSummary
-    from .compare import Comparison
-    from .prompt_sets import PromptSetComparison
-    from .toolcalls import ToolCallComparison
+    from ...core.stats import Bound, Decision, FlipSummary
+    from ..compare import Comparison
+    from ..prompt_sets import PromptSetComparison
+    from ..toolcalls import ToolCallComparison
 
 __all__ = [
     "PLAIN_VERDICT",
@@ -210,7 +217,7 @@ def _inconclusive(
     room: float,
 ) -> tuple[str, str]:
     """Headline and advice of an inconclusive verdict; more trials only where they help."""
-    from ..core.stats import smallest_certifiable
+    from ...core.stats import smallest_certifiable
 
     tol = opts.tolerance
     est = abs(bound.estimate)
@@ -437,7 +444,7 @@ def _logprob_plain(c: Comparison) -> list[str]:
         f"Compared {a} with {b}, {each} (metric {c.metric}).",
         f"Verdict: {c.verdict} — {PLAIN_VERDICT[c.verdict].format(tol=c.tolerance)}.",
     ]
-    from ..core.divergence import divergence_insight
+    from ...core.divergence import divergence_insight
 
     insight = divergence_insight(c.calls_a, c.calls_b, metric=c.metric, labels=c.labels)
     texts_a, texts_b = [x.text for x in c.calls_a], [x.text for x in c.calls_b]
@@ -505,9 +512,9 @@ def assertion_message(
     (what was compared, the verdict, texts or only probabilities; of a set, the cases that
     moved), the numbers as a detail block, one next step naming the helper that fits.
     """
-    from .compare import Comparison
-    from .prompt_sets import PromptSetComparison
-    from .set_wording import set_assertion_message
+    from ..compare import Comparison
+    from ..prompt_sets import PromptSetComparison
+    from .sets import set_assertion_message
 
     if isinstance(result, PromptSetComparison):
         return set_assertion_message(result, called)

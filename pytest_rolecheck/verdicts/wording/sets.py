@@ -13,12 +13,12 @@ import textwrap
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, Final
 
+from ..numbers import fmt_bounds, fmt_confidence, fmt_p, fmt_value
+from . import PLAIN_VERDICT, counterpart, expected_verdict, next_step
 from .details import shorten
-from .numbers import fmt_bounds, fmt_confidence, fmt_p, fmt_value
-from .wording import PLAIN_VERDICT, counterpart, expected_verdict, next_step
 
 if TYPE_CHECKING:
-    from .prompt_sets import CaseComparison, PromptSetComparison
+    from ..prompt_sets import CaseComparison, PromptSetComparison
 
 __all__ = [
     "set_assertion_message",

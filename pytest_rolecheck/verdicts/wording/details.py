@@ -15,13 +15,13 @@ from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Final
 
-from ..core.divergence import METRIC_UNITS as _METRIC_UNITS
-from .numbers import fmt_bounds, fmt_confidence, fmt_list, fmt_p, fmt_value
-from .numbers import fmt_exact as _n
+from ...core.divergence import METRIC_UNITS as _METRIC_UNITS
+from ..numbers import fmt_bounds, fmt_confidence, fmt_list, fmt_p, fmt_value
+from ..numbers import fmt_exact as _n
 
 if TYPE_CHECKING:
-    from .compare import Comparison
-    from .toolcalls import ToolCallComparison
+    from ..compare import Comparison
+    from ..toolcalls import ToolCallComparison
 
 __all__ = ["comparison_report", "row_sentences", "shorten", "text_lines", "tool_call_report"]
 
