@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
@@ -354,6 +354,15 @@ def _fmt(value: float, digits: int = 4) -> str:
     return fmt_value(value, digits)
 
 
+def pilot_header(source: str, metric: str, notes: Sequence[str]) -> tuple[str, list[str]]:
+    """The metric's unit, and the lines naming the pilot (``rolecheck plan`` with or without
+    ``--cases``)."""
+    from ..core.divergence import METRIC_UNITS
+
+    unit = METRIC_UNITS.get(metric, "metric units")
+    return unit, [f"pilot: {source}; metric {metric} ({unit})", *(f"note: {n}" for n in notes)]
+
+
 def format_plan(pilot: Pilot, plan: Plan) -> list[str]:
     """Lines that ``rolecheck plan`` prints.
 
@@ -368,11 +377,7 @@ def format_plan(pilot: Pilot, plan: Plan) -> list[str]:
     -------
     list of str
     """
-    from ..core.divergence import METRIC_UNITS
-
-    unit = METRIC_UNITS.get(pilot.metric, "metric units")
-    lines = [f"pilot: {pilot.source}; metric {pilot.metric} ({unit})"]
-    lines += [f"note: {note}" for note in pilot.notes]
+    unit, lines = pilot_header(pilot.source, pilot.metric, pilot.notes)
     if plan.deterministic:
         return lines + _deterministic_lines()
     return lines + _floor_lines(plan, unit) + _table_lines(plan) + [""] + _answer_lines(plan)

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 from ..errors import RolecheckUsageError
 from ..settings import OPTIONS_BY_NAME
 from ..verdicts.numbers import fmt_share
-from .plan import read_pilot_json, request_groups
+from .plan import pilot_header, read_pilot_json, request_groups
 
 if TYPE_CHECKING:
     import numpy as np
@@ -105,11 +105,8 @@ def format_set_plan(pilot: SetPilot, plan: SetPlan) -> list[str]:
     -------
     list of str
     """
-    from ..core.divergence import METRIC_UNITS
-
-    unit = METRIC_UNITS.get(pilot.metric, "metric units")
-    lines = [f"pilot: {pilot.source}; metric {pilot.metric} ({unit})"]
-    lines += [f"note: {note}" for note in pilot.notes] + [""]
+    _, lines = pilot_header(pilot.source, pilot.metric, pilot.notes)
+    lines.append("")
     guard = (
         f"{plan.guard_cases} quiet cases bound the share of prompts that could change, "
         f"1 - alpha^(1/cases), below the tolerance {plan.tolerance:g}"
