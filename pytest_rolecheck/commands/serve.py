@@ -66,8 +66,10 @@ def run(args: argparse.Namespace) -> int:
     serving = False
     try:
         server.start(timeout=args.start_timeout)
-        _print_serving(server)
+        # Set before printing: a Ctrl-C that follows the printed lines is a clean stop,
+        # however late this process is scheduled after the flush.
         serving = True
+        _print_serving(server)
         while server.running:
             time.sleep(0.5)
         return error(
