@@ -22,6 +22,7 @@ from .errors import (
     RolecheckError,
     RolecheckUsageError,
 )
+from .reporting.drift import DRIFT_PROPERTY, DriftReport
 from .reporting.summary import USER_PROPERTY, SummaryReport
 from .running.asserts import activate, deactivate, set_plugin_active
 from .running.backend import LocalBackend
@@ -40,15 +41,16 @@ from .settings import (
 
 SETTINGS_KEY = pytest.StashKey[Settings]()
 SUMMARY_KEY = pytest.StashKey[SummaryReport]()
+DRIFT_KEY = pytest.StashKey[DriftReport]()
 BACKEND_KEY = pytest.StashKey[LocalBackend]()
 OPEN_KEY = pytest.StashKey[set[Rolecheck]]()
 COORDINATOR_KEY = pytest.StashKey[Any]()
 ROLECHECK_KEY = pytest.StashKey[Rolecheck]()
 CONFLICT_KEY = pytest.StashKey[str]()
 FLAGS_KEY = pytest.StashKey[tuple[str, ...]]()
-# Options a fix command must not repeat: it sets its own record mode, and re-running one
-# test must not overwrite the run's reports.
-_NOT_REPEATED = ("record_mode", "report", "report_dir")
+# Options a fix command must not repeat: it sets its own record mode, re-running one
+# test must not overwrite the run's reports, and a command that records is no drift check.
+_NOT_REPEATED = ("record_mode", "report", "report_dir", "drift", "drift_save")
 
 MARKER_HELP = (
     f"rolecheck(**options): per-test defaults for pytest-rolecheck ({', '.join(MARKER_KEYS)})."
@@ -90,7 +92,7 @@ def pytest_configure(config: pytest.Config) -> None:
         settings = settings.replace(
             **{
                 name: str(invoked / cli[name])
-                for name in ("report", "report_dir")
+                for name in ("report", "report_dir", "drift_save")
                 if cli.get(name) and not Path(cli[name]).is_absolute()
             }
         )
@@ -104,7 +106,10 @@ def pytest_configure(config: pytest.Config) -> None:
     config.stash[SETTINGS_KEY] = settings
     config.stash[FLAGS_KEY] = _command_flags(config)
     config.stash[SUMMARY_KEY] = summary = SummaryReport()
-    config.pluginmanager.register(_SummaryCollector(summary), "rolecheck-summary")
+    drift = DriftReport(alpha=settings.alpha) if settings.drift else None
+    if drift is not None:
+        config.stash[DRIFT_KEY] = drift
+    config.pluginmanager.register(_SummaryCollector(summary, drift), "rolecheck-summary")
     # xdist workers share the controller's local server and call budget
     worker_input = getattr(config, "workerinput", {})
     config.stash[BACKEND_KEY] = LocalBackend(worker_input.get(COORDINATOR_INPUT))
@@ -374,6 +379,8 @@ def pytest_runtest_makereport(
             report.sections.append(("rolecheck", unused))
         for row in rolecheck.rows:
             report.user_properties.append((USER_PROPERTY, row))
+        for entry in rolecheck.drift_arms:
+            report.user_properties.append((DRIFT_PROPERTY, entry))
     return report
 
 
@@ -384,31 +391,62 @@ class _SummaryCollector:
     controller's instance receives the workers' reports, rows included.
     """
 
-    def __init__(self, summary: SummaryReport) -> None:
+    def __init__(self, summary: SummaryReport, drift: DriftReport | None) -> None:
         self.summary = summary
+        self.drift = drift
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         if report.when != "call":
             return
+        # Plain dicts only: they crossed from a worker as JSON.
         self.summary.extend(
             value
             for key, value in report.user_properties
-            if key == USER_PROPERTY and isinstance(value, dict)  # JSON: it crossed from a worker
+            if key == USER_PROPERTY and isinstance(value, dict)
         )
+        if self.drift is not None:
+            self.drift.extend(
+                value
+                for key, value in report.user_properties
+                if key == DRIFT_PROPERTY and isinstance(value, dict)
+            )
 
 
 def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
     if _is_worker(config):
         return
     summary = config.stash.get(SUMMARY_KEY, None)
-    if not summary:
-        return
-    terminalreporter.section("rolecheck")
-    # The full table with -v (and always in the JSON and HTML reports).
-    full = config.get_verbosity() > 0
-    width = config.get_terminal_writer().fullwidth
-    for line in summary.lines(width=width, full=full):
-        terminalreporter.write_line(line)
+    if summary:
+        terminalreporter.section("rolecheck")
+        # The full table with -v (and always in the JSON and HTML reports).
+        full = config.get_verbosity() > 0
+        width = config.get_terminal_writer().fullwidth
+        for line in summary.lines(width=width, full=full):
+            terminalreporter.write_line(line)
+    drift = config.stash.get(DRIFT_KEY, None)
+    if drift is not None:
+        terminalreporter.section("rolecheck drift", red=drift.drifted, green=not drift.drifted)
+        for line in drift.lines(**_drift_commands(config, drift)):
+            terminalreporter.write_line(line)
+
+
+def _drift_commands(config: pytest.Config, drift: DriftReport) -> dict[str, Any]:
+    """Where the live calls were saved, and the commands that make them the new baseline."""
+    import shlex
+
+    from .recording.fix_command import fix_command
+
+    settings = config.stash[SETTINGS_KEY]
+    save = _under_root(config, settings.drift_save) if settings.drift_save else None
+    cassettes = _under_root(config, settings.cassette_dir)
+    flags: tuple[str, ...] = config.stash[FLAGS_KEY]
+    return {
+        "save_dir": str(save) if save else None,
+        "promote": f"cp -R {shlex.quote(str(save))}/. {shlex.quote(str(cassettes))}/"
+        if save
+        else None,
+        "rewrite": fix_command("rewrite", drift.targets(), flags),
+    }
 
 
 def pytest_sessionfinish(session: pytest.Session) -> None:
@@ -419,6 +457,10 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
         for rolecheck in list(still_open):
             rolecheck.finish(save=False)  # interrupted tests: leave their cassettes alone
         if not _is_worker(config):
+            drift = config.stash.get(DRIFT_KEY, None)
+            if drift is not None and drift.drifted and session.exitstatus == pytest.ExitCode.OK:
+                # Every test may pass on the live calls; the suite still changed.
+                session.exitstatus = pytest.ExitCode.TESTS_FAILED
             _write_reports(config)
     finally:
         if backend is not None:
@@ -430,13 +472,17 @@ def _write_reports(config: pytest.Config) -> None:
     summary = config.stash.get(SUMMARY_KEY, None)
     if settings is None or summary is None:
         return
+    drift = config.stash.get(DRIFT_KEY, None)
+    drift_json = drift.to_json() if drift is not None else None
     try:
         if settings.report:
-            summary.write_json(_under_root(config, settings.report))
-        if settings.report_dir and summary:
+            summary.write_json(_under_root(config, settings.report), drift=drift_json)
+        if settings.report_dir and (summary or drift_json):
             from .reporting.html import write_html_report
 
-            write_html_report(summary.rows, _under_root(config, settings.report_dir))
+            write_html_report(
+                summary.rows, _under_root(config, settings.report_dir), drift=drift_json
+            )
     except (OSError, RolecheckError) as exc:
         # Reported once, plainly: the tests themselves already ran.
         reporter = config.pluginmanager.get_plugin("terminalreporter")

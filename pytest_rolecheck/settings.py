@@ -301,6 +301,24 @@ OPTIONS: tuple[OptionSpec, ...] = (
         "(needs: pip install 'pytest-rolecheck[report]')",
         marker=False,
     ),
+    OptionSpec(
+        "drift",
+        _bool,
+        False,
+        "drift check: run every recorded test live again with its recorded requests and compare "
+        "the live calls with the recorded ones, arm by arm; cassettes are not modified; exit "
+        "non-zero when an arm changed beyond its tolerance (family-wise error at alpha, Holm)",
+        flag=True,
+        marker=False,
+    ),
+    OptionSpec(
+        "drift_save",
+        _text,
+        None,
+        "with --rolecheck-drift: also write the live calls to this directory, as cassettes laid "
+        "out like the cassette directory (to inspect, or to promote by copying them over it)",
+        marker=False,
+    ),
     # -- rolecheck compare
     _command_only("instruction", _text, None, "instruction message text"),
     _command_only("prompt", _text, None, "user message"),
@@ -484,6 +502,8 @@ class Settings:
     cassette_dir: str = _default("cassette_dir")
     report: str | None = _default("report")
     report_dir: str | None = _default("report_dir")
+    drift: bool = _default("drift")
+    drift_save: str | None = _default("drift_save")
     rootdir: Path = dataclasses.field(default_factory=Path.cwd)
 
     def replace(self, **changes: Any) -> Settings:

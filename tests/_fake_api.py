@@ -10,7 +10,8 @@ Environment switches (read per request, so a pytester run can flip them):
 ``FAKE_API_DOWN=1`` fails every request (proves a replay never touched it),
 ``FAKE_API_NOISE=<sd>`` sets the noise, ``FAKE_API_STATUS=<code>`` answers
 that HTTP status, ``FAKE_API_NO_LOGPROBS=1`` omits logprobs, ``FAKE_API_SERVED_MODEL=<name>``
-answers as that model whatever was asked for.
+answers as that model whatever was asked for, ``FAKE_API_SHIFT=<text>`` serves another model
+(its logits are seeded with the text too: a drift of the whole behaviour).
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ SERVED: list[int] = []  # call indices served live (tests read it in-process)
 def completion(body: dict[str, Any], call_index: int) -> dict[str, Any]:
     messages = body["messages"]
     content_key = "|".join(f"{m['role']}:{m['content']}" for m in messages)
-    base = random.Random(content_key)
+    base = random.Random(content_key + os.environ.get("FAKE_API_SHIFT", ""))
     noise_sd = float(os.environ.get("FAKE_API_NOISE", "0.05"))
     noise = random.Random(f"{content_key}#{call_index}")
     n_tokens = int(body.get("max_tokens") or 8)

@@ -16,6 +16,7 @@ Modules::
     distances     The metric registry and the all-pairs distance matrix.
     divergence    Where two arms start to differ, token by token: the data behind the report's
                   plots (pure).
+    drift         Suite-level drift: Holm over every arm, then a minimum effect per arm.
     fast_pairs    The built-in metrics vectorised over many pairs of calls (what
                   ``distance_matrix`` runs).
     jsonish       Turn SDK objects or plain mappings into plain JSON-like dicts (pure).

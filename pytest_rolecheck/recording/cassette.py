@@ -342,6 +342,17 @@ class CassetteSession:
         tree = self._redactor.tree(_to_json_tree(body))
         self._check(index, _canonical_json(tree), tree)
 
+    def recorded_body(self, index: int, body: Mapping[str, Any]) -> Any:
+        """The recorded response (parsed JSON) of call ``index``, whose request must be ``body``.
+
+        The baseline of a drift check, read without vcrpy: the request is checked
+        exactly as :meth:`check_request` checks a replay, with the same errors.
+        """
+        __tracebackhide__ = True
+        tree = self._redactor.tree(_to_json_tree(body))
+        entry = self._check(index, _canonical_json(tree), tree)
+        return _parse_json_bytes(entry.response["body"]["string"])[1]
+
     def _check(self, index: int, canonical: str | bytes, shown: Any) -> _Recorded:
         recorded = self._interactions()
         entry = recorded.get(index)

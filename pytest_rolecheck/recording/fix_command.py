@@ -17,16 +17,17 @@ def _shell_quote(text: str) -> str:
     return f"'{text}'" if "'" not in text else shlex.quote(text)
 
 
-def fix_command(mode: str | None, target: str, flags: Sequence[str] = ()) -> str:
+def fix_command(mode: str | None, target: str | Sequence[str], flags: Sequence[str] = ()) -> str:
     """The one builder of the pytest commands that error messages tell users to run.
 
-    ``flags`` are the run's own options (``--rolecheck-local``, ``-c``, ``-p`` ...), so
-    the command works when pasted verbatim; ``mode`` adds ``--rolecheck-record-mode``.
+    ``target`` is one test id or several. ``flags`` are the run's own options
+    (``--rolecheck-local``, ``-c``, ``-p`` ...), so the command works when pasted
+    verbatim; ``mode`` adds ``--rolecheck-record-mode``.
     """
     parts = ["pytest", *(shlex.quote(flag) for flag in flags)]
     if mode is not None:
         parts.append(f"--rolecheck-record-mode={mode}")
-    parts.append(_shell_quote(target))
+    parts += [_shell_quote(t) for t in ([target] if isinstance(target, str) else target)]
     return " ".join(parts)
 
 

@@ -433,7 +433,38 @@ def _summary(rows: Sequence[Row]) -> str:
     return head + "".join(lines)
 
 
-def render_html(rows: Sequence[Row], images: Sequence[Sequence[_Image]]) -> str:
+def _drift(drift: Mapping[str, Any]) -> str:
+    """The drift check: the rule, then every arm, drifted first (the JSON's ``drift`` block)."""
+    order = {"drifted": 0, "detectable, below margin": 1}
+    arms = sorted(drift.get("arms", []), key=lambda a: (order.get(a.get("status"), 2), a["arm"]))
+    lines = [
+        "<h2>Drift check</h2>",
+        f"<p>{_e(drift.get('n_arms', len(arms)))} arms run live against their recordings; "
+        f"{_e(drift.get('n_drifted', 0))} drifted. Rule: {_e(drift.get('rule', ''))}.</p>",
+        "<table><tr><th>arm</th><th>status</th><th>change</th><th>lower bound</th>"
+        "<th>tolerance</th><th>p</th><th>Holm p</th><th>recorded, typically</th>"
+        "<th>live, typically</th></tr>",
+    ]
+    for a in arms:
+        lines.append(
+            f"<tr><td class='mono'>{_e(a['arm'])}</td><td>{_e(a.get('status'))}</td>"
+            f"<td class='num'>{_e(fmt_value(a.get('change')))}</td>"
+            f"<td class='num'>{_e(fmt_value(a.get('change_lower')))}</td>"
+            f"<td class='num'>{_e(fmt_value(a.get('tolerance')))}</td>"
+            f"<td class='num'>{_e(fmt_p(a.get('p_value')))}</td>"
+            f"<td class='num'>{_e(fmt_p(a.get('adjusted_p')))}</td>"
+            f"<td>{_e(a.get('typical_recorded', ''))}</td><td>{_e(a.get('typical_live', ''))}"
+            "</td></tr>"
+        )
+    lines.append("</table>")
+    return "".join(lines)
+
+
+def render_html(
+    rows: Sequence[Row],
+    images: Sequence[Sequence[_Image]],
+    drift: Mapping[str, Any] | None = None,
+) -> str:
     """Assemble the report page (internal; use :func:`write_html_report`)."""
     body = [
         "<!DOCTYPE html>",
@@ -444,6 +475,8 @@ def render_html(rows: Sequence[Row], images: Sequence[Sequence[_Image]]) -> str:
         "<h1>pytest-rolecheck report</h1>",
         _summary(rows),
     ]
+    if drift is not None:
+        body.append(_drift(drift))
     if not rows:
         body.append("<p>No comparisons were made in this run.</p>")
     for i, (row, imgs) in enumerate(zip(rows, images, strict=True), 1):
@@ -453,7 +486,11 @@ def render_html(rows: Sequence[Row], images: Sequence[Sequence[_Image]]) -> str:
 
 
 def write_html_report(
-    rows: Sequence[Row | Mapping[str, Any]], out_dir: Path, *, filename: str = REPORT_FILENAME
+    rows: Sequence[Row | Mapping[str, Any]],
+    out_dir: Path,
+    *,
+    filename: str = REPORT_FILENAME,
+    drift: Mapping[str, Any] | None = None,
 ) -> Path:
     """Write the HTML report of a run, plus every plot as a PNG file.
 
@@ -468,6 +505,8 @@ def write_html_report(
         and ``png/<nn>-<title>-<plot>.png``.
     filename : str, default "rolecheck-report.html"
         Name of the HTML file.
+    drift : mapping, optional
+        The ``"drift"`` block of a drift check's JSON report: shown after the summary.
 
     Returns
     -------
@@ -492,5 +531,5 @@ def write_html_report(
     png_dir.mkdir(parents=True, exist_ok=True)
     images = [_plots_for(row, i, png_dir) for i, row in enumerate(checked, 1)]
     path = out / filename
-    write_text_atomic(path, render_html(checked, images))
+    write_text_atomic(path, render_html(checked, images, drift))
     return path

@@ -106,16 +106,21 @@ class SummaryReport:
         yield f"{totals.comparisons_text()};"
         yield totals.calls_text()
 
-    def to_json(self) -> dict[str, Any]:
-        return {
+    def to_json(self, drift: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        """The JSON report; a drift check adds its ``drift`` block."""
+        report = {
             "rolecheck_report": REPORT_FORMAT_VERSION,
             "totals": self.totals.to_json(),
             "comparisons": [row.to_json() for row in self.rows],
         }
+        if drift is not None:
+            report["drift"] = drift
+        return report
 
-    def write_json(self, path: Path) -> None:
+    def write_json(self, path: Path, drift: Mapping[str, Any] | None = None) -> None:
         """Write the JSON report atomically (a reader never sees half a file)."""
-        write_text_atomic(path, json.dumps(self.to_json(), indent=2, allow_nan=True) + "\n")
+        text = json.dumps(self.to_json(drift), indent=2, allow_nan=True)
+        write_text_atomic(path, text + "\n")
 
 
 def _fit(

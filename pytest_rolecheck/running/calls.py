@@ -51,6 +51,9 @@ class Calls:
     _runner: CompletionRunner | None
     _owns_client: bool
     _cassette: CassetteSession | None
+    # Drift checks: the recorded cassette, read-only, and each live response's recorded twin.
+    _baseline: CassetteSession | None
+    _recorded: dict[int, tuple[Any, Any]]
     _live: bool | None
     _next_index: int
     _finished: bool
@@ -74,7 +77,10 @@ class Calls:
         if self._live is None:
             from ..recording.mode import goes_live
 
-            self._live = goes_live(self.settings.record_mode, self.cassette_path)
+            # A drift check runs the recorded requests live, whatever the record mode.
+            self._live = self.settings.drift or goes_live(
+                self.settings.record_mode, self.cassette_path
+            )
         return self._live
 
     @property
@@ -101,11 +107,12 @@ class Calls:
     def _recorded_model(self) -> str | None:
         """The default model a replayed cassette was recorded with (None: live, or not stored)."""
         path = self.cassette_path
-        if self.live or path is None or not path.is_file():
+        if (self.live and not self.settings.drift) or path is None or not path.is_file():
             return None
         if self._runner is None:
             self._runner = self._make_runner()
-        model = self._cassette.stored_setup.get("model") if self._cassette is not None else None
+        recording = self._baseline if self.settings.drift else self._cassette
+        model = recording.stored_setup.get("model") if recording is not None else None
         return model if isinstance(model, str) and model else None
 
     def _make_runner(self) -> CompletionRunner:
@@ -142,26 +149,36 @@ class Calls:
         stored_json = None
         redact = None
         path = self.cassette_path
-        if path is not None:
-            settings = self.settings
-            root = settings.rootdir
-            default_model = settings.model or (
-                self._backend.model if settings.local and self._backend is not None else None
-            )
-            self._cassette = CassetteSession(
+        settings = self.settings
+        mode = RecordMode(settings.record_mode)
+        default_model = settings.model or (
+            self._backend.model if settings.local and self._backend is not None else None
+        )
+
+        def session(path: Path, mode: RecordMode, flags: Sequence[str]) -> CassetteSession:
+            return CassetteSession(
                 path,
-                RecordMode(settings.record_mode),
+                mode,
                 nodeid=self._command_nodeid or self.nodeid or str(path),
                 secrets=client_secrets(client),
-                command_flags=self._command_flags,
+                command_flags=flags,
                 command=self._fix_command,
-                cassette_dir=None if self._cassette_file else root / settings.cassette_dir,
+                cassette_dir=(
+                    None if self._cassette_file else settings.rootdir / settings.cassette_dir
+                ),
                 recorded_with={
                     "local": settings.local,
                     "endpoint": client_base_url(client),
                     "model": default_model,
                 },
             )
+
+        if settings.drift and path is not None:
+            # Read only: never entered (no vcrpy), never written.
+            self._baseline = session(path, RecordMode.NONE, self._command_flags)
+            path, mode = drift_save_path(settings, path), RecordMode.REWRITE
+        if path is not None:
+            self._cassette = session(path, mode, self._command_flags)
             self._cassette.__enter__()
             cassette = self._cassette
 
@@ -200,6 +217,12 @@ class Calls:
             request = with_call_seed(request, self.nodeid or "", arm, self._next_index)
             specs.append(CallSpec(index=self._next_index, arm=arm, request=request))
             self._next_index += 1
+        # A drift check reads every recorded twin first: a changed test fails before any call.
+        recorded = (
+            [self._baseline.recorded_body(spec.index, spec.body()) for spec in specs]
+            if self._baseline is not None
+            else None
+        )
         display = self._progress_display if self.live else None
         try:
             with display(self.progress) if display is not None else nullcontext():
@@ -210,7 +233,16 @@ class Calls:
             self._calls_failed = True
             raise
         self._warn_on_model_swap(specs, responses)
+        if recorded is not None:
+            # Keyed by identity; the live object is kept so that its id stays unique.
+            self._recorded.update(
+                (id(live), (live, twin)) for live, twin in zip(responses, recorded, strict=True)
+            )
         return responses
+
+    def recorded_twins(self, responses: Sequence[Any]) -> list[Any]:
+        """The recorded responses (JSON) of the same calls as ``responses`` (a drift check)."""
+        return [self._recorded[id(response)][1] for response in responses]
 
     def _warn_on_model_swap(self, specs: Sequence[CallSpec], responses: Sequence[Any]) -> None:
         """Warn (once per test) when the server says it served another model than was sent."""
@@ -547,6 +579,23 @@ def _is_azure(client: Any) -> bool:
 
 def _distinct_labels(a: str, b: str) -> tuple[str, str]:
     return (a, b) if a != b else (f"{a} (A)", f"{b} (B)")
+
+
+def drift_save_path(settings: Settings, cassette: Path) -> Path | None:
+    """Where a drift check writes the live twin of ``cassette`` (``None``: nowhere).
+
+    The same relative path under ``--rolecheck-drift-save`` as under the cassette
+    directory, so that promoting a recording is a copy.
+    """
+    if not settings.drift_save:
+        return None
+    root = Path(settings.drift_save)
+    root = root if root.is_absolute() else settings.rootdir / root
+    try:
+        relative = cassette.relative_to(settings.rootdir / settings.cassette_dir)
+    except ValueError:
+        relative = Path(cassette.name)
+    return root / relative
 
 
 def default_cassette_path(settings: Settings, nodeid: str, test_file: Path | None) -> Path:

@@ -125,6 +125,10 @@ class Rolecheck(Calls):
         self._runner: CompletionRunner | None = None
         self._owns_client = False
         self._cassette: CassetteSession | None = None
+        self._baseline: CassetteSession | None = None
+        self._recorded: dict[int, tuple[Any, Any]] = {}
+        # Drift checks of this test's arms (JSON-able), for the session's decision.
+        self.drift_arms: list[dict[str, Any]] = []
         self._live: bool | None = None
         self._next_index = 0
         self._rows: list[Row] = []
@@ -239,6 +243,21 @@ class Rolecheck(Calls):
                 baseline=base,
                 labels=labels,
             )
+            if self._baseline is not None:
+                self._check_drift(
+                    labels,
+                    (responses_a, responses_b),
+                    lambda recorded, live, arm: compare(
+                        recorded,
+                        live,
+                        metric=metric,
+                        alpha=alpha,
+                        tolerance=tolerance,
+                        max_excess_tv=max_excess_tv,
+                        seed=seed,
+                        labels=arm,
+                    ),
+                )
         finally:
             self._own_comparison = False
         self._add_row(result)
@@ -297,6 +316,21 @@ class Rolecheck(Calls):
                 seed=seed,
                 labels=labels,
             )
+            if self._baseline is not None:
+                self._check_drift(
+                    labels,
+                    (responses_a, responses_b),
+                    lambda recorded, live, arm: compare_tool_calls(
+                        recorded,
+                        live,
+                        alpha=alpha,
+                        tolerance=tolerance,
+                        names_only=names_only,
+                        ordered=ordered,
+                        seed=seed,
+                        labels=arm,
+                    ),
+                )
         finally:
             self._own_comparison = False
         self._add_row(result)
@@ -423,6 +457,42 @@ class Rolecheck(Calls):
             prompts = PromptSet.from_messages(prompts)
         return prompts.with_role(roles[0]), prompts.with_role(roles[1])
 
+    # ------------------------------------------------------------------ drift
+    def _check_drift(
+        self,
+        labels: tuple[str, str],
+        arms: tuple[Any, Any],
+        compare_arm: Callable[[Any, Any, tuple[str, str]], Any],
+    ) -> None:
+        """Compare each arm's live calls with its recorded ones (a drift check).
+
+        The row of the test's own comparison is already added; a drift comparison
+        adds none (it runs while ``_own_comparison`` is set).
+        """
+        from ..verdicts.drift import arm_drift
+
+        for label, live in zip(labels, arms, strict=True):
+            if isinstance(live, Mapping):  # a prompt set: {case id: responses}
+                recorded: Any = {case: self.recorded_twins(calls) for case, calls in live.items()}
+            else:
+                recorded = self.recorded_twins(live)
+            result = compare_arm(recorded, live, ("recorded", "live"))
+            arm = f"{self.nodeid} [{label}]"
+            taken = {entry["arm"] for entry in self.drift_arms}
+            if arm in taken:  # the same arm in a second comparison of this test
+                arm = next(
+                    f"{arm} #{k}" for k in range(2, len(taken) + 3) if f"{arm} #{k}" not in taken
+                )
+            self.drift_arms.append(
+                arm_drift(
+                    result,
+                    arm=arm,
+                    test=self.nodeid or "",
+                    label=label,
+                    target=self._command_nodeid,
+                )
+            )
+
     # ---------------------------------------------------------------- records
     def _usage_snapshot(self) -> tuple[int, int, int]:
         usage = self.progress.usage
@@ -484,8 +554,11 @@ class Rolecheck(Calls):
         # (and what it stashes) to the end of the run, so only the small counters and
         # summary rows may outlive the test.
         cassette, self._cassette = self._cassette, None
-        if cassette is not None and not self._calls_failed:
-            self.unused_recordings = cassette.unused_recordings(self._next_index)
+        # A drift check's recorded calls must all be used, as a replay's must.
+        recording = self._baseline or cassette
+        self._baseline, self._recorded = None, {}
+        if recording is not None and not self._calls_failed:
+            self.unused_recordings = recording.unused_recordings(self._next_index)
         runner, self._runner = self._runner, None
         self._client_provider = None
         try:
