@@ -13,6 +13,11 @@ from pathlib import Path
 
 import pytest
 
+# Imported here, before any in-process run: pytester forgets the modules a run
+# imported, and a PromptSet class re-imported by the next run would not be the
+# one the package's lazy names still hold.
+import pytest_rolecheck.variants.prompt_sets  # noqa: F401
+
 pytest_plugins = ["pytester"]
 
 FAKE_API = (Path(__file__).parent / "_fake_api.py").read_text(encoding="utf-8")
@@ -46,7 +51,8 @@ SET_TEST = """
 from pytest_rolecheck import PromptSet
 
 PROMPTS = PromptSet.from_prompts(
-    {"rock": "Rock lyrics", "moon": "A moon poem", "cat": "A cat joke", "sun": "Sunny?"},
+    {"rock": "Rock lyrics", "moon": "A moon poem", "cat": "A cat joke", "sun": "Sunny?",
+     "rain": "Rain, why?", "star": "Name a star", "sea": "The sea", "owl": "An owl"},
     instruction="You are a helpful AI assistant",
 )
 
@@ -84,7 +90,11 @@ def test_no_change_exits_0_and_says_no_drift(project: pytest.Pytester) -> None:
     assert result.ret == 0
     result.assert_outcomes(passed=2)
     result.stdout.fnmatch_lines(
-        ["*rolecheck drift*", "drift check: 4 arms of 2 tests run live*: no drift", "no drift: 4 arms"]
+        [
+            "*rolecheck drift*",
+            "drift check: 4 arms of 2 tests run live*: no drift",
+            "no drift: 4 arms",
+        ]
     )
     assert "DRIFTED" not in result.stdout.str()
     drift = _drift(project)
@@ -109,8 +119,8 @@ def test_a_swapped_model_fails_the_run_names_the_arm_and_leaves_cassettes_alone(
             "    recorded: *",
             "    live: *",
             "what to do:",
-            f"*`cp -R {project.path / 'live'}/. {project.path / 'cassettes'}/`*",
-            "*--rolecheck-record-mode=rewrite*test_roles.py::test_same_variant*",
+            f"*`cp -R {project.path / 'live'}/. {project.path / 'cassettes'}/`*"
+            "--rolecheck-record-mode=rewrite*test_roles.py::test_same_variant*",
         ]
     )
     assert _cassettes(project) == before
@@ -118,11 +128,13 @@ def test_a_swapped_model_fails_the_run_names_the_arm_and_leaves_cassettes_alone(
     arms = {a["arm"]: a for a in drift["arms"]}  # type: ignore[attr-defined]
     arm = arms["test_roles.py::test_same_variant [helpful (A)]"]
     assert arm["status"] == "drifted"
-    assert arm["adjusted_p"] <= 0.05 and arm["change_lower"] > arm["tolerance"]
+    assert arm["adjusted_p"] <= 0.05
+    assert arm["change_lower"] > arm["tolerance"]
     assert arm["typical_recorded"] != arm["typical_live"]
     # the live calls were saved as cassettes, laid out like the originals
     saved = project.path / "live" / "test_roles" / "test_same_variant.json"
-    assert saved.is_file() and saved.read_bytes() != before["test_roles/test_same_variant.json"]
+    assert saved.is_file()
+    assert saved.read_bytes() != before["test_roles/test_same_variant.json"]
 
 
 def test_only_drift_fails_the_run_when_every_test_passes(
@@ -171,7 +183,7 @@ def test_xdist_workers_results_make_one_decision(
     assert tests == {"test_roles.py::test_roles_differ", "test_roles.py::test_same_variant"}
 
 
-def test_a_prompt_set_is_compared_per_arm_with_the_moved_cases_named(
+def test_a_prompt_set_is_checked_per_arm_over_its_cases(
     project: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     project.makepyfile(test_set=SET_TEST)
@@ -183,8 +195,12 @@ def test_a_prompt_set_is_compared_per_arm_with_the_moved_cases_named(
     arms = _drift(project)["arms"]
     assert len(arms) == 2  # type: ignore[arg-type]
     for arm in arms:  # type: ignore[attr-defined]
-        assert arm["n_recorded"] == arm["n_live"] == 12  # 4 cases x 3 trials
-        assert arm["status"] == "drifted"
+        assert arm["n_recorded"] == arm["n_live"] == 24  # 8 cases x 3 trials
+        assert arm["status"] in ("drifted", "detectable, below margin")
+    # the bound is over cases (the population they stand for): 8 cases and 3 trials
+    # are enough to page for one arm of this whole-model swap
+    assert "drifted" in {arm["status"] for arm in arms}  # type: ignore[attr-defined]
+    result.stdout.fnmatch_lines(["DRIFTED (1)*", "  test_set.py::test_set ?developer?"])
 
 
 def test_without_a_recording_it_says_how_to_record_one(project: pytest.Pytester) -> None:

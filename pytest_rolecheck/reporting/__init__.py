@@ -2,6 +2,8 @@
 
 Modules::
 
+    drift         The drift section of a run: every arm's live-vs-recorded entry, one decision for
+                  the session.
     html          One self-contained HTML report per run: verdicts in plain words, plots, per-call
                   numbers.
     plots         The report's plots, drawn headless with matplotlib's object API (no pyplot).

@@ -48,7 +48,7 @@ class DriftReport:
 
     @property
     def drifted(self) -> bool:
-        return bool(self.entries) and self.decision.drifted
+        return self.decision.drifted
 
     def by_arm(self) -> dict[str, Mapping[str, Any]]:
         return {str(e["arm"]): e for e in self.entries}
@@ -68,14 +68,12 @@ class DriftReport:
         """The tests with a drifted arm, as a command names them."""
         from ..verdicts.wording import drift as words
 
-        return words.drift_fix_targets(self.decision, self.by_arm()) if self.entries else ()
+        return words.drift_fix_targets(self.decision, self.by_arm())
 
     def to_json(self) -> dict[str, Any]:
         """The ``drift`` block of the JSON report: the rule, the counts, every arm."""
         from ..verdicts.wording import drift as words
 
-        if not self.entries:
-            return {"rule": words.drift_rule(self.alpha), "alpha": self.alpha, "arms": []}
         decision = self.decision
         entries = self.by_arm()
         arms = []

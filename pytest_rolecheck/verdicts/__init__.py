@@ -9,6 +9,7 @@ Modules::
     compare       ``compare()``: from two arms of chat completions to a verdict and a readable
                   report.
     designs       The two designs of :func:`~pytest_rolecheck.compare`: what each one measures.
+    drift         One arm of a drift check: its live-vs-recorded comparison as a JSON-able entry.
     numbers       The one way rolecheck prints a number: terminal, HTML, JSON-derived tables and
                   messages.
     observers     Who hears of a comparison: lets the running test list ``compare()`` made by hand.

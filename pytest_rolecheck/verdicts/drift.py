@@ -38,7 +38,8 @@ def arm_drift(
     -------
     dict
         The numbers of :class:`~pytest_rolecheck.core.drift.ArmDrift` plus what
-        the report shows: the typical text before and after, the cases that moved.
+        the report shows: the typical text before and after, the cases that moved
+        and, for a prompt set, every case's change and q-value.
     """
     change, lower, upper = _change(result)
     p_value = result.p_value
@@ -66,6 +67,11 @@ def arm_drift(
         "typical_recorded": recorded,
         "typical_live": live,
         "cases_moved": list(getattr(result, "changed", ())),
+        # A prompt set: each case's own live-vs-recorded change, largest first.
+        "cases": [
+            {"id": c.id, "status": c.status, "change": float(c.change), "q_value": c.q_value}
+            for c in sorted(getattr(result, "cases", ()), key=lambda c: -c.change)
+        ],
     }
 
 

@@ -89,7 +89,9 @@ def drift_section(
         )
         for arm in below:
             lines += _arm_lines(arm, entries[arm.result.arm])
-    lines.append(f"no drift: {decision.n_no_drift} arm{'s' if decision.n_no_drift != 1 else ''}")
+    if decision.n_no_drift:
+        n = decision.n_no_drift
+        lines.append(f"no drift: {n} arm{'s' if n != 1 else ''}")
     if drifted:
         lines += drift_advice(save_dir=save_dir, promote=promote, rewrite=rewrite)
     return lines
