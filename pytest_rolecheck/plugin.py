@@ -35,6 +35,7 @@ from .settings import (
     PYTEST_OPTIONS,
     Settings,
     apply_marker,
+    check_drift,
     check_together,
     resolve_settings,
 )
@@ -97,6 +98,7 @@ def pytest_configure(config: pytest.Config) -> None:
             }
         )
         _check_tolerance(settings)
+        check_drift(settings, typed_record_mode=cli.get("record_mode"))
         if settings.report_dir and not _is_worker(config):
             from .reporting.plots import require_matplotlib
 

@@ -529,6 +529,24 @@ def check_together(settings: Settings) -> None:
     )
 
 
+def check_drift(settings: Settings, *, typed_record_mode: str | None) -> None:
+    """A drift check reads the cassettes and never writes them: refuse what contradicts that.
+
+    A record mode from an ini file is ignored by a drift check; one typed with it is refused.
+    """
+    if settings.drift_save and not settings.drift:
+        raise RolecheckUsageError(
+            "--rolecheck-drift-save / rolecheck_drift_save keeps the live calls of a drift check: "
+            "add --rolecheck-drift, or drop it."
+        )
+    if settings.drift and typed_record_mode not in (None, RecordMode.NONE.value):
+        raise RolecheckUsageError(
+            f"--rolecheck-drift compares live calls with the cassettes and never writes them, but "
+            f"--rolecheck-record-mode={typed_record_mode} would record: drop one of the two "
+            "(to keep the live calls, add --rolecheck-drift-save=DIR)."
+        )
+
+
 # --------------------------------------------------------------------------- pytest side
 
 

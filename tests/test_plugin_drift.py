@@ -228,8 +228,38 @@ def test_a_test_changed_since_recording_fails_before_any_call(
     assert "fake API is down" not in result.stdout.str()
 
 
-def test_bad_save_dir_value_is_a_usage_error(pytester: pytest.Pytester) -> None:
+def test_bad_drift_value_is_a_usage_error(pytester: pytest.Pytester) -> None:
     pytester.makeini("[pytest]\nrolecheck_drift = maybe\n")
     result = pytester.runpytest()
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(["*rolecheck_drift*maybe*"])
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (
+            ["--rolecheck-drift-save=live"],
+            "*drift-save*keeps the live calls*add --rolecheck-drift*",
+        ),
+        (
+            ["--rolecheck-drift", "--rolecheck-record-mode=rewrite"],
+            "*never writes them*--rolecheck-record-mode=rewrite would record*",
+        ),
+    ],
+)
+def test_options_that_contradict_a_drift_check_are_refused(
+    pytester: pytest.Pytester, args: list[str], expected: str
+) -> None:
+    result = pytester.runpytest(*args)
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines([expected])
+
+
+def test_an_ini_record_mode_does_not_stop_a_drift_check(
+    project: pytest.Pytester,
+) -> None:
+    before = _cassettes(project)
+    project.makeini("[pytest]\nrolecheck_report = report.json\nrolecheck_record_mode = once\n")
+    assert project.runpytest("--rolecheck-drift").ret == 0
+    assert _cassettes(project) == before
