@@ -8,11 +8,13 @@ response dicts) runs to the end. The prose must not send users to a private modu
 (``pytest_rolecheck._x``) or a name that does not exist, nor to a file that is not in
 the repository.
 
-The README shows terminal output in two places only, each marked ``<!-- output: ... -->``:
-the summary of the shipped examples and the message of a failing assertion; the
-``rolecheck`` command's output is in ``docs/*-output.txt``. All are compared with what the
-code prints now (replayed from the committed cassettes); after an intended change of the
-output, refresh them with ``ROLECHECK_UPDATE_DOCS=1 python -m pytest tests/test_readme.py``.
+The README shows terminal output in three places only, each marked ``<!-- output: ... -->``:
+the summary of the shipped examples, the message of a failing assertion, and the section of
+a drift check (two tests recorded on the test suite's fake API, run again while it serves
+another model); the ``rolecheck`` command's output is in ``docs/*-output.txt``. All are
+compared with what the code prints now (replayed from the committed cassettes, or run on
+the fake API); after an intended change of the output, refresh them with
+``ROLECHECK_UPDATE_DOCS=1 python -m pytest tests/test_readme.py``.
 """
 
 from __future__ import annotations
@@ -320,6 +322,67 @@ def test_readme_shows_the_summary_the_examples_print() -> None:
     start = re.search(r"^=+ rolecheck =+$", result.stdout, re.MULTILINE)
     assert start is not None, result.stdout[-3000:]
     _check_shown("summary of `python -m pytest examples`", result.stdout[start.start() :])
+
+
+# A drift check's section: two tests recorded on the fake API, run again while it serves
+# another model. Shown with the run's temporary directory as /path/to/project.
+_DRIFT_CONFTEST = """
+import pytest
+import _fake_api
+
+@pytest.fixture(scope="session")
+def rolecheck_client():
+    return _fake_api.async_client()
+"""
+_DRIFT_TESTS = """
+from pytest_rolecheck import assert_roles_differ
+
+MESSAGES = [
+    {"role": "system", "content": "You are a helpful AI assistant"},
+    {"role": "user", "content": "Produce two stanza rock lyrics for 'Rockin with my Kitty Cat'"},
+]
+
+def test_roles_differ():
+    assert_roles_differ(MESSAGES, roles=("developer", "system"), model="fake-model")
+
+def test_same_variant(rolecheck):
+    v = rolecheck.variant(MESSAGES, label="helpful")
+    rolecheck.compare(v, v, model="fake-model")
+"""
+
+
+def test_readme_shows_the_drift_section_of_a_swapped_model(tmp_path: Path) -> None:
+    (tmp_path / "_fake_api.py").write_text(
+        (ROOT / "tests" / "_fake_api.py").read_text(encoding="utf-8"), encoding="utf-8"
+    )
+    (tmp_path / "conftest.py").write_text(_DRIFT_CONFTEST, encoding="utf-8")
+    (tmp_path / "test_roles.py").write_text(_DRIFT_TESTS, encoding="utf-8")
+    (tmp_path / "pytest.ini").write_text("[pytest]\n", encoding="utf-8")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("FAKE_API_", "OPENAI_"))}
+    env.pop("PYTEST_ADDOPTS", None)
+    env["COLUMNS"] = "80"
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
+
+    def pytest_run(*args: str, **extra: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "pytest", *args],
+            cwd=tmp_path,
+            env={**env, **extra},
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+
+    recorded = pytest_run("--rolecheck-record-mode=once")
+    assert recorded.returncode == 0, recorded.stdout[-3000:]
+    result = pytest_run(
+        "--rolecheck-drift", "--rolecheck-drift-save=drift-live", FAKE_API_SHIFT="another model"
+    )
+    assert result.returncode == pytest.ExitCode.TESTS_FAILED, result.stdout[-3000:]
+    start = re.search(r"^=+ rolecheck drift =+$", result.stdout, re.MULTILINE)
+    assert start is not None, result.stdout[-3000:]
+    shown = result.stdout[start.start() :].replace(str(tmp_path), "/path/to/project")
+    _check_shown("drift section of `pytest --rolecheck-drift`", shown)
 
 
 # The progress line's elapsed time changes from run to run.
