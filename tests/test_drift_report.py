@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import argparse
 import json
+from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pytest
 from _factories import make_response, random_response
 
+from pytest_rolecheck.commands import report as report_command
 from pytest_rolecheck.reporting.drift import DriftReport
+from pytest_rolecheck.reporting.html import write_html_report
 from pytest_rolecheck.verdicts.compare import compare
 from pytest_rolecheck.verdicts.drift import arm_drift, as_arm
 from pytest_rolecheck.verdicts.toolcalls import compare_tool_calls
@@ -142,3 +147,25 @@ def test_an_empty_report_says_so_with_the_same_json_keys() -> None:
     assert not empty.drifted
     assert empty.to_json().keys() == full.to_json().keys()
     assert empty.to_json()["n_arms"] == 0
+
+
+def test_the_html_report_lists_drifted_arms_first(tmp_path: Path) -> None:
+    pytest.importorskip("matplotlib")
+    stayed = _entry(compare([_fixed(" Yes")] * 4, [_fixed(" Yes")] * 4), "t.py::a [A]")
+    moved = _entry(compare([_fixed(" Yes")] * 4, [_fixed(" No")] * 4), "t.py::b [A]")
+    page = write_html_report([], tmp_path, drift=_report(stayed, moved).to_json())
+    html = page.read_text(encoding="utf-8")
+    assert "<h2>Drift check</h2>" in html
+    assert html.index("t.py::b [A]") < html.index("t.py::a [A]")
+    assert "<td>drifted</td>" in html
+    assert "<td>no drift</td>" in html
+
+
+def test_rolecheck_report_keeps_the_drift_block_of_a_json_report(tmp_path: Path) -> None:
+    pytest.importorskip("matplotlib")
+    moved = _entry(compare([_fixed(" Yes")] * 4, [_fixed(" No")] * 4), "t.py::b [A]")
+    report = tmp_path / "report.json"
+    report.write_text(json.dumps({"comparisons": [], "drift": _report(moved).to_json()}))
+    args = argparse.Namespace(report=report, out=tmp_path / "html")
+    assert report_command.run(args) == 0
+    assert "t.py::b [A]" in (tmp_path / "html" / "rolecheck-report.html").read_text("utf-8")

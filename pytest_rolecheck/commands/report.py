@@ -31,7 +31,8 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     return parser
 
 
-def _load_rows(path: Path) -> list[dict[str, Any]]:
+def _load_report(path: Path) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
+    """The report's comparisons and its drift block (None without a drift check)."""
     from ..errors import RolecheckUsageError
 
     try:
@@ -57,16 +58,17 @@ def _load_rows(path: Path) -> list[dict[str, Any]]:
             "list); a cassette is not a report: run the tests with "
             "--rolecheck-report=PATH.json to get one."
         )
-    return rows
+    drift = data.get("drift")
+    return rows, drift if isinstance(drift, dict) else None
 
 
 def run(args: argparse.Namespace) -> int:
     """Run ``rolecheck report`` with parsed arguments; return the exit status."""
     from ..reporting.html import write_html_report
 
-    rows = _load_rows(args.report)
+    rows, drift = _load_report(args.report)
     try:
-        path = write_html_report(rows, args.out)
+        path = write_html_report(rows, args.out, drift=drift)
     except OSError as exc:
         return error("report", f"cannot write to {args.out}: {exc}", ExitCode.FAILED)
     verdicts = ", ".join(f"{r.get('title', '?')}: {r.get('verdict', '?')}" for r in rows)

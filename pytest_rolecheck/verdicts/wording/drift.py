@@ -40,8 +40,8 @@ def _arm_lines(arm: ArmDriftDecision, entry: Mapping[str, Any]) -> list[str]:
         f"{entry.get('n_live', '?')} live calls",
     ]
     if entry.get("typical_recorded") != entry.get("typical_live"):
-        lines.append(f"    recorded: {shorten(str(entry.get('typical_recorded', '')))}")
-        lines.append(f"    live:     {shorten(str(entry.get('typical_live', '')))}")
+        lines.append(f"    recorded: {shorten(str(entry.get('typical_recorded', '')).strip())}")
+        lines.append(f"    live:     {shorten(str(entry.get('typical_live', '')).strip())}")
     moved = entry.get("cases_moved") or ()
     if moved:
         lines.append(f"    cases moved: {', '.join(map(str, moved))}")
