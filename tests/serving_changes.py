@@ -56,11 +56,11 @@ def requantize(src: Path, dst: Path, qtype: str = "Q4_0") -> Path:
         sub = field.types[-1] if kind == gguf.GGUFValueType.ARRAY else None
         writer.add_key_value(field.name, value, kind, sub_type=sub)
     for tensor in reader.tensors:
-        data, kind = tensor.data, tensor.tensor_type
-        floats_only = kind in (gguf.GGMLQuantizationType.F32, gguf.GGMLQuantizationType.F16)
-        if not floats_only and kind != target and int(tensor.shape[0]) % block == 0:
-            data, kind = quants.quantize(quants.dequantize(data, kind), target), target
-        writer.add_tensor(tensor.name, data, raw_dtype=kind)
+        data, dtype = tensor.data, tensor.tensor_type
+        floats = dtype in (gguf.GGMLQuantizationType.F32, gguf.GGMLQuantizationType.F16)
+        if not floats and dtype != target and int(tensor.shape[0]) % block == 0:
+            data, dtype = quants.quantize(quants.dequantize(data, dtype), target), target
+        writer.add_tensor(tensor.name, data, raw_dtype=dtype)
     writer.write_header_to_file()
     writer.write_kv_data_to_file()
     writer.write_tensors_to_file()

@@ -296,9 +296,7 @@ class LocalServer:
             The argv of the subprocess.
         """
         model = self._model_path if self._model_path is not None else find_model()
-        template = (
-            ["--chat-template-file", str(self._chat_template)] if self._chat_template else []
-        )
+        template = ["--chat-template-file", str(self._chat_template)] if self._chat_template else []
         return [
             self._python,
             "-m",
