@@ -84,7 +84,11 @@ def test_no_change_exits_0_and_says_no_drift(project: pytest.Pytester) -> None:
     assert result.ret == 0
     result.assert_outcomes(passed=2)
     result.stdout.fnmatch_lines(
-        ["*rolecheck drift*", "drift check: 4 arms of 2 tests run live*: no drift", "no drift: 4 arms"]
+        [
+            "*rolecheck drift*",
+            "drift check: 4 arms of 2 tests run live*: no drift",
+            "no drift: 4 arms",
+        ]
     )
     assert "DRIFTED" not in result.stdout.str()
     drift = _drift(project)
@@ -118,11 +122,13 @@ def test_a_swapped_model_fails_the_run_names_the_arm_and_leaves_cassettes_alone(
     arms = {a["arm"]: a for a in drift["arms"]}  # type: ignore[attr-defined]
     arm = arms["test_roles.py::test_same_variant [helpful (A)]"]
     assert arm["status"] == "drifted"
-    assert arm["adjusted_p"] <= 0.05 and arm["change_lower"] > arm["tolerance"]
+    assert arm["adjusted_p"] <= 0.05
+    assert arm["change_lower"] > arm["tolerance"]
     assert arm["typical_recorded"] != arm["typical_live"]
     # the live calls were saved as cassettes, laid out like the originals
     saved = project.path / "live" / "test_roles" / "test_same_variant.json"
-    assert saved.is_file() and saved.read_bytes() != before["test_roles/test_same_variant.json"]
+    assert saved.is_file()
+    assert saved.read_bytes() != before["test_roles/test_same_variant.json"]
 
 
 def test_only_drift_fails_the_run_when_every_test_passes(
