@@ -167,6 +167,22 @@ def test_local_server_command_line(tmp_path: Path) -> None:
     assert f"--exit-with-parent {os.getpid()}" in joined
 
 
+def test_local_server_passes_a_chat_template_file(tmp_path: Path) -> None:
+    template = tmp_path / "chat.jinja"
+    template.write_text("{{ messages[0]['content'] }}")
+    plain = " ".join(LocalServer(model_path=tmp_path / "m.gguf").command(tmp_path / "r"))
+    assert "--chat-template-file" not in plain  # the GGUF's own template
+    server = LocalServer(model_path=tmp_path / "m.gguf", chat_template=template, port=8123)
+    joined = " ".join(server.command(tmp_path / "r"))
+    assert f"--chat-template-file {template} " in joined
+    assert "--port 8123 " in joined
+
+
+def test_local_server_rejects_a_missing_chat_template(tmp_path: Path) -> None:
+    with pytest.raises(RolecheckUsageError, match=r"chat_template=.*missing\.jinja.* not a file"):
+        LocalServer(chat_template=tmp_path / "missing.jinja")
+
+
 def test_local_server_before_start() -> None:
     server = LocalServer()
     with pytest.raises(BackendError, match=r"call start\(\) first"):
@@ -190,6 +206,17 @@ def test_server_params_map_to_xllamacpp_names(tmp_path: Path) -> None:
     assert (params.port, params.n_parallel, params.n_ctx) == (0, 3, 999)
     assert params.cpuparams.n_threads == params.cpuparams_batch.n_threads == 2
     assert params.cache_prompt is False  # prompt-cache reuse jitters the logprobs
+    assert params.chat_template == ""  # the GGUF's own template
+
+
+def test_server_params_read_the_chat_template_file(tmp_path: Path) -> None:
+    xlc = pytest.importorskip("xllamacpp")
+    template = tmp_path / "chat.jinja"
+    template.write_text("{% for m in messages %}{{ m['content'] }}{% endfor %}", encoding="utf-8")
+    argv = ["--model", "m", "--alias", "a", "--ready-file", str(tmp_path / "r")]
+    args = _llama_server._parse_args([*argv, "--chat-template-file", str(template)])
+    params = _llama_server.server_params(xlc, args)
+    assert params.chat_template == template.read_text(encoding="utf-8")  # its text, not its path
 
 
 def test_llama_server_main_without_xllamacpp(

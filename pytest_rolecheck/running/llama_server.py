@@ -43,6 +43,11 @@ def _parse_args(argv: Sequence[str]) -> argparse.Namespace:
     parser.add_argument("--parallel", type=int, default=2, help="parallel slots")
     parser.add_argument("--threads", type=int, default=1, help="CPU threads")
     parser.add_argument("--ctx", type=int, default=4096, help="context tokens, all slots")
+    parser.add_argument(
+        "--chat-template-file",
+        metavar="PATH",
+        help="Jinja chat template to render requests with (default: the GGUF's own)",
+    )
     parser.add_argument("--ready-file", required=True, help="where to write the address")
     parser.add_argument("--exit-with-parent", type=int, metavar="PID", help="exit when PID is gone")
     return parser.parse_args(list(argv))
@@ -79,6 +84,9 @@ def server_params(xlc: Any, args: argparse.Namespace) -> Any:
     # another batch shape. Without the cache they are bit-identical, and a prompt of
     # a few dozen tokens costs little to recompute.
     params.cache_prompt = False
+    if args.chat_template_file:
+        # llama.cpp's own --chat-template-file reads the file into this field
+        params.chat_template = Path(args.chat_template_file).read_text(encoding="utf-8")
     return params
 
 

@@ -9,8 +9,8 @@ imported by the pytest plugin, and neither ``xllamacpp`` nor ``openai`` is
 imported here.
 
 The server answers every model name with the one model it loaded, renders the
-GGUF's own chat template (SmolLM2's ChatML) and maps ``developer`` messages to
-``system`` itself, as OpenAI is reported to do.
+GGUF's own chat template (SmolLM2's ChatML; ``chat_template=`` names another)
+and maps ``developer`` messages to ``system`` itself, as OpenAI is reported to do.
 """
 
 from __future__ import annotations
@@ -179,6 +179,9 @@ class LocalServer:
         CPU threads for prompt processing and generation.
     slot_ctx : int
         Context size in tokens of each slot.
+    chat_template : path-like, optional
+        A Jinja chat template file to render requests with instead of the
+        GGUF's own (a serving change without touching the model file).
     log_path : path-like, optional
         Where the server writes its output; default a temporary file that is
         deleted by a clean `stop` (kept, and named in the error, on failure).
@@ -201,12 +204,19 @@ class LocalServer:
         parallel: int = DEFAULT_PARALLEL,
         threads: int = DEFAULT_THREADS,
         slot_ctx: int = DEFAULT_SLOT_CTX,
+        chat_template: str | os.PathLike[str] | None = None,
         log_path: str | os.PathLike[str] | None = None,
         python: str = sys.executable,
     ) -> None:
         _validate_server_args(
             alias=alias, port=port, parallel=parallel, threads=threads, slot_ctx=slot_ctx
         )
+        self._chat_template = Path(chat_template) if chat_template is not None else None
+        if self._chat_template is not None and not self._chat_template.is_file():
+            raise RolecheckUsageError(
+                f"chat_template={str(chat_template)!r} is not a file; pass a Jinja template "
+                "file, or None for the model's own template"
+            )
         self._model_path = Path(model_path) if model_path is not None else None
         self._alias = alias
         self._host = host
@@ -286,6 +296,7 @@ class LocalServer:
             The argv of the subprocess.
         """
         model = self._model_path if self._model_path is not None else find_model()
+        template = ["--chat-template-file", str(self._chat_template)] if self._chat_template else []
         return [
             self._python,
             "-m",
@@ -304,6 +315,7 @@ class LocalServer:
             str(self._threads),
             "--ctx",
             str(self._slot_ctx * self._parallel),
+            *template,
             "--ready-file",
             str(ready_file),
             "--exit-with-parent",
