@@ -13,11 +13,6 @@ from pathlib import Path
 
 import pytest
 
-# Imported here, before any in-process run: pytester forgets the modules a run
-# imported, and a PromptSet class re-imported by the next run would not be the
-# one the package's lazy names still hold.
-import pytest_rolecheck.variants.prompt_sets  # noqa: F401
-
 pytest_plugins = ["pytester"]
 
 FAKE_API = (Path(__file__).parent / "_fake_api.py").read_text(encoding="utf-8")
