@@ -327,7 +327,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.part in ("all", "seed"):
         missed += seed_design_table(side_reps)
     if args.part in ("tools", "seed"):
-        return _finish(missed, start)
+        return finish(missed, start)
     fams = ([] if args.part == "at-tolerance" else families()) + at_tolerance()
     print(
         f"rolecheck calibration: alpha {ALPHA}, tolerance {TOL} (default), {reps} replications "
@@ -370,10 +370,10 @@ def main(argv: list[str] | None = None) -> int:
     print()
     print(f"worst false-different rate (delta <= tolerance): {worst_fd[0]:.1%} ({worst_fd[1]})")
     print(f"worst false-equivalent rate (delta >= tolerance): {worst_fe[0]:.1%} ({worst_fe[1]})")
-    return _finish(missed, start)
+    return finish(missed, start)
 
 
-def _finish(missed: list[str], start: float) -> int:
+def finish(missed: list[str], start: float) -> int:
     print(f"time {time.perf_counter() - start:.0f} s")
     if missed:
         print("targets missed: " + "; ".join(missed))

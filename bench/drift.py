@@ -40,6 +40,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from calibration import finish
 from prompt_sets import ALPHA, TOL, wilson
 
 from pytest_rolecheck.core.bounds import change_bound
@@ -173,12 +174,8 @@ def main(argv: list[str] | None = None) -> int:
         if delta < TOL and wilson(pages, jitter_nights, z)[0] > ALPHA:
             missed.append(f"(c) jitter x{jitter} alone pages more often than alpha")
 
-    print(f"\ntime {time.perf_counter() - start:.0f} s")
-    if missed:
-        print("targets missed: " + "; ".join(missed))
-        return 1
-    print("all targets met")
-    return 0
+    print()
+    return finish(missed, start)
 
 
 if __name__ == "__main__":
