@@ -123,7 +123,7 @@ def uses_text(metric: str | Metric) -> bool:
     return any(fn is _BUILTINS[name] for name in _TEXT_METRICS)
 
 
-def choose_metric(calls: Sequence[ParsedCall]) -> tuple[str, str]:
+def choose_metric(calls: Sequence[ParsedCall]) -> tuple[str, str | None]:
     """The metric ``auto`` stands for, chosen from the calls of both arms, and why.
 
     One rule, the same for every comparison (the calls of both arms are pooled, so
@@ -140,8 +140,9 @@ def choose_metric(calls: Sequence[ParsedCall]) -> tuple[str, str]:
 
     Returns
     -------
-    (str, str)
-        The metric's name and one sentence saying why it was chosen.
+    (str, str or None)
+        The metric's name and one sentence saying why it was chosen; None for
+        ``js`` on greedy calls, the choice that needs no explaining.
     """
     checked = check_calls(calls)
     if not any(c.has_logprobs and c.positions for c in checked):
@@ -156,10 +157,7 @@ def choose_metric(calls: Sequence[ParsedCall]) -> tuple[str, str]:
             "token other than their most likely one (sampled), so js on the shared prefix is "
             "combined with the edit distance of the whole answers"
         )
-    return GREEDY_METRIC, (
-        f"metric auto chose {GREEDY_METRIC}: every call took its most likely token at every "
-        "position (greedy decoding)"
-    )
+    return GREEDY_METRIC, None
 
 
 def available_metrics() -> tuple[str, ...]:

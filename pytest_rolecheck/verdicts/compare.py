@@ -75,8 +75,8 @@ class Comparison:
         ``cross - min(within_a, within_b)`` (all-pairs) or
         ``mean(B) - mean(A)`` of the trials' distances to the baseline (seed).
     change_upper, change_lower, change_se : float or None
-        Its ``1 - alpha`` upper and lower bounds and standard error (None on a
-        deterministic backend, where the change is known exactly).
+        Its ``1 - alpha`` upper and lower bounds and standard error (None when
+        the change is known exactly, see ``exact``).
     tolerance : float
         The largest change that still counts as equivalent.
     floor : float
@@ -84,8 +84,14 @@ class Comparison:
         distance to the baseline).
     n_a, n_b : int
         Calls per arm (trials, without the baseline, in the seed design).
+    exact : bool
+        Every within-arm distance was exactly 0: the change is known exactly and
+        decided without statistics.
     deterministic : bool
-        Every within-arm distance was exactly 0: decided without statistics.
+        ``exact`` and every call of each arm identical (text and logprobs). With a
+        token metric and sampled calls the texts can vary while every within-arm
+        distance is 0 (the compared prefix distributions are identical): exact,
+        but not deterministic.
     within_a, within_b, cross : float
         Mean within-A, within-B and cross-arm distances (seed design: mean
         distance of A's and of B's trials to the baseline; ``cross`` equals
@@ -124,6 +130,7 @@ class Comparison:
     cross: float
     n_a: int
     n_b: int
+    exact: bool
     deterministic: bool
     metric: str
     design: str
@@ -369,6 +376,7 @@ class _Outcome:
     change_upper: float | None = None
     change_lower: float | None = None
     change_se: float | None = None
+    exact: bool = False
     deterministic: bool = False
     recommended_trials: int | None = None
     notes: tuple[str, ...] = ()
@@ -507,23 +515,31 @@ def _deterministic(
         tolerance=opts.tolerance,
         can_certify=opts.blind is None,
     )
-    headline, advice = _deterministic_words(core, calls_a, calls_b, opts, change, verdict, warnings)
+    # "Deterministic" only when the calls of each arm are identical, text and logprobs.
+    arm_a = calls_a if core.baseline is None else (core.baseline, *calls_a)
+    identical = all(len({(c.text, c.positions) for c in arm}) == 1 for arm in (arm_a, calls_b))
+    headline, advice = _deterministic_words(
+        core, calls_a, calls_b, opts, change, verdict, warnings, identical
+    )
     outcome = _Outcome(
         verdict=verdict,
         change=change,
         headline=headline,
         advice=advice,
-        test=_deterministic_test(core, opts),
+        test=_deterministic_test(core, opts, identical),
         warnings=tuple(warnings),
-        deterministic=True,
+        exact=True,
+        deterministic=identical,
         difference_detected=verdict is Verdict.DIFFERENT,
         equivalence_shown=verdict is Verdict.EQUIVALENT,
     )
     return _assemble(core, calls_a, calls_b, opts, desc, outcome)
 
 
-def _deterministic_test(core: Core, opts: Options) -> str:
+def _deterministic_test(core: Core, opts: Options, identical: bool) -> str:
     a, b = opts.labels
+    if not identical:
+        return wording.SAME_DISTRIBUTIONS
     return (
         "deterministic backend: every within-arm distance is 0"
         if core.baseline is None
@@ -540,8 +556,9 @@ def _deterministic_words(
     change: float,
     verdict: Verdict,
     warnings: list[str],
+    identical: bool,
 ) -> tuple[str, str]:
-    """Headline and advice of a deterministic verdict; caveats are appended to ``warnings``."""
+    """Headline and advice of an exact verdict; caveats are appended to ``warnings``."""
     a, b = opts.labels
     reference = core.baseline if core.baseline is not None else calls_a[0]
     texts = {c.text for c in (*calls_a, *calls_b)}
@@ -553,12 +570,13 @@ def _deterministic_words(
         else "every call of both arms saw the same next-token distributions up to its first "
         f"diverging token; the {len(texts)} distinct texts come from sampling"
     )
-    headline, advice = wording.deterministic_texts(opts, verdict, change, where)
+    headline, advice = wording.deterministic_texts(opts, verdict, change, where, identical)
     if verdict == Verdict.EQUIVALENT and change == 0.0 and len(texts) > 1:
         warnings.append(
-            "the texts differ only where sampling drew different tokens from identical "
-            "distributions; if the sampled outputs themselves matter, compare them "
-            "(text flips above) or compare tool-call outcomes."
+            f"metric {opts.metric!r} compares the calls only up to where their texts part; "
+            "after that the answers were not compared. If what sampled answers say matters, "
+            "compare their texts too: metric='js_edit' (what metric='auto' picks for sampled "
+            "calls) or 'edit'."
         )
         if opts.metric == "first_token":
             warnings.append(
