@@ -252,7 +252,10 @@ class ArmModel:
     world- and prefix-dependent logit perturbation (a prompt change that nudges
     every distribution); ``swap``: swap the two most likely first tokens (the
     answer flips); ``mix``: share of calls answered from another world (a
-    rewritten answer, e.g. one call in five takes another continuation).
+    rewritten answer, e.g. one call in five takes another continuation);
+    ``after``: a mixed-in call follows the arm's own world for its first
+    ``after`` tokens and the other world from there on (a change that shows
+    only later in the answer).
     """
 
     noise: float = 0.0
@@ -261,6 +264,7 @@ class ArmModel:
     shift: float = 0.0
     swap: bool = False
     mix: float = 0.0
+    after: int = 0
 
 
 @dataclass(frozen=True)
@@ -281,16 +285,48 @@ class WorldModel:
 
 
 _EOS = 0
+# Tokens spelled as distinct words (not " w1", " w2", ... which share most of their
+# characters), so that the text metrics see answers that differ as answers do. The
+# token metrics match tokens by identity and are unaffected by the spelling.
+_WORDS = (
+    " the",
+    " cat",
+    " rocks",
+    " at",
+    " night",
+    " and",
+    " my",
+    " kitty",
+    " sings",
+    " loud",
+    " in",
+    " city",
+    " with",
+    " blue",
+    " moon",
+    " dance",
+    " fire",
+    " heart",
+)
 
 
 class FastWorld:
-    """Deterministic base logits (and a shift direction) per prefix of one prompt."""
+    """Deterministic base logits (and a shift direction) per prefix of one prompt.
 
-    def __init__(self, world: int, model: WorldModel) -> None:
+    ``other_words``: the prompt's tokens are spelled in capitals, so its answers share
+    no letter with another world's (a change the text metrics can see, e.g. another
+    language); otherwise every world spells its tokens alike.
+    """
+
+    def __init__(self, world: int, model: WorldModel, *, other_words: bool = False) -> None:
         self.world = world
         self.model = model
         self._cache: dict[tuple[int, ...], tuple[FloatArray, FloatArray]] = {}
-        self.words = [" <eos>"] + [f" w{i}" for i in range(1, model.vocab)]
+        self.words = [" <eos>"] + [
+            _WORDS[i % len(_WORDS)] + str(i // len(_WORDS) or "") for i in range(model.vocab - 1)
+        ]
+        if other_words:
+            self.words = [w.upper() for w in self.words]
 
     def logits(self, prefix: tuple[int, ...]) -> tuple[FloatArray, FloatArray]:
         hit = self._cache.get(prefix)
@@ -323,10 +359,11 @@ def draw_calls(
     """``n`` calls of one arm (greedy unless ``arm.sample``), as ``ParsedCall`` values."""
     calls = []
     for _ in range(n):
-        src = other if arm.mix and rng.random() < arm.mix else world
+        mixed = other if arm.mix and rng.random() < arm.mix else world
         prefix: tuple[int, ...] = ()
         positions = []
-        for _t in range(src.model.length):
+        for t in range(world.model.length):
+            src = mixed if t >= arm.after else world
             base, direction = src.logits(prefix)
             logits = base + arm.shift * direction
             if arm.swap and not prefix:

@@ -38,6 +38,7 @@ import functools
 import math
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -74,6 +75,7 @@ class Family:
     a: ArmModel
     b: ArmModel
     world: WorldModel = WorldModel()  # noqa: RUF009 (frozen, so one shared default is safe)
+    other_words: bool = False  # B's mixed-in answers are spelled in other words
 
 
 def families() -> list[Family]:
@@ -136,7 +138,8 @@ WORLD, OTHER = 1, 2
 
 
 def _arms(fam: Family, rep: int, n: int) -> tuple[list, list]:
-    world, other = FastWorld(WORLD, fam.world), FastWorld(OTHER, fam.world)
+    world = FastWorld(WORLD, fam.world)
+    other = FastWorld(OTHER, fam.world, other_words=fam.other_words)
     rng = np.random.default_rng([rep, 7])
     return draw_calls(world, other, fam.a, n, rng), draw_calls(world, other, fam.b, n, rng)
 
@@ -157,7 +160,7 @@ def true_delta(fam: Family, metric: str, n: int = 300, side: str = "max") -> flo
     if 0 < fam.b.mix < 1:
         # cross - within_a = q * (its value at q = 1): exact in q, without the binomial
         # noise of how many of 300 calls happened to be mixed in.
-        whole = Family("", "", fam.a, replace(fam.b, mix=1.0), fam.world)
+        whole = replace(fam, name="", kind="", b=replace(fam.b, mix=1.0))
         return float(max(fam.b.mix * true_delta(whole, metric, n, "a"), cross - wb))
     return float(max(cross - wa, cross - wb))
 
@@ -294,9 +297,9 @@ def seed_design_table(reps: int) -> list[str]:
             statistical_eq = 0  # equivalence is allowed only where the change is exact
             for rep in range(reps):
                 a, b = _arms(fam, rep, n + 1)
-                res = _compare.compare(a, b[:n], design="seed")
+                res = _compare.compare(a, b[:n], design="seed", metric="js")
                 counts[res.verdict] += 1
-                statistical_eq += res.verdict == "equivalent" and not res.deterministic
+                statistical_eq += res.verdict == "equivalent" and not res.exact
             eq, diff = counts["equivalent"], counts["different"]
             flag = " MISSED" if missed_rate(diff, reps) or statistical_eq else ""
             if flag:
@@ -305,49 +308,22 @@ def seed_design_table(reps: int) -> list[str]:
     return missed
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help="100 replications (smoke run)")
-    parser.add_argument("--reps", type=int, default=None)
-    parser.add_argument(
-        "--part",
-        choices=("all", "logprobs", "at-tolerance", "tools", "seed"),
-        default="all",
-        help="run one table only (default: all)",
-    )
-    args = parser.parse_args(argv)
-    reps = args.reps or (100 if args.quick else 1000)
-    if args.quick:
-        _CHECK_Z[0] = 2.575829
-    side_reps = max(50, reps // 4)
-    start = time.perf_counter()
-    missed: list[str] = []
-    if args.part in ("all", "tools"):
-        missed += tool_table(reps)
-    if args.part in ("all", "seed"):
-        missed += seed_design_table(side_reps)
-    if args.part in ("tools", "seed"):
-        return finish(missed, start)
-    fams = ([] if args.part == "at-tolerance" else families()) + at_tolerance()
-    print(
-        f"rolecheck calibration: alpha {ALPHA}, tolerance {TOL} (default), {reps} replications "
-        f"per cell (side metrics {side_reps}), n = calls per arm; rates with Wilson 95% CIs"
-    )
-    print()
-    print()
+def logprob_table(
+    fams: list[Family], metrics_of: Callable[[Family], tuple[tuple[str, int], ...]]
+) -> list[str]:
+    """One row per family, metric (with its replications) and n; returns the missed targets."""
     header = (
-        f"{'family':<40} {'metric':<11} {'delta':>6} {'n':>3}  "
+        f"{'family':<44} {'metric':<11} {'delta':>6} {'n':>3}  "
         f"{'P(equivalent)':<24}{'P(different)':<24}"
     )
     print(header)
     print("-" * len(header))
+    missed: list[str] = []
     worst_fd: tuple[float, str] = (0.0, "")
     worst_fe: tuple[float, str] = (0.0, "")
     for fam in fams:
-        metrics = METRICS + (SIDE_METRICS if fam.kind in ("A/A", "swap") else ())
-        for metric in metrics:
+        for metric, r in metrics_of(fam):
             delta = true_delta(fam, metric)
-            r = reps if metric in METRICS else side_reps
             counts = run(fam, metric, r)
             for n in NS:
                 c = counts[n]
@@ -363,13 +339,107 @@ def main(argv: list[str] | None = None) -> int:
                 if delta >= TOL - 0.01:
                     worst_fe = max(worst_fe, (eq / r, f"{fam.name}, {metric}, n={n}"))
                 print(
-                    f"{fam.name:<40} {metric:<11} {delta:6.3f} {n:>3}  "
+                    f"{fam.name:<44} {metric:<11} {delta:6.3f} {n:>3}  "
                     f"{_pct(eq, r):<24}{_pct(diff, r):<24}{flag}",
                     flush=True,
                 )
     print()
     print(f"worst false-different rate (delta <= tolerance): {worst_fd[0]:.1%} ({worst_fd[1]})")
     print(f"worst false-equivalent rate (delta >= tolerance): {worst_fe[0]:.1%} ({worst_fe[1]})")
+    return missed
+
+
+# Sampled calls (temperature 1) on a backend whose logits are deterministic, as the local
+# server's: answers of 12 tokens that part within the first few. The old default (js) and
+# the new one for sampled calls (js_edit, what metric="auto" picks) side by side; edit (and
+# hamming on the A/A family), what a comparison without logprobs can use, with fewer
+# replications.
+SAMPLED_METRICS = ("js", "js_edit")
+SAMPLED_SIDE = ("edit", "hamming")
+
+
+def sampled_families() -> list[Family]:
+    s, wm = ArmModel(sample=True), WorldModel(length=12)
+
+    def changed(name: str, kind: str, q: float, after: int, other_words: bool) -> Family:
+        b = ArmModel(sample=True, mix=q, after=after)
+        return Family(name, kind, s, b, wm, other_words)
+
+    fams = [
+        Family("sampled A/A", "A/A", s, s, wm),
+        # B's answers continue in other words after their third token: all of them, or a
+        # share q (the change grows like q).
+        changed("sampled, other words after token 3", "late", 1.0, 3, True),
+        changed("sampled, other words after token 3, q=0.2", "late", 0.2, 3, True),
+        # Another continuation in the same words: the texts look alike, only js can tell.
+        changed("sampled, same words, other after token 3", "late", 1.0, 3, False),
+        changed("sampled, same words, other from token 0", "early", 1.0, 0, False),
+    ]
+    # A mixture of late changes whose js_edit change equals the tolerance (linear in q),
+    # when the whole change is above it (on this simulator it is not: no such family).
+    q = TOL / true_delta(fams[1], "js_edit", side="a")
+    if q < 1.0:
+        fams.append(
+            changed(f"sampled, other after 3, at tolerance (q={q:.3f})", "at-tol", q, 3, True)
+        )
+    return fams
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="100 replications (smoke run)")
+    parser.add_argument("--reps", type=int, default=None)
+    parser.add_argument(
+        "--part",
+        choices=("all", "logprobs", "at-tolerance", "tools", "seed", "sampled"),
+        default="all",
+        help="run one table only (default: all)",
+    )
+    args = parser.parse_args(argv)
+    reps = args.reps or (100 if args.quick else 1000)
+    if args.quick:
+        _CHECK_Z[0] = 2.575829
+    side_reps = max(50, reps // 4)
+    start = time.perf_counter()
+    missed: list[str] = []
+    if args.part in ("all", "tools"):
+        missed += tool_table(reps)
+    if args.part in ("all", "seed"):
+        missed += seed_design_table(side_reps)
+    if args.part in ("all", "logprobs", "at-tolerance"):
+        fams = ([] if args.part == "at-tolerance" else families()) + at_tolerance()
+        print(
+            f"rolecheck calibration: alpha {ALPHA}, tolerance {TOL} (default), {reps} "
+            f"replications per cell (side metrics {side_reps}), n = calls per arm; rates with "
+            "Wilson 95% CIs"
+        )
+        print()
+        print()
+        missed += logprob_table(
+            fams,
+            lambda fam: (
+                tuple((m, reps) for m in METRICS)
+                + (
+                    tuple((m, side_reps) for m in SIDE_METRICS)
+                    if fam.kind in ("A/A", "swap")
+                    else ()
+                )
+            ),
+        )
+    if args.part in ("all", "sampled"):
+        print()
+        print(
+            f"sampled calls (temperature 1, 12 tokens, deterministic logits): {reps} replications "
+            f"per cell for {', '.join(SAMPLED_METRICS)}, {side_reps} for "
+            f"{' and '.join(SAMPLED_SIDE)} (hamming: A/A only); Wilson 95% CIs"
+        )
+        missed += logprob_table(
+            sampled_families(),
+            lambda fam: (
+                tuple((m, reps) for m in SAMPLED_METRICS)
+                + tuple((m, side_reps) for m in SAMPLED_SIDE if m == "edit" or fam.kind == "A/A")
+            ),
+        )
     return finish(missed, start)
 
 

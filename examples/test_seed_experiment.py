@@ -60,7 +60,11 @@ def test_instruction_in_the_user_message_differs(rolecheck: Rolecheck) -> None:
 
 def test_sampled_same_prompt_is_equivalent(rolecheck: Rolecheck) -> None:
     """A/A at temperature 1: each call is its own sample (a per-call seed), so the
-    texts differ call to call; the behaviour does not."""
+    texts differ call to call; the behaviour does not. The calls are sampled, so the
+    default metric compares the whole answers too (js_edit), not only the tokens up to
+    where they part: the certificate covers what the answers say."""
     sampled = Variant.from_messages(MESSAGES, label="t=1")
     result = rolecheck.assert_variants_equivalent(sampled, sampled, temperature=1.0)
     assert result.verdict == "equivalent"
+    assert result.metric == "js_edit"
+    assert not result.deterministic

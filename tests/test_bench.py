@@ -46,3 +46,11 @@ def test_speed_bench_worst_case_compares_every_position() -> None:
     fast_ms, slow_ms = _bench("speed")._matrix_ratio(1)
     assert fast_ms > 0
     assert slow_ms > 0
+
+
+def test_text_speed_bench_times_equal_matrices() -> None:
+    # measure() refuses to time an engine matrix that differs from the plain-Python one.
+    text_speed = _bench("text_speed")
+    fast_ms, slow_ms = text_speed.measure(text_speed.answers()[:6], 1)
+    assert fast_ms >= 0
+    assert slow_ms > 0

@@ -217,7 +217,7 @@ def test_set_plan_of_the_shipped_example(
     code, out, err = main(capsys, monkeypatch, "plan", EXAMPLE, "--cases", *FAST)
     assert code == 0, err
     assert "20 cases (one per distinct request" in out
-    assert "10 calls each" in out
+    assert "20 calls each" in out
     answer = next(line for line in out.splitlines() if line.startswith("to certify"))
     assert "cases x" in answer
     assert "trials per case" in answer
