@@ -1,0 +1,294 @@
+"""``rolecheck diff``: what changed between two recordings, or two JSON reports.
+
+A thin adapter: cassettes are read by the recording package's reader, responses
+parsed by the core parser, compared by :mod:`pytest_rolecheck.core.changes` and put
+into words by :mod:`pytest_rolecheck.verdicts.wording.diff`. With one path, the
+other side is that path's version in git ``HEAD``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Final
+
+from ..cli import ExitCode, add_command
+from ..errors import RolecheckUsageError
+from ..settings import Use
+
+if TYPE_CHECKING:
+    from ..core.changes import RecordedCall, RecordingDiff
+
+DIFF_FORMAT_VERSION: Final = 1
+_CASSETTE, _REPORT, _DIRECTORY = "a cassette", "a JSON report", "a directory"
+# Both headers sit in a file's first lines; a file without them is read in full to tell.
+_PEEK: Final = 4096
+
+_EXAMPLES = """\
+examples:
+  rolecheck diff cassettes/                      # the working tree vs git HEAD
+  rolecheck diff old/cassettes new/cassettes     # two directories, matched by relative path
+  rolecheck diff before.json after.json          # two cassettes, or two JSON reports
+  rolecheck diff cassettes/ --json diff.json     # also write the differences as JSON
+
+exit status: 0 same behaviour (texts and verdicts; moved probabilities alone are shown),
+1 behaviour changed (0 with --exit-zero), 2 bad paths or files.
+"""
+
+
+def add_parser(subparsers: Any) -> argparse.ArgumentParser:
+    """Add ``rolecheck diff`` to the ``rolecheck`` command."""
+    parser = add_command(
+        subparsers,
+        "diff",
+        run,
+        help="show what changed between two recordings or two JSON reports",
+        description=(
+            "Compare two cassettes (or directories of cassettes) call by call: which calls "
+            "answer with another text and the first token where they part. Or compare two "
+            "JSON reports comparison by comparison: verdict, change and p before and after. "
+            "With one path: its version in git HEAD is the old side."
+        ),
+        epilog=_EXAMPLES,
+        json=Use(help="also write the differences as JSON to PATH (-: only JSON, on stdout)"),
+    )
+    parser.add_argument("old", type=Path, help="cassette, directory of cassettes or JSON report")
+    parser.add_argument(
+        "new", type=Path, nargs="?", help="the same kind as OLD (default: OLD in git HEAD)"
+    )
+    return parser
+
+
+# --------------------------------------------------------------------------- reading
+
+
+def _kind(path: Path) -> str:
+    from ..recording.format import FORMAT_KEY
+    from ..verdicts.wording import diff as words
+
+    if path.is_dir():
+        return _DIRECTORY
+    try:
+        with path.open("rb") as file:
+            head = file.read(_PEEK).decode("utf-8", "replace")
+    except FileNotFoundError:
+        raise RolecheckUsageError(words.no_such_path(path)) from None
+    except OSError as exc:
+        raise RolecheckUsageError(words.unreadable(f"{path}: cannot be read ({exc})")) from None
+    if re.search(rf'"{FORMAT_KEY}"\s*:', head):
+        return _CASSETTE
+    if re.search(r'"(rolecheck_report|comparisons)"\s*:', head):
+        return _REPORT
+    data = _load_json(path)
+    if isinstance(data, dict) and FORMAT_KEY in data:
+        return _CASSETTE
+    if isinstance(data, dict) and "comparisons" in data:
+        return _REPORT
+    raise RolecheckUsageError(words.neither(path))
+
+
+def _load_json(path: Path) -> Any:
+    from ..verdicts.wording import diff as words
+
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError) as exc:
+        raise RolecheckUsageError(words.unreadable(f"{path}: cannot be read ({exc})")) from None
+    except json.JSONDecodeError as exc:
+        raise RolecheckUsageError(
+            words.unreadable(f"{path}:{exc.lineno}:{exc.colno}: not valid JSON ({exc.msg})")
+        ) from None
+
+
+def _report_rows(path: Path) -> list[dict[str, Any]]:
+    from ..verdicts.wording import diff as words
+
+    data = _load_json(path)
+    rows = data.get("comparisons") if isinstance(data, dict) else None
+    if not isinstance(rows, list) or not all(isinstance(r, dict) for r in rows):
+        raise RolecheckUsageError(words.neither(path))
+    return rows
+
+
+def _recorded(path: Path, shown: str) -> dict[int, RecordedCall]:
+    """The calls of a cassette, through the recording package's reader."""
+    from ..core.changes import RecordedCall
+    from ..core.parse import ParsedCall, parse_response
+    from ..recording.format import Unreadable, read_cassette
+    from ..verdicts.wording import diff as words
+
+    try:
+        found, _ = read_cassette(path)
+    except FileNotFoundError:
+        raise RolecheckUsageError(words.no_such_path(shown)) from None
+    except Unreadable as exc:
+        raise RolecheckUsageError(words.unreadable(str(exc).replace(str(path), shown))) from None
+    calls = {}
+    for index, entry in found.items():
+        status, body = entry.response["status"]["code"], entry.response["body"]["string"]
+        call: ParsedCall | None = None
+        if status == 200:
+            try:
+                call = parse_response(json.loads(body), require_logprobs=False)
+            except ValueError:  # not JSON, or not a chat completion: compared as bytes
+                call = None
+        calls[index] = RecordedCall(entry.canonical, status, body, call)
+    return calls
+
+
+def _cassette_diff(
+    name: str, old: Path | None, new: Path | None, shown: tuple[str, str]
+) -> RecordingDiff:
+    from ..core.changes import RecordingDiff, compare_recordings
+
+    if old is None:
+        assert new is not None
+        return RecordingDiff(name, compare_recordings({}, _recorded(new, shown[1])), "new")
+    if new is None:
+        return RecordingDiff(name, compare_recordings(_recorded(old, shown[0]), {}), "old")
+    if old.read_bytes() == new.read_bytes():  # most cassettes of a pull request: not parsed
+        return RecordingDiff(name, (), identical=True)
+    return RecordingDiff(
+        name, compare_recordings(_recorded(old, shown[0]), _recorded(new, shown[1]))
+    )
+
+
+def _cassettes(directory: Path) -> dict[str, Path]:
+    return {
+        p.relative_to(directory).as_posix(): p
+        for p in sorted(directory.rglob("*.json"))
+        if p.is_file()
+    }
+
+
+def _directory_diffs(old: Path, new: Path, shown: tuple[str, str]) -> list[RecordingDiff]:
+    from ..verdicts.wording import diff as words
+
+    before, after = _cassettes(old), _cassettes(new)
+    if not before and not after:
+        raise RolecheckUsageError(words.no_cassettes(shown[1]))
+    return [
+        _cassette_diff(
+            name,
+            before.get(name),
+            after.get(name),
+            (f"{shown[0]}/{name}", f"{shown[1]}/{name}"),
+        )
+        for name in sorted(set(before) | set(after))
+    ]
+
+
+# --------------------------------------------------------------------------- git HEAD
+
+
+def _git(cwd: Path, *args: str) -> bytes:
+    """Run git in ``cwd``; its stderr as the error when it fails."""
+    try:
+        done = subprocess.run(["git", *args], cwd=cwd, capture_output=True, check=False, timeout=60)
+    except FileNotFoundError:
+        raise _GitError("git is not installed") from None
+    if done.returncode != 0:
+        message = done.stderr.decode("utf-8", "replace").strip().splitlines()
+        raise _GitError(message[0].removeprefix("fatal: ") if message else "git failed")
+    return done.stdout
+
+
+class _GitError(Exception):
+    pass
+
+
+def _head_version(path: Path, into: Path) -> Path:
+    """Write ``path``'s version in git HEAD (a file or a directory) under ``into``."""
+    from ..verdicts.wording import diff as words
+
+    directory = path if path.is_dir() else path.parent
+    try:
+        _git(directory, "rev-parse", "--verify", "--quiet", "HEAD^{commit}")
+    except _GitError as exc:
+        reason = str(exc) if str(exc) != "git failed" else "the repository has no commit yet"
+        raise RolecheckUsageError(words.not_in_git(path, reason)) from None
+    try:
+        if not path.is_dir():
+            target = into / path.name
+            target.write_bytes(_git(directory, "show", f"HEAD:./{path.name}"))
+            return target
+        listed = _git(path, "ls-tree", "-r", "-z", "--name-only", "HEAD", "--", ".")
+        for name in filter(None, listed.decode("utf-8").split("\0")):
+            if name.endswith(".json"):
+                target = into / name
+                target.parent.mkdir(parents=True, exist_ok=True)
+                target.write_bytes(_git(path, "show", f"HEAD:./{name}"))
+    except _GitError as exc:
+        if "does not exist in" in str(exc) or "exists on disk, but not in" in str(exc):
+            raise RolecheckUsageError(words.new_in_worktree(path)) from None
+        raise RolecheckUsageError(words.not_in_git(path, str(exc))) from None
+    return into
+
+
+# --------------------------------------------------------------------------- the command
+
+
+def _compare(
+    old: Path, new: Path, shown: tuple[str, str]
+) -> tuple[list[str], dict[str, Any], bool]:
+    """(text lines, JSON document, behaviour changed) of two paths of the same kind."""
+    from ..core.changes import compare_reports
+    from ..verdicts.wording import diff as words
+
+    for path, name in zip((old, new), shown, strict=True):
+        if not path.exists():
+            raise RolecheckUsageError(words.no_such_path(name))
+    kinds = (_kind(old), _kind(new))
+    if kinds[0] != kinds[1]:
+        raise RolecheckUsageError(words.mixed_kinds(shown[0], kinds[0], shown[1], kinds[1]))
+    document: dict[str, Any] = {
+        "rolecheck_diff": DIFF_FORMAT_VERSION,
+        "old": shown[0],
+        "new": shown[1],
+    }
+    lines = words.header(*shown)
+    if kinds[0] == _REPORT:
+        changes = compare_reports(_report_rows(old), _report_rows(new))
+        lines += words.comparisons_lines(changes)
+        changed = any(c.behaviour_changed for c in changes)
+        document["comparisons"] = [c.to_dict() for c in changes]
+    else:
+        if kinds[0] == _DIRECTORY:
+            diffs = _directory_diffs(old, new, shown)
+        else:
+            diffs = [_cassette_diff(shown[1], old, new, shown)]
+        lines += words.recordings_lines(diffs)
+        changed = any(d.behaviour_changed for d in diffs)
+        document["cassettes"] = [d.to_dict() for d in diffs]
+    document["behaviour_changed"] = changed
+    return lines, document, changed
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run ``rolecheck diff`` with parsed arguments; return the exit status."""
+    from ..recording.files import write_text_atomic
+
+    with tempfile.TemporaryDirectory(prefix="rolecheck-diff-") as tmp:
+        if args.new is None:
+            if not args.old.exists():
+                from ..verdicts.wording import diff as words
+
+                raise RolecheckUsageError(words.no_such_path(args.old))
+            old = _head_version(args.old, Path(tmp))
+            shown = (f"{args.old} (git HEAD)", f"{args.old} (working tree)")
+            lines, document, changed = _compare(old, args.old, shown)
+        else:
+            lines, document, changed = _compare(args.old, args.new, (str(args.old), str(args.new)))
+    text = json.dumps(document, indent=2, ensure_ascii=False) + "\n"
+    if args.json is not None and str(args.json) == "-":
+        sys.stdout.write(text)
+    else:
+        print("\n".join(lines))
+        if args.json is not None:
+            write_text_atomic(args.json, text)
+    return ExitCode.FAILED if changed and not args.exit_zero else ExitCode.OK
