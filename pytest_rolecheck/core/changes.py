@@ -71,6 +71,7 @@ class CallChange:
             "new": self.new,
             "old_text": self.old_text,
             "new_text": self.new_text,
+            "offset": self.offset if self.status == TEXT else None,
         }
 
 

@@ -236,7 +236,8 @@ def neither(path: object) -> str:
 
 def unreadable(reason: object) -> str:
     return (
-        f"{reason}; `git diff` or `git checkout -- FILE` shows or restores the committed version."
+        f"{reason}; restore the committed file (git checkout -- FILE) or record it again "
+        "(pytest --rolecheck-record-mode=rewrite)."
     )
 
 
