@@ -420,6 +420,14 @@ OPTIONS: tuple[OptionSpec, ...] = (
     ),
     # -- rolecheck diff
     _command_only(
+        "against",
+        _text,
+        None,
+        "with one path: the git revision it is compared with (default: HEAD; in a pull "
+        "request's CI e.g. origin/main)",
+        metavar="REV",
+    ),
+    _command_only(
         "exit_zero",
         _bool,
         False,
@@ -475,7 +483,7 @@ COMMANDS: dict[str, dict[str | None, tuple[str, ...]]] = {
         )
     },
     "report": {None: ("out",)},
-    "diff": {None: ("json", "exit_zero")},
+    "diff": {None: ("against", "json", "exit_zero")},
     "serve": {
         None: _names("port host model_path alias parallel threads slot_ctx start_timeout log_file")
     },

@@ -126,6 +126,19 @@ def test_a_changed_text_names_the_call_and_the_first_diverging_token(
     assert diff(capsys, pairs, new, "--exit-zero")[0] == 0
 
 
+def test_calls_changed_the_same_way_are_one_entry(
+    capsys: pytest.CaptureFixture[str], pairs: Path, tmp_path: Path
+) -> None:
+    def two_calls(data: dict[str, Any]) -> None:
+        another_token(data, 2)
+        another_token(data, 4)
+
+    code, out, _ = diff(capsys, pairs, edited(pairs, tmp_path / "new.json", two_calls))
+    assert code == 1
+    assert 'calls #3, #5: text changed from token 3: "␣a" → "␣the"' in out
+    assert out.count("    old: ") == 1
+
+
 def test_other_probabilities_alone_are_shown_but_exit_0(
     capsys: pytest.CaptureFixture[str], pairs: Path, tmp_path: Path
 ) -> None:
@@ -257,6 +270,30 @@ def test_one_path_is_compared_with_git_head(
     assert code == 2
     assert "cassettes/new.json is not in git HEAD (a new file)" in err
     assert "rolecheck diff OLD cassettes/new.json" in err
+
+
+def test_against_compares_with_another_revision(
+    capsys: pytest.CaptureFixture[str], pairs: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # In a pull request's CI the working tree is the commit: compare with the base branch.
+    shutil.copy(pairs, tmp_path / "pairs.json")
+    git(tmp_path, "init", "-q")
+    git(tmp_path, "add", ".")
+    git(tmp_path, "commit", "-qm", "recorded")
+    edited(pairs, tmp_path / "pairs.json", another_token)
+    git(tmp_path, "commit", "-qam", "re-recorded")
+    monkeypatch.chdir(tmp_path)
+    assert diff(capsys, "pairs.json")[0] == 0
+    code, out, _ = diff(capsys, "pairs.json", "--against", "HEAD~1")
+    assert code == 1
+    assert out.startswith("old: pairs.json (git HEAD~1)\nnew: pairs.json (working tree)\n")
+    assert "pairs.json: 1 of 8 calls changed (texts 1)" in out
+    code, _, err = diff(capsys, "pairs.json", "--against", "main-that-is-not")
+    assert code == 2
+    assert "git knows no commit 'main-that-is-not'" in err
+    code, _, err = diff(capsys, "pairs.json", "pairs.json", "--against", "HEAD~1")
+    assert code == 2
+    assert "with two paths, drop it" in err
 
 
 def test_one_path_outside_git_is_a_usage_error(

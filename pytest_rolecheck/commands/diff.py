@@ -32,6 +32,7 @@ _PEEK: Final = 4096
 _EXAMPLES = """\
 examples:
   rolecheck diff cassettes/                      # the working tree vs git HEAD
+  rolecheck diff cassettes/ --against origin/main   # a pull request's cassettes vs main
   rolecheck diff old/cassettes new/cassettes     # two directories, matched by relative path
   rolecheck diff before.json after.json          # two cassettes, or two JSON reports
   rolecheck diff cassettes/ --json diff.json     # also write the differences as JSON
@@ -52,14 +53,17 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
             "Compare two cassettes (or directories of cassettes) call by call: which calls "
             "answer with another text and the first token where they part. Or compare two "
             "JSON reports comparison by comparison: verdict, change and p before and after. "
-            "With one path: its version in git HEAD is the old side."
+            "With one path: its version in git HEAD (or --against REV) is the old side."
         ),
         epilog=_EXAMPLES,
         json=Use(help="also write the differences as JSON to PATH (-: only JSON, on stdout)"),
     )
     parser.add_argument("old", type=Path, help="cassette, directory of cassettes or JSON report")
     parser.add_argument(
-        "new", type=Path, nargs="?", help="the same kind as OLD (default: OLD in git HEAD)"
+        "new",
+        type=Path,
+        nargs="?",
+        help="the same kind as OLD (default: OLD in git, see --against)",
     )
     return parser
 
@@ -202,31 +206,34 @@ class _GitError(Exception):
     pass
 
 
-def _head_version(path: Path, into: Path) -> Path:
-    """Write ``path``'s version in git HEAD (a file or a directory) under ``into``."""
+def _git_version(path: Path, rev: str, into: Path) -> Path:
+    """Write ``path``'s version at git revision ``rev`` (a file or a directory) under ``into``."""
     from ..verdicts.wording import diff as words
 
     directory = path if path.is_dir() else path.parent
     try:
-        _git(directory, "rev-parse", "--verify", "--quiet", "HEAD^{commit}")
+        _git(directory, "rev-parse", "--is-inside-work-tree")
     except _GitError as exc:
-        reason = str(exc) if str(exc) != "git failed" else "the repository has no commit yet"
-        raise RolecheckUsageError(words.not_in_git(path, reason)) from None
+        raise RolecheckUsageError(words.not_in_git(path, rev, str(exc))) from None
+    try:
+        _git(directory, "rev-parse", "--verify", "--quiet", f"{rev}^{{commit}}")
+    except _GitError:
+        raise RolecheckUsageError(words.no_revision(path, rev)) from None
     try:
         if not path.is_dir():
             target = into / path.name
-            target.write_bytes(_git(directory, "show", f"HEAD:./{path.name}"))
+            target.write_bytes(_git(directory, "show", f"{rev}:./{path.name}"))
             return target
-        listed = _git(path, "ls-tree", "-r", "-z", "--name-only", "HEAD", "--", ".")
+        listed = _git(path, "ls-tree", "-r", "-z", "--name-only", rev, "--", ".")
         for name in filter(None, listed.decode("utf-8").split("\0")):
             if name.endswith(".json"):
                 target = into / name
                 target.parent.mkdir(parents=True, exist_ok=True)
-                target.write_bytes(_git(path, "show", f"HEAD:./{name}"))
+                target.write_bytes(_git(path, "show", f"{rev}:./{name}"))
     except _GitError as exc:
         if "does not exist in" in str(exc) or "exists on disk, but not in" in str(exc):
-            raise RolecheckUsageError(words.new_in_worktree(path)) from None
-        raise RolecheckUsageError(words.not_in_git(path, str(exc))) from None
+            raise RolecheckUsageError(words.new_in_worktree(path, rev)) from None
+        raise RolecheckUsageError(words.not_in_git(path, rev, str(exc))) from None
     return into
 
 
@@ -261,7 +268,7 @@ def _compare(
         if kinds[0] == _DIRECTORY:
             diffs = _directory_diffs(old, new, shown)
         else:
-            diffs = [_cassette_diff(shown[1], old, new, shown)]
+            diffs = [_cassette_diff(str(new), old, new, shown)]
         lines += words.recordings_lines(diffs)
         changed = any(d.behaviour_changed for d in diffs)
         document["cassettes"] = [d.to_dict() for d in diffs]
@@ -272,16 +279,18 @@ def _compare(
 def run(args: argparse.Namespace) -> int:
     """Run ``rolecheck diff`` with parsed arguments; return the exit status."""
     from ..recording.files import write_text_atomic
+    from ..verdicts.wording import diff as words
 
     with tempfile.TemporaryDirectory(prefix="rolecheck-diff-") as tmp:
         if args.new is None:
             if not args.old.exists():
-                from ..verdicts.wording import diff as words
-
                 raise RolecheckUsageError(words.no_such_path(args.old))
-            old = _head_version(args.old, Path(tmp))
-            shown = (f"{args.old} (git HEAD)", f"{args.old} (working tree)")
+            rev = args.against or "HEAD"
+            old = _git_version(args.old, rev, Path(tmp))
+            shown = (f"{args.old} (git {rev})", f"{args.old} (working tree)")
             lines, document, changed = _compare(old, args.old, shown)
+        elif args.against is not None:
+            raise RolecheckUsageError(words.against_two_paths(args.against))
         else:
             lines, document, changed = _compare(args.old, args.new, (str(args.old), str(args.new)))
     text = json.dumps(document, indent=2, ensure_ascii=False) + "\n"

@@ -24,6 +24,7 @@ from .details import shorten
 
 # A re-record of a nondeterministic suite may change every call: show a few of each cassette.
 MAX_CALLS_SHOWN: Final = 8
+MAX_WAYS_SHOWN: Final = 5
 _TEXT_WIDTH: Final = 90
 _CONTEXT: Final = 30
 
@@ -43,7 +44,9 @@ def _calls(changes: Sequence[CallChange]) -> str:
     return ", ".join(numbers)
 
 
-def _text_change(change: CallChange) -> list[str]:
+def _text_change(calls: Sequence[CallChange]) -> list[str]:
+    """Calls whose text changed the same way: where, and both texts once."""
+    change = calls[0]
     if change.position is None:
         where = "its text or tool calls changed"
     elif change.new == "":
@@ -56,7 +59,7 @@ def _text_change(change: CallChange) -> list[str]:
     start = max(0, change.offset - _CONTEXT)
     lead = "…" if start else ""
     return [
-        f"  call #{change.index + 1}: text changed {where}",
+        f"  {'call' if len(calls) == 1 else 'calls'} {_calls(calls)}: text changed {where}",
         f"    old: {shorten(lead + (change.old_text or '')[start:], _TEXT_WIDTH)}",
         f"    new: {shorten(lead + (change.new_text or '')[start:], _TEXT_WIDTH)}",
     ]
@@ -86,11 +89,16 @@ def recording_lines(diff: RecordingDiff) -> list[str]:
         if diff.count(status)
     ]
     lines = [f"{diff.name}: {len(changed)} of {_s(n, 'call')} changed ({', '.join(counts)})"]
-    texts = [c for c in changed if c.status == TEXT]
-    for change in texts[:MAX_CALLS_SHOWN]:
-        lines += _text_change(change)
-    if len(texts) > MAX_CALLS_SHOWN:
-        lines.append(f"  … {_s(len(texts) - MAX_CALLS_SHOWN, 'more call')} with another text")
+    # A re-record often changes many calls the same way: one entry per way.
+    ways: dict[tuple[object, ...], list[CallChange]] = {}
+    for c in changed:
+        if c.status == TEXT:
+            ways.setdefault((c.position, c.old, c.new, c.old_text, c.new_text), []).append(c)
+    for calls in list(ways.values())[:MAX_WAYS_SHOWN]:
+        lines += _text_change(calls)
+    if len(ways) > MAX_WAYS_SHOWN:
+        rest = sum(len(calls) for calls in list(ways.values())[MAX_WAYS_SHOWN:])
+        lines.append(f"  … {_s(rest, 'more call')} with another text")
     for status, what in (
         (REQUEST, "another request is sent (the test changed)"),
         (ADDED, "new calls"),
@@ -245,15 +253,29 @@ def no_cassettes(path: object) -> str:
     return f"{path} holds no cassettes (*.json); pass the cassette directory, e.g. cassettes/."
 
 
-def not_in_git(path: object, reason: str) -> str:
+def not_in_git(path: object, rev: str, reason: str) -> str:
     return (
-        f"cannot compare {path} with its version in git HEAD: {reason}; run it inside a git "
-        f"checkout, or name both sides: rolecheck diff OLD NEW."
+        f"cannot compare {path} with its version in git {rev}: {reason}; run it inside a git "
+        "checkout, or name both sides: rolecheck diff OLD NEW."
     )
 
 
-def new_in_worktree(path: object) -> str:
+def no_revision(path: object, rev: str) -> str:
     return (
-        f"{path} is not in git HEAD (a new file): nothing to compare it with; name the old "
+        f"git knows no commit {rev!r} where {path} is (a new repository, or a branch not "
+        "fetched: git fetch origin); pass an existing revision with --against REV."
+    )
+
+
+def new_in_worktree(path: object, rev: str) -> str:
+    return (
+        f"{path} is not in git {rev} (a new file): nothing to compare it with; name the old "
         f"version yourself: rolecheck diff OLD {path}"
+    )
+
+
+def against_two_paths(rev: str) -> str:
+    return (
+        f"--against {rev} picks the old side of one path from git; with two paths, drop it "
+        "(or drop NEW to compare with git)."
     )
