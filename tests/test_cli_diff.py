@@ -9,6 +9,8 @@ through ``cli.main``, offline.
 from __future__ import annotations
 
 import json
+import os
+import re
 import shutil
 import subprocess
 from collections.abc import Callable
@@ -346,3 +348,36 @@ def test_missing_paths_are_usage_errors(
     code, _, err = diff(capsys, tmp_path, PAIRS)
     assert code == 2
     assert "is a directory but" in err
+
+
+# --------------------------------------------------------------------------- the docs
+
+_EXAMPLE = re.compile(
+    r"^<!-- diff example -->\n```text\n\$ rolecheck (.*?)\n(.*?)^```", re.M | re.S
+)
+
+
+def test_the_docs_example_is_what_the_command_prints(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    docs = ROOT / "docs" / "reports.md"
+    text = docs.read_text(encoding="utf-8")
+    example = _EXAMPLE.search(text)
+    assert example is not None, "docs/reports.md lost its <!-- diff example --> block"
+    argv = example.group(1).split()
+    rev = argv[argv.index("--against") + 1]
+    known = subprocess.run(
+        ["git", "rev-parse", "--verify", "--quiet", f"{rev}^{{commit}}"], cwd=ROOT, check=False
+    )
+    if known.returncode != 0:
+        pytest.skip(f"{rev} is not in this checkout (a shallow clone, or no git)")
+    monkeypatch.chdir(ROOT)
+    code, out, _ = diff(capsys, *argv[1:])
+    assert code == 1
+    if out != example.group(2) and os.environ.get("ROLECHECK_UPDATE_DOCS") == "1":
+        docs.write_text(text.replace(example.group(2), out), encoding="utf-8")
+        return
+    assert out == example.group(2), (
+        "docs/reports.md's rolecheck diff example is stale; refresh it with "
+        "ROLECHECK_UPDATE_DOCS=1 python -m pytest tests/test_cli_diff.py"
+    )
