@@ -141,6 +141,36 @@ def test_calls_changed_the_same_way_are_one_entry(
     assert out.count("    old: ") == 1
 
 
+def test_a_request_answered_otherwise_has_drifted(
+    capsys: pytest.CaptureFixture[str], pairs: Path, shipped: dict[str, Path], tmp_path: Path
+) -> None:
+    # The developer arm (calls #1, #3, ...) now answers as the shipped recording of the
+    # instruction in the user's message does: another near-tie winner at token 3.
+    user = json.loads(shipped[USER.stem].read_text(encoding="utf-8"))
+
+    def answered_otherwise(data: dict[str, Any]) -> None:
+        for index in range(0, CALLS, 2):
+            data["interactions"][index]["response"] = user["interactions"][0]["response"]
+
+    new = edited(pairs, tmp_path / "new.json", answered_otherwise)
+    code, out, _ = diff(capsys, pairs, new, "--json", tmp_path / "diff.json")
+    assert code == 1
+    assert 'calls #1, #3, #5, #7: text changed from token 3: "␣a" → "␣the"' in out
+    assert (
+        "each request, old vs new calls (js, the drift check's rule, Holm over 2 requests)" in out
+    )
+    assert "calls #1, #3, #5, … (4 old, 4 new): drifted: change 1 (exact), tolerance 0.2" in out
+    assert "calls #2, #4, #6, … (4 old, 4 new): no drift: change 0 (exact)" in out
+    assert out.rstrip().endswith("4 calls with another text; 1 of 2 requests drifted")
+    requests = json.loads((tmp_path / "diff.json").read_text(encoding="utf-8"))["cassettes"][0][
+        "requests"
+    ]
+    assert [(r["calls"], r["status"]) for r in requests] == [
+        ([1, 3, 5, 7], "drifted"),
+        ([2, 4, 6, 8], "no drift"),
+    ]
+
+
 def test_other_probabilities_alone_are_shown_but_exit_0(
     capsys: pytest.CaptureFixture[str], pairs: Path, tmp_path: Path
 ) -> None:
@@ -367,7 +397,10 @@ def test_the_docs_example_is_what_the_command_prints(
     argv = example.group(1).split()
     rev = argv[argv.index("--against") + 1]
     known = subprocess.run(
-        ["git", "rev-parse", "--verify", "--quiet", f"{rev}^{{commit}}"], cwd=ROOT, check=False
+        ["git", "rev-parse", "--verify", "--quiet", f"{rev}^{{commit}}"],
+        cwd=ROOT,
+        check=False,
+        capture_output=True,
     )
     if known.returncode != 0:
         pytest.skip(f"{rev} is not in this checkout (a shallow clone, or no git)")

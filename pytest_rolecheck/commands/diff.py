@@ -145,21 +145,28 @@ def _recorded(path: Path, shown: str) -> dict[int, RecordedCall]:
     return calls
 
 
+_Compared = tuple["RecordingDiff", list[dict[str, Any]]]
+
+
 def _cassette_diff(
     name: str, old: Path | None, new: Path | None, shown: tuple[str, str]
-) -> RecordingDiff:
-    from ..core.changes import RecordingDiff, compare_recordings
+) -> _Compared:
+    """The calls of one cassette compared, and its requests' old-vs-new drift entries."""
+    from ..core.changes import SAME, RecordingDiff, compare_recordings
+    from ..verdicts.rerecord import request_entries
 
     if old is None:
         assert new is not None
-        return RecordingDiff(name, compare_recordings({}, _recorded(new, shown[1])), "new")
+        return RecordingDiff(name, compare_recordings({}, _recorded(new, shown[1])), "new"), []
     if new is None:
-        return RecordingDiff(name, compare_recordings(_recorded(old, shown[0]), {}), "old")
+        return RecordingDiff(name, compare_recordings(_recorded(old, shown[0]), {}), "old"), []
     if old.read_bytes() == new.read_bytes():  # most cassettes of a pull request: not parsed
-        return RecordingDiff(name, (), identical=True)
-    return RecordingDiff(
-        name, compare_recordings(_recorded(old, shown[0]), _recorded(new, shown[1]))
-    )
+        return RecordingDiff(name, (), identical=True), []
+    before, after = _recorded(old, shown[0]), _recorded(new, shown[1])
+    diff = RecordingDiff(name, compare_recordings(before, after))
+    if all(c.status == SAME for c in diff.changes):
+        return diff, []
+    return diff, request_entries(name, before, after)
 
 
 def _cassettes(directory: Path) -> dict[str, Path]:
@@ -170,7 +177,7 @@ def _cassettes(directory: Path) -> dict[str, Path]:
     }
 
 
-def _directory_diffs(old: Path, new: Path, shown: tuple[str, str]) -> list[RecordingDiff]:
+def _directory_diffs(old: Path, new: Path, shown: tuple[str, str]) -> list[_Compared]:
     from ..verdicts.wording import diff as words
 
     before, after = _cassettes(old), _cassettes(new)
@@ -240,11 +247,25 @@ def _git_version(path: Path, rev: str, into: Path) -> Path:
 # --------------------------------------------------------------------------- the command
 
 
+def _decided(entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The entries with their status and Holm-adjusted p-value over all of them."""
+    from ..verdicts.rerecord import decide_requests
+
+    if not entries:
+        return []
+    decision = decide_requests(entries)
+    return [
+        e | {"status": arm.status, "adjusted_p": arm.adjusted_p}
+        for e, arm in zip(entries, decision.arms, strict=True)
+    ]
+
+
 def _compare(
     old: Path, new: Path, shown: tuple[str, str]
 ) -> tuple[list[str], dict[str, Any], bool]:
     """(text lines, JSON document, behaviour changed) of two paths of the same kind."""
     from ..core.changes import compare_reports
+    from ..core.drift import DRIFTED
     from ..verdicts.wording import diff as words
 
     for path, name in zip((old, new), shown, strict=True):
@@ -266,12 +287,18 @@ def _compare(
         document["comparisons"] = [c.to_dict() for c in changes]
     else:
         if kinds[0] == _DIRECTORY:
-            diffs = _directory_diffs(old, new, shown)
+            compared = _directory_diffs(old, new, shown)
         else:
-            diffs = [_cassette_diff(str(new), old, new, shown)]
-        lines += words.recordings_lines(diffs)
-        changed = any(d.behaviour_changed for d in diffs)
-        document["cassettes"] = [d.to_dict() for d in diffs]
+            compared = [_cassette_diff(str(new), old, new, shown)]
+        diffs = [diff for diff, _ in compared]
+        requests = _decided([entry for _, entries in compared for entry in entries])
+        lines += words.recordings_lines(diffs, requests)
+        changed = any(d.behaviour_changed for d in diffs) or any(
+            e["status"] == DRIFTED for e in requests
+        )
+        document["cassettes"] = [
+            d.to_dict() | {"requests": [e for e in requests if e["test"] == d.name]} for d in diffs
+        ]
     document["behaviour_changed"] = changed
     return lines, document, changed
 

@@ -7,6 +7,7 @@ matches them; comparisons by test id and title.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
@@ -128,6 +129,36 @@ def compare_recordings(
         else:
             changes.append(compare_call(index, old[index], new[index]))
     return tuple(changes)
+
+
+def _arm_key(request: str | bytes) -> str | bytes:
+    """A request without its ``seed``: sampled calls of one arm each carry their own."""
+    if isinstance(request, bytes):
+        return request
+    try:
+        tree = json.loads(request)
+    except ValueError:
+        return request
+    if isinstance(tree, dict):
+        tree.pop("seed", None)
+    return json.dumps(tree, sort_keys=True)
+
+
+def request_arms(
+    old: Mapping[int, RecordedCall], new: Mapping[int, RecordedCall]
+) -> list[tuple[tuple[int, ...], tuple[int, ...]]]:
+    """The calls of each request both recordings sent: (old indices, new indices) per request.
+
+    A request is one arm of a test (or one case of a prompt set's arm); seeds aside,
+    its calls are draws of the same behaviour, in order of first appearance in ``new``.
+    """
+    arms: dict[str | bytes, tuple[list[int], list[int]]] = {}
+    for side, calls in ((1, new), (0, old)):
+        for index in sorted(calls):
+            key = _arm_key(calls[index].request)
+            if side == 1 or key in arms:
+                arms.setdefault(key, ([], []))[side].append(index)
+    return [(tuple(a), tuple(b)) for a, b in arms.values() if a and b]
 
 
 @dataclass(frozen=True, slots=True)

@@ -19,6 +19,7 @@ from ...core.changes import (
     RecordingDiff,
 )
 from ...core.divergence import display_token
+from ...core.drift import DRIFTED
 from ..numbers import fmt_change, fmt_p, fmt_value
 from .details import shorten
 
@@ -65,8 +66,32 @@ def _text_change(calls: Sequence[CallChange]) -> list[str]:
     ]
 
 
-def recording_lines(diff: RecordingDiff) -> list[str]:
-    """One cassette: a headline, then the calls whose behaviour changed."""
+def _request_lines(requests: Sequence[Mapping[str, Any]], family: int) -> list[str]:
+    """Each request's old vs new calls, as a drift check decides an arm."""
+    if not requests:
+        return []
+    first = requests[0]
+    lines = [
+        f"  each request, old vs new calls ({first['metric']}, the drift check's rule, Holm "
+        f"over {_s(family, 'request')}):"
+    ]
+    for e in requests:
+        numbers = [f"#{n}" for n in e["calls"]]
+        shown = ", ".join(numbers[:3]) + (", …" if len(numbers) > 3 else "")
+        change = fmt_change(e["change"], e["change_upper"], exact=e["deterministic"])
+        # Deterministic sides need no test: the change is exact, its p a convention.
+        p = "" if e["deterministic"] else f", p {fmt_p(e['p_value'])}"
+        lines.append(
+            f"    calls {shown} ({e['n_recorded']} old, {e['n_live']} new): {e['status']}: "
+            f"change {change}, tolerance {fmt_value(e['tolerance'])}{p}"
+        )
+    return lines
+
+
+def recording_lines(
+    diff: RecordingDiff, requests: Sequence[Mapping[str, Any]] = (), family: int = 0
+) -> list[str]:
+    """One cassette: a headline, the calls whose behaviour changed, each request's change."""
     n = len(diff.changes)
     if diff.identical:
         return [f"{diff.name}: identical files"]
@@ -114,25 +139,46 @@ def recording_lines(diff: RecordingDiff) -> list[str]:
             f"  same text, other probabilities: {_calls(moved)} (earliest at token "
             f"{first.position}: logprob {fmt_value(first.old, 4)} → {fmt_value(first.new, 4)})"
         )
-    return lines
+    return lines + _request_lines(requests, family)
 
 
 def _untouched(diff: RecordingDiff) -> bool:
     return diff.only_in is None and all(c.status == SAME for c in diff.changes)
 
 
-def recordings_lines(diffs: Sequence[RecordingDiff]) -> list[str]:
-    """Every cassette that changed (a lone cassette also when it did not), then the verdict."""
+def recordings_lines(
+    diffs: Sequence[RecordingDiff], requests: Sequence[Mapping[str, Any]] = ()
+) -> list[str]:
+    """Every cassette that changed (a lone cassette also when it did not), then the verdict.
+
+    ``requests`` are the drift entries of every request compared, with their status.
+    """
     shown = diffs if len(diffs) == 1 else [d for d in diffs if not _untouched(d)]
-    lines = [line for diff in shown for line in recording_lines(diff)]
+    lines = [
+        line
+        for diff in shown
+        for line in recording_lines(
+            diff, [e for e in requests if e["test"] == diff.name], len(requests)
+        )
+    ]
     if shown and len(shown) < len(diffs):
         lines.append(f"{_s(len(diffs) - len(shown), 'more cassette')} unchanged")
-    return [*lines, recordings_summary(diffs)]
+    return [*lines, recordings_summary(diffs, requests)]
 
 
-def recordings_summary(diffs: Sequence[RecordingDiff]) -> str:
-    """The last line: whether any call behaves differently."""
+def recordings_summary(
+    diffs: Sequence[RecordingDiff], requests: Sequence[Mapping[str, Any]] = ()
+) -> str:
+    """The last line: whether any call behaves differently, and any request drifted."""
+    drifted = sum(e["status"] == DRIFTED for e in requests)
+    moved = f"; {drifted} of {_s(len(requests), 'request')} drifted" if requests else ""
+    return _calls_summary(diffs, drifted) + moved
+
+
+def _calls_summary(diffs: Sequence[RecordingDiff], drifted: int) -> str:
     changed = [d for d in diffs if d.behaviour_changed]
+    if not changed and drifted:
+        return f"behaviour changed in probabilities: {_s(len(diffs), 'cassette')} compared"
     if not changed:
         moved = sum(d.count(LOGPROBS) for d in diffs)
         extra = f" ({_s(moved, 'call')} with other probabilities only)" if moved else ""
