@@ -369,6 +369,15 @@ def test_unreadable_files_are_usage_errors(
     assert message in err
 
 
+def test_an_unwritable_json_path_fails(
+    capsys: pytest.CaptureFixture[str], pairs: Path, tmp_path: Path
+) -> None:
+    code, out, err = diff(capsys, pairs, pairs, "--json", tmp_path)
+    assert code == 1
+    assert "identical files" in out
+    assert f"cannot write the JSON to {tmp_path}" in err
+
+
 def test_missing_paths_are_usage_errors(
     capsys: pytest.CaptureFixture[str], pairs: Path, tmp_path: Path
 ) -> None:

@@ -17,7 +17,7 @@ import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
-from ..cli import ExitCode, add_command
+from ..cli import ExitCode, add_command, error
 from ..errors import RolecheckUsageError
 from ..settings import Use
 
@@ -326,5 +326,8 @@ def run(args: argparse.Namespace) -> int:
     else:
         print("\n".join(lines))
         if args.json is not None:
-            write_text_atomic(args.json, text)
+            try:
+                write_text_atomic(args.json, text)
+            except OSError as exc:
+                return error("diff", words.cannot_write(args.json, exc), ExitCode.FAILED)
     return ExitCode.FAILED if changed and not args.exit_zero else ExitCode.OK

@@ -325,3 +325,7 @@ def against_two_paths(rev: str) -> str:
         f"--against {rev} picks the old side of one path from git; with two paths, drop it "
         "(or drop NEW to compare with git)."
     )
+
+
+def cannot_write(path: object, exc: OSError) -> str:
+    return f"cannot write the JSON to {path} ({exc.strerror or exc}); pass a writable path."
