@@ -127,6 +127,7 @@ _SUBCOMMANDS: tuple[Callable[[Any], None], ...] = (
     _lazy("commands.compare"),  # rolecheck compare
     _lazy("commands.plan"),  # rolecheck plan
     _lazy("commands.report"),  # rolecheck report
+    _lazy("commands.diff"),  # rolecheck diff
 )
 
 

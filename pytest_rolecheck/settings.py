@@ -3,7 +3,7 @@
 Each option is declared once in :data:`OPTIONS`, with the one function that
 parses it. From that table come the ``--rolecheck-*`` flags, the
 ``rolecheck_*`` ini keys, the keywords of ``@pytest.mark.rolecheck(...)`` AND
-the argparse arguments of ``rolecheck compare/plan/report/serve``; so a value
+the argparse arguments of ``rolecheck compare/plan/report/diff/serve``; so a value
 is refused with the same words wherever it is typed
 ("invalid value '1.5': expected a number in (0, 1)").
 
@@ -422,6 +422,22 @@ OPTIONS: tuple[OptionSpec, ...] = (
         metavar="DIR",
         required=True,
     ),
+    # -- rolecheck diff
+    _command_only(
+        "against",
+        _text,
+        None,
+        "with one path: the git revision it is compared with (default: HEAD; in a pull "
+        "request's CI e.g. origin/main)",
+        metavar="REV",
+    ),
+    _command_only(
+        "exit_zero",
+        _bool,
+        False,
+        "exit 0 even when the behaviour changed (usage errors still exit 2)",
+        flag=True,
+    ),
     # -- rolecheck serve (model file, timeout, port: the server's, not the requests')
     _command_only("port", _int_in(1, 65535), None, "port to listen on (default: a free one)"),
     _command_only("host", _text, "127.0.0.1", "interface to listen on"),
@@ -471,6 +487,7 @@ COMMANDS: dict[str, dict[str | None, tuple[str, ...]]] = {
         )
     },
     "report": {None: ("out",)},
+    "diff": {None: ("against", "json", "exit_zero")},
     "serve": {
         None: _names("port host model_path alias parallel threads slot_ctx start_timeout log_file")
     },

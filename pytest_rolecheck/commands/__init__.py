@@ -3,6 +3,7 @@
 Modules::
 
     compare       ``rolecheck compare``: run one experiment outside pytest and print the verdict.
+    diff          ``rolecheck diff``: what changed between two recordings (or two JSON reports).
     plan          ``rolecheck plan``: how many trials per arm, from an A/A pilot (the CLI adapter).
     plan_sets     ``rolecheck plan --cases``: cases x trials per case for a prompt set, from an
                   A/A pilot.

@@ -7,6 +7,8 @@ benchmarked on plain arrays.
 Modules::
 
     bounds        Confidence bounds on the size of the change between two arms.
+    changes       What changed between two recordings of the same calls, or two reports (``rolecheck
+                  diff``).
     contingency   Contingency-table statistics of tool-call outcomes: the 2xK table of two arms.
     decision      The verdict rule shared by every comparison: :func:`decide`, and the trials
                   advice.

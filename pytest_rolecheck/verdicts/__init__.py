@@ -17,6 +17,8 @@ Modules::
                   made.
     prompt_sets   :func:`compare` and :func:`compare_tool_calls` over many prompts at once
                   (mappings of case ids to responses).
+    rerecord      Old vs new calls of each request of a re-recorded cassette, by the drift check's
+                  rule (``rolecheck diff``).
     toolcalls     Compare the tool-calling behaviour of two arms by the distribution of call
                   outcomes (pure).
     wording       Every verdict text rolecheck writes (a package): headlines, advice, reports and

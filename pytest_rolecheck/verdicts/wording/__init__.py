@@ -12,6 +12,7 @@ Modules::
 
     details       The detail block of a verdict: the numbers behind it, as text or as report
                   sentences.
+    diff          The words of ``rolecheck diff``: what changed between two recordings or reports.
     drift         The words of a drift check: the rule, the terminal section, what to do.
     sets          Every text of a prompt-set comparison: headline, advice, report and assertion
                   message.
