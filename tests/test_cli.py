@@ -330,7 +330,7 @@ def test_compare_unknown_metric_fails_before_any_call(
 ) -> None:
     code, out, err = main(capsys, monkeypatch, "compare", *REQUEST_FLAGS, "--metric", "nope")
     assert code == 2
-    assert "argument --metric: invalid value 'nope': expected one of js, tv" in err
+    assert "argument --metric: invalid value 'nope': expected one of auto, js, tv" in err
     assert out == ""  # nothing started
 
 
@@ -340,7 +340,7 @@ def test_compare_tolerance_beyond_a_bounded_metric_fails_before_any_call(
     # The option alone allows 2 (tok_l1 measures in nats); js moves a share of mass.
     code, out, err = main(capsys, monkeypatch, "compare", *REQUEST_FLAGS, "--tolerance", "2")
     assert code == cli.ExitCode.USAGE
-    assert "tolerance=2.0 is not allowed with metric='js'" in err
+    assert "tolerance=2.0 is not allowed with metric='auto'" in err
     assert out == ""  # nothing started
 
 
@@ -604,6 +604,19 @@ def test_plan_deterministic_and_unreachable() -> None:
     capped = plan_trials(_pilot(1.0), tolerance=0.01, bounded=False, replications=20, max_trials=6)
     assert capped.n_equivalence is None
     assert [r.n for r in capped.rows] == [4, 5, 6]
+
+
+def test_plan_of_a_sampled_pilot_with_floor_0_does_not_claim_identical_outputs() -> None:
+    # Issue 15: a temperature-1 A/A pilot, 20 distinct texts, js floor exactly 0.
+    zero = plan_trials(np.zeros((20, 20)))
+    pilot = Pilot(matrix=np.zeros((20, 20)), metric="js", source="cassette x", distinct_texts=20)
+    out = "\n".join(format_plan(pilot, zero))
+    assert "exactly the same output" not in out
+    assert "deterministic" not in out
+    assert "the 20 pilot calls wrote 20 different texts" in out
+    assert "--metric auto" in out
+    same = Pilot(matrix=np.zeros((20, 20)), metric="js", source="cassette x")
+    assert "every pilot call gave exactly the same output" in "\n".join(format_plan(same, zero))
 
 
 def test_plan_rejects_bad_arguments() -> None:

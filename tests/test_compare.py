@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from typing import Any
 
 import numpy as np
@@ -156,6 +157,43 @@ def test_deterministic_difference_below_tolerance_is_equivalent() -> None:
     a = [fixed_response() for _ in range(4)]
     b = [fixed_response(logprob_shift=-1e-9) for _ in range(4)]
     assert compare(a, b).verdict == "equivalent"
+
+
+def sampled_response(token: str) -> dict[str, Any]:
+    """One sampled token from a fixed distribution: the texts vary, the distribution does not."""
+    dist = [(" Yes", math.log(0.6)), (" No", math.log(0.4))]
+    return make_response([(token, dict(dist)[token], dist)], text=token.strip())
+
+
+def test_varying_texts_with_identical_distributions_are_exact_but_not_deterministic() -> None:
+    # Issue 15: sampling drew different tokens from identical distributions; js compares
+    # only up to where the texts part, so every within-arm distance is 0.
+    arm = [sampled_response(t) for t in (" Yes", " No", " Yes", " No", " Yes")]
+    c = compare(arm, arm[::-1], metric="js")
+    assert c.exact
+    assert not c.deterministic
+    assert c.verdict == "equivalent"
+    assert c.change_upper is None
+    report = str(c)
+    assert "deterministic" not in report.lower()
+    assert "the texts vary, but the compared next-token distributions do not" in c.headline
+    assert "the 2 distinct texts come from sampling" in c.headline
+    assert "exact: every within-arm distance is 0" in report
+    assert any("metric='js_edit'" in w for w in c.warnings)
+    assert c.to_dict()["deterministic"] is False
+    assert c.to_dict()["exact"] is True
+    # The default sees that the calls were sampled and compares the answers too.
+    auto = compare(arm, arm[::-1])
+    assert auto.metric == "js_edit"
+    assert not auto.exact
+    assert not auto.deterministic
+
+
+def test_identical_calls_are_deterministic_and_exact() -> None:
+    c = compare([fixed_response()] * 4, [fixed_response()] * 4)
+    assert c.exact
+    assert c.deterministic
+    assert c.headline.startswith("deterministic backend:")
 
 
 def test_deterministic_shortcut_honours_the_tolerance() -> None:
@@ -370,7 +408,7 @@ def test_matrix_is_read_only() -> None:
 
 
 def test_unknown_metric_lists_available() -> None:
-    with pytest.raises(RolecheckUsageError, match="available: js, tv"):
+    with pytest.raises(RolecheckUsageError, match="available: auto, js, tv"):
         compare(noisy_arm(1, 4), noisy_arm(2, 4), metric="cosine")
 
 
@@ -553,6 +591,7 @@ def test_sampled_multimodal_same_distribution_is_equivalent() -> None:
     b = [sampled(str(t)) for t in rng.choice([" A", " B", " C"], 20)]
     c = compare(a, b)
     assert len({r.text for r in c.calls_a}) > 1
-    assert c.deterministic
+    assert c.exact
+    assert not c.deterministic  # the texts vary: exact, but not "deterministic" (issue 15)
     assert c.change == 0.0
     assert c.verdict == "equivalent"

@@ -66,6 +66,7 @@ class Pilot:
     metric: str
     source: str
     notes: tuple[str, ...] = ()
+    distinct_texts: int = 1  # how many different texts the pilot calls wrote
 
     @property
     def n(self) -> int:
@@ -99,8 +100,18 @@ def read_pilot_json(path: Path) -> Any:
         ) from None
 
 
+def resolve_pilot_metric(metric: str, calls: Sequence[Any]) -> tuple[str, list[str]]:
+    """The metric a pilot is measured with (``auto`` chosen from its calls), and a note why."""
+    from ..core.distances import AUTO, choose_metric
+
+    if metric != AUTO:
+        return metric, []
+    name, why = choose_metric(calls)
+    return name, [why] if why else []
+
+
 def load_pilot(
-    path: Path, *, metric: str = "js", arm: str | None = None, comparison: int | None = None
+    path: Path, *, metric: str = "auto", arm: str | None = None, comparison: int | None = None
 ) -> Pilot:
     """Read a pilot from a cassette or a JSON report.
 
@@ -109,8 +120,8 @@ def load_pilot(
     path : pathlib.Path
         A rolecheck cassette (the calls are re-measured with ``metric``) or a
         JSON report (the stored distance matrix is used, in its own metric).
-    metric : str, default "js"
-        Per-call distance for cassettes.
+    metric : str, default "auto"
+        Per-call distance for cassettes (``auto``: chosen from the pilot's calls).
     arm : {"1", "2", ..., "all"}, optional
         Which calls form the pilot. Cassette: the group of identical requests
         (numbered in order of first appearance; default: the only group, else
@@ -227,11 +238,13 @@ def _pilot_from_cassette(
     calls = [c for k in chosen for c in groups[k]]
     _check_size(len(calls), path)
     desc = ", ".join(described[k] for k in chosen)
+    metric, why = resolve_pilot_metric(metric, calls)
     return Pilot(
         matrix=distance_matrix(calls, metric),
         metric=metric,
         source=f"cassette {path}: {len(calls)} calls ({desc})",
-        notes=tuple(notes),
+        notes=(*why, *notes),
+        distinct_texts=len({c.text for c in calls}),
     )
 
 
@@ -314,6 +327,7 @@ def _pilot_from_report(
     if not np.all(np.isfinite(sub)):
         raise _fail(f"{path}: comparison {comparison} has missing distances; re-run it.")
     _check_size(sub.shape[0], path)
+    texts = [*(details.get("texts_a") or []), *(details.get("texts_b") or [])]
     return Pilot(
         matrix=sub,
         metric=str(details.get("metric", "js")),
@@ -322,6 +336,8 @@ def _pilot_from_report(
             f"{sub.shape[0]} calls of {what}"
         ),
         notes=tuple(notes),
+        # A report without texts cannot tell; its matrix then speaks alone.
+        distinct_texts=len({str(texts[i]) for i in index if i < len(texts)}) or 1,
     )
 
 
@@ -378,6 +394,8 @@ def format_plan(pilot: Pilot, plan: Plan) -> list[str]:
     list of str
     """
     unit, lines = pilot_header(pilot.source, pilot.metric, pilot.notes)
+    if plan.deterministic and pilot.distinct_texts > 1:
+        return lines + _same_distribution_lines(pilot)
     if plan.deterministic:
         return lines + _deterministic_lines()
     return lines + _floor_lines(plan, unit) + _table_lines(plan) + [""] + _answer_lines(plan)
@@ -393,6 +411,23 @@ def _deterministic_lines() -> list[str]:
         f"{MIN_CALLS_PER_ARM} trials). The change is then known exactly and compared with the "
         "tolerance directly.",
         f"trials per arm: {MIN_CALLS_PER_ARM}",
+    ]
+
+
+def _same_distribution_lines(pilot: Pilot) -> list[str]:
+    # Floor 0 while the texts differ: the metric compared the calls only up to where they
+    # part (sampling). Not "deterministic", and the answers after that were never compared.
+    from ..verdicts.wording import SAME_DISTRIBUTIONS
+
+    return [
+        "",
+        f"noise floor: 0 -- {SAME_DISTRIBUTIONS}: the {pilot.n} pilot calls wrote "
+        f"{pilot.distinct_texts} different texts.",
+        f"Metric {pilot.metric} compares calls only up to where their texts part, so it sees "
+        "no call-to-call variation here, and nothing the answers say after that point. To "
+        "size a test of what sampled answers say, measure the pilot with --metric auto (the "
+        "default) or js_edit.",
+        f"trials per arm with metric {pilot.metric}: {MIN_CALLS_PER_ARM}",
     ]
 
 

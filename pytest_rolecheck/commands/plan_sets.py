@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 from ..errors import RolecheckUsageError
 from ..settings import OPTIONS_BY_NAME
 from ..verdicts.numbers import fmt_share
-from .plan import pilot_header, read_pilot_json, request_groups
+from .plan import pilot_header, read_pilot_json, request_groups, resolve_pilot_metric
 
 if TYPE_CHECKING:
     import numpy as np
@@ -36,9 +36,10 @@ class SetPilot:
     metric: str
     source: str
     notes: tuple[str, ...] = ()
+    varied: bool = False  # some case's calls wrote different texts
 
 
-def load_set_pilot(path: Path, *, metric: str = "js") -> SetPilot:
+def load_set_pilot(path: Path, *, metric: str = "auto") -> SetPilot:
     """Read an A/A prompt-set pilot from a cassette: each distinct request is one case.
 
     Raises
@@ -61,12 +62,15 @@ def load_set_pilot(path: Path, *, metric: str = "js") -> SetPilot:
         )
     groups, _ = request_groups(path, data)
     sizes = sorted(len(calls) for calls in groups.values())
+    # One metric for every case, chosen from all the pilot's calls (as compare() does).
+    metric, why = resolve_pilot_metric(metric, [c for calls in groups.values() for c in calls])
     matrices = tuple(distance_matrix(calls, metric) for calls in groups.values())
     spread = f"{sizes[0]}" if sizes[0] == sizes[-1] else f"{sizes[0]}..{sizes[-1]}"
     return SetPilot(
         matrices=matrices,
         metric=metric,
-        notes=_ab_note(list(groups)),
+        notes=(*why, *_ab_note(list(groups))),
+        varied=any(len({c.text for c in calls}) > 1 for calls in groups.values()),
         source=(
             f"cassette {path}: {len(groups)} cases (one per distinct request; both arms of an "
             f"A/A run send the same request), {spread} calls each"
@@ -118,10 +122,17 @@ def format_set_plan(pilot: SetPilot, plan: SetPlan) -> list[str]:
             if plan.guard_cases is not None
             else "the engine's minimum applies"
         )
+        from ..verdicts.wording import SAME_DISTRIBUTIONS
+
+        basis = (
+            f"in every case {SAME_DISTRIBUTIONS}: metric {pilot.metric} compares calls only up "
+            "to where their texts part (measure with --metric auto to compare the answers)"
+            if pilot.varied
+            else "deterministic cases: every call of every pilot case gave exactly the same output"
+        )
         return [
             *lines,
-            "deterministic cases: every call of every pilot case gave exactly the same output, "
-            "so an A/A set has change 0 and no trials beyond the minimum are needed; "
+            f"{basis}, so an A/A set has change 0 and no trials beyond the minimum are needed; "
             f"{why}.",
             f"to certify equivalence at tolerance {plan.tolerance:g}: {a.cases} cases x "
             f"{a.trials} trials per case ({a.calls_per_arm} calls per arm)",

@@ -185,7 +185,8 @@ class Row:
                 effect = fmt_change(
                     self.change,
                     self.change_upper,
-                    exact=bool(self.deterministic) and not self.is_set,
+                    # An exact change (every within-arm distance 0) has no bounds to show.
+                    exact=bool(self.details.get("exact", self.deterministic)) and not self.is_set,
                 )
         return {
             "test": short_test(self.nodeid),

@@ -28,7 +28,7 @@ known exactly and compared with ``tolerance`` directly.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from typing import Any, overload
 
 import numpy as np
@@ -36,9 +36,7 @@ import numpy.typing as npt
 
 from ..core import stats as _stats
 from ..core.decision import verdict_of
-from ..core.distances import (
-    DEFAULT_METRIC,
-)
+from ..core.distances import DEFAULT_METRIC
 from ..core.limits import DEFAULT_ALPHA, DEFAULT_DESIGN
 from ..core.parse import ParsedCall
 from ..core.stats import ArmSummary, Bound, FlipSummary
@@ -49,7 +47,7 @@ from .numbers import json_value
 from .observers import comparison_made
 
 # check_options is re-exported: the plugin checks options before making any call.
-from .options import Metric, Options, parse_arm, refuse_empty
+from .options import Metric, Options, parse_arm, refuse_empty, resolve_metric
 from .options import check_options as check_options
 from .prompt_sets import PromptSetComparison, compare_set, is_set
 from .wording import details
@@ -77,8 +75,8 @@ class Comparison:
         ``cross - min(within_a, within_b)`` (all-pairs) or
         ``mean(B) - mean(A)`` of the trials' distances to the baseline (seed).
     change_upper, change_lower, change_se : float or None
-        Its ``1 - alpha`` upper and lower bounds and standard error (None on a
-        deterministic backend, where the change is known exactly).
+        Its ``1 - alpha`` upper and lower bounds and standard error (None when
+        the change is known exactly, see ``exact``).
     tolerance : float
         The largest change that still counts as equivalent.
     floor : float
@@ -86,8 +84,14 @@ class Comparison:
         distance to the baseline).
     n_a, n_b : int
         Calls per arm (trials, without the baseline, in the seed design).
+    exact : bool
+        Every within-arm distance was exactly 0: the change is known exactly and
+        decided without statistics.
     deterministic : bool
-        Every within-arm distance was exactly 0: decided without statistics.
+        ``exact`` and every call of each arm identical (text and logprobs). With a
+        token metric and sampled calls the texts can vary while every within-arm
+        distance is 0 (the compared prefix distributions are identical): exact,
+        but not deterministic.
     within_a, within_b, cross : float
         Mean within-A, within-B and cross-arm distances (seed design: mean
         distance of A's and of B's trials to the baseline; ``cross`` equals
@@ -126,6 +130,7 @@ class Comparison:
     cross: float
     n_a: int
     n_b: int
+    exact: bool
     deterministic: bool
     metric: str
     design: str
@@ -241,16 +246,20 @@ def compare(
         same ids (at least 2 cases, 2 calls per case and arm; 14+ cases to
         certify the default tolerance), compared as one set (rule:
         :mod:`pytest_rolecheck.core.prompt_sets`).
-    metric : str or callable, default "js"
+    metric : str or callable, default "auto"
         Per-call distance: a registered name (``available_metrics()``) or a
-        function ``fn(a, b) -> float``.
+        function ``fn(a, b) -> float``. ``"auto"`` chooses from the calls
+        (:func:`~pytest_rolecheck.core.distances.choose_metric`): ``js`` for
+        greedy calls, ``js_edit`` for sampled ones, ``edit`` without logprobs;
+        the report's notes say which.
     alpha : float, default 0.05
         Significance level of the difference test and ``1 -`` the confidence
         of the bounds.
     tolerance : float, optional
         The largest change that still counts as equivalent, chosen before
         looking at data: for ``js``, ``tv`` and ``first_token`` the share of
-        probability mass moved, in (0, 1]; default
+        probability mass moved, for the text metrics the share of characters
+        that differ (beyond the arms' own call-to-call spread), in (0, 1]; default
         :data:`~pytest_rolecheck.core.limits.DEFAULT_TOLERANCE` (0.2). ``n`` calls
         per arm cannot certify a tolerance below ``1 - alpha ** (1/n)``
         (0.259 for 10 calls, 0.139 for 20, 0.095 for 30).
@@ -306,11 +315,15 @@ def compare(
         return compare_set(responses_a, responses_b, opts)  # type: ignore[arg-type]
     calls_a = parse_arm(responses_a, opts.labels[0])
     calls_b = parse_arm(responses_b, opts.labels[1])
-    refuse_empty(calls_a, calls_b, opts.labels)
+    opts, why = resolve_metric(opts, calls_a + calls_b)
+    refuse_empty(calls_a, calls_b, opts.labels, opts.metric_fn)
     if opts.design == "seed":
-        return comparison_made(_decide(measure_seed(calls_a, calls_b, baseline, opts), opts))
-    _stats.validate_arm_sizes(len(calls_a), len(calls_b), opts.labels)
-    return comparison_made(_compare_all_pairs(calls_a, calls_b, opts))
+        result = _decide(measure_seed(calls_a, calls_b, baseline, opts), opts)
+    else:
+        _stats.validate_arm_sizes(len(calls_a), len(calls_b), opts.labels)
+        result = _compare_all_pairs(calls_a, calls_b, opts)
+    # The choice of the default metric is part of the result: say which and why.
+    return comparison_made(replace(result, notes=(why, *result.notes)) if why else result)
 
 
 def _compare_all_pairs(
@@ -363,6 +376,7 @@ class _Outcome:
     change_upper: float | None = None
     change_lower: float | None = None
     change_se: float | None = None
+    exact: bool = False
     deterministic: bool = False
     recommended_trials: int | None = None
     notes: tuple[str, ...] = ()
@@ -501,23 +515,31 @@ def _deterministic(
         tolerance=opts.tolerance,
         can_certify=opts.blind is None,
     )
-    headline, advice = _deterministic_words(core, calls_a, calls_b, opts, change, verdict, warnings)
+    # "Deterministic" only when the calls of each arm are identical, text and logprobs.
+    arm_a = calls_a if core.baseline is None else (core.baseline, *calls_a)
+    identical = all(len({(c.text, c.positions) for c in arm}) == 1 for arm in (arm_a, calls_b))
+    headline, advice = _deterministic_words(
+        core, calls_a, calls_b, opts, change, verdict, warnings, identical
+    )
     outcome = _Outcome(
         verdict=verdict,
         change=change,
         headline=headline,
         advice=advice,
-        test=_deterministic_test(core, opts),
+        test=_deterministic_test(core, opts, identical),
         warnings=tuple(warnings),
-        deterministic=True,
+        exact=True,
+        deterministic=identical,
         difference_detected=verdict is Verdict.DIFFERENT,
         equivalence_shown=verdict is Verdict.EQUIVALENT,
     )
     return _assemble(core, calls_a, calls_b, opts, desc, outcome)
 
 
-def _deterministic_test(core: Core, opts: Options) -> str:
+def _deterministic_test(core: Core, opts: Options, identical: bool) -> str:
     a, b = opts.labels
+    if not identical:
+        return wording.SAME_DISTRIBUTIONS
     return (
         "deterministic backend: every within-arm distance is 0"
         if core.baseline is None
@@ -534,8 +556,9 @@ def _deterministic_words(
     change: float,
     verdict: Verdict,
     warnings: list[str],
+    identical: bool,
 ) -> tuple[str, str]:
-    """Headline and advice of a deterministic verdict; caveats are appended to ``warnings``."""
+    """Headline and advice of an exact verdict; caveats are appended to ``warnings``."""
     a, b = opts.labels
     reference = core.baseline if core.baseline is not None else calls_a[0]
     texts = {c.text for c in (*calls_a, *calls_b)}
@@ -547,12 +570,13 @@ def _deterministic_words(
         else "every call of both arms saw the same next-token distributions up to its first "
         f"diverging token; the {len(texts)} distinct texts come from sampling"
     )
-    headline, advice = wording.deterministic_texts(opts, verdict, change, where)
+    headline, advice = wording.deterministic_texts(opts, verdict, change, where, identical)
     if verdict == Verdict.EQUIVALENT and change == 0.0 and len(texts) > 1:
         warnings.append(
-            "the texts differ only where sampling drew different tokens from identical "
-            "distributions; if the sampled outputs themselves matter, compare them "
-            "(text flips above) or compare tool-call outcomes."
+            f"metric {opts.metric!r} compares the calls only up to where their texts part; "
+            "after that the answers were not compared. If what sampled answers say matters, "
+            "compare their texts too: metric='js_edit' (what metric='auto' picks for sampled "
+            "calls) or 'edit'."
         )
         if opts.metric == "first_token":
             warnings.append(

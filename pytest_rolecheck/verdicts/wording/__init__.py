@@ -28,7 +28,14 @@ from ...core.distances import divergence_position
 from ...core.parse import ParsedCall
 from ..numbers import fmt_bounds, fmt_confidence, fmt_p, fmt_value
 from ..numbers import fmt_exact as _n
-from .details import comparison_report, shorten, text_lines, tool_call_report
+from .details import (
+    SAME_DISTRIBUTIONS,
+    comparison_report,
+    exact_basis,
+    shorten,
+    text_lines,
+    tool_call_report,
+)
 
 if TYPE_CHECKING:
     from ...core.stats import Bound, Decision, FlipSummary
@@ -38,6 +45,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "PLAIN_VERDICT",
+    "SAME_DISTRIBUTIONS",
     "assertion_message",
     "counterpart",
     "expected_verdict",
@@ -129,7 +137,7 @@ def blind_words(opts: Options, statistical: bool = True) -> str:
         )
     return (
         f"metric {opts.metric!r} cannot certify equivalence ({opts.blind}); it can still show "
-        f"a difference. Use metric='js' (the default) or 'tv' to show equivalence."
+        f"a difference. Use metric='auto' (the default), 'js' or 'tv' to show equivalence."
     )
 
 
@@ -238,7 +246,7 @@ def _inconclusive(
             f"Inconclusive: the change is below the tolerance {tol:g} by this measure "
             f"(upper bound {_n(reach)}), but {blind_words(opts)}"
         )
-        fix = "metric='js'" if opts.blind is not None else "design='all-pairs'"
+        fix = "metric='auto'" if opts.blind is not None else "design='all-pairs'"
         return headline, f"compare with {fix} (the default) to certify equivalence."
     side = "<=" if p_value <= opts.alpha else ">"
     headline = (
@@ -314,33 +322,30 @@ def first_difference(a: ParsedCall, b: ParsedCall) -> str:
 
 
 def deterministic_texts(
-    opts: Options,
-    verdict: str,
-    change: float,
-    where: str,
+    opts: Options, verdict: str, change: float, where: str, identical: bool = True
 ) -> tuple[str, str]:
-    """Headline and advice on a deterministic backend (the change is known exactly)."""
-    tol = opts.tolerance
+    """Headline and advice when every within-arm distance is 0 (the change is known exactly)."""
+    tol, basis = opts.tolerance, exact_basis(identical)
     if verdict == "equivalent":
         return (
-            f"deterministic backend: {where}; the change is exactly {_n(change)}, below the "
-            f"tolerance {tol:g}.",
+            f"{basis}: {where}; the change is exactly {_n(change)}, below the tolerance {tol:g}.",
             "nothing to do: both arms behave the same within the tolerance on this backend.",
         )
     if verdict == "different":
+        same = "every call within an arm is identical, so " if identical else ""
         return (
-            f"deterministic backend: outputs {where}; every call within an arm is identical, so "
-            f"the change is exactly {_n(change)}, above the tolerance {tol:g}.",
+            f"{basis}: outputs {where}; {same}the change is exactly {_n(change)}, above the "
+            f"tolerance {tol:g}.",
             different_advice(),
         )
     if change < tol:
         return (
-            f"Inconclusive: deterministic backend, change exactly {_n(change)}, but "
+            f"Inconclusive: {basis}, change exactly {_n(change)}, but "
             f"{blind_words(opts, statistical=False)}",
-            "compare with metric='js' (the default) to certify equivalence.",
+            "compare with metric='auto' (the default) to certify equivalence.",
         )
     return (
-        f"Inconclusive: deterministic backend, the change is exactly {_n(change)}, equal to "
+        f"Inconclusive: {basis}, the change is exactly {_n(change)}, equal to "
         f"the tolerance {tol:g}.",
         "decide whether a change of this size matters and set tolerance= accordingly.",
     )

@@ -23,11 +23,31 @@ if TYPE_CHECKING:
     from ..compare import Comparison
     from ..toolcalls import ToolCallComparison
 
-__all__ = ["comparison_report", "row_sentences", "shorten", "text_lines", "tool_call_report"]
+__all__ = [
+    "SAME_DISTRIBUTIONS",
+    "comparison_report",
+    "exact_basis",
+    "row_sentences",
+    "shorten",
+    "text_lines",
+    "tool_call_report",
+]
 
 _TEXT_WIDTH: Final = 100
 #: Width of a text or outcome quoted in a report or message.
 SHORT: Final = 60
+
+#: Why a change is exact when the calls of an arm are not identical: what is said
+#: instead of "deterministic", which only identical calls (text and logprobs) are.
+SAME_DISTRIBUTIONS = (
+    "every within-arm distance is 0 (the texts vary, but the compared next-token "
+    "distributions do not)"
+)
+
+
+def exact_basis(identical: bool) -> str:
+    """Why the change is known exactly: identical calls, or only identical distributions."""
+    return "deterministic backend" if identical else SAME_DISTRIBUTIONS
 
 
 def comparison_report(c: Comparison, *, with_next: bool = True) -> str:
@@ -62,8 +82,8 @@ def comparison_report(c: Comparison, *, with_next: bool = True) -> str:
         change += (
             f"; {fmt_confidence(c.alpha)} bounds {fmt_bounds(c.change_lower, c.change_upper, 4)}"
         )
-    elif c.deterministic:
-        change += "; exact: deterministic backend"
+    elif c.exact:
+        change += f"; exact: {exact_basis(c.deterministic)}"
     lines.append(change + f"; tolerance {c.tolerance:g})")
     what = "distances to the baseline" if seed else "within-arm distances"
     for label, s in ((a, c.summary_a), (b, c.summary_b)):
@@ -197,6 +217,11 @@ def _logprob_sentences(d: Mapping[str, Any], a: str, b: str, esc: _Esc, bold: _E
             "Deterministic backend: every call of an arm returned exactly the same output, so "
             "no statistics are needed: the arms either match exactly or differ for real."
         )
+    elif d.get("exact"):
+        out.append(
+            f"The change is exact: {SAME_DISTRIBUTIONS}. The calls were compared only up to "
+            f"where their texts part; {esc(metric)} did not compare the answers after that."
+        )
     elif seed:
         out.append(
             f"{esc(a)}'s trials are on average {bold(_num(esc, d.get('within_a')))} "
@@ -219,7 +244,7 @@ def _logprob_sentences(d: Mapping[str, Any], a: str, b: str, esc: _Esc, bold: _E
             f"average: a change of {bold(_num(esc, d.get('change')))} beyond the quieter arm's own "
             f"spread."
         )
-    if not d.get("deterministic") and d.get("p_value") is not None:
+    if not d.get("exact", d.get("deterministic")) and d.get("p_value") is not None:
         # A JSON report stores an infinite bound as null: print it as the formatter does.
         upper = d.get("change_upper")
         out.append(
