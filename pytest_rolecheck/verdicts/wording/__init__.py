@@ -13,6 +13,8 @@ Modules::
     details       The detail block of a verdict: the numbers behind it, as text or as report
                   sentences.
     drift         The words of a drift check: the rule, the terminal section, what to do.
+    logprobs      Every text about calls without logprobs: why a comparison went by text, and
+                  the errors.
     sets          Every text of a prompt-set comparison: headline, advice, report and assertion
                   message.
 """
