@@ -7,8 +7,9 @@ without it; when it answers without logprobs (Anthropic's OpenAI layer, some hos
 servers), the answer is kept. Either way the run remembers it (:class:`LogprobsMemory`,
 one per pytest run; each xdist worker finds out for itself, at the cost of one call), the
 rest of the calls to that endpoint and model ask for none (no more 400s), and the test's
-cassette records it (``recorded_with.no_logprobs``), so a replay builds the very requests
-that were sent and says the same thing. The comparison then goes by text (``metric="auto"``
+cassette records it (``recorded_with.no_logprobs``: per model, why, the server's words and
+the first call sent without), so a replay builds the very requests that were sent and
+says the same thing. The comparison then goes by text (``metric="auto"``
 chooses ``edit`` for calls without logprobs), and its notes say why.
 
 ``logprobs="true"`` requires logprobs (an answer without them is an error that says what to
@@ -61,7 +62,7 @@ class Gap:
     detail: str = ""
     model: str | None = None
 
-    def to_json(self) -> dict[str, str]:
+    def to_json(self) -> dict[str, Any]:
         return {"why": self.why, "detail": self.detail}
 
     @classmethod
@@ -211,6 +212,19 @@ class LogprobsGate:
             return Gap.from_json((self._recorded or {}).get(model), model)
         return self._memory.gap(self._key(spec))
 
+    def _strips(self, spec: CallSpec) -> bool:
+        """Whether this call asks for no logprobs, by a finding.
+
+        A replay strips exactly the calls that were sent without: those from the first
+        one the recording says was (before it, the calls asked, e.g. the first call that
+        found out that the server ignores them).
+        """
+        if not self._replaying:
+            return self._memory.gap(self._key(spec)) is not None
+        entry = (self._recorded or {}).get(str(spec.request.get("model") or ""))
+        first = entry.get("from_call") if isinstance(entry, Mapping) else None
+        return isinstance(first, int) and spec.index >= first
+
     def _learn(self, spec: CallSpec, gap: Gap | None) -> None:
         if self._detect:
             self._memory.learn(self._key(spec), gap)
@@ -222,7 +236,7 @@ class LogprobsGate:
             return list(specs)
         return [
             dataclasses.replace(spec, request=unasked(spec.request))
-            if asks(spec.request) and self.known_gap(spec) is not None
+            if asks(spec.request) and self._strips(spec)
             else spec
             for spec in specs
         ]
@@ -235,7 +249,7 @@ class LogprobsGate:
         In auto mode, one call per endpoint and model not yet known goes first, alone.
         """
         specs = self.prepare(specs)
-        done: dict[int, Any] = {}
+        done: dict[int, tuple[CallSpec, Any]] = {}  # by position: the request as sent, its answer
         if self.mode == "auto" and self._detect:
             tried: set[tuple[str, str]] = set()
             for position, spec in enumerate(specs):
@@ -243,12 +257,12 @@ class LogprobsGate:
                 if asks(spec.request) and key not in tried and not self._memory.knows(key):
                     tried.add(key)
                     done[position] = self._probe(runner, spec)
-            specs = self.prepare(specs)
+            specs = [done[p][0] if p in done else s for p, s in enumerate(self.prepare(specs))]
         rest = [spec for position, spec in enumerate(specs) if position not in done]
         answers = iter(runner.run(rest) if rest else [])
-        return specs, [done[p] if p in done else next(answers) for p in range(len(specs))]
+        return specs, [done[p][1] if p in done else next(answers) for p in range(len(specs))]
 
-    def _probe(self, runner: CompletionRunner, spec: CallSpec) -> Any:
+    def _probe(self, runner: CompletionRunner, spec: CallSpec) -> tuple[CallSpec, Any]:
         own = runner.explain
 
         def explain(exc: BaseException) -> Exception | None:
@@ -265,8 +279,9 @@ class LogprobsGate:
             gap = Gap("rejected", self._redact(refused.detail), str(spec.request.get("model")))
             self._learn(spec, gap)
             runner.explain = own
-            (answer,) = runner.run([dataclasses.replace(spec, request=unasked(spec.request))])
-            return answer
+            again = dataclasses.replace(spec, request=unasked(spec.request))
+            (answer,) = runner.run([again])
+            return again, answer
         finally:
             runner.explain = own
         what = missing(answer)
@@ -274,7 +289,7 @@ class LogprobsGate:
             self._learn(spec, Gap("ignored", what, str(spec.request.get("model"))))
         elif answer is not None and _has_text(answer):
             self._learn(spec, None)
-        return answer
+        return spec, answer
 
     def gaps(self, specs: Sequence[CallSpec], answers: Sequence[Any]) -> list[Gap | None]:
         """Per answer, why it carries no logprobs (``None``: it has them, or they were required).
@@ -285,7 +300,9 @@ class LogprobsGate:
         for spec, answer in zip(specs, answers, strict=True):
             model = str(spec.request.get("model") or "")
             gap: Gap | None = None
-            if self.mode == "false" or (self.mode == "auto" and not asks(spec.request)):
+            if self.mode == "false":
+                gap = Gap("off", "", model)
+            elif self.mode == "auto" and not asks(spec.request):
                 gap = self.known_gap(spec) or Gap("off", "", model)
             elif (what := missing(answer)) is not None:
                 if self.mode == "true":
@@ -296,7 +313,10 @@ class LogprobsGate:
                 gap = Gap("ignored", what, model)
                 self._learn(spec, gap)
             if gap is not None and gap.why != "off" and self._cassette is not None:
-                self._cassette.recorded_with.setdefault(RECORD_KEY, {})[model] = gap.to_json()
+                found = self._cassette.recorded_with.setdefault(RECORD_KEY, {})
+                entry = found.setdefault(model, gap.to_json())
+                if not asks(spec.request):  # where a replay starts to ask for none
+                    entry["from_call"] = min(entry.get("from_call", spec.index), spec.index)
             out.append(gap)
         return out
 
