@@ -207,3 +207,16 @@ def test_only_a_refusal_of_logprobs_is_one() -> None:
     assert rejection(error(400, {"error": {"message": "max_tokens too large"}})) is None
     assert rejection(error(500, REFUSAL)) is None
     assert rejection(ValueError("logprobs")) is None
+
+
+def test_a_prompt_set_without_logprobs_says_why_in_its_warnings() -> None:
+    from pytest_rolecheck import PromptSet
+
+    prompts = PromptSet.from_prompts(["Name a colour.", "Name a cat."], instruction="Be brief.")
+    server = Server("refuses")
+    result = _rolecheck(server).compare(
+        prompts.with_role("developer"), prompts.with_role("system"), trials=2
+    )
+    assert server.asked == 1
+    assert result.metric == "edit"
+    assert "it rejected them" in result.warnings[-1]

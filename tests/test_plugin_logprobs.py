@@ -22,24 +22,26 @@ import pytest
 import _fake_api
 
 _serve = _fake_api.handler
-ASKED = []
 
 def _refuses_logprobs(request):
     body = json.loads(request.content)
     if "logprobs" in body:
-        ASKED.append(body)
         return httpx2.Response(400, json={"error": {
             "message": "logprobs are not supported with reasoning models.",
             "type": "invalid_request_error", "param": "logprobs",
             "code": "unsupported_parameter"}})
     return _serve(request)
 
-if REFUSES:
-    _fake_api.handler = _refuses_logprobs
-
 @pytest.fixture(scope="session")
 def rolecheck_client():
-    return _fake_api.async_client()
+    # the handler is chosen here, not patched into _fake_api: another test's run may
+    # have imported that module already (pytester runs in this process)
+    import openai
+    handler = _refuses_logprobs if REFUSES else _serve
+    return openai.AsyncOpenAI(
+        api_key=_fake_api.PLANTED_KEY, base_url="http://fake-api.test/v1", max_retries=0,
+        http_client=httpx2.AsyncClient(transport=httpx2.MockTransport(handler)),
+    )
 """
 
 TESTS = """
@@ -137,3 +139,15 @@ def test_a_test_run_alone_on_replay_builds_its_requests_from_its_cassette(
     alone = project.runpytest("-k", "test_second")
     alone.assert_outcomes(passed=1)
     alone.stdout.fnmatch_lines(["by text: *test_second: *it rejected them*"])
+
+
+def test_a_drift_check_sends_the_recorded_requests_and_compares_by_text(
+    project: pytest.Pytester,
+) -> None:
+    project.makeconftest("REFUSES = True\n" + CONFTEST)
+    project.runpytest("--rolecheck-record-mode=once").assert_outcomes(passed=2)
+    result = project.runpytest("--rolecheck-drift")
+    result.assert_outcomes(passed=2)
+    result.stdout.fnmatch_lines(["drift check: 4 arms of 2 tests run live*: no drift"])
+    # the requests went as recorded: none asked, so the server refused none
+    result.stdout.no_fnmatch_line("*HTTP 400*failed*")
