@@ -220,3 +220,14 @@ def test_a_prompt_set_without_logprobs_says_why_in_its_warnings() -> None:
     assert server.asked == 1
     assert result.metric == "edit"
     assert "it rejected them" in result.warnings[-1]
+
+
+def test_a_responses_api_request_asks_by_its_include_entry() -> None:
+    from pytest_rolecheck.running.logprobs import asks, unasked
+
+    request = {"model": "m", "include": ["message.output_text.logprobs"], "top_logprobs": 5}
+    assert asks(request)
+    assert unasked(request) == {"model": "m"}
+    other = {"model": "m", "include": ["reasoning.encrypted_content", *request["include"]]}
+    assert unasked(other) == {"model": "m", "include": ["reasoning.encrypted_content"]}
+    assert not asks(unasked(other))

@@ -48,6 +48,8 @@ __all__ = [
 RECORD_KEY: Final = "no_logprobs"
 # Fields a request asks for logprobs with (chat completions).
 _FIELDS: Final = ("logprobs", "top_logprobs")
+# How a Responses-API request asks for them (include=[...] next to top_logprobs).
+_INCLUDE: Final = "message.output_text.logprobs"
 # Statuses of a refused request field (400; some OpenAI-compatible servers say 422).
 _REFUSED: Final = (400, 422)
 # A server's error text, shortened for the notes and the cassette.
@@ -114,11 +116,19 @@ def logprobs_mode(value: bool | str, *, source: str = "logprobs") -> str:
 
 
 def asks(request: Mapping[str, Any]) -> bool:
-    return request.get("logprobs") is True
+    """Whether a request asks for logprobs (chat completions, or the Responses API's way)."""
+    return request.get("logprobs") is True or _INCLUDE in (request.get("include") or ())
 
 
 def unasked(request: Mapping[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in request.items() if k not in _FIELDS}
+    """``request`` asking for no logprobs."""
+    out = {k: v for k, v in request.items() if k not in _FIELDS}
+    if "include" in out:
+        include = [i for i in out["include"] or () if i != _INCLUDE]
+        out.pop("include")
+        if include:
+            out["include"] = include
+    return out
 
 
 def rejection(exc: BaseException) -> str | None:
