@@ -470,7 +470,8 @@ COMMANDS: dict[str, dict[str | None, tuple[str, ...]]] = {
     "compare": {
         "what to compare": ("instruction", "prompt", "roles", "variant_a", "variant_b"),
         "requests": _names(
-            "model base_url local trials max_tokens top_logprobs temperature top_p concurrency"
+            "model base_url local trials max_tokens top_logprobs logprobs temperature top_p "
+            "concurrency"
         ),
         "statistics": ("design", "metric", "alpha", "tolerance", "seed", "expect"),
         "recording and output": ("cassette", "record_mode", "html", "json"),
