@@ -28,6 +28,7 @@ from .running.asserts import activate, deactivate, set_plugin_active
 from .running.backend import LocalBackend
 from .running.calls import default_cassette_path
 from .running.coordinator import WORKERINPUT_KEY as COORDINATOR_INPUT
+from .running.logprobs import LogprobsMemory
 from .running.progress import LiveProgress, Progress
 from .running.session import Rolecheck
 from .settings import (
@@ -49,6 +50,8 @@ COORDINATOR_KEY = pytest.StashKey[Any]()
 ROLECHECK_KEY = pytest.StashKey[Rolecheck]()
 CONFLICT_KEY = pytest.StashKey[str]()
 FLAGS_KEY = pytest.StashKey[tuple[str, ...]]()
+# Which servers give no logprobs, found out once per run (per xdist worker).
+LOGPROBS_KEY = pytest.StashKey[LogprobsMemory]()
 # Options a fix command must not repeat: it sets its own record mode, re-running one
 # test must not overwrite the run's reports, and a command that records is no drift check.
 _NOT_REPEATED = ("record_mode", "report", "report_dir", "drift", "drift_save")
@@ -116,6 +119,7 @@ def pytest_configure(config: pytest.Config) -> None:
     worker_input = getattr(config, "workerinput", {})
     config.stash[BACKEND_KEY] = LocalBackend(worker_input.get(COORDINATOR_INPUT))
     config.stash[OPEN_KEY] = set()
+    config.stash[LOGPROBS_KEY] = LogprobsMemory()
     set_plugin_active(True)
 
 
@@ -325,6 +329,7 @@ def _rolecheck_context(request: pytest.FixtureRequest) -> Generator[Rolecheck]:
         test_file=item.path,
         cassette_conflict=item.stash.get(CONFLICT_KEY, None),
         progress_display=lambda progress: _live_progress(config, progress),
+        logprobs_memory=config.stash[LOGPROBS_KEY],
     )
     item.stash[ROLECHECK_KEY] = rolecheck
     config.stash[OPEN_KEY].add(rolecheck)

@@ -39,6 +39,8 @@ VERDICTS_EXPECTED = ("equivalent", "different")
 MAX_SECONDS = 86_400.0
 # OpenAI's limit; 0 would silently give one alternative per token.
 MAX_TOP_LOGPROBS = 20
+# Whether requests ask for logprobs (running/logprobs.py says what each value does).
+LOGPROBS_MODES = ("auto", "true", "false")
 
 Parser = Callable[[str], Any]
 
@@ -252,6 +254,14 @@ OPTIONS: tuple[OptionSpec, ...] = (
         _int_in(1, MAX_TOP_LOGPROBS),
         MAX_TOP_LOGPROBS,
         f"top_logprobs of every request, at most {MAX_TOP_LOGPROBS} (OpenAI's limit)",
+    ),
+    OptionSpec(
+        "logprobs",
+        _choice(LOGPROBS_MODES),
+        LOGPROBS_MODES[0],
+        "auto = ask, and when a server rejects or ignores them stop asking and compare the "
+        "texts; true = require them; false = never ask (compare the texts)",
+        metavar=_braces(LOGPROBS_MODES),
     ),
     OptionSpec(
         "temperature",
@@ -476,7 +486,8 @@ COMMANDS: dict[str, dict[str | None, tuple[str, ...]]] = {
     "compare": {
         "what to compare": ("instruction", "prompt", "roles", "variant_a", "variant_b"),
         "requests": _names(
-            "model base_url local trials max_tokens top_logprobs temperature top_p concurrency"
+            "model base_url local trials max_tokens top_logprobs logprobs temperature top_p "
+            "concurrency"
         ),
         "statistics": ("design", "metric", "alpha", "tolerance", "seed", "expect"),
         "recording and output": ("cassette", "record_mode", "html", "json"),
@@ -518,6 +529,7 @@ class Settings:
     design: str = _default("design")
     max_tokens: int = _default("max_tokens")
     top_logprobs: int = _default("top_logprobs")
+    logprobs: str = _default("logprobs")
     temperature: float = _default("temperature")
     timeout: float | None = _default("timeout")
     cassette_dir: str = _default("cassette_dir")

@@ -204,6 +204,7 @@ def test_plugin_timeout_option_cuts_a_hang_and_says_what_is_in_flight(
         f"--rolecheck-base-url={server.base_url}",
         "--rolecheck-timeout=0.4",
         "--rolecheck-concurrency=2",
+        "--rolecheck-logprobs=true",  # no first call alone to find out about logprobs
     )
     result.assert_outcomes(failed=1)
     # printed while the calls hang (its place among pytest's own lines may vary)

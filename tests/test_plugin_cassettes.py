@@ -321,9 +321,12 @@ def test_no_logprobs_says_which_option(
 ) -> None:
     monkeypatch.setenv("FAKE_API_NO_LOGPROBS", "1")
     project.makepyfile(test_roles=ROLE_TESTS)
-    result = project.runpytest("--rolecheck-record-mode=once", "-k", "test_roles_differ")
+    result = project.runpytest(
+        "--rolecheck-record-mode=once", "--rolecheck-logprobs=true", "-k", "test_roles_differ"
+    )
     result.assert_outcomes(failed=1)
-    result.stdout.fnmatch_lines(["*NoLogprobsError*logprobs=True*top_logprobs*"])
+    result.stdout.fnmatch_lines(["*NoLogprobsError*no token logprobs*logprobs=true requires*"])
+    result.stdout.fnmatch_lines(["*default, auto, then asks without them*"])
 
 
 def test_secrets_and_private_headers_never_reach_the_cassette(project: pytest.Pytester) -> None:
@@ -777,6 +780,9 @@ class _SilentServer:
             conn.close()
 
 
+LOGPROBS_TRUE = "--rolecheck-logprobs=true"
+
+
 @pytest.mark.parametrize("kind", ["OpenAI", "AsyncOpenAI"])
 def test_ctrl_c_stops_hung_calls_at_once_and_keeps_the_old_cassette(
     project: pytest.Pytester, kind: str
@@ -805,7 +811,8 @@ def rolecheck_client():
     plugins = ["-p", "no:cacheprovider", "-p", "no:hypothesispytest"]
     command = [sys.executable, "-m", "pytest", *plugins, "-k", "test_roles_differ"]
     child = subprocess.Popen(
-        [*command, "--rolecheck-record-mode=rewrite", "--rolecheck-concurrency=3"],
+        # logprobs=true: no first call alone to find out whether the server gives logprobs
+        [*command, "--rolecheck-record-mode=rewrite", "--rolecheck-concurrency=3", LOGPROBS_TRUE],
         cwd=project.path,
         env=env,
         stdout=subprocess.PIPE,
@@ -943,8 +950,17 @@ REQUEST_OPTIONS = [
     ({"max_tokens": 0}, "max_tokens=0 is not allowed: expected a whole number ≥ 1"),
     ({"trials": "10"}, "trials='10' is not allowed: expected a whole number ≥ 4, got a str"),
     ({"trials": 3}, "trials=3 is not allowed: expected a whole number ≥ 4"),
-    ({"params": {"logprobs": False}}, "logprobs=False, top_logprobs=20: a logprob comparison"),
-    ({"params": {"top_logprobs": None}}, "logprobs=True, top_logprobs=None: a logprob comparison"),
+    # logprobs=True requires them (the default, auto, compares the texts without them)
+    (
+        {"logprobs": True, "params": {"logprobs": False}},
+        "logprobs=False, top_logprobs=20: a logprob comparison",
+    ),
+    (
+        {"logprobs": True, "params": {"top_logprobs": None}},
+        "logprobs=True, top_logprobs=None: a logprob comparison",
+    ),
+    ({"logprobs": "maybe"}, "logprobs='maybe' is not allowed: expected True, False or one of auto"),
+    ({"logprobs": False, "metric": "js"}, "metric='js' compares token logprobs, but no logprobs"),
     ({"params": {"temperature": -1}}, "temperature=-1 is not allowed"),
     ({"params": {"max_completion_tokens": 0}}, "max_completion_tokens=0 is not allowed"),
     ({"params": {"n": 3}}, "n=3 is not allowed: each call must return one choice"),

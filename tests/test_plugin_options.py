@@ -45,6 +45,7 @@ BAD_VALUES = {
     "design": ("pairs", "all-pairs, seed"),
     "max_tokens": ("many", "whole number ≥ 1"),
     "top_logprobs": ("50", "whole number in [1, 20]"),
+    "logprobs": ("maybe", "auto, true, false"),
     "temperature": ("3", "[0, 2]"),
     "timeout": ("inf", "(0, 86400]"),
 }

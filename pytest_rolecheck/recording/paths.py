@@ -8,7 +8,10 @@ import os
 import re
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Final
+from typing import TYPE_CHECKING, Final
+
+if TYPE_CHECKING:
+    from ..settings import Settings
 
 _MAX_NAME: Final = 120
 _UNSAFE_NAME: Final = re.compile(r"[^A-Za-z0-9_.,=+@\[\]-]")
@@ -111,3 +114,30 @@ def _display(path: Path) -> str:
     with contextlib.suppress(ValueError):
         return str(path.resolve().relative_to(Path.cwd().resolve()))
     return str(path)
+
+
+def drift_save_path(settings: Settings, cassette: Path) -> Path | None:
+    """Where a drift check writes the live twin of ``cassette`` (``None``: nowhere).
+
+    The same relative path under ``--rolecheck-drift-save`` as under the cassette
+    directory, so that promoting a recording is a copy.
+    """
+    if not settings.drift_save:
+        return None
+    root = Path(settings.drift_save)
+    root = root if root.is_absolute() else settings.rootdir / root
+    try:
+        relative = cassette.relative_to(settings.rootdir / settings.cassette_dir)
+    except ValueError:
+        relative = Path(cassette.name)
+    return root / relative
+
+
+def default_cassette_path(settings: Settings, nodeid: str, test_file: Path | None) -> Path:
+    """The cassette of the test ``nodeid`` defined in ``test_file``."""
+    return cassette_path(
+        settings.rootdir / settings.cassette_dir,
+        nodeid,
+        test_file=test_file,
+        rootdir=settings.rootdir,
+    )

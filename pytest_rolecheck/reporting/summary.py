@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from ..recording.files import write_text_atomic
-from .row import Row, Totals
+from .row import Row, Totals, short_test
 
 USER_PROPERTY: Final = "rolecheck"
 REPORT_FORMAT_VERSION: Final = 1
@@ -105,6 +105,11 @@ class SummaryReport:
         totals = self.totals
         yield f"{totals.comparisons_text()};"
         yield totals.calls_text()
+        for row in self.rows:  # a comparison by text: why (the server gave no logprobs)
+            if row.details.get("no_logprobs"):
+                from ..verdicts.wording.logprobs import summary_line
+
+                yield summary_line(short_test(row.nodeid), str(row.details["no_logprobs"]))
 
     def to_json(self, drift: Mapping[str, Any] | None = None) -> dict[str, Any]:
         """The JSON report; a drift check adds its ``drift`` block."""

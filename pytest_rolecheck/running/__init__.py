@@ -11,7 +11,11 @@ Modules::
                   replayed.
     client        The one module that talks to the network, through the official ``openai`` SDK.
     coordinator   One run, many xdist workers: a shared call budget and one shared local server.
+    drift         A drift check of a test's comparison: each arm's live calls against its recorded
+                  ones.
     llama_server  Run llama.cpp's own C++ ``llama-server`` (embedded by xllamacpp) in this process.
+    logprobs      Whether a server gives logprobs: found out once per endpoint and model, then
+                  remembered.
     local         The bundled local backend: SmolLM2-135M-Instruct behind llama.cpp's own ``llama-
                   server``.
     progress      Call counters shared by the runner and whoever displays progress (no heavy

@@ -97,7 +97,7 @@ def assert_roles_equivalent(
 
     See :meth:`Rolecheck.compare` for the options (``trials``, ``model``,
     ``max_tokens``, ``top_logprobs``, ``temperature``, ``metric``, ``alpha``,
-    ``tolerance``, ``design``, ``seed``, ``params``). Pass ``prompts=`` (a
+    ``tolerance``, ``design``, ``seed``, ``params``, ``logprobs``). Pass ``prompts=`` (a
     :class:`~pytest_rolecheck.PromptSet` or a list of message lists) instead of
     ``messages`` to check the roles over a set of prompts at once.
     """

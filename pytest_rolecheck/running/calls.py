@@ -12,14 +12,18 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..errors import RolecheckUsageError
+from ..recording.paths import default_cassette_path as default_cassette_path
+from ..recording.paths import drift_save_path
 from ..settings import OPTIONS_BY_NAME, Settings, check_value
 from .backend import LOCAL_REPLAY_BASE_URL, LocalBackend
+from .logprobs import gate_for, logprobs_mode
 
 if TYPE_CHECKING:
     from ..recording.cassette import CassetteSession
     from ..variants import Variant
     from ..variants.prompt_sets import PromptSet
     from .client import AnyClient, CallSpec, CompletionRunner
+    from .logprobs import Gap, LogprobsMemory
     from .progress import Progress
 
 # Messages or an already-built Variant (or, as an arm of a comparison, a PromptSet).
@@ -54,6 +58,9 @@ class Calls:
     # Drift checks: the recorded cassette, read-only, and each live response's recorded twin.
     _baseline: CassetteSession | None
     _recorded: dict[int, tuple[Any, Any]]
+    # The run's findings of which servers give logprobs, and this test's answers without them.
+    _logprobs_memory: LogprobsMemory
+    _no_logprobs: dict[int, tuple[Any, Gap]]
     _live: bool | None
     _next_index: int
     _finished: bool
@@ -203,7 +210,9 @@ class Calls:
             slots=self._backend.slots() if live and self._backend is not None else None,
         )
 
-    def _run_specs(self, arms: Sequence[tuple[str, Mapping[str, Any]]]) -> list[Any]:
+    def _run_specs(
+        self, arms: Sequence[tuple[str, Mapping[str, Any]]], logprobs: str = "false"
+    ) -> list[Any]:
         from .client import CallSpec
 
         if self._finished:
@@ -217,6 +226,8 @@ class Calls:
             request = with_call_seed(request, self.nodeid or "", arm, self._next_index)
             specs.append(CallSpec(index=self._next_index, arm=arm, request=request))
             self._next_index += 1
+        gate = gate_for(self, logprobs)
+        specs = gate.prepare(specs)
         # A drift check reads every recorded twin first: a changed test fails before any call.
         recorded = (
             [self._baseline.recorded_body(spec.index, spec.body()) for spec in specs]
@@ -226,13 +237,16 @@ class Calls:
         display = self._progress_display if self.live else None
         try:
             with display(self.progress) if display is not None else nullcontext():
-                responses = self._runner.run(specs)
+                specs, responses = gate.run(self._runner, specs)
         except BaseException:
             # Calls were cut short (an error, Ctrl-C), even if the test catches it:
             # the cassette must not be written from a partial batch.
             self._calls_failed = True
             raise
         self._warn_on_model_swap(specs, responses)
+        for response, gap in zip(responses, gate.gaps(specs, responses), strict=True):
+            if gap is not None:  # kept with the response, so that its id stays unique
+                self._no_logprobs[id(response)] = (response, gap)
         if recorded is not None:
             # Keyed by identity; the live object is kept so that its id stays unique.
             self._recorded.update(
@@ -298,6 +312,9 @@ class Calls:
             )
         return Variant.from_messages(messages, label=label, **params)
 
+    def _logprobs_mode(self, value: bool | str | None) -> str:
+        return self.settings.logprobs if value is None else logprobs_mode(value)
+
     def _request(
         self,
         variant: Variant,
@@ -307,7 +324,7 @@ class Calls:
         top_logprobs: int | None,
         temperature: float | None,
         params: Mapping[str, Any] | None,
-        logprobs: bool = True,
+        logprobs: str = "auto",
     ) -> dict[str, Any]:
         defaults: dict[str, Any] = {
             # A variant that names its model needs no default one.
@@ -315,7 +332,7 @@ class Calls:
             "max_tokens": max_tokens if max_tokens is not None else self.settings.max_tokens,
             "temperature": (temperature if temperature is not None else self.settings.temperature),
         }
-        if logprobs:
+        if logprobs != "false":
             defaults["logprobs"] = True
             defaults["top_logprobs"] = (
                 top_logprobs if top_logprobs is not None else self.settings.top_logprobs
@@ -327,7 +344,7 @@ class Calls:
             "model": model,
             "max_tokens": max_tokens,
             "temperature": temperature,
-            "top_logprobs": top_logprobs if logprobs else None,
+            "top_logprobs": top_logprobs if logprobs != "false" else None,
         }
         request.update({key: value for key, value in explicit.items() if value is not None})
         if params:
@@ -346,12 +363,13 @@ class Calls:
         top_logprobs: int | None = None,
         temperature: float | None = None,
         params: Mapping[str, Any] | None = None,
-        logprobs: bool = True,
+        logprobs: bool | str | None = None,
     ) -> list[Any]:
         """Run ``n`` completions of ``variant`` (default: the ``trials`` setting).
 
         Returns the SDK's ``ChatCompletion`` objects in call order; pass them to
-        :func:`pytest_rolecheck.compare` to decide yourself.
+        :func:`pytest_rolecheck.compare` to decide yourself. ``logprobs``: ``"auto"``,
+        True or False (default: the ``logprobs`` setting; see ``--rolecheck-logprobs``).
         """
         built = self.variant(variant)
         count = self.settings.trials if n is None else n
@@ -364,9 +382,9 @@ class Calls:
             top_logprobs=top_logprobs,
             temperature=temperature,
             params=params,
-            logprobs=logprobs,
+            logprobs=(mode := self._logprobs_mode(logprobs)),
         )
-        return self._run_specs([(built.label, request)] * count)
+        return self._run_specs([(built.label, request)] * count, mode)
 
     def run_arms(
         self,
@@ -380,7 +398,7 @@ class Calls:
         top_logprobs: int | None = None,
         temperature: float | None = None,
         params: Mapping[str, Any] | None = None,
-        logprobs: bool = True,
+        logprobs: bool | str | None = None,
     ) -> tuple[list[Any], list[Any], Any | None]:
         """Run both arms interleaved (A, B, A, B, …), optionally after one baseline of A.
 
@@ -395,7 +413,7 @@ class Calls:
             "top_logprobs": top_logprobs,
             "temperature": temperature,
             "params": params,
-            "logprobs": logprobs,
+            "logprobs": (mode := self._logprobs_mode(logprobs)),
         }
         request_a = self._request(a, **kwargs)  # type: ignore[arg-type]
         request_b = self._request(b, **kwargs)  # type: ignore[arg-type]
@@ -406,7 +424,7 @@ class Calls:
         for _ in range(count):
             arms.append((label_a, request_a))
             arms.append((label_b, request_b))
-        responses = self._run_specs(arms)
+        responses = self._run_specs(arms, mode)
         base = responses.pop(0) if baseline else None
         return responses[0::2], responses[1::2], base
 
@@ -421,7 +439,7 @@ class Calls:
         top_logprobs: int | None = None,
         temperature: float | None = None,
         params: Mapping[str, Any] | None = None,
-        logprobs: bool = True,
+        logprobs: bool | str | None = None,
     ) -> tuple[CaseResponses, CaseResponses]:
         """Run ``n`` calls per arm of every case: ``({case id: responses}, ...)`` per arm.
 
@@ -432,6 +450,7 @@ class Calls:
         check_same_cases(set_a, set_b)
         label_a, label_b = _distinct_labels(set_a.label, set_b.label)
         arms: list[tuple[str, Mapping[str, Any]]] = []
+        mode = self._logprobs_mode(logprobs)
         for case_id in set_a:
             pair = [
                 self._request(
@@ -441,14 +460,14 @@ class Calls:
                     top_logprobs=top_logprobs,
                     temperature=temperature,
                     params=params,
-                    logprobs=logprobs,
+                    logprobs=mode,
                 )
                 for arm in (set_a, set_b)
             ]
             for _ in range(n):
                 arms.append((f"{label_a} [{case_id}]", pair[0]))
                 arms.append((f"{label_b} [{case_id}]", pair[1]))
-        responses = self._run_specs(arms)
+        responses = self._run_specs(arms, mode)
         per_case = [responses[i : i + 2 * n] for i in range(0, len(responses), 2 * n)]
         return (
             {case_id: calls[0::2] for case_id, calls in zip(set_a, per_case, strict=True)},
@@ -537,7 +556,7 @@ _CHECKED_FIELDS = {
 }
 
 
-def _check_request(request: Mapping[str, Any], *, logprobs: bool) -> None:
+def _check_request(request: Mapping[str, Any], *, logprobs: str) -> None:
     """Refuse, before any call, a request whose answers the statistics cannot use.
 
     A field may come from the assert's keywords, ``params=``, the variant or the
@@ -556,14 +575,18 @@ def _check_request(request: Mapping[str, Any], *, logprobs: bool) -> None:
             "stream=True is not allowed: the comparison reads whole chat completions; drop "
             "stream from params=. Checked before any call."
         )
-    if logprobs and (request.get("logprobs") is not True or request.get("top_logprobs") is None):
+    # auto asks by default but may be told otherwise in params=; only true requires them
+    if logprobs == "true" and (
+        request.get("logprobs") is not True or request.get("top_logprobs") is None
+    ):
         allowed = OPTIONS_BY_NAME["top_logprobs"].parse.__doc__
         raise RolecheckUsageError(
             f"logprobs={request.get('logprobs')!r}, top_logprobs="
             f"{request.get('top_logprobs')!r}: a logprob comparison needs logprobs=True and "
-            f"top_logprobs set ({allowed}) in every request; drop them from params= (the "
-            "defaults are right), or compare tool calls with assert_tool_calls_* instead. "
-            "Checked before any call."
+            f"top_logprobs set ({allowed}) in every request, and logprobs=true requires them; "
+            "drop them from params= (the defaults are right), compare tool calls with "
+            "assert_tool_calls_* instead, or let logprobs=auto compare the texts. Checked "
+            "before any call."
         )
 
 
@@ -579,32 +602,3 @@ def _is_azure(client: Any) -> bool:
 
 def _distinct_labels(a: str, b: str) -> tuple[str, str]:
     return (a, b) if a != b else (f"{a} (A)", f"{b} (B)")
-
-
-def drift_save_path(settings: Settings, cassette: Path) -> Path | None:
-    """Where a drift check writes the live twin of ``cassette`` (``None``: nowhere).
-
-    The same relative path under ``--rolecheck-drift-save`` as under the cassette
-    directory, so that promoting a recording is a copy.
-    """
-    if not settings.drift_save:
-        return None
-    root = Path(settings.drift_save)
-    root = root if root.is_absolute() else settings.rootdir / root
-    try:
-        relative = cassette.relative_to(settings.rootdir / settings.cassette_dir)
-    except ValueError:
-        relative = Path(cassette.name)
-    return root / relative
-
-
-def default_cassette_path(settings: Settings, nodeid: str, test_file: Path | None) -> Path:
-    """The cassette of the test ``nodeid`` defined in ``test_file``."""
-    from ..recording.paths import cassette_path
-
-    return cassette_path(
-        settings.rootdir / settings.cassette_dir,
-        nodeid,
-        test_file=test_file,
-        rootdir=settings.rootdir,
-    )

@@ -581,11 +581,9 @@ def translate_error(
         elif status == 429:
             hint = "rate limited: lower --rolecheck-concurrency, or retry later."
         elif "logprob" in detail.lower():
-            hint = (
-                "this model or server does not support logprobs; rolecheck needs "
-                "logprobs=True with top_logprobs=k (set --rolecheck-top-logprobs), or a model that "
-                "returns them."
-            )
+            from ..verdicts.wording.logprobs import rejected_hint
+
+            hint = rejected_hint()  # logprobs=auto asks again without them; only true gets here
         elif status >= 500:
             hint = "the server failed; retry, or read the server's log."
         else:

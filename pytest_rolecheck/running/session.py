@@ -24,6 +24,7 @@ from .backend import (
     LocalBackend as LocalBackend,  # re-exported: `rolecheck compare` imports it here
 )
 from .calls import Calls, VariantLike, _distinct_labels, prompt_sets, trials_per_case
+from .drift import check_drift
 
 if TYPE_CHECKING:
     from ..recording.cassette import CassetteSession
@@ -34,6 +35,7 @@ if TYPE_CHECKING:
     from ..verdicts.prompt_sets import PromptSetComparison
     from ..verdicts.toolcalls import ToolCallComparison
     from .client import AnyClient, CompletionRunner
+    from .logprobs import LogprobsMemory
     from .progress import Progress
 
 # What an assertion returns: the comparison it checked.
@@ -85,6 +87,9 @@ class Rolecheck(Calls):
     fix_command
         Builds the commands the cassette errors print, from a record mode (or
         ``None``) and extra ``--rolecheck-*`` flags; by default a pytest command.
+    logprobs_memory
+        Which servers were found to give no logprobs, shared by the run's tests
+        (:mod:`.logprobs`); by default the process's own.
     """
 
     def __init__(
@@ -102,7 +107,9 @@ class Rolecheck(Calls):
         command_flags: Sequence[str] = (),
         fix_command: Callable[[str | None, Sequence[str]], str] | None = None,
         progress_display: Callable[[Progress], AbstractContextManager[object]] | None = None,
+        logprobs_memory: LogprobsMemory | None = None,
     ) -> None:
+        from .logprobs import PROCESS_MEMORY
         from .progress import Progress
 
         self.settings = settings
@@ -127,6 +134,8 @@ class Rolecheck(Calls):
         self._cassette: CassetteSession | None = None
         self._baseline: CassetteSession | None = None
         self._recorded: dict[int, tuple[Any, Any]] = {}
+        self._logprobs_memory = logprobs_memory or PROCESS_MEMORY
+        self._no_logprobs = {}
         # Drift checks of this test's arms (JSON-able), for the session's decision.
         self.drift_arms: list[dict[str, Any]] = []
         self._live: bool | None = None
@@ -180,10 +189,16 @@ class Rolecheck(Calls):
         top_logprobs: int | None = None,
         temperature: float | None = None,
         params: Mapping[str, Any] | None = None,
+        logprobs: bool | str | None = None,
     ) -> Comparison | PromptSetComparison:
-        """Run both variants and compare their behaviour; never raises on a verdict."""
+        """Run both variants and compare their behaviour; never raises on a verdict.
+
+        ``logprobs``: ``"auto"`` (ask; compare the texts when the server gives none),
+        True (require them) or False (never ask); default the ``logprobs`` setting.
+        """
         from ..core.limits import DEFAULT_DESIGN
         from ..verdicts.compare import check_options, compare
+        from .logprobs import noted, refuse_logprob_metric, texts_of, without_logprobs
 
         sets = prompt_sets(variant_a, variant_b)
         design = design or self.settings.design
@@ -212,12 +227,15 @@ class Rolecheck(Calls):
             baseline=None,
             labels=labels,
         )
+        mode = self._logprobs_mode(logprobs)
+        refuse_logprob_metric(mode, metric)
         request: dict[str, Any] = {
             "model": model,
             "max_tokens": max_tokens,
             "top_logprobs": top_logprobs,
             "temperature": temperature,
             "params": params,
+            "logprobs": mode,
         }
         # A prompt set's arms are {case id: responses}: compare() decides over the set.
         responses_a: Any
@@ -229,18 +247,21 @@ class Rolecheck(Calls):
         else:
             responses_a, responses_b = self.run_sets(*sets, trials_per_case(trials), **request)
             base = None
+        # Answers without logprobs are compared by text (metric auto), and the notes say why.
+        gap = without_logprobs(self._no_logprobs, (responses_a, responses_b), metric)
+        prep = texts_of if gap is not None else _same
         self._own_comparison = True
         try:
             result: Comparison | PromptSetComparison = compare(
-                responses_a,
-                responses_b,
+                prep(responses_a),
+                prep(responses_b),
                 metric=metric,
                 alpha=alpha,
                 tolerance=tolerance,
                 max_excess_tv=max_excess_tv,
                 design=design,
                 seed=seed,
-                baseline=base,
+                baseline=base if base is None else prep([base])[0],
                 labels=labels,
             )
             if self._baseline is not None:
@@ -248,8 +269,8 @@ class Rolecheck(Calls):
                     labels,
                     (responses_a, responses_b),
                     lambda recorded, live, arm: compare(
-                        recorded,
-                        live,
+                        prep(recorded),
+                        prep(live),
                         metric=metric,
                         alpha=alpha,
                         tolerance=tolerance,
@@ -260,7 +281,12 @@ class Rolecheck(Calls):
                 )
         finally:
             self._own_comparison = False
+        if gap is not None:
+            result, note = noted(result, gap)
         self._add_row(result)
+        if gap is not None:  # the terminal summary's line
+            row = self._rows[-1]
+            self._rows[-1] = dataclasses.replace(row, details={**row.details, "no_logprobs": note})
         return result
 
     def compare_tool_calls(
@@ -457,41 +483,10 @@ class Rolecheck(Calls):
             prompts = PromptSet.from_messages(prompts)
         return prompts.with_role(roles[0]), prompts.with_role(roles[1])
 
-    # ------------------------------------------------------------------ drift
     def _check_drift(
-        self,
-        labels: tuple[str, str],
-        arms: tuple[Any, Any],
-        compare_arm: Callable[[Any, Any, tuple[str, str]], Any],
+        self, labels: tuple[str, str], arms: tuple[Any, Any], compare_arm: Callable[..., Any]
     ) -> None:
-        """Compare each arm's live calls with its recorded ones (a drift check).
-
-        The row of the test's own comparison is already added; a drift comparison
-        adds none (it runs while ``_own_comparison`` is set).
-        """
-        from ..verdicts.drift import arm_drift
-
-        for label, live in zip(labels, arms, strict=True):
-            if isinstance(live, Mapping):  # a prompt set: {case id: responses}
-                recorded: Any = {case: self.recorded_twins(calls) for case, calls in live.items()}
-            else:
-                recorded = self.recorded_twins(live)
-            result = compare_arm(recorded, live, ("recorded", "live"))
-            arm = f"{self.nodeid} [{label}]"
-            taken = {entry["arm"] for entry in self.drift_arms}
-            if arm in taken:  # the same arm in a second comparison of this test
-                arm = next(
-                    f"{arm} #{k}" for k in range(2, len(taken) + 3) if f"{arm} #{k}" not in taken
-                )
-            self.drift_arms.append(
-                arm_drift(
-                    result,
-                    arm=arm,
-                    test=self.nodeid or "",
-                    label=label,
-                    target=self._command_nodeid,
-                )
-            )
+        check_drift(self, labels, arms, compare_arm)  # kept short: this module is long
 
     # ---------------------------------------------------------------- records
     def _usage_snapshot(self) -> tuple[int, int, int]:
@@ -556,7 +551,7 @@ class Rolecheck(Calls):
         cassette, self._cassette = self._cassette, None
         # A drift check's recorded calls must all be used, as a replay's must.
         recording = self._baseline or cassette
-        self._baseline, self._recorded = None, {}
+        self._baseline, self._recorded, self._no_logprobs = None, {}, {}
         if recording is not None and not self._calls_failed:
             self.unused_recordings = recording.unused_recordings(self._next_index)
         runner, self._runner = self._runner, None
@@ -580,6 +575,10 @@ class Rolecheck(Calls):
         self._rows.append(
             Row.of_calls(nodeid=self.nodeid, usage=self._usage_snapshot(), source=self._source)
         )
+
+
+def _same(responses: Any) -> Any:
+    return responses
 
 
 def _check_trials(trials: Any) -> None:

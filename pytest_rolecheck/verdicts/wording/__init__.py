@@ -14,6 +14,8 @@ Modules::
                   sentences.
     diff          The words of ``rolecheck diff``: what changed between two recordings or reports.
     drift         The words of a drift check: the rule, the terminal section, what to do.
+    logprobs      Every text about calls without logprobs: why a comparison went by text, and
+                  the errors.
     sets          Every text of a prompt-set comparison: headline, advice, report and assertion
                   message.
 """
