@@ -139,7 +139,10 @@ def _metric(raw: str) -> str:
     return name
 
 
-_metric.__doc__ = "js, tv, tok_l1, first_token, seed, or a registered metric's name"
+_metric.__doc__ = (
+    "auto (js for greedy calls, js_edit for sampled ones, edit without logprobs), js, tv, "
+    "tok_l1, first_token, seed, hamming, edit, js_edit, or a registered metric's name"
+)
 
 
 def invalid_value(raw: object, exc: ValueError) -> str:
@@ -280,7 +283,8 @@ OPTIONS: tuple[OptionSpec, ...] = (
         _positive,
         None,
         "largest change that still counts as equivalent, in the metric's units: share of "
-        "probability mass moved (js, tv) or of calls whose tool-call outcome changes; "
+        "probability mass moved (js, tv), of characters (edit, hamming) or of calls whose "
+        "tool-call outcome changes; "
         f"choose it before looking at data (default: {DEFAULT_TOLERANCE})",
     ),
     OptionSpec(

@@ -370,7 +370,7 @@ def test_matrix_is_read_only() -> None:
 
 
 def test_unknown_metric_lists_available() -> None:
-    with pytest.raises(RolecheckUsageError, match="available: js, tv"):
+    with pytest.raises(RolecheckUsageError, match="available: auto, js, tv"):
         compare(noisy_arm(1, 4), noisy_arm(2, 4), metric="cosine")
 
 

@@ -35,9 +35,18 @@ from pytest_rolecheck.errors import RolecheckUsageError
 
 LN = math.log
 L2 = math.log2
-BUILTINS = ("js", "tv", "tok_l1", "first_token", "seed")
-EMPTY_VS_NONEMPTY = {"js": 1.0, "tv": 1.0, "tok_l1": 30.0, "first_token": 1.0, "seed": 9999.0}
-BOUNDED = ("js", "tv", "first_token")
+BUILTINS = ("js", "tv", "tok_l1", "first_token", "seed", "hamming", "edit", "js_edit")
+EMPTY_VS_NONEMPTY = {
+    "js": 1.0,
+    "tv": 1.0,
+    "tok_l1": 30.0,
+    "first_token": 1.0,
+    "seed": 9999.0,
+    "hamming": 1.0,
+    "edit": 1.0,
+    "js_edit": 1.0,
+}
+BOUNDED = ("js", "tv", "first_token", "hamming", "edit", "js_edit")
 
 
 def pos(token: str, dist: dict[str, float]) -> TokenSpec:
@@ -528,10 +537,11 @@ def _text_flip(a: ParsedCall, b: ParsedCall) -> float:
     return float(a.text != b.text)
 
 
-def test_builtins_are_registered_with_js_first() -> None:
-    assert available_metrics()[:5] == BUILTINS
+def test_builtins_are_registered_after_auto() -> None:
+    assert available_metrics()[: len(BUILTINS) + 1] == ("auto", *BUILTINS)
     assert get_metric("js") is js_distance
-    assert _distances.DEFAULT_METRIC == "js"
+    assert _distances.DEFAULT_METRIC == "auto"
+    assert set(BOUNDED) == set(_distances.BOUNDED_METRICS)
 
 
 def test_unknown_metric_lists_the_available_ones() -> None:
@@ -539,7 +549,7 @@ def test_unknown_metric_lists_the_available_ones() -> None:
         get_metric("kl")
     message = str(info.value)
     assert "unknown metric 'kl'" in message
-    assert "js, tv, tok_l1, first_token, seed" in message
+    assert "auto, js, tv, tok_l1, first_token, seed, hamming, edit, js_edit" in message
     assert "register_metric" in message
     with pytest.raises(RolecheckUsageError, match="unknown metric"):
         distance_matrix([ONE, ONE], "kl")

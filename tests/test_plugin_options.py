@@ -89,7 +89,7 @@ def test_defaults(pytester: pytest.Pytester) -> None:
         "alpha": 0.05,
         "tolerance": None,
         "concurrency": 8,
-        "metric": "js",
+        "metric": "auto",
         "design": "all-pairs",
         "local": False,
         "temperature": 0.0,
@@ -265,7 +265,7 @@ def test_a_tolerance_above_1_with_a_bounded_metric_fails_at_start(
     result = pytester.runpytest("--rolecheck-tolerance=2")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(
-        ["*--rolecheck-tolerance*tolerance=2.0 is not allowed with metric='js'*(0, 1]*"]
+        ["*--rolecheck-tolerance*tolerance=2.0 is not allowed with metric='auto'*(0, 1]*"]
     )
 
 

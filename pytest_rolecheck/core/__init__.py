@@ -13,7 +13,8 @@ Modules::
     descriptives  Descriptive statistics of distances: per-arm summaries, pair means, Cliff's
                   delta, text flips.
     difference    Difference tests: is the change between the arms more than chance?
-    distances     The metric registry and the all-pairs distance matrix.
+    distances     The metric registry, the default metric's choice, and the all-pairs distance
+                  matrix.
     divergence    Where two arms start to differ, token by token: the data behind the report's
                   plots (pure).
     drift         Suite-level drift: Holm over every arm, then a minimum effect per arm.
@@ -35,6 +36,8 @@ Modules::
                   --cases``).
     stats         Statistics behind the verdicts: difference test, equivalence bound, descriptives.
     strata        Permutations within one stratum (a prompt-set case), and the per-case q-values.
+    text_metrics  Distances between the texts of two calls: no logprobs needed, the whole answer
+                  seen.
     validation    Input checks shared by the statistics: arm sizes, options, distance matrices and
                   vectors.
     verdict       The three verdicts every comparison ends in: the one definition of their names.

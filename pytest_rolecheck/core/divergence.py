@@ -49,6 +49,9 @@ METRIC_UNITS: Final[dict[str, str]] = {
     "tok_l1": "nats",
     "first_token": "bits",
     "seed": "nats, rank-aligned",
+    "hamming": "share of characters",
+    "edit": "share of characters",
+    "js_edit": "js bits and share of characters, combined",
 }
 
 # Per-position forms exist for these metrics only; any other falls back to js.

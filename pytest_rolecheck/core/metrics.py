@@ -134,6 +134,7 @@ __all__ = [
     "position_profile",
     "seed_distance",
     "tok_l1_distance",
+    "took_other_token",
     "tv_distance",
 ]
 
@@ -162,10 +163,13 @@ _GREEDY_SLACK = 1e-6
 # prefix", 1 - prod(1 - v_t), instead of a mean over positions.
 _PARTING = frozenset({"js", "tv"})
 
-#: Metrics whose values lie in [0, 1] and mean "share of probability mass moved"
-#: (js in bits is at most tv): the tolerance is read in those units and the
-#: change bound guards against changes too rare to be seen (see ``_stats``).
-BOUNDED_METRICS: frozenset[str] = frozenset({"js", "tv", "first_token"})
+#: Metrics whose values lie in [0, 1]: "share of probability mass moved" (js in bits
+#: is at most tv) or, for the text metrics (:mod:`.text_metrics`), share of characters
+#: that differ. The tolerance is read in those units and the change bound guards
+#: against changes too rare to be seen (see ``_stats``).
+BOUNDED_METRICS: frozenset[str] = frozenset(
+    {"js", "tv", "first_token", "hamming", "edit", "js_edit"}
+)
 
 #: Metrics that cannot see some behaviour changes, with the reason: they may
 #: report a change but never certify equivalence.
@@ -293,6 +297,18 @@ def _greedy(position: Position) -> bool:
     """
     near = [lp for key, _, lp in position.alternatives if key != position.key]
     return all(lp < position.logprob - _GREEDY_SLACK for lp in near)
+
+
+def took_other_token(call: ParsedCall) -> bool:
+    """Whether ``call`` generated, somewhere, a token less likely than another listed one.
+
+    Greedy decoding (temperature 0) never does: it takes the most likely token, and
+    the logprobs come from the same step. A call that did was sampled (temperature
+    > 0), so calls of one configuration part where sampling drew differently.
+    """
+    return any(
+        any(lp > p.logprob + _GREEDY_SLACK for _, _, lp in p.alternatives) for p in call.positions
+    )
 
 
 def divergence_position(a: ParsedCall, b: ParsedCall) -> int | None:

@@ -28,7 +28,7 @@ known exactly and compared with ``tolerance`` directly.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from typing import Any, overload
 
 import numpy as np
@@ -36,9 +36,7 @@ import numpy.typing as npt
 
 from ..core import stats as _stats
 from ..core.decision import verdict_of
-from ..core.distances import (
-    DEFAULT_METRIC,
-)
+from ..core.distances import DEFAULT_METRIC
 from ..core.limits import DEFAULT_ALPHA, DEFAULT_DESIGN
 from ..core.parse import ParsedCall
 from ..core.stats import ArmSummary, Bound, FlipSummary
@@ -49,7 +47,7 @@ from .numbers import json_value
 from .observers import comparison_made
 
 # check_options is re-exported: the plugin checks options before making any call.
-from .options import Metric, Options, parse_arm, refuse_empty
+from .options import Metric, Options, parse_arm, refuse_empty, resolve_metric
 from .options import check_options as check_options
 from .prompt_sets import PromptSetComparison, compare_set, is_set
 from .wording import details
@@ -241,16 +239,20 @@ def compare(
         same ids (at least 2 cases, 2 calls per case and arm; 14+ cases to
         certify the default tolerance), compared as one set (rule:
         :mod:`pytest_rolecheck.core.prompt_sets`).
-    metric : str or callable, default "js"
+    metric : str or callable, default "auto"
         Per-call distance: a registered name (``available_metrics()``) or a
-        function ``fn(a, b) -> float``.
+        function ``fn(a, b) -> float``. ``"auto"`` chooses from the calls
+        (:func:`~pytest_rolecheck.core.distances.choose_metric`): ``js`` for
+        greedy calls, ``js_edit`` for sampled ones, ``edit`` without logprobs;
+        the report's notes say which.
     alpha : float, default 0.05
         Significance level of the difference test and ``1 -`` the confidence
         of the bounds.
     tolerance : float, optional
         The largest change that still counts as equivalent, chosen before
         looking at data: for ``js``, ``tv`` and ``first_token`` the share of
-        probability mass moved, in (0, 1]; default
+        probability mass moved, for the text metrics the share of characters
+        that differ (beyond the arms' own call-to-call spread), in (0, 1]; default
         :data:`~pytest_rolecheck.core.limits.DEFAULT_TOLERANCE` (0.2). ``n`` calls
         per arm cannot certify a tolerance below ``1 - alpha ** (1/n)``
         (0.259 for 10 calls, 0.139 for 20, 0.095 for 30).
@@ -306,11 +308,15 @@ def compare(
         return compare_set(responses_a, responses_b, opts)  # type: ignore[arg-type]
     calls_a = parse_arm(responses_a, opts.labels[0])
     calls_b = parse_arm(responses_b, opts.labels[1])
-    refuse_empty(calls_a, calls_b, opts.labels)
+    opts, why = resolve_metric(opts, calls_a + calls_b)
+    refuse_empty(calls_a, calls_b, opts.labels, opts.metric_fn)
     if opts.design == "seed":
-        return comparison_made(_decide(measure_seed(calls_a, calls_b, baseline, opts), opts))
-    _stats.validate_arm_sizes(len(calls_a), len(calls_b), opts.labels)
-    return comparison_made(_compare_all_pairs(calls_a, calls_b, opts))
+        result = _decide(measure_seed(calls_a, calls_b, baseline, opts), opts)
+    else:
+        _stats.validate_arm_sizes(len(calls_a), len(calls_b), opts.labels)
+        result = _compare_all_pairs(calls_a, calls_b, opts)
+    # The choice of the default metric is part of the result: say which and why.
+    return comparison_made(replace(result, notes=(why, *result.notes)) if why else result)
 
 
 def _compare_all_pairs(

@@ -3,16 +3,24 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
-from ..core.distances import BLIND_METRICS, BOUNDED_METRICS, available_metrics, get_metric
+from ..core.distances import (
+    AUTO,
+    BLIND_METRICS,
+    BOUNDED_METRICS,
+    available_metrics,
+    choose_metric,
+    get_metric,
+    uses_text,
+)
 from ..core.limits import DEFAULT_TOLERANCE, MIN_CALLS_PER_ARM
 from ..core.parse import ParsedCall, parse_response
 from ..core.validation import validate_labels, validate_options, validate_seed
 from ..errors import NothingToCompareError, RolecheckUsageError
 
-__all__ = ["Metric", "Options", "check_options", "parse_arm", "refuse_empty"]
+__all__ = ["Metric", "Options", "check_options", "parse_arm", "refuse_empty", "resolve_metric"]
 
 Metric = Callable[[ParsedCall, ParsedCall], float]
 
@@ -50,16 +58,20 @@ def check_options(
             f"absolute tolerance= instead, the largest share of probability mass that may move "
             f"(default {DEFAULT_TOLERANCE})."
         )
-    fn, name = _metric(metric)
+    # auto stands for a bounded metric that sees every change; the calls choose which
+    # (resolve_metric), and until then js stands in.
+    fn, name = _metric("js") if metric == AUTO else _metric(metric)
+    name = AUTO if metric == AUTO else name
     tolerance = _tolerance(tolerance, max_excess_tv, fn, name)
     validate_options(alpha=alpha, tolerance=tolerance, design=design)
-    builtin = {m: get_metric(m) for m in available_metrics()}
+    builtin = {m: get_metric(m) for m in available_metrics() if m != AUTO}
     bounded = any(fn is builtin.get(m) for m in BOUNDED_METRICS)
     blind = next((why for m, why in BLIND_METRICS.items() if fn is builtin.get(m)), None)
     if bounded and tolerance > 1:
         raise RolecheckUsageError(
             f"tolerance={tolerance!r} is not allowed with metric={name!r}: its values are a share "
-            f"of probability mass in [0, 1], so the tolerance must be in (0, 1], e.g. "
+            f"(of probability mass or of characters) in [0, 1], so the tolerance must be in "
+            f"(0, 1], e.g. "
             f"{DEFAULT_TOLERANCE} (the default)."
         )
     _check_the_rest(seed=seed, baseline=baseline, design=design, labels=labels)
@@ -74,6 +86,14 @@ def check_options(
         bounded=bounded,
         blind=blind,
     )
+
+
+def resolve_metric(opts: Options, calls: Sequence[ParsedCall]) -> tuple[Options, str | None]:
+    """``opts`` with ``auto`` replaced by the metric the calls call for, and why (else None)."""
+    if opts.metric != AUTO:
+        return opts, None
+    name, why = choose_metric(calls)
+    return replace(opts, metric=name, metric_fn=get_metric(name)), why
 
 
 def _metric(metric: str | Metric) -> tuple[Metric, str]:
@@ -128,10 +148,17 @@ def parse_arm(responses: Iterable[Any], label: str) -> tuple[ParsedCall, ...]:
 
 
 def refuse_empty(
-    calls_a: Sequence[ParsedCall], calls_b: Sequence[ParsedCall], labels: tuple[str, str]
+    calls_a: Sequence[ParsedCall],
+    calls_b: Sequence[ParsedCall],
+    labels: tuple[str, str],
+    metric: str | Metric = "js",
 ) -> None:
-    # Zero tokens everywhere makes every distance 0: "equivalent" would prove nothing.
-    if any(call.positions for call in (*calls_a, *calls_b)):
+    # Zero tokens everywhere makes every distance 0: "equivalent" would prove nothing. A
+    # text metric needs text, not logprobs.
+    calls = (*calls_a, *calls_b)
+    if any(call.positions for call in calls) or (
+        uses_text(metric) and any(call.text for call in calls)
+    ):
         return
     tools = sum(1 for call in (*calls_a, *calls_b) if call.tool_calls)
     why = f" ({tools} answered with tool calls)" if tools else ""

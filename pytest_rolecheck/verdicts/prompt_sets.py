@@ -23,7 +23,7 @@ from ..core.verdict import Verdict
 from ..errors import RolecheckUsageError
 from .numbers import json_value
 from .observers import comparison_made
-from .options import Options, parse_arm, refuse_empty
+from .options import Options, parse_arm, refuse_empty, resolve_metric
 from .wording import sets as set_wording
 
 __all__ = [
@@ -229,9 +229,11 @@ def compare_set(
     ids = case_ids(responses_a, responses_b, opts.labels)
     calls_a = {k: parse_arm(responses_a[k], f"{a}[{k}]") for k in ids}
     calls_b = {k: parse_arm(responses_b[k], f"{b}[{k}]") for k in ids}
-    refuse_empty(
-        [c for k in ids for c in calls_a[k]], [c for k in ids for c in calls_b[k]], opts.labels
-    )
+    pooled_a = [c for k in ids for c in calls_a[k]]
+    pooled_b = [c for k in ids for c in calls_b[k]]
+    # One metric for the whole set (the report names it), chosen from every case's calls.
+    opts, _ = resolve_metric(opts, pooled_a + pooled_b)
+    refuse_empty(pooled_a, pooled_b, opts.labels, opts.metric_fn)
     from ..core.prompt_sets import case_distances
 
     result = compare_prompt_set(
