@@ -180,8 +180,13 @@ class Rolecheck(Calls):
         top_logprobs: int | None = None,
         temperature: float | None = None,
         params: Mapping[str, Any] | None = None,
+        api: str | None = None,
     ) -> Comparison | PromptSetComparison:
-        """Run both variants and compare their behaviour; never raises on a verdict."""
+        """Run both variants and compare their behaviour; never raises on a verdict.
+
+        ``api="responses"`` sends the requests to ``client.responses.create``; a metric
+        that reads only the texts (``edit``, ``hamming``) asks for no logprobs.
+        """
         from ..core.limits import DEFAULT_DESIGN
         from ..verdicts.compare import check_options, compare
 
@@ -212,13 +217,18 @@ class Rolecheck(Calls):
             baseline=None,
             labels=labels,
         )
+        asks = asks_logprobs(metric)
         request: dict[str, Any] = {
             "model": model,
             "max_tokens": max_tokens,
             "top_logprobs": top_logprobs,
             "temperature": temperature,
             "params": params,
+            "logprobs": asks,
+            "api": api,
         }
+        # Calls asked for no logprobs are parsed as such (a missing logprob is no error).
+        prep = _same if asks else _texts_only
         # A prompt set's arms are {case id: responses}: compare() decides over the set.
         responses_a: Any
         responses_b: Any
@@ -232,15 +242,15 @@ class Rolecheck(Calls):
         self._own_comparison = True
         try:
             result: Comparison | PromptSetComparison = compare(
-                responses_a,
-                responses_b,
+                prep(responses_a),
+                prep(responses_b),
                 metric=metric,
                 alpha=alpha,
                 tolerance=tolerance,
                 max_excess_tv=max_excess_tv,
                 design=design,
                 seed=seed,
-                baseline=base,
+                baseline=base if base is None else prep([base])[0],
                 labels=labels,
             )
             if self._baseline is not None:
@@ -248,8 +258,8 @@ class Rolecheck(Calls):
                     labels,
                     (responses_a, responses_b),
                     lambda recorded, live, arm: compare(
-                        recorded,
-                        live,
+                        prep(recorded),
+                        prep(live),
                         metric=metric,
                         alpha=alpha,
                         tolerance=tolerance,
@@ -278,6 +288,7 @@ class Rolecheck(Calls):
         max_tokens: int | None = None,
         temperature: float | None = None,
         params: Mapping[str, Any] | None = None,
+        api: str | None = None,
     ) -> ToolCallComparison | PromptSetComparison:
         """Run both variants and compare which tools they call, with which arguments."""
         from ..verdicts.toolcalls import check_tool_options, compare_tool_calls
@@ -296,6 +307,7 @@ class Rolecheck(Calls):
             "temperature": temperature,
             "params": params,
             "logprobs": False,
+            "api": api,
         }
         # A prompt set's arms are {case id: responses}: the comparison is over the set.
         responses_a: Any
@@ -580,6 +592,28 @@ class Rolecheck(Calls):
         self._rows.append(
             Row.of_calls(nodeid=self.nodeid, usage=self._usage_snapshot(), source=self._source)
         )
+
+
+# The built-in metrics that read only the texts: their calls need no logprobs.
+_TEXT_ONLY_METRICS = ("edit", "hamming")
+
+
+def asks_logprobs(metric: Any) -> bool:
+    """Whether a comparison with ``metric`` asks its calls for logprobs."""
+    return not (isinstance(metric, str) and metric in _TEXT_ONLY_METRICS)
+
+
+def _same(responses: Any) -> Any:
+    return responses
+
+
+def _texts_only(responses: Any) -> Any:
+    """Responses (or a prompt set's ``{case: responses}``) parsed without requiring logprobs."""
+    from ..core.parse import parse_response
+
+    if isinstance(responses, Mapping):
+        return {case: _texts_only(calls) for case, calls in responses.items()}
+    return [parse_response(r, require_logprobs=False) for r in responses]
 
 
 def _check_trials(trials: Any) -> None:
