@@ -10,6 +10,7 @@ API down. The bundled server's ``/v1/responses`` is exercised in ``test_e2e_resp
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -386,3 +387,46 @@ def test_recorded_then_replayed_offline(
     assert [row.get("metric") for row in again][:2] == [row.get("metric") for row in first_report][
         :2
     ]
+
+
+# ------------------------------------------------------------------ rolecheck compare
+
+
+def test_rolecheck_compare_with_the_responses_api(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import argparse
+
+    import _fake_api
+
+    from pytest_rolecheck import cli
+    from pytest_rolecheck.commands.compare import _variants
+    from pytest_rolecheck.running.session import Rolecheck
+    from pytest_rolecheck.settings import Settings
+
+    for name in [n for n in os.environ if n.startswith(("OPENAI_", "FAKE_API_"))]:
+        monkeypatch.delenv(name)
+    roles = ("instructions", "developer")
+    none = argparse.Namespace(
+        variant_a=None, variant_b=None, roles=roles, instruction=None, prompt=None
+    )
+    cassette = tmp_path / "roles.json"
+    settings = Settings(record_mode="all", model="gpt-x", trials=4, max_tokens=5, api="responses")
+    checker = Rolecheck(settings, client_provider=_fake_api.async_client, cassette_file=cassette)
+    checker.compare(*_variants(none), metric="edit")
+    checker.finish(save=True)
+
+    flags = ["compare", "--model", "gpt-x", "--trials", "4", "--max-tokens", "5"]
+    flags += ["--roles", *roles, "--metric", "edit", "--cassette", str(cassette)]
+    capsys.readouterr()
+    assert cli.main([*flags, "--api", "responses", "--record-mode", "none"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("rolecheck compare: instructions vs developer on gpt-x")
+    assert "(replayed)" in out
+    # The same arms on the chat API: refused before any call.
+    assert cli.main([*flags, "--record-mode", "none"]) == 2
+    assert "needs the Responses API: pass api='responses'" in capsys.readouterr().err
+    assert cli.main([*flags, "--api", "completions"]) == 2
+    assert "invalid value 'completions': expected one of chat, responses" in (
+        capsys.readouterr().err
+    )
