@@ -430,3 +430,34 @@ def test_rolecheck_compare_with_the_responses_api(
     assert "invalid value 'completions': expected one of chat, responses" in (
         capsys.readouterr().err
     )
+
+
+@pytest.mark.parametrize("kind", ["sync", "async"])
+def test_a_server_without_the_responses_api_is_named(kind: str) -> None:
+    import httpx2
+    import openai
+
+    from pytest_rolecheck.errors import BackendError
+    from pytest_rolecheck.running.client import CallSpec, CompletionRunner
+
+    paths: list[str] = []
+
+    def missing(request: httpx2.Request) -> httpx2.Response:
+        paths.append(request.url.path)
+        return httpx2.Response(404, json={"error": {"message": "File Not Found"}})
+
+    base = {"api_key": "k", "base_url": "http://api.test/v1", "max_retries": 0}
+    client: Any = (
+        openai.OpenAI(**base, http_client=httpx2.Client(transport=httpx2.MockTransport(missing)))
+        if kind == "sync"
+        else openai.AsyncOpenAI(
+            **base, http_client=httpx2.AsyncClient(transport=httpx2.MockTransport(missing))
+        )
+    )
+    request = responses_request({"model": "m", "messages": MESSAGES})
+    with pytest.raises(BackendError) as caught:
+        CompletionRunner(client).run([CallSpec(index=0, arm="instructions", request=request)])
+    assert paths == ["/v1/responses"]
+    message = str(caught.value)
+    assert "call #1 (instructions) to http://api.test/v1/responses failed with HTTP 404" in message
+    assert "has the Responses API (else use api='chat')" in message

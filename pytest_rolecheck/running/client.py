@@ -587,7 +587,12 @@ def translate_error(
         elif status == 404:
             hint = (
                 f"model {spec.request.get('model')!r} or the endpoint was not found: check "
-                "--rolecheck-model / rolecheck_model and --rolecheck-base-url."
+                "--rolecheck-model / rolecheck_model and --rolecheck-base-url"
+                + (
+                    ", and that the server has the Responses API (else use api='chat')."
+                    if spec.api == "responses"
+                    else "."
+                )
             )
         elif status == 429:
             hint = "rate limited: lower --rolecheck-concurrency, or retry later."
