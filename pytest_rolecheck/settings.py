@@ -34,6 +34,8 @@ from .recording.mode import RecordMode
 
 RECORD_MODES: tuple[str, ...] = tuple(mode.value for mode in RecordMode)
 VERDICTS_EXPECTED = ("equivalent", "different")
+# The OpenAI API a request is made for: chat.completions.create or responses.create.
+APIS = ("chat", "responses")
 # A day: no single call or server start waits longer, and an unbounded value
 # (inf, 1e300) overflows the socket timeout inside every live call.
 MAX_SECONDS = 86_400.0
@@ -219,7 +221,15 @@ OPTIONS: tuple[OptionSpec, ...] = (
         marker=False,
         metavar=_braces(RECORD_MODES),
     ),
-    OptionSpec("model", _text, None, "model name sent to the chat-completions API"),
+    OptionSpec("model", _text, None, "model name sent to the API"),
+    OptionSpec(
+        "api",
+        _choice(APIS),
+        APIS[0],
+        "chat = client.chat.completions.create; responses = client.responses.create (input "
+        "items, instructions, max_output_tokens; no n or seed)",
+        metavar=_braces(APIS),
+    ),
     OptionSpec(
         "base_url",
         _text,
@@ -340,7 +350,8 @@ OPTIONS: tuple[OptionSpec, ...] = (
         "roles",
         _text,
         None,
-        "roles of the instruction in arm A and arm B: system, developer or user-prefixed",
+        "roles of the instruction in arm A and arm B: system, developer, user-prefixed or "
+        "instructions (the Responses API's parameter; with --api responses)",
         metavar=("ROLE_A", "ROLE_B"),
         nargs=2,
     ),
@@ -486,7 +497,7 @@ COMMANDS: dict[str, dict[str | None, tuple[str, ...]]] = {
     "compare": {
         "what to compare": ("instruction", "prompt", "roles", "variant_a", "variant_b"),
         "requests": _names(
-            "model base_url local trials max_tokens top_logprobs logprobs temperature top_p "
+            "model api base_url local trials max_tokens top_logprobs logprobs temperature top_p "
             "concurrency"
         ),
         "statistics": ("design", "metric", "alpha", "tolerance", "seed", "expect"),
@@ -519,6 +530,7 @@ class Settings:
 
     record_mode: str = _default("record_mode")
     model: str | None = _default("model")
+    api: str = _default("api")
     base_url: str | None = _default("base_url")
     local: bool = _default("local")
     concurrency: int = _default("concurrency")

@@ -1,4 +1,4 @@
-"""A fake OpenAI-compatible chat-completions handler for plugin tests.
+"""A fake OpenAI-compatible chat-completions (and Responses-API) handler for plugin tests.
 
 Served through ``httpx2.MockTransport`` (unit-level HTTP; the end-to-end tests
 use the real local model instead). Its logprobs depend on the request's
@@ -83,6 +83,71 @@ def completion(body: dict[str, Any], call_index: int) -> dict[str, Any]:
     }
 
 
+def response(body: dict[str, Any], call_index: int) -> dict[str, Any]:
+    """The Responses API's answer: the chat answer to the same messages, its text and
+    logprobs split over two output_text parts; with tools, a function_call item too."""
+    head = (
+        [{"role": "instructions", "content": body["instructions"]}]
+        if "instructions" in body
+        else []
+    )
+    asks = "message.output_text.logprobs" in (body.get("include") or [])
+    chat = completion(
+        {
+            "model": body["model"],
+            "messages": head + [m for m in body["input"] if "role" in m],
+            "max_tokens": body.get("max_output_tokens"),
+            "top_logprobs": body.get("top_logprobs") if asks else 0,
+        },
+        call_index,
+    )
+    choice = chat["choices"][0]
+    entries = (choice["logprobs"] or {}).get("content") or []
+    half = len(entries) // 2
+    cut = len("".join(e["token"] for e in entries[:half]))
+    text = choice["message"]["content"]
+    parts = [
+        {"type": "output_text", "text": piece, "annotations": [], "logprobs": lps}
+        for piece, lps in ((text[:cut], entries[:half]), (text[cut:], entries[half:]))
+    ]
+    output: list[dict[str, Any]] = [
+        {
+            "type": "message",
+            "id": "msg_1",
+            "role": "assistant",
+            "status": "completed",
+            "content": parts,
+        }
+    ]
+    for tool in body.get("tools") or []:
+        arguments = json.dumps({"about": text.split()[0] if text.split() else ""})
+        output.append(
+            {
+                "type": "function_call",
+                "id": "fc_1",
+                "call_id": f"call_{call_index}",
+                "name": tool["name"],
+                "arguments": arguments,
+            }
+        )
+    usage = chat["usage"]
+    return {
+        "id": f"resp_{call_index}",
+        "object": "response",
+        "created_at": 1_700_000_000,
+        "model": chat["model"],
+        "status": "incomplete",
+        "incomplete_details": {"reason": "max_output_tokens"},
+        "output": output,
+        "usage": {
+            "input_tokens": usage["prompt_tokens"],
+            "output_tokens": usage["completion_tokens"],
+            "total_tokens": usage["total_tokens"],
+        },
+        "echo": chat["echo"],
+    }
+
+
 def handler(request: httpx2.Request) -> httpx2.Response:
     if os.environ.get("FAKE_API_DOWN"):
         raise httpx2.ConnectError("fake API is down (a replay must not call it)", request=request)
@@ -92,7 +157,8 @@ def handler(request: httpx2.Request) -> httpx2.Response:
     body = json.loads(request.content)
     index = int(request.headers.get("x-rolecheck-call", "-1"))
     SERVED.append(index)
-    payload = completion(body, index)
+    answer = response if request.url.path.endswith("/responses") else completion
+    payload = answer(body, index)
     gateway_key = request.url.params.get("key")
     if gateway_key:  # a careless gateway echoing its key (seen in the wild)
         payload["system_fingerprint"] = f"fp_{gateway_key}"

@@ -299,7 +299,7 @@ def test_for_roles() -> None:
     assert system.messages[0]["role"] == "system"
     assert developer.params == system.params == {"temperature": 0.2}
     trio = Variant.for_roles(MESSAGES, ROLE_CHOICES)
-    assert [v.label for v in trio] == ["system", "developer", "user-prefixed"]
+    assert [v.label for v in trio] == ["system", "developer", "user-prefixed", "instructions"]
     with pytest.raises(RolecheckUsageError, match="distinct roles"):
         Variant.for_roles(MESSAGES, ("system", "system"))
     with pytest.raises(RolecheckUsageError, match="distinct roles"):

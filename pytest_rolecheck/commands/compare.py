@@ -87,8 +87,9 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
             "none = replay only; all/rewrite = call live and replace the file",
         ),
         roles=Use(
-            help=f"roles of the instruction in arm A and arm B: system, developer or "
-            f"user-prefixed (default: {' '.join(SEED_ROLES)})"
+            help=f"roles of the instruction in arm A and arm B: system, developer, "
+            f"user-prefixed or instructions (the Responses API's parameter: with --api "
+            f"responses) (default: {' '.join(SEED_ROLES)})"
         ),
     )
 

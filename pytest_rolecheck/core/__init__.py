@@ -28,6 +28,8 @@ Modules::
     metrics       The built-in distances between two chat-completion calls (one pair at a time,
                   readable).
     parse         Turn chat-completion responses into :class:`ParsedCall` values (pure).
+    parse_responses
+                  Turn Responses-API responses into :class:`ParsedCall` values (pure).
     pilot         The noise floor of an A/A pilot: the mean distance between two calls of one
                   configuration.
     planner       How many trials per arm, estimated from an A/A pilot by resampling (``rolecheck

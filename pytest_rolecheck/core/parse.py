@@ -1,5 +1,7 @@
 """Turn chat-completion responses into :class:`ParsedCall` values (pure).
 
+Responses-API responses are read by :mod:`.parse_responses`, with these same rules.
+
 A response is an ``openai`` ``ChatCompletion`` or a plain dict of the same
 JSON. Only the first choice is read unless ``choice=`` says otherwise. Real
 servers are messy; every rule below is tested in ``tests/test_parse.py``.
@@ -427,9 +429,11 @@ def parse_response(response: Any, *, require_logprobs: bool = True, choice: int 
 
     Parameters
     ----------
-    response : ChatCompletion, Mapping or ParsedCall
-        An ``openai`` ``ChatCompletion`` or a dict of the same JSON. A
-        ``ParsedCall`` is returned unchanged, so callers may pass either.
+    response : ChatCompletion, Response, Mapping or ParsedCall
+        An ``openai`` ``ChatCompletion`` or a dict of the same JSON; a
+        Responses-API ``Response`` (or its dict), read by
+        :mod:`~pytest_rolecheck.core.parse_responses`. A ``ParsedCall`` is returned
+        unchanged, so callers may pass either.
     require_logprobs : bool, default True
         Raise :class:`NoLogprobsError` when the call carries no token logprobs.
         Pass False for tool-call responses, which usually have none.
@@ -458,6 +462,11 @@ def parse_response(response: Any, *, require_logprobs: bool = True, choice: int 
     if isinstance(response, ParsedCall):
         return response
     data = _mapping(response, "the response")
+    if "choices" not in data:
+        from .parse_responses import is_responses_output, parse_responses_output
+
+        if is_responses_output(data) and choice == 0:  # a Response has no choices
+            return parse_responses_output(data, require_logprobs=require_logprobs)
     chosen = _choice(data, choice)
     message = _mapping(chosen.get("message") or {}, f"choices[{choice}].message")
     content = message.get("content")

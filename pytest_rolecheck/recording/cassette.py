@@ -602,10 +602,12 @@ def _url_key(method: str, uri: str) -> tuple[str, str]:
 
 
 def _base_of(uri: str) -> str:
-    """The base URL a recorded request went to (its URI without ``/chat/completions``)."""
+    """The base URL a recorded request went to (its URI without the API's path)."""
     base = endpoint_of(uri) or uri
-    suffix = "/chat/completions"
-    return base[: -len(suffix)] if base.endswith(suffix) else base
+    for suffix in ("/chat/completions", "/responses"):
+        if base.endswith(suffix):
+            return base[: -len(suffix)]
+    return base
 
 
 def _find_vcr_refusal(error: BaseException) -> BaseException | None:

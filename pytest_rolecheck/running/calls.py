@@ -325,6 +325,7 @@ class Calls:
         temperature: float | None,
         params: Mapping[str, Any] | None,
         logprobs: str = "auto",
+        api: str | None = None,
     ) -> dict[str, Any]:
         defaults: dict[str, Any] = {
             # A variant that names its model needs no default one.
@@ -350,7 +351,7 @@ class Calls:
         if params:
             request.update(params)
         _check_request(request, logprobs=logprobs)
-        return request
+        return for_api(request, self.settings.api if api is None else api)
 
     # -------------------------------------------------------------------- run
     def run(
@@ -364,12 +365,14 @@ class Calls:
         temperature: float | None = None,
         params: Mapping[str, Any] | None = None,
         logprobs: bool | str | None = None,
+        api: str | None = None,
     ) -> list[Any]:
         """Run ``n`` completions of ``variant`` (default: the ``trials`` setting).
 
-        Returns the SDK's ``ChatCompletion`` objects in call order; pass them to
-        :func:`pytest_rolecheck.compare` to decide yourself. ``logprobs``: ``"auto"``,
-        True or False (default: the ``logprobs`` setting; see ``--rolecheck-logprobs``).
+        Returns the SDK's ``ChatCompletion`` (``api="responses"``: ``Response``) objects
+        in call order; pass them to :func:`pytest_rolecheck.compare` to decide yourself.
+        ``logprobs``: ``"auto"``, True or False (default: the ``logprobs`` setting; see
+        ``--rolecheck-logprobs``).
         """
         built = self.variant(variant)
         count = self.settings.trials if n is None else n
@@ -383,6 +386,7 @@ class Calls:
             temperature=temperature,
             params=params,
             logprobs=(mode := self._logprobs_mode(logprobs)),
+            api=api,
         )
         return self._run_specs([(built.label, request)] * count, mode)
 
@@ -399,6 +403,7 @@ class Calls:
         temperature: float | None = None,
         params: Mapping[str, Any] | None = None,
         logprobs: bool | str | None = None,
+        api: str | None = None,
     ) -> tuple[list[Any], list[Any], Any | None]:
         """Run both arms interleaved (A, B, A, B, …), optionally after one baseline of A.
 
@@ -414,6 +419,7 @@ class Calls:
             "temperature": temperature,
             "params": params,
             "logprobs": (mode := self._logprobs_mode(logprobs)),
+            "api": api,
         }
         request_a = self._request(a, **kwargs)  # type: ignore[arg-type]
         request_b = self._request(b, **kwargs)  # type: ignore[arg-type]
@@ -440,6 +446,7 @@ class Calls:
         temperature: float | None = None,
         params: Mapping[str, Any] | None = None,
         logprobs: bool | str | None = None,
+        api: str | None = None,
     ) -> tuple[CaseResponses, CaseResponses]:
         """Run ``n`` calls per arm of every case: ``({case id: responses}, ...)`` per arm.
 
@@ -461,6 +468,7 @@ class Calls:
                     temperature=temperature,
                     params=params,
                     logprobs=mode,
+                    api=api,
                 )
                 for arm in (set_a, set_b)
             ]
@@ -528,9 +536,12 @@ def with_call_seed(
     has real call-to-call variation, and the seed (a hash of the test, the arm
     and the call index) is part of the request: stored in the cassette, matched
     on replay, and reproduced by a re-recording against a fresh server. A seed
-    the user set (also in ``extra_body``) is kept; temperature 0 gets none.
+    the user set (also in ``extra_body``) is kept; temperature 0 gets none, and
+    so does a Responses-API request (that API has no seed).
     """
     import hashlib
+
+    from ..variants.responses import is_responses_request
 
     temperature = request.get("temperature")
     extra = request.get("extra_body")
@@ -539,6 +550,7 @@ def with_call_seed(
         or temperature <= 0
         or "seed" in request
         or (isinstance(extra, Mapping) and "seed" in extra)
+        or is_responses_request(request)
     ):
         return request
     digest = hashlib.sha256(f"{test}\0{arm}\0{index}".encode()).digest()
@@ -588,6 +600,23 @@ def _check_request(request: Mapping[str, Any], *, logprobs: str) -> None:
             "assert_tool_calls_* instead, or let logprobs=auto compare the texts. Checked "
             "before any call."
         )
+
+
+def for_api(request: dict[str, Any], api: str) -> dict[str, Any]:
+    """``request`` as the keyword arguments of the ``api``'s create call (checked first)."""
+    from ..variants.messages import INSTRUCTIONS
+
+    if check_value("api", api) == "responses":
+        from ..variants.responses import responses_request
+
+        return responses_request(request)
+    if INSTRUCTIONS in request:
+        raise RolecheckUsageError(
+            "a variant with the instruction in 'instructions' (with_role('instructions')) needs "
+            "the Responses API: pass api='responses' (or set --rolecheck-api=responses / "
+            "rolecheck_api); chat completions have no such parameter. Checked before any call."
+        )
+    return request
 
 
 def _same_model(sent: str, served: str) -> bool:

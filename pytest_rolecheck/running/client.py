@@ -1,7 +1,7 @@
 """The one module that talks to the network, through the official ``openai`` SDK.
 
-:class:`CompletionRunner` sends a batch of chat-completion requests with bounded
-concurrency — ``AsyncOpenAI`` under an ``asyncio`` semaphore, or a sync
+:class:`CompletionRunner` sends a batch of chat-completion (or Responses-API)
+requests with bounded concurrency — ``AsyncOpenAI`` under an ``asyncio`` semaphore, or a sync
 ``OpenAI`` client in daemon worker threads — stamping each request with its call index
 (``x-rolecheck-call``) so a cassette replays every call to the call it was
 recorded from, whatever order the concurrent calls finished in. SDK errors are
@@ -28,6 +28,7 @@ import openai
 from ..errors import BackendError, RolecheckUsageError
 from ..recording.format import CALL_INDEX_HEADER
 from ..recording.redaction import is_credential_name
+from ..variants.responses import is_responses_request
 from .progress import Progress, Usage
 
 if TYPE_CHECKING:
@@ -69,8 +70,13 @@ class CallSpec:
         result: dict[str, Any] = json.loads(json.dumps(request))
         return result
 
+    @property
+    def api(self) -> str:
+        """``responses`` for a request built for ``responses.create``, else ``chat``."""
+        return "responses" if is_responses_request(self.request) else "chat"
+
     def create_kwargs(self) -> dict[str, Any]:
-        """Keyword arguments for ``chat.completions.create``, call index header added."""
+        """Keyword arguments for the API's create call, call index header added."""
         kwargs = dict(self.request)
         headers = dict(kwargs.get("extra_headers") or {})
         headers[CALL_INDEX_HEADER] = str(self.index)
@@ -300,7 +306,8 @@ class CompletionRunner:
             async with semaphore, slots.slot_async() if slots else contextlib.nullcontext():
                 self._started(spec)
                 try:
-                    response = await client.chat.completions.create(**self._kwargs(spec))
+                    api = client.responses if spec.api == "responses" else client.chat.completions
+                    response = await api.create(**self._kwargs(spec))
                 except Exception as exc:
                     raise self._translate(exc, spec) from exc
                 finally:
@@ -338,7 +345,10 @@ class CompletionRunner:
                     with slots.slot() if slots else contextlib.nullcontext():
                         # in flight once sent, not while waiting for the run's call slot
                         self._started(spec)
-                        response = client.chat.completions.create(**self._kwargs(spec))
+                        api = (
+                            client.responses if spec.api == "responses" else client.chat.completions
+                        )
+                        response = api.create(**self._kwargs(spec))
                 except Exception as exc:
                     stop.set()  # the batch fails: no call of it starts after this one
                     error = self._translate(exc, spec)
@@ -516,7 +526,8 @@ def _run_coroutine(coro: Coroutine[Any, Any, T]) -> T:
 
 
 def _where(spec: CallSpec, base_url: str) -> str:
-    endpoint = f"{base_url.rstrip('/')}/chat/completions" if base_url else "the API"
+    path = "/responses" if spec.api == "responses" else "/chat/completions"
+    endpoint = f"{base_url.rstrip('/')}{path}" if base_url else "the API"
     return f"call #{spec.index + 1} ({spec.arm}) to {endpoint}"
 
 
@@ -576,7 +587,12 @@ def translate_error(
         elif status == 404:
             hint = (
                 f"model {spec.request.get('model')!r} or the endpoint was not found: check "
-                "--rolecheck-model / rolecheck_model and --rolecheck-base-url."
+                "--rolecheck-model / rolecheck_model and --rolecheck-base-url"
+                + (
+                    ", and that the server has the Responses API (else use api='chat')."
+                    if spec.api == "responses"
+                    else "."
+                )
             )
         elif status == 429:
             hint = "rate limited: lower --rolecheck-concurrency, or retry later."

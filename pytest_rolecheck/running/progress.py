@@ -21,8 +21,13 @@ class Usage:
         self.calls += 1
         usage = getattr(response, "usage", None)
         if usage is not None:
-            self.prompt_tokens += int(getattr(usage, "prompt_tokens", 0) or 0)
-            self.completion_tokens += int(getattr(usage, "completion_tokens", 0) or 0)
+            # chat completions' names, else the Responses API's
+            prompt = getattr(usage, "prompt_tokens", None) or getattr(usage, "input_tokens", 0)
+            completion = getattr(usage, "completion_tokens", None) or getattr(
+                usage, "output_tokens", 0
+            )
+            self.prompt_tokens += int(prompt or 0)
+            self.completion_tokens += int(completion or 0)
 
     @property
     def total_tokens(self) -> int:

@@ -190,11 +190,13 @@ class Rolecheck(Calls):
         temperature: float | None = None,
         params: Mapping[str, Any] | None = None,
         logprobs: bool | str | None = None,
+        api: str | None = None,
     ) -> Comparison | PromptSetComparison:
         """Run both variants and compare their behaviour; never raises on a verdict.
 
         ``logprobs``: ``"auto"`` (ask; compare the texts when the server gives none),
         True (require them) or False (never ask); default the ``logprobs`` setting.
+        ``api="responses"`` sends the requests to ``client.responses.create``.
         """
         from ..core.limits import DEFAULT_DESIGN
         from ..verdicts.compare import check_options, compare
@@ -236,6 +238,7 @@ class Rolecheck(Calls):
             "temperature": temperature,
             "params": params,
             "logprobs": mode,
+            "api": api,
         }
         # A prompt set's arms are {case id: responses}: compare() decides over the set.
         responses_a: Any
@@ -304,6 +307,7 @@ class Rolecheck(Calls):
         max_tokens: int | None = None,
         temperature: float | None = None,
         params: Mapping[str, Any] | None = None,
+        api: str | None = None,
     ) -> ToolCallComparison | PromptSetComparison:
         """Run both variants and compare which tools they call, with which arguments."""
         from ..verdicts.toolcalls import check_tool_options, compare_tool_calls
@@ -322,6 +326,7 @@ class Rolecheck(Calls):
             "temperature": temperature,
             "params": params,
             "logprobs": False,
+            "api": api,
         }
         # A prompt set's arms are {case id: responses}: the comparison is over the set.
         responses_a: Any

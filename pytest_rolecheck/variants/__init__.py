@@ -19,6 +19,7 @@ Modules::
     variant       The Variant dataclass and its derivations.
     messages      The message edits behind the derivations.
     tools         The ``namespace functions`` rendering of tool definitions.
+    responses     A chat request rewritten for the Responses API (``api="responses"``).
     prompt_sets   PromptSet: many cases (prompts) as one arm, their derivations, YAML/JSONL
                   files.
     files         YAML variant files (imported on first use of :func:`load_variant`, so

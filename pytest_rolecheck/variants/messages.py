@@ -20,9 +20,13 @@ from ..errors import RolecheckUsageError
 INSTRUCTION_ROLES: Final[tuple[str, ...]] = ("system", "developer")
 """Roles whose message carries the instruction (the first such message is used)."""
 
-ROLE_CHOICES: Final[tuple[str, ...]] = ("system", "developer", "user-prefixed")
+ROLE_CHOICES: Final[tuple[str, ...]] = ("system", "developer", "user-prefixed", "instructions")
 """Roles :meth:`Variant.with_role` accepts; ``user-prefixed`` merges the instruction
-into the first user message after it."""
+into the first user message after it, ``instructions`` moves it into the Responses
+API's ``instructions`` parameter."""
+
+INSTRUCTIONS: Final = "instructions"
+"""The Responses API's request parameter that carries the instruction outside ``input``."""
 
 MESSAGE_ROLES: Final[tuple[str, ...]] = (
     "system",
@@ -167,10 +171,39 @@ def instruction_index(messages: Sequence[Mapping[str, Any]]) -> int | None:
     return next((i for i, m in enumerate(messages) if m.get("role") in INSTRUCTION_ROLES), None)
 
 
-def default_label(messages: Sequence[Mapping[str, Any]]) -> str:
-    """The instruction message's role, or ``no-instruction``."""
+def default_label(messages: Sequence[Mapping[str, Any]], params: Mapping[str, Any]) -> str:
+    """The instruction message's role, ``instructions``, or ``no-instruction``."""
     index = instruction_index(messages)
-    return "no-instruction" if index is None else str(messages[index]["role"])
+    if index is None:
+        return INSTRUCTIONS if INSTRUCTIONS in params else "no-instruction"
+    return str(messages[index]["role"])
+
+
+def placed_instruction(
+    messages: Sequence[Mapping[str, Any]], params: Mapping[str, Any]
+) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """Messages and params with an ``instructions`` parameter put back as a first message.
+
+    The message's role is ``system``; the caller gives it the role it wants. Without
+    such a parameter (or with an instruction message as well) nothing moves.
+    """
+    plain, rest = [thaw(m) for m in messages], thaw(params)
+    if instruction_index(plain) is None and isinstance(rest.get(INSTRUCTIONS), str):
+        plain.insert(0, {"role": "system", "content": rest.pop(INSTRUCTIONS)})
+    return plain, rest
+
+
+def edit_placed_instruction(
+    messages: Sequence[Mapping[str, Any]], params: Mapping[str, Any], edit: Callable[[str], str]
+) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """:func:`edit_instruction`, or the edit of an ``instructions`` parameter if that is where
+    the instruction is."""
+    if instruction_index(messages) is None and isinstance(params.get(INSTRUCTIONS), str):
+        return [thaw(m) for m in messages], {
+            **thaw(params),
+            INSTRUCTIONS: edit(params[INSTRUCTIONS]),
+        }
+    return edit_instruction(messages, edit), thaw(params)
 
 
 def checked_instruction_index(

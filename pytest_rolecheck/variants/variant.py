@@ -11,6 +11,7 @@ from typing import Any, Final
 from ..errors import RolecheckUsageError
 from .messages import (
     INSTRUCTION_ROLES,
+    INSTRUCTIONS,
     ROLE_CHOICES,
     PreamblePosition,
     check_json,
@@ -19,12 +20,13 @@ from .messages import (
     check_variant_args,
     checked_instruction_index,
     default_label,
-    edit_instruction,
+    edit_placed_instruction,
     freeze,
     insert_preamble,
     instruction_index,
     join,
     merge_into_user,
+    placed_instruction,
     plain_message,
     preamble_lines,
     slug,
@@ -57,7 +59,9 @@ class Variant:
         ``messages`` (``temperature``, ``max_tokens``, ``tools``, ...). Deep-frozen.
     label : str, optional
         Short name used in reports and cassette names. Default: the role of the
-        instruction message (``"system"``/``"developer"``), else ``"no-instruction"``.
+        instruction message (``"system"``/``"developer"``), ``"instructions"`` when the
+        instruction is the Responses API's ``instructions`` parameter, else
+        ``"no-instruction"``.
 
     Notes
     -----
@@ -82,7 +86,7 @@ class Variant:
         object.__setattr__(self, "messages", freeze(plain))
         object.__setattr__(self, "params", freeze(self.params))
         if not self.label:
-            object.__setattr__(self, "label", default_label(self.messages))
+            object.__setattr__(self, "label", default_label(self.messages, self.params))
 
     # -- construction -------------------------------------------------------------------
 
@@ -204,9 +208,12 @@ class Variant:
 
     @property
     def instruction(self) -> str | None:
-        """Text of the instruction message, or None when there is none."""
+        """Text of the instruction (its message, or ``instructions``), or None."""
         index = self.instruction_index
-        return None if index is None else text_of(self.messages[index].get("content"))
+        if index is None:
+            placed = self.params.get(INSTRUCTIONS)
+            return placed if isinstance(placed, str) else None
+        return text_of(self.messages[index].get("content"))
 
     @property
     def tool_names(self) -> tuple[str, ...]:
@@ -227,9 +234,12 @@ class Variant:
 
         Parameters
         ----------
-        role : {"system", "developer", "user-prefixed"}
+        role : {"system", "developer", "user-prefixed", "instructions"}
             New role. ``"user-prefixed"`` removes the instruction message and puts its
             text, followed by ``separator``, in front of the first user message after it.
+            ``"instructions"`` removes it and sends its text as the Responses API's
+            ``instructions`` parameter (compare with ``api="responses"``); from there,
+            another role puts it back as the first message.
         index : int, optional
             Index of the instruction message; default the first system/developer one.
         separator : str, default "\\n\\n"
@@ -249,18 +259,20 @@ class Variant:
         """
         if role not in ROLE_CHOICES:
             raise RolecheckUsageError(f"unknown role {role!r}; use one of {ROLE_CHOICES}")
-        i = checked_instruction_index(self.messages, index, self.label)
+        messages, params = placed_instruction(self.messages, self.params)
+        i = checked_instruction_index(messages, index, self.label)
         if role in INSTRUCTION_ROLES:
-            messages = [thaw(m) for m in self.messages]
             messages[i] = {**messages[i], "role": role}
+        elif role == INSTRUCTIONS:
+            params[INSTRUCTIONS] = text_of(messages.pop(i).get("content"))
         else:
-            messages = merge_into_user(self.messages, i, separator, self.label)
+            messages = merge_into_user(messages, i, separator, self.label)
         parts = self.label.split("+")
         if parts[0] in ROLE_CHOICES:
             new_label = "+".join([role, *parts[1:]])
         else:
             new_label = f"{self.label}+{role}"
-        return self._derive(messages=messages, label=label or new_label)
+        return self._derive(messages=messages, params=params, label=label or new_label)
 
     def with_instruction(self, text: str, *, label: str | None = None) -> Variant:
         """Replace the instruction text (a system message is added if there is none).
@@ -277,8 +289,8 @@ class Variant:
         Variant
         """
         check_text(text, "text")
-        messages = edit_instruction(self.messages, lambda _old: text)
-        return self._derive(messages=messages, tag="instruction", label=label)
+        messages, params = edit_placed_instruction(self.messages, self.params, lambda _old: text)
+        return self._derive(messages=messages, params=params, tag="instruction", label=label)
 
     def append_instruction(
         self, text: str, *, separator: str = "\n\n", label: str | None = None
@@ -299,8 +311,10 @@ class Variant:
         Variant
         """
         check_text(text, "text")
-        messages = edit_instruction(self.messages, lambda old: join(old, text, separator))
-        return self._derive(messages=messages, tag="append", label=label)
+        messages, params = edit_placed_instruction(
+            self.messages, self.params, lambda old: join(old, text, separator)
+        )
+        return self._derive(messages=messages, params=params, tag="append", label=label)
 
     def with_preamble(
         self,
@@ -346,10 +360,12 @@ class Variant:
             If no line is given, a value spans lines, or ``position`` is unknown.
         """
         preamble, tag = preamble_lines(knowledge_cutoff, current_date, lines, position)
-        messages = edit_instruction(
-            self.messages, lambda old: insert_preamble(old, preamble, position, separator)
+        messages, params = edit_placed_instruction(
+            self.messages,
+            self.params,
+            lambda old: insert_preamble(old, preamble, position, separator),
         )
-        return self._derive(messages=messages, tag=tag, label=label)
+        return self._derive(messages=messages, params=params, tag=tag, label=label)
 
     def with_tools(
         self, tools: Sequence[Mapping[str, Any]], *, replace: bool = False, label: str | None = None
@@ -504,8 +520,8 @@ class Variant:
             )
             return join(old, block, separator)
 
-        messages = edit_instruction(self.messages, append)
-        params = dict(self.params) if keep_api_tools else _without_tool_params(self.params)
+        messages, params = edit_placed_instruction(self.messages, self.params, append)
+        params = params if keep_api_tools else _without_tool_params(params)
         tag = "tools-in-prompt+api" if keep_api_tools else "tools-in-prompt"
         return self._derive(messages=messages, params=params, tag=tag, label=label)
 

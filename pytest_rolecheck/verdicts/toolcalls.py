@@ -35,6 +35,7 @@ from ..core.contingency import difference_test, recommend_outcome_trials, tv_bou
 from ..core.decision import verdict_of
 from ..core.jsonish import as_dict
 from ..core.limits import DEFAULT_ALPHA, DEFAULT_TOLERANCE, MIN_CALLS_PER_ARM
+from ..core.parse_responses import chat_tool_calls, is_responses_output
 from ..core.validation import validate_alpha, validate_labels, validate_seed
 from ..core.verdict import Verdict
 from ..errors import (
@@ -147,6 +148,8 @@ def _call_tuple(
             "ChatCompletion objects (or their JSON dicts) returned by "
             "client.chat.completions.create()"
         ) from None
+    if is_responses_output(data):  # the Responses API: its function_call output items
+        data = {"choices": [{"message": {"tool_calls": chat_tool_calls(data)}}]}
     choices = data.get("choices")
     if not choices:
         raise ResponseFormatError(
