@@ -18,7 +18,8 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from .errors import RolecheckError, RolecheckUsageError
-from .settings import COMMANDS, OPTIONS_BY_NAME, PYTEST_OPTIONS, OptionSpec, Use, invalid_value
+from .option_values import invalid_value
+from .settings import COMMANDS, OPTIONS_BY_NAME, PYTEST_OPTIONS, OptionSpec, Use
 
 Handler = Callable[[argparse.Namespace], int]
 

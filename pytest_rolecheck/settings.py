@@ -16,12 +16,12 @@ This module imports nothing heavy; the plugin loads it at start-up.
 from __future__ import annotations
 
 import dataclasses
-import math
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from . import option_values as values
 from .core.limits import (
     DEFAULT_ALPHA,
     DEFAULT_METRIC,
@@ -36,123 +36,8 @@ RECORD_MODES: tuple[str, ...] = tuple(mode.value for mode in RecordMode)
 VERDICTS_EXPECTED = ("equivalent", "different")
 # The OpenAI API a request is made for: chat.completions.create or responses.create.
 APIS = ("chat", "responses")
-# A day: no single call or server start waits longer, and an unbounded value
-# (inf, 1e300) overflows the socket timeout inside every live call.
-MAX_SECONDS = 86_400.0
-# OpenAI's limit; 0 would silently give one alternative per token.
-MAX_TOP_LOGPROBS = 20
 # Whether requests ask for logprobs (running/logprobs.py says what each value does).
 LOGPROBS_MODES = ("auto", "true", "false")
-
-Parser = Callable[[str], Any]
-
-
-# --------------------------------------------------------------------------- parsers
-# Each parser takes the text as typed, returns the value or raises ValueError
-# "expected <what is allowed>"; its __doc__ is that "<what is allowed>".
-
-
-def _parser(allowed: str, convert: Callable[[str], Any]) -> Parser:
-    def parse(raw: str) -> Any:
-        try:
-            return convert(str(raw).strip())
-        except ValueError:
-            raise ValueError(f"expected {allowed}") from None
-
-    parse.__doc__ = allowed
-    return parse
-
-
-def _braces(allowed: tuple[str, ...]) -> str:
-    return "{" + ",".join(allowed) + "}"
-
-
-def _choice(allowed: tuple[str, ...]) -> Parser:
-    def convert(text: str) -> str:
-        if text.lower() not in allowed:
-            raise ValueError
-        return text.lower()
-
-    return _parser(f"one of {', '.join(allowed)}", convert)
-
-
-def _int_in(low: int, high: int | None = None) -> Parser:
-    def convert(text: str) -> int:
-        value = int(text)
-        if value < low or (high is not None and value > high):
-            raise ValueError
-        return value
-
-    return _parser(
-        f"a whole number ≥ {low}" if high is None else f"a whole number in [{low}, {high}]",
-        convert,
-    )
-
-
-def _float_in(low: float, high: float | None, *, low_open: bool, high_open: bool) -> Parser:
-    """A finite number in the interval (``high=None``: no upper bound but finite)."""
-
-    def convert(text: str) -> float:
-        value = float(text)
-        bad_low = value <= low if low_open else value < low
-        bad_high = high is not None and (value >= high if high_open else value > high)
-        if bad_low or bad_high or not math.isfinite(value):
-            raise ValueError
-        return value
-
-    lo = "(" if low_open else "["
-    hi = ")" if high_open or high is None else "]"
-    return _parser(f"a number in {lo}{low:g}, {'∞' if high is None else f'{high:g}'}{hi}", convert)
-
-
-def _text_value(text: str) -> str:
-    if not text:
-        raise ValueError
-    return text
-
-
-_text = _parser("a non-empty string", _text_value)
-_path = _parser("a path", lambda text: Path(_text_value(text)))
-
-
-def _bool_value(text: str) -> bool:
-    if text.lower() in ("1", "true", "yes", "on"):
-        return True
-    if text.lower() in ("0", "false", "no", "off", ""):
-        return False
-    raise ValueError
-
-
-_bool = _parser("true or false", _bool_value)
-_positive = _float_in(0.0, None, low_open=True, high_open=True)
-_share_open = _float_in(0.0, 1.0, low_open=True, high_open=True)
-_seconds = _float_in(0.0, MAX_SECONDS, low_open=True, high_open=False)
-
-
-def _metric(raw: str) -> str:
-    name: str = _text(raw)
-    if name != DEFAULT_METRIC:  # only another metric pays for importing the distances
-        from .core.distances import available_metrics
-
-        known = available_metrics()
-        if name not in known:
-            raise ValueError(
-                f"expected one of {', '.join(known)} (or a metric registered with "
-                "pytest_rolecheck.register_metric(name, fn))"
-            )
-    return name
-
-
-_metric.__doc__ = (
-    "auto (js for greedy calls, js_edit for sampled ones, edit without logprobs), js, tv, "
-    "tok_l1, first_token, seed, hamming, edit, js_edit, or a registered metric's name"
-)
-
-
-def invalid_value(raw: object, exc: ValueError) -> str:
-    """The one wording of a refused option value, for pytest and for ``rolecheck``."""
-    return f"invalid value {raw!r}: {exc}"
-
 
 # --------------------------------------------------------------------------- the table
 
@@ -174,7 +59,7 @@ class OptionSpec:
     """One option: its name, parser, default and help text, and where it is accepted."""
 
     name: str
-    parse: Parser
+    parse: values.Parser
     default: Any
     help: str
     flag: bool = False  # a switch without a value
@@ -206,7 +91,9 @@ class OptionSpec:
         return self.default if use.default is _SAME else use.default
 
 
-def _command_only(name: str, parse: Parser, default: Any, help: str, **kw: Any) -> OptionSpec:
+def _command_only(
+    name: str, parse: values.Parser, default: Any, help: str, **kw: Any
+) -> OptionSpec:
     return OptionSpec(name, parse, default, help, pytest=False, marker=False, **kw)
 
 
@@ -214,32 +101,32 @@ OPTIONS: tuple[OptionSpec, ...] = (
     # -- shared by pytest and the rolecheck command
     OptionSpec(
         "record_mode",
-        _choice(RECORD_MODES),
+        values.choice(RECORD_MODES),
         RecordMode.NONE.value,
         "cassette mode: none = replay only, a missing cassette fails (CI-safe); "
         "once = record missing cassettes; all/rewrite = call live and replace cassettes",
         marker=False,
-        metavar=_braces(RECORD_MODES),
+        metavar=values.braces(RECORD_MODES),
     ),
-    OptionSpec("model", _text, None, "model name sent to the API"),
+    OptionSpec("model", values.text, None, "model name sent to the API"),
     OptionSpec(
         "api",
-        _choice(APIS),
+        values.choice(APIS),
         APIS[0],
         "chat = client.chat.completions.create; responses = client.responses.create (input "
         "items, instructions, max_output_tokens; no n or seed)",
-        metavar=_braces(APIS),
+        metavar=values.braces(APIS),
     ),
     OptionSpec(
         "base_url",
-        _text,
+        values.text,
         None,
         "OpenAI-compatible endpoint (default: $OPENAI_BASE_URL, else OpenAI)",
         marker=False,
     ),
     OptionSpec(
         "local",
-        _bool,
+        values.boolean,
         False,
         "use the bundled local model (SmolLM2-135M behind a llama.cpp server on 127.0.0.1, "
         "started on the first live call)",
@@ -248,40 +135,40 @@ OPTIONS: tuple[OptionSpec, ...] = (
     ),
     OptionSpec(
         "concurrency",
-        _int_in(1),
+        values.int_in(1),
         8,
         "completions in flight at once; in pytest, across all xdist workers",
     ),
     OptionSpec(
         "trials",
-        _int_in(MIN_CALLS_PER_ARM),
+        values.int_in(MIN_CALLS_PER_ARM),
         20,
         f"calls per arm, at least {MIN_CALLS_PER_ARM}",
     ),
-    OptionSpec("max_tokens", _int_in(1), 20, "max_tokens of every request"),
+    OptionSpec("max_tokens", values.int_in(1), 20, "max_tokens of every request"),
     OptionSpec(
         "top_logprobs",
-        _int_in(1, MAX_TOP_LOGPROBS),
-        MAX_TOP_LOGPROBS,
-        f"top_logprobs of every request, at most {MAX_TOP_LOGPROBS} (OpenAI's limit)",
+        values.int_in(1, values.MAX_TOP_LOGPROBS),
+        values.MAX_TOP_LOGPROBS,
+        f"top_logprobs of every request, at most {values.MAX_TOP_LOGPROBS} (OpenAI's limit)",
     ),
     OptionSpec(
         "logprobs",
-        _choice(LOGPROBS_MODES),
+        values.choice(LOGPROBS_MODES),
         LOGPROBS_MODES[0],
         "auto = ask, and when a server rejects or ignores them stop asking and compare the "
         "texts; true = require them; false = never ask (compare the texts)",
-        metavar=_braces(LOGPROBS_MODES),
+        metavar=values.braces(LOGPROBS_MODES),
     ),
     OptionSpec(
         "temperature",
-        _float_in(0.0, 2.0, low_open=False, high_open=False),
+        values.float_in(0.0, 2.0, low_open=False, high_open=False),
         0.0,
         "temperature of every request",
     ),
     OptionSpec(
         "timeout",
-        _seconds,
+        values.seconds,
         None,
         "seconds each try of a live call may wait for its answer (the SDK retries); past it, "
         "the calls still in flight are listed. Unset: the client's own timeout (120 s for "
@@ -289,18 +176,22 @@ OPTIONS: tuple[OptionSpec, ...] = (
     ),
     OptionSpec(
         "design",
-        _choice(DESIGNS),
+        values.choice(DESIGNS),
         DESIGNS[0],
         "all-pairs, or seed: one baseline call, per-trial distance to it (the forum's design)",
-        metavar=_braces(DESIGNS),
+        metavar=values.braces(DESIGNS),
     ),
-    OptionSpec("metric", _metric, DEFAULT_METRIC, f"per-call distance: {_metric.__doc__}"),
-    OptionSpec("alpha", _share_open, DEFAULT_ALPHA, "significance level of the difference test"),
+    OptionSpec(
+        "metric", values.metric, DEFAULT_METRIC, f"per-call distance: {values.metric.__doc__}"
+    ),
+    OptionSpec(
+        "alpha", values.share_open, DEFAULT_ALPHA, "significance level of the difference test"
+    ),
     OptionSpec(
         "tolerance",
         # Unbounded metrics (tok_l1) measure in nats: the [0, 1] limit of js/tv
         # and tool calls is checked against the metric, not here.
-        _positive,
+        values.positive,
         None,
         "largest change that still counts as equivalent, in the metric's units: share of "
         "probability mass moved (js, tv), of characters (edit, hamming) or of calls whose "
@@ -309,17 +200,21 @@ OPTIONS: tuple[OptionSpec, ...] = (
     ),
     OptionSpec(
         "cassette_dir",
-        _text,
+        values.text,
         "cassettes",
         "directory of the cassettes, relative to the rootdir",
         marker=False,
     ),
     OptionSpec(
-        "report", _text, None, "write a JSON report of every comparison to this path", marker=False
+        "report",
+        values.text,
+        None,
+        "write a JSON report of every comparison to this path",
+        marker=False,
     ),
     OptionSpec(
         "report_dir",
-        _text,
+        values.text,
         None,
         "write a self-contained HTML report with plots (and the PNGs) to this directory "
         "(needs: pip install 'pytest-rolecheck[report]')",
@@ -327,7 +222,7 @@ OPTIONS: tuple[OptionSpec, ...] = (
     ),
     OptionSpec(
         "drift",
-        _bool,
+        values.boolean,
         False,
         "drift check: run every recorded test live again with its recorded requests and compare "
         "the live calls with the recorded ones, arm by arm; cassettes are not modified; exit "
@@ -337,57 +232,57 @@ OPTIONS: tuple[OptionSpec, ...] = (
     ),
     OptionSpec(
         "drift_save",
-        _text,
+        values.text,
         None,
         "with --rolecheck-drift: also write the live calls to this directory, as cassettes laid "
         "out like the cassette directory (to inspect, or to promote by copying them over it)",
         marker=False,
     ),
     # -- rolecheck compare
-    _command_only("instruction", _text, None, "instruction message text"),
-    _command_only("prompt", _text, None, "user message"),
+    _command_only("instruction", values.text, None, "instruction message text"),
+    _command_only("prompt", values.text, None, "user message"),
     _command_only(
         "roles",
-        _text,
+        values.text,
         None,
         "roles of the instruction in arm A and arm B: system, developer, user-prefixed or "
         "instructions (the Responses API's parameter; with --api responses)",
         metavar=("ROLE_A", "ROLE_B"),
         nargs=2,
     ),
-    _command_only("variant_a", _path, None, "arm A from a variant file", metavar="YAML"),
-    _command_only("variant_b", _path, None, "arm B from a variant file", metavar="YAML"),
+    _command_only("variant_a", values.path, None, "arm A from a variant file", metavar="YAML"),
+    _command_only("variant_b", values.path, None, "arm B from a variant file", metavar="YAML"),
     _command_only(
         "top_p",
-        _float_in(0.0, 1.0, low_open=True, high_open=False),
+        values.float_in(0.0, 1.0, low_open=True, high_open=False),
         None,
         "top_p (default: not sent)",
     ),
-    _command_only("seed", _int_in(0), 0, "seed of the permutation test"),
+    _command_only("seed", values.int_in(0), 0, "seed of the permutation test"),
     _command_only(
         "expect",
-        _choice(VERDICTS_EXPECTED),
+        values.choice(VERDICTS_EXPECTED),
         None,
         "exit with status 1 unless the verdict is this",
-        metavar=_braces(VERDICTS_EXPECTED),
+        metavar=values.braces(VERDICTS_EXPECTED),
     ),
     _command_only(
         "cassette",
-        _path,
+        values.path,
         None,
         "record the calls to / replay them from this cassette file",
         metavar="PATH",
     ),
     _command_only(
         "html",
-        _path,
+        values.path,
         None,
         "write the HTML report (and its PNG plots) into DIR",
         metavar="DIR",
     ),
     _command_only(
         "json",
-        _path,
+        values.path,
         None,
         "write the JSON report (the input of `rolecheck report` and `rolecheck plan`)",
         metavar="PATH",
@@ -395,28 +290,28 @@ OPTIONS: tuple[OptionSpec, ...] = (
     # -- rolecheck plan
     _command_only(
         "effect",
-        _positive,
+        values.positive,
         None,
         "change to detect, in the metric's units (e.g. 0.5: half the probability mass "
         "moves); at or below --tolerance such a change is meant to pass as equivalent",
     ),
-    _command_only("power", _share_open, 0.8, "required power"),
+    _command_only("power", values.share_open, 0.8, "required power"),
     _command_only(
         "arm",
-        _text,
+        values.text,
         None,
         "which calls are the pilot: a request group of a cassette / 1 = A, 2 = B of a "
         "report, or all (default: see the docs)",
     ),
     _command_only(
         "comparison",
-        _int_in(1),
+        values.int_in(1),
         None,
         "report pilots: which comparison, 1-based (default: the first with a distance matrix)",
     ),
     _command_only(
         "cases",
-        _bool,
+        values.boolean,
         False,
         "the pilot is an A/A run of a prompt set (a cassette): plan cases x trials per case, "
         "each distinct request being one case",
@@ -424,20 +319,20 @@ OPTIONS: tuple[OptionSpec, ...] = (
     ),
     _command_only(
         "replications",
-        _int_in(20),
+        values.int_in(20),
         200,
         "simulated runs per number of trials (with --cases: per cases x trials cell)",
     ),
     _command_only(
         "max_trials",
-        _int_in(MIN_CALLS_PER_ARM),
+        values.int_in(MIN_CALLS_PER_ARM),
         200,
         "largest number of trials per arm tried",
     ),
     # -- rolecheck report
     _command_only(
         "out",
-        _path,
+        values.path,
         None,
         "directory to write rolecheck-report.html and png/ into (created if missing)",
         metavar="DIR",
@@ -446,7 +341,7 @@ OPTIONS: tuple[OptionSpec, ...] = (
     # -- rolecheck diff
     _command_only(
         "against",
-        _text,
+        values.text,
         None,
         "with one path: the git revision it is compared with (default: HEAD; in a pull "
         "request's CI e.g. origin/main)",
@@ -454,33 +349,35 @@ OPTIONS: tuple[OptionSpec, ...] = (
     ),
     _command_only(
         "exit_zero",
-        _bool,
+        values.boolean,
         False,
         "exit 0 even when the behaviour changed (usage errors still exit 2)",
         flag=True,
     ),
     # -- rolecheck serve (model file, timeout, port: the server's, not the requests')
-    _command_only("port", _int_in(1, 65535), None, "port to listen on (default: a free one)"),
-    _command_only("host", _text, "127.0.0.1", "interface to listen on"),
+    _command_only("port", values.int_in(1, 65535), None, "port to listen on (default: a free one)"),
+    _command_only("host", values.text, "127.0.0.1", "interface to listen on"),
     _command_only(
         "model_path",
-        _text,
+        values.text,
         None,
         "model file (default: the bundled SmolLM2-135M-Instruct)",
     ),
-    _command_only("alias", _text, None, "model name the server lists"),
-    _command_only("parallel", _int_in(1), None, "parallel slots, decoded together"),
+    _command_only("alias", values.text, None, "model name the server lists"),
+    _command_only("parallel", values.int_in(1), None, "parallel slots, decoded together"),
     _command_only(
         "threads",
-        _int_in(1),
+        values.int_in(1),
         None,
         "CPU threads; the default was measured fastest on a busy 2-core machine",
     ),
-    _command_only("slot_ctx", _int_in(1), None, "context tokens per slot"),
-    _command_only("start_timeout", _seconds, 120.0, "seconds to wait for the server to start"),
+    _command_only("slot_ctx", values.int_in(1), None, "context tokens per slot"),
+    _command_only(
+        "start_timeout", values.seconds, 120.0, "seconds to wait for the server to start"
+    ),
     _command_only(
         "log_file",
-        _text,
+        values.text,
         None,
         "write the server log here (default: a temporary file, printed at start)",
         metavar="PATH",
@@ -603,7 +500,7 @@ def parse_value(spec: OptionSpec, raw: Any, *, source: str) -> Any:
     try:
         return spec.parse(text)
     except ValueError as exc:
-        raise RolecheckUsageError(f"{source}: {invalid_value(text, exc)}.") from None
+        raise RolecheckUsageError(f"{source}: {values.invalid_value(text, exc)}.") from None
 
 
 def check_value(name: str, value: Any, *, source: str | None = None) -> Any:
