@@ -372,6 +372,19 @@ def test_message_when_one_text_stops_where_the_other_goes_on() -> None:
     assert "developer's text stops after 2 tokens where system's goes on to 3" in head
 
 
+def test_texts_compared_without_tokens_are_not_counted_in_tokens() -> None:
+    insight = {
+        "representatives": {
+            "a": {"text": "Cats purr.", "tokens": []},
+            "b": {"text": "Dogs bark.", "tokens": []},
+        },
+        "divergence": None,
+    }
+    lines = _wording.text_lines(insight, ["Cats purr."], ["Dogs bark."], ("a", "b"))
+    assert lines[0] == "The texts differ."
+    assert not any("tokens" in line for line in lines)
+
+
 def test_html_says_whether_the_texts_differ_like_the_message() -> None:
     from pytest_rolecheck.core.divergence import divergence_insight
     from pytest_rolecheck.core.jsonish import to_plain

@@ -344,6 +344,8 @@ def text_lines(
             if max(len(text_a), len(text_b)) > SHORT:
                 # The shortened texts may stop before the parting point: show it.
                 lines.append(f"  from there: {_parting(tokens_a, tokens_b, pos)}")
+        elif not tokens_a and not tokens_b:
+            pass  # compared by text, without tokens: the two texts above say it all
         else:
             short, long_ = sorted(((len(tokens_a), a), (len(tokens_b), b)))
             lines.append(
