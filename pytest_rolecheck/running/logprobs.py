@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final
 
 from ..errors import NoLogprobsError
+from ..variants.responses import LOGPROBS_INCLUDE
 
 if TYPE_CHECKING:
     from ..recording.cassette import CassetteSession
@@ -48,8 +49,6 @@ __all__ = [
 RECORD_KEY: Final = "no_logprobs"
 # Fields a request asks for logprobs with (chat completions).
 _FIELDS: Final = ("logprobs", "top_logprobs")
-# How a Responses-API request asks for them (include=[...] next to top_logprobs).
-_INCLUDE: Final = "message.output_text.logprobs"
 # Statuses of a refused request field (400; some OpenAI-compatible servers say 422).
 _REFUSED: Final = (400, 422)
 # A server's error text, shortened for the notes and the cassette.
@@ -117,14 +116,14 @@ def logprobs_mode(value: bool | str, *, source: str = "logprobs") -> str:
 
 def asks(request: Mapping[str, Any]) -> bool:
     """Whether a request asks for logprobs (chat completions, or the Responses API's way)."""
-    return request.get("logprobs") is True or _INCLUDE in (request.get("include") or ())
+    return request.get("logprobs") is True or LOGPROBS_INCLUDE in (request.get("include") or ())
 
 
 def unasked(request: Mapping[str, Any]) -> dict[str, Any]:
     """``request`` asking for no logprobs."""
     out = {k: v for k, v in request.items() if k not in _FIELDS}
     if "include" in out:
-        include = [i for i in out["include"] or () if i != _INCLUDE]
+        include = [i for i in out["include"] or () if i != LOGPROBS_INCLUDE]
         out.pop("include")
         if include:
             out["include"] = include
