@@ -9,6 +9,7 @@ rolecheck pays (almost) nothing for having it installed.
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Generator
 from contextlib import nullcontext
 from pathlib import Path
@@ -470,6 +471,10 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
                 session.exitstatus = pytest.ExitCode.TESTS_FAILED
             _write_reports(config)
     finally:
+        # Imported only if a test built a default client (importing it loads openai).
+        default_clients = sys.modules.get("pytest_rolecheck.running.default_client")
+        if default_clients is not None:
+            default_clients.close_default_clients()
         if backend is not None:
             backend.stop()
 
