@@ -29,6 +29,7 @@ from .running.asserts import activate, deactivate, set_plugin_active
 from .running.backend import LocalBackend
 from .running.calls import default_cassette_path
 from .running.coordinator import WORKERINPUT_KEY as COORDINATOR_INPUT
+from .running.heap import freeze_once
 from .running.logprobs import LogprobsMemory
 from .running.progress import LiveProgress, Progress
 from .running.session import Rolecheck
@@ -342,6 +343,8 @@ def _rolecheck_context(request: pytest.FixtureRequest) -> Generator[Rolecheck]:
         # Normally finished (and saved) by the call report; this is the safety net.
         rolecheck.finish(save=False)
         config.stash[OPEN_KEY].discard(rolecheck)
+        if rolecheck.calls:  # the heavy modules are loaded now
+            freeze_once()
 
 
 @pytest.fixture

@@ -1231,3 +1231,40 @@ def test_replayed_tests_share_one_default_client_closed_at_the_end(
     project.runpytest("-p", "no:cacheprovider").assert_outcomes(passed=2)
     built = json.loads((project.path / "clients.json").read_text())
     assert built == [["https://api.openai.com/v1/", 0, True]]  # one, no retries, closed
+
+
+def test_heap_is_frozen_once_after_the_first_test_that_made_calls(
+    project: pytest.Pytester,
+) -> None:
+    project.makepyfile(test_roles=ROLE_TESTS, test_plain="def test_plain():\n    pass\n")
+    project.makeconftest(
+        CONFTEST.format(factory="async_client")
+        + """
+import gc
+import json
+
+FROZEN = []
+FREEZES = []
+_freeze = gc.freeze
+
+def _counting_freeze():
+    FREEZES.append(1)
+    _freeze()
+
+gc.freeze = _counting_freeze
+
+def pytest_runtest_logfinish(nodeid, location):
+    FROZEN.append(len(FREEZES))
+
+def pytest_sessionfinish(session):
+    with open("frozen.json", "w") as out:
+        json.dump(FROZEN, out)
+"""
+    )
+    result = project.runpytest_subprocess(
+        "--rolecheck-record-mode=once", "-p", "no:randomly", "test_plain.py", "test_roles.py"
+    )
+    result.assert_outcomes(passed=3)
+    plain, first, second = json.loads((project.path / "frozen.json").read_text())
+    # no calls yet (the heavy modules are not loaded), then once per process
+    assert (plain, first, second) == (0, 1, 1)
