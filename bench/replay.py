@@ -21,14 +21,22 @@ Timed, side by side in every repeat (the order rotates), for each client type:
   serializer, default matching) around a plain sequential loop of the same 21
   ``chat.completions.create`` calls with the same client type.
 
-Each arm builds its client outside the timed region. Target: median plugin /
-median raw vcrpy (wall time) <= 1.2 for each client type. Also printed, as
-cross-checks on a busy machine: the median of the per-repeat ratios (the two
-arms of a repeat run back to back) and the ratio of CPU-time medians (a replay
-is CPU-bound; CPU time ignores what other processes take). On a miss (or with
-``--profile``) both paths are profiled (stack samples of every thread: the
-runner works on an event-loop thread or a thread pool) and the packages and
-functions where the plugin spends its time are printed. Exit status 1 if missed.
+Then, over a whole suite (``_suite_replay.py``): the plugin's per-call replay
+cost in a generated ``--suite-tests``-test suite (client creation, cassette
+load, GC and all, as a real suite pays them) vs the SDK's own ``create()`` over
+an ``httpx2.MockTransport`` answering with the same bodies. Target: plugin / SDK
+<= 2.0 per call.
+
+Each arm of the 21-call comparison builds its client outside the timed
+region. Target: median plugin / median raw vcrpy (wall time) <= 1.2 for each
+client type. Also printed, as cross-checks on a busy machine: the median of the
+per-repeat ratios (the two arms of a repeat run back to back) and the ratio of
+CPU-time medians (a replay is CPU-bound; CPU time ignores what other processes
+take). On a miss (or with ``--profile``) both paths are profiled (stack samples
+of every thread: the runner works on an event-loop thread or a thread pool) and
+the packages and functions where the plugin spends its time are printed.
+
+Exit status 1 if either target is missed.
 """
 
 from __future__ import annotations
@@ -55,6 +63,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import openai
 import vcr
 from _latency_server import MODEL, LatencyServer
+from _suite_replay import plugin_per_call_ms, sdk_per_call_ms
 
 from pytest_rolecheck.recording.cassette import CALL_INDEX_HEADER
 from pytest_rolecheck.running.client import REPLAY_API_KEY
@@ -64,6 +73,7 @@ from pytest_rolecheck.settings import Settings
 CALLS = 21
 TRIALS = (CALLS - 1) // 2
 TARGET_RATIO = 1.2
+SUITE_TARGET = 2.0  # plugin per call / the SDK's create() over a mock transport
 NODEID = "tests/test_roles.py::test_developer_role_matches_system"
 PROMPT = "Produce two stanza rock song lyrics for 'Rockin with my Kitty Cat'"
 INSTRUCTION = "You are a helpful AI assistant"
@@ -279,10 +289,44 @@ def main(argv: list[str] | None = None) -> int:
         help="client type(s) to measure (default both)",
     )
     parser.add_argument("--profile", action="store_true", help="profile even if on target")
+    parser.add_argument(
+        "--suite-tests", type=int, default=100, help="tests in the generated suite (default 100)"
+    )
+    parser.add_argument(
+        "--suite-only", action="store_true", help="measure the suite against the SDK only"
+    )
     args = parser.parse_args(argv)
     if args.repeats < 1:
         parser.error("--repeats must be >= 1")
+    if args.suite_tests < 2:
+        parser.error("--suite-tests must be >= 2")
     kinds = ("async", "sync") if args.clients == "both" else (args.clients,)
+    missed = [] if args.suite_only else _comparison(args, kinds)
+    if not _suite(args.suite_tests, args.repeats):
+        missed.append("suite")
+    return 1 if missed else 0
+
+
+def _suite(tests: int, rounds: int) -> bool:
+    """Print the suite's per-call cost against the SDK's; whether it is on target."""
+    plugin = plugin_per_call_ms(tests)
+    sdk = sdk_per_call_ms(rounds)
+    ratio = plugin / sdk
+    passed = ratio <= SUITE_TARGET
+    print(
+        f"\nsuite of {tests} replayed tests (40 calls each): plugin {plugin:.2f} ms per call "
+        f"(all of each test's run but the first test's), SDK create() over a mock transport "
+        f"{sdk:.2f} ms per call (median of {rounds} rounds)"
+    )
+    print(
+        f"ratio plugin / SDK per call: {ratio:.2f} (target <= {SUITE_TARGET}) -> "
+        f"{'PASS' if passed else 'FAIL'}"
+    )
+    return passed
+
+
+def _comparison(args: argparse.Namespace, kinds: Sequence[str]) -> list[str]:
+    """The 21-call comparison: plugin vs raw vcrpy; the client types over target."""
 
     with tempfile.TemporaryDirectory(prefix="rolecheck-replay-") as tmp:
         rec = _record(Path(tmp))
@@ -297,7 +341,7 @@ def main(argv: list[str] | None = None) -> int:
         for kind in kinds:
             if args.profile or kind in missed:
                 profile_pair(kind, arms[f"plugin ({kind})"], arms[f"raw vcrpy ({kind})"])
-    return 1 if missed else 0
+    return missed
 
 
 # --------------------------------------------------------------------------- profiling

@@ -9,6 +9,7 @@ rolecheck pays (almost) nothing for having it installed.
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Generator
 from contextlib import nullcontext
 from pathlib import Path
@@ -28,6 +29,7 @@ from .running.asserts import activate, deactivate, set_plugin_active
 from .running.backend import LocalBackend
 from .running.calls import default_cassette_path
 from .running.coordinator import WORKERINPUT_KEY as COORDINATOR_INPUT
+from .running.heap import freeze_once
 from .running.logprobs import LogprobsMemory
 from .running.progress import LiveProgress, Progress
 from .running.session import Rolecheck
@@ -341,6 +343,8 @@ def _rolecheck_context(request: pytest.FixtureRequest) -> Generator[Rolecheck]:
         # Normally finished (and saved) by the call report; this is the safety net.
         rolecheck.finish(save=False)
         config.stash[OPEN_KEY].discard(rolecheck)
+        if rolecheck.calls:  # the heavy modules are loaded now
+            freeze_once()
 
 
 @pytest.fixture
@@ -470,6 +474,10 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
                 session.exitstatus = pytest.ExitCode.TESTS_FAILED
             _write_reports(config)
     finally:
+        # Imported only if a test built a default client (importing it loads openai).
+        default_clients = sys.modules.get("pytest_rolecheck.running.default_client")
+        if default_clients is not None:
+            default_clients.close_default_clients()
         if backend is not None:
             backend.stop()
 

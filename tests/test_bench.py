@@ -9,6 +9,8 @@ import sys
 from pathlib import Path
 from types import ModuleType
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -54,3 +56,11 @@ def test_text_speed_bench_times_equal_matrices() -> None:
     fast_ms, slow_ms = text_speed.measure(text_speed.answers()[:6], 1)
     assert fast_ms >= 0
     assert slow_ms > 0
+
+
+def test_replay_bench_suite_times_every_test_and_the_sdk(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The suite part of replay.py: a generated suite that replays, and the SDK's limit.
+    monkeypatch.syspath_prepend(str(ROOT / "bench"))  # it imports memory.py
+    suite = _bench("_suite_replay")
+    assert suite.plugin_per_call_ms(2) > 0
+    assert suite.sdk_per_call_ms(1) > 0

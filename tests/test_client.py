@@ -21,6 +21,7 @@ import pytest
 from pytest_rolecheck.errors import BackendError
 from pytest_rolecheck.recording.cassette import CassetteSession
 from pytest_rolecheck.running.client import CallSpec, CompletionRunner, client_secrets
+from pytest_rolecheck.running.default_client import close_default_clients, make_client
 
 pytest_plugins = ["pytester"]
 
@@ -230,3 +231,19 @@ def test_timeout_of_a_test_request_beats_the_option() -> None:
     assert runner._kwargs(own)["timeout"] == 60
     assert runner._kwargs(CallSpec(index=1, arm="a", request=REQUEST))["timeout"] == 5.0
     assert json.loads(json.dumps(own.body())) == REQUEST  # never part of the body
+
+
+def test_default_client_is_shared_per_settings_and_closed_at_the_end(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("OPENAI_API_KEY", KEY)
+    monkeypatch.delenv("OPENAI_BASE_URL", raising=False)
+    replay = make_client(base_url="http://a.test/v1", live=False)
+    assert make_client(base_url="http://a.test/v1", live=False) is replay
+    live = make_client(base_url="http://a.test/v1", live=True)
+    # A live test keeps its retries, a replay never retries: never the same client.
+    assert (live.max_retries, replay.max_retries) == (2, 0)
+    assert make_client(base_url="http://b.test/v1", live=False) is not replay
+    close_default_clients()
+    assert make_client(base_url="http://a.test/v1", live=False) is not replay
+    close_default_clients()

@@ -1191,3 +1191,80 @@ def test_an_older_cassette_without_its_model_says_to_replay_with_the_recording_o
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines(["*no model given*predates the record of its model*"])
     project.runpytest("--rolecheck-local").assert_outcomes(passed=1)
+
+
+COUNT_CLIENTS = """
+import json
+
+import openai
+
+BUILT = []
+_init = openai.AsyncOpenAI.__init__
+
+
+def _counting(self, *args, **kwargs):
+    BUILT.append(self)
+    _init(self, *args, **kwargs)
+
+
+openai.AsyncOpenAI.__init__ = _counting
+
+
+def pytest_unconfigure(config):
+    openai.AsyncOpenAI.__init__ = _init
+    with open("clients.json", "w") as out:
+        json.dump([[str(c.base_url), c.max_retries, c.is_closed()] for c in BUILT], out)
+"""
+
+
+def test_replayed_tests_share_one_default_client_closed_at_the_end(
+    project: pytest.Pytester,
+) -> None:
+    # An AsyncOpenAI costs ~18 ms to build (its SSL context), a sixth of a replayed test.
+    project.makepyfile(test_roles=ROLE_TESTS)
+    project.makeconftest(CONFTEST.format(factory="async_client") + COUNT_CLIENTS)
+    project.runpytest("--rolecheck-record-mode=once").assert_outcomes(passed=2)
+    # The rolecheck_client fixture still wins: no default client was built.
+    built = json.loads((project.path / "clients.json").read_text())
+    assert {url for url, _, _ in built} == {"http://fake-api.test/v1/"}
+    project.makeconftest(COUNT_CLIENTS)  # no fixture: the default client replays
+    project.runpytest("-p", "no:cacheprovider").assert_outcomes(passed=2)
+    built = json.loads((project.path / "clients.json").read_text())
+    assert built == [["https://api.openai.com/v1/", 0, True]]  # one, no retries, closed
+
+
+def test_heap_is_frozen_once_after_the_first_test_that_made_calls(
+    project: pytest.Pytester,
+) -> None:
+    project.makepyfile(test_roles=ROLE_TESTS, test_plain="def test_plain():\n    pass\n")
+    project.makeconftest(
+        CONFTEST.format(factory="async_client")
+        + """
+import gc
+import json
+
+FROZEN = []
+FREEZES = []
+_freeze = gc.freeze
+
+def _counting_freeze():
+    FREEZES.append(1)
+    _freeze()
+
+gc.freeze = _counting_freeze
+
+def pytest_runtest_logfinish(nodeid, location):
+    FROZEN.append(len(FREEZES))
+
+def pytest_sessionfinish(session):
+    with open("frozen.json", "w") as out:
+        json.dump(FROZEN, out)
+"""
+    )
+    result = project.runpytest_subprocess(
+        "--rolecheck-record-mode=once", "-p", "no:randomly", "test_plain.py", "test_roles.py"
+    )
+    result.assert_outcomes(passed=3)
+    plain, first, second = json.loads((project.path / "frozen.json").read_text())
+    # no calls yet (the heavy modules are not loaded), then once per process
+    assert (plain, first, second) == (0, 1, 1)

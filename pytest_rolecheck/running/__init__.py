@@ -11,8 +11,12 @@ Modules::
                   replayed.
     client        The one module that talks to the network, through the official ``openai`` SDK.
     coordinator   One run, many xdist workers: a shared call budget and one shared local server.
+    default_client
+                  The default client (no ``rolecheck_client`` fixture): one per process and
+                  settings.
     drift         A drift check of a test's comparison: each arm's live calls against its recorded
                   ones.
+    heap          Keep the garbage collector off the heap every test shares.
     llama_server  Run llama.cpp's own C++ ``llama-server`` (embedded by xllamacpp) in this process.
     logprobs      Whether a server gives logprobs: found out once per endpoint and model, then
                   remembered.

@@ -130,9 +130,9 @@ class Calls:
             CompletionRunner,
             client_base_url,
             client_secrets,
-            make_client,
             notify_stderr,
         )
+        from .default_client import make_client
 
         live = self.live
         client: AnyClient | None = None

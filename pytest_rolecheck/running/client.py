@@ -14,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import os
 import queue
 import sys
 import threading
@@ -82,39 +81,6 @@ class CallSpec:
         headers[CALL_INDEX_HEADER] = str(self.index)
         kwargs["extra_headers"] = headers
         return kwargs
-
-
-def make_client(
-    *,
-    base_url: str | None,
-    live: bool,
-    api_key: str | None = None,
-    max_retries: int = 2,
-    timeout: float = 120.0,
-) -> openai.AsyncOpenAI:
-    """Build the default client from ``OPENAI_API_KEY`` / ``OPENAI_BASE_URL``.
-
-    When nothing will go live (every call replays from a cassette) no key is
-    needed, so a placeholder is used; a real key never reaches a cassette.
-    ``api_key`` overrides the environment (the local backend needs none).
-    """
-    api_key = api_key or os.environ.get("OPENAI_API_KEY")
-    if not api_key:
-        if live:
-            raise BackendError(
-                "OPENAI_API_KEY is not set, and this test needs live calls (no cassette to "
-                "replay, or a re-recording mode). Set OPENAI_API_KEY (and OPENAI_BASE_URL for "
-                "another OpenAI-compatible server), override the `rolecheck_client` fixture, or "
-                "record against the bundled local model with --rolecheck-local."
-            )
-        api_key = REPLAY_API_KEY
-    return openai.AsyncOpenAI(
-        api_key=api_key,
-        base_url=base_url or os.environ.get("OPENAI_BASE_URL") or None,
-        # Replays never fail transiently; retrying them would only hide a mismatch.
-        max_retries=max_retries if live else 0,
-        timeout=timeout,
-    )
 
 
 def client_secrets(client: Any) -> list[str]:
@@ -213,13 +179,8 @@ class CompletionRunner:
 
     def close(self) -> None:
         """Close the client's connections (only call for a client this code created)."""
-        client = self.client
-        if isinstance(client, openai.AsyncOpenAI):
-            if self.progress.total == 0:
-                return  # no call was made: nothing to close, and no loop needed
-            _run_coroutine(client.close())
-        elif isinstance(client, openai.OpenAI):
-            client.close()
+        if self.progress.total:  # no call made: nothing to close
+            close_client(self.client)
 
     def run(self, specs: Sequence[CallSpec]) -> list[Any]:
         """Send every request and return the responses in the order of ``specs``."""
@@ -509,6 +470,11 @@ class _LoopThread:
                 self._loop = loop
             return self._loop
 
+    @property
+    def started(self) -> bool:
+        with self._lock:
+            return self._loop is not None and not self._loop.is_closed()
+
     def run(self, coro: Coroutine[Any, Any, T]) -> T:
         future = asyncio.run_coroutine_threadsafe(coro, self._ensure())
         try:
@@ -523,6 +489,15 @@ _LOOP = _LoopThread()
 
 def _run_coroutine(coro: Coroutine[Any, Any, T]) -> T:
     return _LOOP.run(coro)
+
+
+def close_client(client: AnyClient) -> None:
+    """Close a client's connections; an async one's on the loop that opened them."""
+    if isinstance(client, openai.AsyncOpenAI):
+        if _LOOP.started:  # else no call was made: nothing to close, and no loop needed
+            _run_coroutine(client.close())
+    elif isinstance(client, openai.OpenAI):
+        client.close()
 
 
 def _where(spec: CallSpec, base_url: str) -> str:

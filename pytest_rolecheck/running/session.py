@@ -559,19 +559,16 @@ class Rolecheck(Calls):
         self._baseline, self._recorded, self._no_logprobs = None, {}, {}
         if recording is not None and not self._calls_failed:
             self.unused_recordings = recording.unused_recordings(self._next_index)
-        runner, self._runner = self._runner, None
+        # The client stays open: the default one serves the next tests too (closed at
+        # the end of the run), and a rolecheck_client fixture's belongs to the user.
+        self._runner = None
         self._client_provider = None
-        try:
-            if runner is not None and self._owns_client:
-                runner.close()
-        finally:
-            # Whatever happened above, vcrpy's patching must be undone.
-            if cassette is not None:
-                if save:
-                    cassette.__exit__(None, None, None)
-                else:
-                    error = _Discarded("test did not complete its calls")
-                    cassette.__exit__(type(error), error, None)
+        if cassette is not None:
+            if save:
+                cassette.__exit__(None, None, None)
+            else:
+                error = _Discarded("test did not complete its calls")
+                cassette.__exit__(type(error), error, None)
 
     def _add_usage_row(self) -> None:
         # Calls run by hand (rolecheck.run + no comparison) still count in the summary.

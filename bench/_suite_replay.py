@@ -1,0 +1,120 @@
+"""The suite part of ``replay.py``: per-call replay cost over a generated suite vs the SDK's limit.
+
+Setup: ``memory.py``'s generated project (N copies of the shipped 40-call
+developer/system example, each with its own hard-linked cassette), replayed by
+``pytest`` in a fresh subprocess. A conftest times every test's whole run
+(setup, call, teardown: client creation, cassette load and check, vcrpy, the
+SDK, parsing, statistics, and whatever garbage collection happens meanwhile);
+the per-call cost is the sum over tests (but the first, which pays the
+lazy imports) / calls. Start-up and collection are
+left out: they do not grow with the calls.
+
+The limit: the SDK's own ``AsyncOpenAI.chat.completions.create()`` over an
+``httpx2.MockTransport`` that answers with the same recorded bodies, one after
+another on one client, in this process (median per call over the rounds).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx2
+import openai
+from memory import CASSETTE, ROOT, make_project
+
+TIMING_CONFTEST = """
+import json
+import os
+import time
+
+import pytest
+
+TIMES = []
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_protocol(item, nextitem):
+    start = time.perf_counter()
+    yield
+    TIMES.append(time.perf_counter() - start)
+
+
+def pytest_sessionfinish(session):
+    with open(os.environ["ROLECHECK_SUITE_OUT"], "w", encoding="utf-8") as out:
+        json.dump(TIMES, out)
+"""
+
+
+def calls_per_test() -> int:
+    return len(json.loads(CASSETTE.read_text(encoding="utf-8"))["interactions"])
+
+
+def plugin_per_call_ms(tests: int, root: Path = ROOT) -> float:
+    """Milliseconds per replayed call over a generated suite of ``tests`` tests."""
+    with tempfile.TemporaryDirectory(prefix="rolecheck-suite-") as tmp:
+        where = Path(tmp)
+        make_project(where, tests)
+        (where / "conftest.py").write_text(TIMING_CONFTEST, encoding="utf-8")
+        out = where / "times.json"
+        env = dict(os.environ, ROLECHECK_SUITE_OUT=str(out))
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(root), env.get("PYTHONPATH")]))
+        env.pop("OPENAI_BASE_URL", None)
+        result = subprocess.run(
+            [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "no:randomly"],
+            cwd=where,
+            env=env,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        if result.returncode != 0 or not out.exists():
+            sys.stdout.write(result.stdout[-3000:] + result.stderr[-3000:])
+            raise SystemExit(f"the generated suite failed (exit status {result.returncode})")
+        times: list[float] = json.loads(out.read_text(encoding="utf-8"))
+    if len(times) != tests:
+        raise SystemExit(f"timed {len(times)} tests, expected {tests}")
+    # The first test pays the lazy imports (numpy, scipy, the SDK): once per run, not per call.
+    return sum(times[1:]) * 1e3 / ((tests - 1) * calls_per_test())
+
+
+def sdk_per_call_ms(rounds: int) -> float:
+    """Median milliseconds per ``create()`` over a mock transport, same bodies and requests."""
+    interactions = json.loads(CASSETTE.read_text(encoding="utf-8"))["interactions"]
+    bodies = [json.dumps(item["response"]["body"]["json"]).encode() for item in interactions]
+    requests = [item["request"]["body"]["json"] for item in interactions]
+    position = 0
+
+    def answer(request: httpx2.Request) -> httpx2.Response:
+        nonlocal position
+        body = bodies[position % len(bodies)]
+        position += 1
+        return httpx2.Response(200, content=body, headers={"content-type": "application/json"})
+
+    client = openai.AsyncOpenAI(
+        api_key="sk-none",
+        base_url="http://mock.test/v1",
+        max_retries=0,
+        http_client=httpx2.AsyncClient(transport=httpx2.MockTransport(answer)),
+    )
+
+    async def one_round() -> float:
+        start = time.perf_counter()
+        for request in requests:
+            await client.chat.completions.create(**request)
+        return (time.perf_counter() - start) * 1e3 / len(requests)
+
+    async def run() -> list[float]:
+        await one_round()  # warm-up: imports, caches
+        return [await one_round() for _ in range(rounds)]
+
+    result: list[Any] = asyncio.run(run())
+    return statistics.median(result)
