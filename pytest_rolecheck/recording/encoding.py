@@ -25,6 +25,7 @@ package is imported here.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import struct
 from collections.abc import Iterator
@@ -79,8 +80,9 @@ def float32_text(value: float) -> str | None:
         return None
     for digits in range(1, 10):  # 9 significant digits always round-trip a float32
         text = repr(float(f"{value:.{digits}g}"))  # repr: "20.0", not "2e+01"
-        if _to_f32(float(text)) == value:
-            return text
+        with contextlib.suppress(OverflowError):  # rounded up past the largest float32
+            if _to_f32(float(text)) == value:
+                return text
     return repr(value)  # pragma: no cover - unreachable by the bound above
 
 
@@ -217,52 +219,70 @@ def pack_body(stored: dict[str, Any] | None) -> dict[str, Any] | None:
 # --------------------------------------------------------------------------- unpacking
 
 
-def _unrow(
-    row: Any, keys: list[str], table: dict[str, Any], top: list[str] | None, where: str
-) -> dict[str, Any]:
-    width = len(keys) - (_BYTES in keys)
-    if not isinstance(row, list) or len(row) not in (width, width + 1):
-        raise Malformed(f"{where} must be an array of {width} values (or {width + 1})")
-    if len(row) == width + 1 and _BYTES not in keys:
-        raise Malformed(f"{where} has {width + 1} values but its keys have no {_BYTES!r}")
-    cells = iter(row)
-    entry: dict[str, Any] = {}
-    for key in keys:
-        if key == _BYTES:
-            entry[key] = None  # placeholder keeps the key's place; filled in below
-            continue
-        value = next(cells)
-        if key == _TOP and value is not None:
-            if not isinstance(value, list) or top is None:
-                raise Malformed(f"{where}: {_TOP} must be an array of rows")
-            value = [
-                _unrow(t, top, table, None, f"{where}.{_TOP}[{i}]") for i, t in enumerate(value)
-            ]
-        elif table.get("float32") is True and isinstance(value, float):
+class _Layout:
+    """How to turn the rows of one packed table (or of its top logprobs) into objects.
+
+    Built once per table: replay reads every row of every call, so the row loop
+    does no string work and names no path unless a row is broken.
+    """
+
+    def __init__(self, keys: list[str], table: dict[str, Any], top: _Layout | None) -> None:
+        self.keys = keys
+        cells = [k for k in keys if k != _BYTES]
+        self.width = len(cells)
+        self.bytes_at = keys.index(_BYTES) if _BYTES in keys else -1
+        self.token_at = cells.index("token") if "token" in cells else -1
+        self.top_at = cells.index(_TOP) if top is not None and _TOP in cells else -1
+        self.top = top
+        self.utf8 = table.get(_BYTES) == _UTF8
+        self.float32 = table.get("float32") is True
+
+    def entry(self, row: Any) -> dict[str, Any]:
+        width = self.width
+        if type(row) is not list or not width <= len(row) <= width + (self.bytes_at >= 0):
+            raise Malformed(f"must be an array of {width} values (or {width + 1} with bytes)")
+        values = row[:width]
+        if self.float32:
             try:
-                value = _to_f32(value)
+                values = [_to_f32(v) if type(v) is float else v for v in values]
             except OverflowError:
-                raise Malformed(f"{where}: {value!r} is no float32 value") from None
-        entry[key] = value
-    if _BYTES in keys:
-        if len(row) == width + 1:
-            entry[_BYTES] = row[-1]
-        elif table.get(_BYTES) == _UTF8:
-            entry[_BYTES] = _utf8(entry.get("token"))
-    return entry
+                raise Malformed("holds a number too large for a float32") from None
+        if self.top_at >= 0 and values[self.top_at] is not None:
+            tops, top = values[self.top_at], self.top
+            if type(tops) is not list or top is None:
+                raise Malformed(f"{_TOP} must be an array of rows")
+            values[self.top_at] = [top.entry(t) for t in tops]
+        if self.bytes_at >= 0:
+            if len(row) > width:
+                raw: Any = row[width]
+            else:
+                raw = _utf8(values[self.token_at]) if self.utf8 and self.token_at >= 0 else None
+            values.insert(self.bytes_at, raw)
+        return dict(zip(self.keys, values, strict=True))
 
 
 def _unpack_table(value: Any, where: str) -> list[dict[str, Any]]:
     if not isinstance(value, dict) or not isinstance(value.get("rows"), list):
         raise Malformed(f"{where} must be an object with keys and rows")
-    keys, top = value.get("keys"), value.get("top_keys")
+    keys, top_keys = value.get("keys"), value.get("top_keys")
     if not (isinstance(keys, list) and all(isinstance(k, str) for k in keys)):
         raise Malformed(f"{where}.keys must be a list of strings")
-    if top is not None and not (isinstance(top, list) and all(isinstance(k, str) for k in top)):
+    if top_keys is not None and not (
+        isinstance(top_keys, list) and all(isinstance(k, str) for k in top_keys)
+    ):
         raise Malformed(f"{where}.top_keys must be a list of strings")
-    return [
-        _unrow(row, keys, value, top, f"{where}.rows[{i}]") for i, row in enumerate(value["rows"])
-    ]
+    top = None if top_keys is None else _Layout(top_keys, value, None)
+    layout = _Layout(keys, value, top)
+    rows: list[Any] = value["rows"]
+    try:
+        return [layout.entry(row) for row in rows]
+    except Malformed as err:  # find the row again, only to name it
+        for i, row in enumerate(rows):
+            try:
+                layout.entry(row)
+            except Malformed:
+                raise Malformed(f"{where}.rows[{i}] {err}") from None
+        raise  # pragma: no cover - the same row fails again
 
 
 def unpack_body(stored: Any) -> Any:
