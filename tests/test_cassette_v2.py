@@ -292,3 +292,23 @@ def test_upgrade_exit_codes(tmp_path: Path, capsys: pytest.CaptureFixture[str]) 
     assert broken.read_text(encoding="utf-8").endswith("[")  # left as it was
     assert json.loads(good.read_text(encoding="utf-8"))[FORMAT_KEY] == 2
     assert cli.main(["cassettes"]) == 2
+
+
+@pytest.mark.parametrize(
+    ("table", "says"),
+    [
+        ({"keys": ["token", "bytes", "bytes"], "rows": []}, "names a key twice"),
+        ({"keys": ["token", "top_logprobs"], "rows": []}, "has top_logprobs but no top_keys"),
+        ({"keys": ["token", "logprob"], "float32": True, "rows": [["a", 1e39]]}, "float32"),
+        ({"keys": "token", "rows": []}, "keys must be a list of strings"),
+        ([["a", -1.0]], "must be an object with keys and rows"),
+    ],
+)
+def test_a_hand_edited_table_is_refused_with_a_reason(
+    tmp_path: Path, table: Any, says: str
+) -> None:
+    body = {"packed": [["choices", 0, "logprobs", "content"]]}
+    body["json"] = {"choices": [{"logprobs": {"content": table}}]}  # type: ignore[dict-item]
+    path = write(tmp_path / "c.json", document(2, [body]))
+    with pytest.raises(Unreadable, match=says):
+        read_cassette(path)

@@ -220,7 +220,7 @@ def pack_body(stored: dict[str, Any] | None) -> dict[str, Any] | None:
 
 
 class _Layout:
-    """How to turn the rows of one packed table (or of its top logprobs) into objects.
+    """How to turn the rows of one packed table (or of its top logprobs) back into objects.
 
     Built once per table: replay reads every row of every call, so the row loop
     does no string work and names no path unless a row is broken.
@@ -251,17 +251,18 @@ class _Layout:
             tops, top = values[self.top_at], self.top
             if type(tops) is not list or top is None:
                 raise Malformed(f"{_TOP} must be an array of rows")
-            values[self.top_at] = [top.entry(t) for t in tops]
+            values[self.top_at] = list(map(top.entry, tops))
         if self.bytes_at >= 0:
+            raw: Any = None
             if len(row) > width:
-                raw: Any = row[width]
-            else:
-                raw = _utf8(values[self.token_at]) if self.utf8 and self.token_at >= 0 else None
+                raw = row[width]
+            elif self.utf8 and self.token_at >= 0:
+                raw = _utf8(values[self.token_at])
             values.insert(self.bytes_at, raw)
         return dict(zip(self.keys, values, strict=True))
 
 
-def _unpack_table(value: Any, where: str) -> list[dict[str, Any]]:
+def _layout(value: Any, where: str) -> _Layout:
     if not isinstance(value, dict) or not isinstance(value.get("rows"), list):
         raise Malformed(f"{where} must be an object with keys and rows")
     keys, top_keys = value.get("keys"), value.get("top_keys")
@@ -271,11 +272,19 @@ def _unpack_table(value: Any, where: str) -> list[dict[str, Any]]:
         isinstance(top_keys, list) and all(isinstance(k, str) for k in top_keys)
     ):
         raise Malformed(f"{where}.top_keys must be a list of strings")
+    if top_keys is None and _TOP in keys:
+        raise Malformed(f"{where} has {_TOP} but no top_keys")
+    if len(set(keys)) < len(keys) or len(set(top_keys or ())) < len(top_keys or ()):
+        raise Malformed(f"{where} names a key twice")
     top = None if top_keys is None else _Layout(top_keys, value, None)
-    layout = _Layout(keys, value, top)
+    return _Layout(keys, value, top)
+
+
+def _unpack_table(value: Any, where: str) -> list[dict[str, Any]]:
+    layout = _layout(value, where)
     rows: list[Any] = value["rows"]
     try:
-        return [layout.entry(row) for row in rows]
+        return list(map(layout.entry, rows))
     except Malformed as err:  # find the row again, only to name it
         for i, row in enumerate(rows):
             try:
@@ -283,6 +292,27 @@ def _unpack_table(value: Any, where: str) -> list[dict[str, Any]]:
             except Malformed:
                 raise Malformed(f"{where}.rows[{i}] {err}") from None
         raise  # pragma: no cover - the same row fails again
+
+
+def _tables(stored: Any) -> list[tuple[Any, Any, str]] | None:
+    """(container, key, shown path) of each packed table of a v2 body; None: nothing packed."""
+    if not isinstance(stored, dict) or PACKED_KEY not in stored:
+        return None
+    paths, tree = stored[PACKED_KEY], stored.get("json")
+    if not isinstance(paths, list) or set(stored) != {PACKED_KEY, "json"}:
+        raise Malformed(f'a packed body is {{"{PACKED_KEY}": [path, ...], "json": tree}}')
+    found = []
+    for path in paths:
+        shown = ".".join(map(str, path)) if isinstance(path, list) else repr(path)
+        parent: Any = tree
+        try:
+            for step in path[:-1]:
+                parent = parent[step]
+            parent[path[-1]]  # there, or the error below
+        except (KeyError, IndexError, TypeError):
+            raise Malformed(f"the packed list {shown} is not in the body") from None
+        found.append((parent, path[-1], shown))
+    return found
 
 
 def unpack_body(stored: Any) -> Any:
@@ -293,18 +323,9 @@ def unpack_body(stored: Any) -> Any:
     Malformed
         The body names packed lists that are not there or not tables.
     """
-    if not isinstance(stored, dict) or PACKED_KEY not in stored:
+    tables = _tables(stored)
+    if tables is None:
         return stored
-    paths, tree = stored[PACKED_KEY], stored.get("json")
-    if not isinstance(paths, list) or set(stored) != {PACKED_KEY, "json"}:
-        raise Malformed(f'a packed body is {{"{PACKED_KEY}": [path, ...], "json": tree}}')
-    for path in paths:
-        shown = ".".join(map(str, path)) if isinstance(path, list) else repr(path)
-        parent: Any = tree
-        try:
-            for step in path[:-1]:
-                parent = parent[step]
-            parent[path[-1]] = _unpack_table(parent[path[-1]], shown)
-        except (KeyError, IndexError, TypeError):
-            raise Malformed(f"the packed list {shown} is not in the body") from None
-    return {"json": tree}
+    for parent, key, shown in tables:
+        parent[key] = _unpack_table(parent[key], shown)
+    return {"json": stored["json"]}
