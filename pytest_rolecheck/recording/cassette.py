@@ -59,10 +59,8 @@ from .paths import _display
 from .redaction import (
     _REQUEST_HEADERS,
     _Redactor,
-    _stored_request,
-    _stored_response,
-    steady_body,
     steady_uri,
+    stored_call,
 )
 
 # CALL_INDEX_HEADER: the header the runner adds, re-exported for the benchmarks.
@@ -268,15 +266,8 @@ class CassetteSession:
         return None
 
     def _stored_call(self, index: int, request: Any, response: Any) -> dict[str, Any]:
-        """Call ``index`` as the cassette stores it: scrubbed, volatile fields made steady."""
-        stored_request = _stored_request(request, self._redactor)
-        stored_response = _stored_response(response, self._redactor)
-        body = stored_response["body"]
-        if body is not None and "json" in body:
-            stored_response["body"] = {"json": steady_body(body["json"], index)}
-        if self.recorded_with.get("local"):
-            stored_request["uri"] = steady_uri(stored_request["uri"])
-        return {"index": index, "request": stored_request, "response": stored_response}
+        local = bool(self.recorded_with.get("local"))
+        return stored_call(index, request, response, self._redactor, local=local)
 
     def unused_recordings(self, calls_made: int) -> str | None:
         """Why a replay that made ``calls_made`` calls left recordings unused, or ``None``.

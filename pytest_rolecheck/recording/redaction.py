@@ -259,3 +259,20 @@ def _stored_request(request: Any, redactor: _Redactor) -> dict[str, Any]:
             body if isinstance(body, bytes) else None, headers.get("content-type"), redactor
         ),
     }
+
+
+def stored_call(
+    index: int, request: Any, response: Any, redactor: _Redactor, *, local: bool
+) -> dict[str, Any]:
+    """Call ``index`` as a cassette stores it: scrubbed, its volatile fields made steady.
+
+    ``local``: recorded from the bundled server, whose port changes on every start.
+    """
+    stored_request = _stored_request(request, redactor)
+    stored_response = _stored_response(response, redactor)
+    body = stored_response["body"]
+    if body is not None and "json" in body:
+        stored_response["body"] = {"json": steady_body(body["json"], index)}
+    if local:
+        stored_request["uri"] = steady_uri(stored_request["uri"])
+    return {"index": index, "request": stored_request, "response": stored_response}
