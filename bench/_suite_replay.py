@@ -31,6 +31,8 @@ import httpx2
 import openai
 from memory import CASSETTE, ROOT, make_project
 
+from pytest_rolecheck.recording.format import read_cassette
+
 TIMING_CONFTEST = """
 import json
 import os
@@ -88,9 +90,10 @@ def plugin_per_call_ms(tests: int, root: Path = ROOT) -> float:
 
 def sdk_per_call_ms(rounds: int) -> float:
     """Median milliseconds per ``create()`` over a mock transport, same bodies and requests."""
-    interactions = json.loads(CASSETTE.read_text(encoding="utf-8"))["interactions"]
-    bodies = [json.dumps(item["response"]["body"]["json"]).encode() for item in interactions]
-    requests = [item["request"]["body"]["json"] for item in interactions]
+    found, _ = read_cassette(CASSETTE)  # the one reader: format v2 packs the response bodies
+    recorded = [found[index] for index in sorted(found)]
+    bodies = [entry.response["body"]["string"] for entry in recorded]
+    requests = [entry.shown for entry in recorded]
     position = 0
 
     def answer(request: httpx2.Request) -> httpx2.Response:

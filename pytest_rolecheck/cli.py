@@ -129,6 +129,7 @@ _SUBCOMMANDS: tuple[Callable[[Any], None], ...] = (
     _lazy("commands.plan"),  # rolecheck plan
     _lazy("commands.report"),  # rolecheck report
     _lazy("commands.diff"),  # rolecheck diff
+    _lazy("commands.cassettes"),  # rolecheck cassettes upgrade
 )
 
 

@@ -407,6 +407,7 @@ COMMANDS: dict[str, dict[str | None, tuple[str, ...]]] = {
     },
     "report": {None: ("out",)},
     "diff": {None: ("against", "json", "exit_zero")},
+    "cassettes": {},  # upgrade takes only paths
     "serve": {
         None: _names("port host model_path alias parallel threads slot_ctx start_timeout log_file")
     },

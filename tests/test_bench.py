@@ -64,3 +64,13 @@ def test_replay_bench_suite_times_every_test_and_the_sdk(monkeypatch: pytest.Mon
     suite = _bench("_suite_replay")
     assert suite.plugin_per_call_ms(2) > 0
     assert suite.sdk_per_call_ms(1) > 0
+
+
+def test_cassette_size_bench_reads_both_formats_back_equal(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # measure() refuses a v2 text that reads back other responses than the v1 one.
+    assert _bench("cassette_size").main(["--synthetic-only", "--repeats", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "synthetic: 20 tokens x top-20" in out
+    assert "target met" in out

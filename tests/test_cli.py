@@ -150,7 +150,7 @@ def compare_run(
 def test_help_lists_every_command() -> None:
     proc = rolecheck("--help")
     assert proc.returncode == 0
-    for command in ("serve", "compare", "plan", "report", "diff"):
+    for command in ("serve", "compare", "plan", "report", "diff", "cassettes"):
         assert command in proc.stdout
 
 

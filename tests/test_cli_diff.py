@@ -20,6 +20,7 @@ from typing import Any
 import pytest
 
 from pytest_rolecheck import cli
+from pytest_rolecheck.recording.encoding import unpack_body
 
 ROOT = Path(__file__).resolve().parents[1]
 SHIPPED = ROOT / "cassettes" / "examples" / "test_seed_experiment"
@@ -53,8 +54,14 @@ def pairs(shipped: dict[str, Path]) -> Path:
 
 
 def edited(src: Path, dst: Path, edit: Callable[[dict[str, Any]], None]) -> Path:
-    """A copy of the cassette (or report) ``src`` at ``dst``, changed by ``edit``."""
+    """A copy of the cassette (or report) ``src`` at ``dst``, changed by ``edit``.
+
+    A cassette's token tables are unpacked first, so ``edit`` sees the responses as sent
+    (format 2 reads a body without tables as it is).
+    """
     data = json.loads(src.read_text(encoding="utf-8"))
+    for item in data.get("interactions", []):
+        item["response"]["body"] = unpack_body(item["response"]["body"])
     edit(data)
     dst.parent.mkdir(parents=True, exist_ok=True)
     dst.write_text(json.dumps(data, indent=1), encoding="utf-8")

@@ -2,6 +2,7 @@
 
 Modules::
 
+    cassettes     ``rolecheck cassettes upgrade``: rewrite cassettes in the current file format.
     compare       ``rolecheck compare``: run one experiment outside pytest and print the verdict.
     diff          ``rolecheck diff``: what changed between two recordings (or two JSON reports).
     plan          ``rolecheck plan``: how many trials per arm, from an A/A pilot (the CLI adapter).

@@ -145,7 +145,7 @@ def load_pilot(
     if isinstance(data, Mapping) and "rolecheck_cassette" in data:
         if comparison is not None:
             raise _fail("--comparison applies to JSON reports; this pilot is a cassette.")
-        return _pilot_from_cassette(path, data, metric=metric, arm=arm)
+        return _pilot_from_cassette(path, metric=metric, arm=arm)
     if isinstance(data, Mapping) and "comparisons" in data:
         return _pilot_from_report(path, data, arm=arm, comparison=comparison)
     raise _fail(
@@ -162,38 +162,34 @@ def _instruction_role(messages: Any) -> str:
     return "no instruction"
 
 
-def request_groups(
-    path: Path, data: Mapping[str, Any]
-) -> tuple[dict[str, list[Any]], dict[str, str]]:
-    """The cassette's successful calls grouped by request (its ``seed`` left out)."""
+def request_groups(path: Path) -> tuple[dict[str, list[Any]], dict[str, str]]:
+    """The cassette's successful calls grouped by request (its ``seed`` left out).
+
+    Read through the recording package's reader, so every cassette format reads.
+    """
     from ..core.parse import parse_response
     from ..errors import ResponseFormatError
+    from ..recording.format import Unreadable, _parse_json_bytes, read_cassette
 
-    items = data.get("interactions")
-    if not isinstance(items, list):
-        raise _fail(f"{path}: 'interactions' is not a list; the cassette is corrupt.")
-    ordered = sorted(
-        (i for i in items if isinstance(i, Mapping)), key=lambda i: int(i.get("index", 0))
-    )
+    try:
+        found, _ = read_cassette(path)
+    except (OSError, Unreadable) as exc:
+        raise _fail(f"{exc}; the cassette cannot be used as a pilot.") from None
     groups: dict[str, list[Any]] = {}
     described: dict[str, str] = {}
-    for item in ordered:
-        request = (item.get("request") or {}).get("body") or {}
-        response = item.get("response") or {}
-        body = (response.get("body") or {}).get("json")
-        status = (response.get("status") or {}).get("code")
-        if status != 200 or body is None:
+    for index in sorted(found):
+        entry = found[index]
+        ok, body = _parse_json_bytes(entry.response["body"]["string"])
+        if entry.response["status"]["code"] != 200 or not ok:
             continue
-        tree = request.get("json") if isinstance(request, Mapping) else None
+        tree = entry.shown
         # Sampled calls carry a seed of their own: the same request otherwise.
         same = {k: v for k, v in tree.items() if k != "seed"} if isinstance(tree, dict) else tree
         key = json.dumps(same, sort_keys=True)
         try:
             call = parse_response(body)
         except ResponseFormatError as exc:
-            raise _fail(
-                f"{path}: call #{item.get('index')} cannot be used as a pilot: {exc}"
-            ) from None
+            raise _fail(f"{path}: call #{index} cannot be used as a pilot: {exc}") from None
         if key not in groups:
             groups[key] = []
             req = tree if isinstance(tree, Mapping) else {}
@@ -207,12 +203,10 @@ def request_groups(
     return groups, described
 
 
-def _pilot_from_cassette(
-    path: Path, data: Mapping[str, Any], *, metric: str, arm: str | None
-) -> Pilot:
+def _pilot_from_cassette(path: Path, *, metric: str, arm: str | None) -> Pilot:
     from ..core.distances import distance_matrix
 
-    groups, described = request_groups(path, data)
+    groups, described = request_groups(path)
     keys = list(groups)
     notes: list[str] = []
     if arm in (None, "all") and len(keys) == 1:

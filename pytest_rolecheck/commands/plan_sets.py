@@ -60,7 +60,7 @@ def load_set_pilot(path: Path, *, metric: str = "auto") -> SetPilot:
         raise RolecheckUsageError(
             f"{path} is not a rolecheck cassette (no 'rolecheck_cassette' key)."
         )
-    groups, _ = request_groups(path, data)
+    groups, _ = request_groups(path)
     sizes = sorted(len(calls) for calls in groups.values())
     # One metric for every case, chosen from all the pilot's calls (as compare() does).
     metric, why = resolve_pilot_metric(metric, [c for calls in groups.values() for c in calls])

@@ -36,6 +36,7 @@ from ..errors import (
     RolecheckUsageError,
 )
 from .diff import _changed_keys, body_diff
+from .encoding import pack_body
 from .files import atomic_write
 from .fix_command import endpoint_of, fix_command
 from .format import (
@@ -58,8 +59,8 @@ from .paths import _display
 from .redaction import (
     _REQUEST_HEADERS,
     _Redactor,
-    _stored_request,
-    _stored_response,
+    steady_uri,
+    stored_call,
 )
 
 # CALL_INDEX_HEADER: the header the runner adds, re-exported for the benchmarks.
@@ -260,9 +261,13 @@ class CassetteSession:
         wanted = str(index)
         for request, response in reversed(list(self._cassette.data)):
             if _header_index(request.headers) == wanted:
-                body = _stored_response(response, self._redactor)["body"]
+                body = self._stored_call(index, request, response)["response"]["body"]
                 return body.get("json") if body is not None else None
         return None
+
+    def _stored_call(self, index: int, request: Any, response: Any) -> dict[str, Any]:
+        local = bool(self.recorded_with.get("local"))
+        return stored_call(index, request, response, self._redactor, local=local)
 
     def unused_recordings(self, calls_made: int) -> str | None:
         """Why a replay that made ``calls_made`` calls left recordings unused, or ``None``.
@@ -558,18 +563,16 @@ class CassetteSession:
             setup = dict(self.recorded_with)
             if isinstance(setup.get("endpoint"), str):
                 setup["endpoint"] = endpoint_of(self._redactor.uri(setup["endpoint"]))
+                if setup.get("local") and setup["endpoint"]:
+                    setup["endpoint"] = steady_uri(setup["endpoint"])
+            calls = [self._stored_call(i, q, r) for i, (q, r) in recordings.items()]
+            for call in calls:
+                call["response"]["body"] = pack_body(call["response"]["body"])
             document = {
                 FORMAT_KEY: FORMAT_VERSION,
                 "test": self.nodeid,
                 SETUP_KEY: self._redactor.tree(setup),
-                "interactions": [
-                    {
-                        "index": index,
-                        "request": _stored_request(request, self._redactor),
-                        "response": _stored_response(response, self._redactor),
-                    }
-                    for index, (request, response) in recordings.items()
-                ],
+                "interactions": calls,
             }
             try:
                 atomic_write(self.path, (render_json(document) + "\n").encode("utf-8"))

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any, Final
 from ..errors import (
     RolecheckUsageError,
 )
+from .encoding import Malformed, Row, inline, pack_body, unpack_body
 from .paths import _display
 
 if TYPE_CHECKING:
@@ -27,7 +28,8 @@ if TYPE_CHECKING:
 
 CALL_INDEX_HEADER: Final = "x-rolecheck-call"
 FORMAT_KEY: Final = "rolecheck_cassette"
-FORMAT_VERSION: Final = 1
+FORMAT_VERSION: Final = 2  # 2: token lists packed one line per position (see .encoding)
+READABLE_VERSIONS: Final = (1, 2)
 # Where a cassette was recorded ({"local": bool, "endpoint": url, "model": name}); optional,
 # so cassettes written before it existed still replay.
 SETUP_KEY: Final = "recorded_with"
@@ -35,16 +37,6 @@ _JSON_WIDTH: Final = 100
 
 
 # --------------------------------------------------------------------------- JSON text
-
-
-def _inline(value: Any) -> str:
-    """JSON of ``value`` on one line; non-ASCII kept readable unless it cannot be UTF-8."""
-    try:
-        text = json.dumps(value, ensure_ascii=False, separators=(", ", ": "))
-        text.encode("utf-8")
-    except UnicodeEncodeError:  # lone surrogates: escape them so the file stays UTF-8
-        text = json.dumps(value, ensure_ascii=True, separators=(", ", ": "))
-    return text
 
 
 def _compact_bytes(value: Any) -> bytes:
@@ -59,7 +51,9 @@ def _canonical_json(value: Any) -> str:
 
 
 def _is_scalar(value: Any) -> bool:
-    return value is None or isinstance(value, str | int | float | bool)
+    return value is None or (
+        isinstance(value, str | int | float | bool) and not isinstance(value, Row)
+    )
 
 
 def _is_leaf_container(value: dict[str, Any] | list[Any]) -> bool:
@@ -83,11 +77,14 @@ def render_json(value: Any) -> str:
 
 
 def _emit(value: Any, level: int, column: int, out: list[str]) -> None:
+    if isinstance(value, Row):  # a packed token position: one line, whatever its width
+        out.append(value)
+        return
     if not isinstance(value, dict | list) or not value:
-        out.append(_inline(value))
+        out.append(inline(value))
         return
     if _is_leaf_container(value):
-        text = _inline(value)
+        text = inline(value)
         if column + len(text) <= _JSON_WIDTH:
             out.append(text)
             return
@@ -95,7 +92,7 @@ def _emit(value: Any, level: int, column: int, out: list[str]) -> None:
     if isinstance(value, dict):
         out.append("{\n")
         for i, (key, item) in enumerate(value.items()):
-            prefix = f"{pad}{_inline(key)}: "
+            prefix = f"{pad}{inline(key)}: "
             out.append(prefix)
             _emit(item, level + 1, len(prefix), out)
             out.append(",\n" if i < len(value) - 1 else "\n")
@@ -366,7 +363,7 @@ def _check_body(value: Any, where: str, anchor: str | None) -> dict[str, Any] | 
     return checked
 
 
-def _parse_interaction(position: int, item: Any) -> _Recorded:
+def _parse_interaction(position: int, item: Any, version: int) -> _Recorded:
     where = f"interactions[{position}]"
     _expect(isinstance(item, dict), f"{where} must be an object", r'"interactions"')
     index = item.get("index")
@@ -406,10 +403,16 @@ def _parse_interaction(position: int, item: Any) -> _Recorded:
         f'{where}.response.status must be {{"code": <int>, "message": <str>}}',
         anchor,
     )
+    stored_body = response.get("body")
+    if version >= 2:
+        try:
+            stored_body = unpack_body(stored_body)
+        except Malformed as err:
+            raise _Structure(f"{where}.response.body: {err}", anchor) from None
     stored_response = {
         "status": {"code": status["code"], "message": status.get("message", "")},
         "headers": _check_headers(response.get("headers", {}), f"{where}.response.headers", anchor),
-        "body": _check_body(response.get("body"), f"{where}.response.body", anchor),
+        "body": _check_body(stored_body, f"{where}.response.body", anchor),
     }
     canonical, shown = _body_view(body)
     return _Recorded(
@@ -433,16 +436,16 @@ def _parse_document(doc: Any) -> dict[int, _Recorded]:
     )
     version = doc[FORMAT_KEY]
     _expect(
-        version == FORMAT_VERSION and not isinstance(version, bool),
+        version in READABLE_VERSIONS and not isinstance(version, bool),
         f"unsupported cassette format version {version!r} (this pytest-rolecheck reads "
-        f"version {FORMAT_VERSION})",
+        f"versions {', '.join(map(str, READABLE_VERSIONS))})",
         rf'"{FORMAT_KEY}"',
     )
     items = doc.get("interactions")
     _expect(isinstance(items, list), '"interactions" must be a list', r'"interactions"')
     found: dict[int, _Recorded] = {}
     for position, item in enumerate(items):
-        recorded = _parse_interaction(position, item)
+        recorded = _parse_interaction(position, item, version)
         _expect(
             recorded.index not in found,
             f"call index {recorded.index} appears twice",
@@ -551,3 +554,37 @@ def interaction_count(path: Path) -> int | None:
         return len(read_cassette(path)[0])
     except (OSError, Unreadable):
         return None
+
+
+def upgraded(path: Path) -> str | None:
+    """The text of the cassette at ``path`` in the current format; ``None``: already in it.
+
+    Lossless: the calls read back from the new text equal those of the old one
+    (checked here, so a wrong conversion is never written).
+
+    Raises
+    ------
+    FileNotFoundError, Unreadable
+        As :func:`read_cassette`.
+    """
+    before, _ = read_cassette(path)
+    doc = json.loads(path.read_text(encoding="utf-8"))
+    if doc[FORMAT_KEY] == FORMAT_VERSION:
+        return None
+    doc[FORMAT_KEY] = FORMAT_VERSION
+    for item in doc["interactions"]:
+        item["response"]["body"] = pack_body(item["response"].get("body"))
+    text = render_json(doc) + "\n"
+    after = _parse_document(json.loads(text))
+    # a bug of the packing, never a user's file: refuse rather than write it
+    if list(map(_meaning, after.values())) != list(map(_meaning, before.values())):
+        raise Unreadable(f"{_display(path)}: the converted calls differ; left as it was")
+    return text
+
+
+def _meaning(call: _Recorded) -> tuple[Any, ...]:
+    """What a replay of ``call`` gives: the response body's JSON value, not its spacing."""
+    response = call.response
+    ok, body = _parse_json_bytes(response["body"]["string"])
+    shown = (ok, body) if ok else response["body"]["string"]
+    return (call.index, call.method, call.uri, call.canonical, response["status"], shown)

@@ -32,6 +32,12 @@ _REQUEST_HEADERS: Final = ("content-type", CALL_INDEX_HEADER)
 # rate limits, processing times, dates) is either identifying or changes on every
 # recording, which would turn a re-record into a noisy diff.
 _RESPONSE_HEADERS: Final = frozenset({"content-type", "openai-model", "openai-version"})
+# Body fields that differ between two recordings of the same temperature-0 call: the
+# times become 0, the response's ids count the calls, llama.cpp's speed figures go.
+# The originals are not kept, so re-recording an unchanged test changes no byte.
+_VOLATILE_TIMES: Final = ("created", "created_at", "completed_at")
+_VOLATILE_DROPPED: Final = ("timings",)
+_ID_PREFIX: Final = re.compile(r"[A-Za-z]+[-_]")
 
 
 # --------------------------------------------------------------------------- secrets
@@ -189,6 +195,55 @@ def _stored_response(response: Mapping[str, Any], redactor: _Redactor) -> dict[s
     }
 
 
+def _steady_id(value: Any, number: str) -> Any:
+    """``chatcmpl-duXjh...`` -> ``chatcmpl-<number>`` (the SDKs need an id, not its value)."""
+    if not isinstance(value, str):
+        return value
+    prefix = _ID_PREFIX.match(value)
+    return (prefix.group() if prefix else "") + number
+
+
+def steady_body(tree: Any, index: int) -> Any:
+    """A recorded response body without what changes from one recording to the next.
+
+    Tool-call ids stay: a later request of the conversation may quote them.
+    """
+    if not isinstance(tree, dict):
+        return tree
+    out: dict[str, Any] = {}
+    for key, value in tree.items():
+        if key in _VOLATILE_DROPPED:
+            continue
+        if (
+            key in _VOLATILE_TIMES
+            and isinstance(value, int | float)
+            and not isinstance(value, bool)
+        ):
+            value = 0
+        elif key == "id":
+            value = _steady_id(value, str(index))
+        out[key] = value
+    output = out.get("output")  # a Responses API answer: its items have ids of their own
+    if isinstance(output, list):
+        out["output"] = [
+            {**item, "id": _steady_id(item["id"], f"{index}-{number}")}
+            if isinstance(item, dict) and "id" in item
+            else item
+            for number, item in enumerate(output)
+        ]
+    return out
+
+
+def steady_uri(uri: str) -> str:
+    """``uri`` without its port: the bundled server gets a free port on every start."""
+    with contextlib.suppress(ValueError):
+        parts = urlsplit(uri)
+        if parts.port is not None:
+            netloc = parts.netloc.rpartition(":")[0]
+            return urlunsplit(parts._replace(netloc=netloc))
+    return uri
+
+
 def _stored_request(request: Any, redactor: _Redactor) -> dict[str, Any]:
     headers = {
         name: str(request.headers[name]) for name in _REQUEST_HEADERS if name in request.headers
@@ -204,3 +259,20 @@ def _stored_request(request: Any, redactor: _Redactor) -> dict[str, Any]:
             body if isinstance(body, bytes) else None, headers.get("content-type"), redactor
         ),
     }
+
+
+def stored_call(
+    index: int, request: Any, response: Any, redactor: _Redactor, *, local: bool
+) -> dict[str, Any]:
+    """Call ``index`` as a cassette stores it: scrubbed, its volatile fields made steady.
+
+    ``local``: recorded from the bundled server, whose port changes on every start.
+    """
+    stored_request = _stored_request(request, redactor)
+    stored_response = _stored_response(response, redactor)
+    body = stored_response["body"]
+    if body is not None and "json" in body:
+        stored_response["body"] = {"json": steady_body(body["json"], index)}
+    if local:
+        stored_request["uri"] = steady_uri(stored_request["uri"])
+    return {"index": index, "request": stored_request, "response": stored_response}
