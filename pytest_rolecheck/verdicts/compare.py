@@ -433,6 +433,9 @@ def _statistical(
     # 1 - within: when calls of the same arm already part (nearly) always, the metric has
     # no room to show a change of the tolerance's size, and a small estimate means nothing.
     room = 1.0 - min(core.within_a, core.within_b) if opts.bounded and not two_sided else 1.0
+    if opts.relative:
+        # A relative change (text metrics) is a share of that room: all of it, or none.
+        room = 1.0 if room > 0 else 0.0
     decision = _stats.decide(
         p_value=p_value,
         alpha=opts.alpha,

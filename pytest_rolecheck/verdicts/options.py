@@ -37,6 +37,11 @@ class Options:
     bounded: bool  # metric values in [0, 1]: the unseen-change guard applies
     blind: str | None  # why this metric cannot certify equivalence (None: it can)
 
+    @property
+    def relative(self) -> bool:
+        """The change is a share of the room the arms' spread leaves (the text metrics)."""
+        return uses_text(self.metric_fn)
+
 
 def check_options(
     *,
