@@ -258,8 +258,8 @@ def compare(
     tolerance : float, optional
         The largest change that still counts as equivalent, chosen before
         looking at data: for ``js``, ``tv`` and ``first_token`` the share of
-        probability mass moved, for the text metrics the share of characters
-        that differ (beyond the arms' own call-to-call spread), in (0, 1]; default
+        probability mass moved, for the text metrics the share of answers that
+        moved (beyond an arm's own call-to-call spread, over the room it leaves), in (0, 1]; default
         :data:`~pytest_rolecheck.core.limits.DEFAULT_TOLERANCE` (0.2). ``n`` calls
         per arm cannot certify a tolerance below ``1 - alpha ** (1/n)``
         (0.259 for 10 calls, 0.139 for 20, 0.095 for 30).

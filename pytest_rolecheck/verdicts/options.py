@@ -75,7 +75,7 @@ def check_options(
     if bounded and tolerance > 1:
         raise RolecheckUsageError(
             f"tolerance={tolerance!r} is not allowed with metric={name!r}: its values are a share "
-            f"(of probability mass or of characters) in [0, 1], so the tolerance must be in "
+            f"(of probability mass or of answers) in [0, 1], so the tolerance must be in "
             f"(0, 1], e.g. "
             f"{DEFAULT_TOLERANCE} (the default)."
         )
