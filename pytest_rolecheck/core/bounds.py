@@ -1,9 +1,10 @@
 """Confidence bounds on the size of the change between two arms.
 
 All-pairs design: :func:`change_bound` on ``cross - min(within_a, within_b)``
-(two-sample jackknife); seed design: :func:`trial_change_bound` on
-``mean(B) - mean(A)`` of the distances to the baseline. With a metric in
-[0, 1] both are widened by the unseen-change guard (:func:`unseen_share_upper`).
+(two-sample jackknife; for the text metrics over the room ``1 - within``); seed
+design: :func:`trial_change_bound` on ``mean(B) - mean(A)`` of the distances to
+the baseline. With a metric in [0, 1] both are widened by the unseen-change guard
+(:func:`unseen_share_upper`).
 """
 
 from __future__ import annotations
@@ -235,8 +236,9 @@ def _change_bound(
 def _per_room(change: npt.ArrayLike, own: npt.ArrayLike) -> FloatArray:
     """``change / (1 - own)``: the change as a share of the room the arm's spread leaves.
 
-    An arm whose calls are all at distance 1 leaves none; the tiny floor keeps the values
-    finite, and the jackknife SE then blows up, so no verdict rests on them.
+    An arm whose calls are all at distance 1 leaves none: the tiny floor keeps the values
+    finite, and the comparison refuses to certify there (its room check), as it does for a
+    change in characters.
     """
     room = np.maximum(1.0 - np.asarray(own, dtype=np.float64), 1e-12)
     return np.asarray(np.asarray(change, dtype=np.float64) / room, dtype=np.float64)
