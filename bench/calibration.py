@@ -34,15 +34,17 @@ status 1 if one is.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import functools
 import math
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
+import numpy.typing as npt
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -50,8 +52,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from _simulator import ArmModel, FastWorld, WorldModel, draw_calls
 
 from pytest_rolecheck.core import stats as _stats
-from pytest_rolecheck.core.distances import distance_matrix
+from pytest_rolecheck.core.distances import distance_matrix, uses_text
 from pytest_rolecheck.verdicts import compare as _compare
+from pytest_rolecheck.verdicts.options import Options
 from pytest_rolecheck.verdicts.toolcalls import _compare_outcomes
 
 NS = (5, 10, 20)
@@ -144,25 +147,53 @@ def _arms(fam: Family, rep: int, n: int) -> tuple[list, list]:
     return draw_calls(world, other, fam.a, n, rng), draw_calls(world, other, fam.b, n, rng)
 
 
+# A metric name with this suffix is decided by the rule before relative changes: the text
+# metrics' change in absolute units, cross - within (see _old_rule).
+OLD = " old"
+
+
+@contextlib.contextmanager
+def _old_rule(metric: str) -> Iterator[None]:
+    """Decide as before relative changes when ``metric`` ends in :data:`OLD`."""
+    if not metric.endswith(OLD):
+        yield
+        return
+    relative = Options.relative
+    Options.relative = property(lambda self: False)  # type: ignore[method-assign,assignment]
+    try:
+        yield
+    finally:
+        Options.relative = relative  # type: ignore[method-assign]
+
+
+def _relative(metric: str) -> bool:
+    return uses_text(metric) and not metric.endswith(OLD)
+
+
 @functools.cache
 def true_delta(fam: Family, metric: str, n: int = 300, side: str = "max") -> float:
-    """The family's change ``max(cross - within_a, cross - within_b)`` from 300 + 300 calls.
+    """The family's change ``max(D_A, D_B)`` from 300 + 300 calls, in the rule's units.
 
-    ``side="a"``: ``cross - within_a`` alone.
+    ``D_A = cross - within_a`` (over ``1 - within_a`` for a relative change); ``side="a"``:
+    ``D_A`` alone.
     """
     a, b = _arms(fam, 999_999, n)
-    d = distance_matrix(a + b, metric)
+    d = distance_matrix(a + b, metric.removesuffix(OLD))
     wa = d[:n, :n].sum() / (n * (n - 1))
     wb = d[n:, n:].sum() / (n * (n - 1))
     cross = d[:n, n:].mean()
+    if _relative(metric):
+        da, db = (cross - wa) / (1 - wa), (cross - wb) / (1 - wb)
+    else:
+        da, db = cross - wa, cross - wb
     if side == "a":
-        return float(cross - wa)
+        return float(da)
     if 0 < fam.b.mix < 1:
         # cross - within_a = q * (its value at q = 1): exact in q, without the binomial
         # noise of how many of 300 calls happened to be mixed in.
         whole = replace(fam, name="", kind="", b=replace(fam.b, mix=1.0))
-        return float(max(fam.b.mix * true_delta(whole, metric, n, "a"), cross - wb))
-    return float(max(cross - wa, cross - wb))
+        return float(max(fam.b.mix * true_delta(whole, metric, n, "a"), db))
+    return float(max(da, db))
 
 
 # The check behind "missed": a Wilson interval at this z lies entirely above alpha. 1.96
@@ -186,7 +217,7 @@ def wilson(k: int, n: int, z: float = 1.959964) -> tuple[float, float]:
 
 def run(fam: Family, metric: str, reps: int) -> dict[int, dict[str, int]]:
     opts = _compare.check_options(
-        metric=metric,
+        metric=metric.removesuffix(OLD),
         alpha=ALPHA,
         tolerance=None,
         design="all-pairs",
@@ -198,13 +229,21 @@ def run(fam: Family, metric: str, reps: int) -> dict[int, dict[str, int]]:
     top = max(NS)
     for rep in range(reps):
         a, b = _arms(fam, rep, top)
-        d = distance_matrix(a + b, metric)
+        d = _matrix(fam, rep, metric.removesuffix(OLD))
         for n in NS:
             idx = list(range(n)) + list(range(top, top + n))
             sub = d[np.ix_(idx, idx)]
-            res = _compare._compare_all_pairs(tuple(a[:n]), tuple(b[:n]), opts, d=sub)
+            with _old_rule(metric):
+                res = _compare._compare_all_pairs(tuple(a[:n]), tuple(b[:n]), opts, d=sub)
             counts[n][res.verdict] += 1
     return counts
+
+
+# The old and the new rule decide on the same matrices: computed once per replication.
+@functools.lru_cache(maxsize=1_100)
+def _matrix(fam: Family, rep: int, metric: str) -> npt.NDArray[np.float64]:
+    a, b = _arms(fam, rep, max(NS))
+    return distance_matrix(a + b, metric)
 
 
 def _pct(k: int, n: int) -> str:
@@ -354,8 +393,8 @@ def logprob_table(
 # the new one for sampled calls (js_edit, what metric="auto" picks) side by side; edit (and
 # hamming on the A/A family), what a comparison without logprobs can use, with fewer
 # replications.
-SAMPLED_METRICS = ("js", "js_edit")
-SAMPLED_SIDE = ("edit", "hamming")
+SAMPLED_METRICS = ("js", "js_edit" + OLD, "js_edit")
+SAMPLED_SIDE = ("edit" + OLD, "edit", "hamming" + OLD, "hamming")
 
 
 def sampled_families() -> list[Family]:
@@ -431,13 +470,18 @@ def main(argv: list[str] | None = None) -> int:
         print(
             f"sampled calls (temperature 1, 12 tokens, deterministic logits): {reps} replications "
             f"per cell for {', '.join(SAMPLED_METRICS)}, {side_reps} for "
-            f"{' and '.join(SAMPLED_SIDE)} (hamming: A/A only); Wilson 95% CIs"
+            f"{', '.join(SAMPLED_SIDE)} (hamming: A/A only); '{OLD.strip()}': the rule before "
+            "relative changes; Wilson 95% CIs"
         )
         missed += logprob_table(
             sampled_families(),
             lambda fam: (
                 tuple((m, reps) for m in SAMPLED_METRICS)
-                + tuple((m, side_reps) for m in SAMPLED_SIDE if m == "edit" or fam.kind == "A/A")
+                + tuple(
+                    (m, side_reps)
+                    for m in SAMPLED_SIDE
+                    if m.startswith("edit") or fam.kind == "A/A"
+                )
             ),
         )
     return finish(missed, start)

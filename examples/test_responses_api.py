@@ -14,9 +14,8 @@ empty list), so the calls ask for none (``logprobs=False``) and are compared by 
 texts: ``metric="edit"``, the normalised edit distance of the whole answers (what
 ``metric="auto"`` picks for calls without logprobs). The equivalence is
 certified on sampled calls (temperature 1), with real call-to-call variation in each
-arm; the change is shown on greedy ones (temperature 0): at temperature 1 this small
-model's answers differ so much from call to call (about 0.6 to 0.7 of their characters)
-that 20 calls per arm leave the change between prompts inconclusive.
+arm (about 0.6 to 0.7 of the characters of two answers differ); the change is shown on
+greedy ones (temperature 0).
 """
 
 from __future__ import annotations
@@ -33,6 +32,10 @@ MESSAGES = [
 pytestmark = pytest.mark.rolecheck(api="responses", logprobs=False, metric="edit", temperature=1.0)
 
 
+# 40 calls per arm: the change is the share of answers that moved, and two sampled
+# answers already differ in most of their characters, so 20 calls leave its upper bound
+# near 0.28, above the tolerance.
+@pytest.mark.rolecheck(trials=40)
 def test_instructions_vs_developer_message(rolecheck: Rolecheck) -> None:
     """``instructions`` and a ``developer`` message: the same prompt on this server."""
     base = Variant.from_messages(MESSAGES)

@@ -68,3 +68,23 @@ def test_sampled_same_prompt_is_equivalent(rolecheck: Rolecheck) -> None:
     assert result.verdict == "equivalent"
     assert result.metric == "js_edit"
     assert not result.deterministic
+
+
+def test_sampled_content_change_differs(rolecheck: Rolecheck) -> None:
+    """A content change at temperature 1: the same instruction, another request.
+
+    Two sampled answers of one prompt already differ in about three quarters of their
+    characters, so the change is measured as the share of answers that moved: the
+    distance between the arms beyond an arm's own spread, over the room that spread
+    leaves (1 - within). Here far more answers move than the tolerance allows, although
+    no two calls agree. (Smaller edits are another matter on this 135M model: at 20
+    calls per arm another instruction wording, or "Puppy Dog" for "Kitty Cat", stays
+    inconclusive at temperature 1; greedy calls show them, as the tests above do.)"""
+    song = Variant.from_messages(MESSAGES, label="song")
+    recipe = Variant.from_messages(
+        [MESSAGES[0], {"role": "user", "content": "Write a short recipe for pancakes"}],
+        label="recipe",
+    )
+    result = rolecheck.assert_variants_differ(song, recipe, temperature=1.0)
+    assert result.metric == "js_edit"
+    assert not result.deterministic

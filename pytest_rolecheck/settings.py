@@ -194,8 +194,8 @@ OPTIONS: tuple[OptionSpec, ...] = (
         values.positive,
         None,
         "largest change that still counts as equivalent, in the metric's units: share of "
-        "probability mass moved (js, tv), of characters (edit, hamming) or of calls whose "
-        "tool-call outcome changes; "
+        "probability mass moved (js, tv), of answers that moved (edit, hamming, js_edit) or "
+        "of calls whose tool-call outcome changes; "
         f"choose it before looking at data (default: {DEFAULT_TOLERANCE})",
     ),
     OptionSpec(

@@ -663,6 +663,7 @@ def test_plan_verdict_share_matches_the_engine_run_by_run() -> None:
         effect=effect,
         alpha=0.05,
         bounded=False,
+        relative=False,
         replications=reps,
         seed=3,
     )
@@ -773,3 +774,21 @@ def test_compare_fix_command_repeats_the_command_with_the_fix_applied() -> None:
     assert _fix_command(["compare", "--record-mode=none"], None, ["--rolecheck-model=m"]) == (
         "rolecheck compare --model=m"
     )
+
+
+def test_plan_extrapolates_with_the_engines_exact_lower_bound() -> None:
+    # A pilot like sampled answers under a text metric: two calls differ by ~0.7. Moving B
+    # by 0.5 in absolute units pushes the distances past 1, where the exact lower bound the
+    # engine uses never shows it above the tolerance: no row, simulated or extrapolated,
+    # may say "different" (the first extrapolated row used to jump to 1).
+    rng = np.random.default_rng(1)
+    x = 0.7 + rng.uniform(-0.05, 0.05, size=(24, 24))
+    d = np.triu(x, 1) + np.triu(x, 1).T
+    absolute = plan_trials(d, effect=0.5, replications=40, max_trials=20)
+    assert any(r.extrapolated for r in absolute.rows)
+    assert all(r.p_detect == 0.0 for r in absolute.rows)
+    # As a share of answers that moved (the engine's unit for text metrics) it shows on the
+    # simulated rows already.
+    relative = plan_trials(d, effect=0.5, relative=True, replications=40, max_trials=20)
+    assert relative.n_detect is not None
+    assert relative.n_detect <= 12

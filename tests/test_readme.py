@@ -269,7 +269,7 @@ def test_docs_name_public_importable_paths_and_existing_files(path: Path) -> Non
 README = ROOT / "README.md"
 _OUTPUT = re.compile(r"^<!-- output: (.*?) -->\n```text\n(.*?)^```", re.MULTILINE | re.DOTALL)
 # pytest's last line: its duration, and so its padding, changes from run to run.
-_LAST_LINE = re.compile(r"^=+ (.*) in [0-9.]+s =+$", re.MULTILINE)
+_LAST_LINE = re.compile(r"^=+ (.*) in [0-9.]+s(?: \([0-9:]+\))? =+$", re.MULTILINE)
 
 
 def _shown(marker: str) -> str:

@@ -259,6 +259,79 @@ def test_quiet_arms_cannot_certify_below_what_n_calls_can_see() -> None:
     assert unseen_share_upper(0.0, 20, 0.05) == pytest.approx(1 - 0.05 ** (1 / 20))
 
 
+def spread_mixture(n: int, q_calls: int, within: float, rng: np.random.Generator) -> np.ndarray:
+    """Sampled-text-like distances: ``within`` +- jitter between any two calls, except
+    ``q_calls`` of B's calls rewritten into a text at distance 1 from every other call."""
+    m = 2 * n
+    d = within + rng.uniform(-0.05, 0.05, size=(m, m))
+    d = np.triu(d, 1) + np.triu(d, 1).T
+    for k in range(m - q_calls, m):
+        d[k, :] = d[:, k] = 1.0
+        d[k, k] = 0.0
+    return d
+
+
+@pytest.mark.parametrize(("n", "seed"), [(5, 0), (10, 1), (20, 2)])
+def test_relative_change_is_the_absolute_one_over_the_room(n: int, seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    d = spread_mixture(n, n // 5, 0.7, rng)
+    a, b = list(range(n)), list(range(n, 2 * n))
+    wa = np.mean([d[i, j] for i in a for j in a if i < j])
+    wb = np.mean([d[i, j] for i in b for j in b if i < j])
+    d_a, d_b = naive_change(d, a, b)
+    rel = change_bound(d, n, bounded=False, relative=True)
+    assert rel.estimate == pytest.approx(max(d_a / (1 - wa), d_b / (1 - wb)))
+    # Jackknife replicates of the ratio: the dropped call leaves the denominator too.
+    comp = 0 if d_a / (1 - wa) >= d_b / (1 - wb) else 1
+
+    def ratio(aa: list[int], bb: list[int]) -> float:
+        own = aa if comp == 0 else bb
+        w = np.mean([d[i, j] for i in own for j in own if i < j])
+        return naive_change(d, aa, bb)[comp] / (1 - w)
+
+    reps_a = np.array([ratio([i for i in a if i != k], b) for k in a])
+    reps_b = np.array([ratio(a, [j for j in b if j != k]) for k in b])
+    var = sum((r.size - 1) / r.size * np.sum((r - r.mean()) ** 2) for r in (reps_a, reps_b))
+    assert rel.se == pytest.approx(math.sqrt(var))
+
+
+def test_relative_change_reads_the_share_of_answers_rewritten() -> None:
+    # Two calls of an arm differ in 70% of their characters: rewriting 4 of B's 20 answers
+    # into unrelated text moves the absolute change by only ~0.2 * 0.3, the relative one by
+    # the share rewritten.
+    rng = np.random.default_rng(3)
+    d = spread_mixture(20, 4, 0.7, rng)
+    absolute = change_bound(d, 20)
+    relative = change_bound(d, 20, relative=True)
+    assert absolute.estimate == pytest.approx(0.2 * 0.3, abs=0.02)
+    assert relative.estimate == pytest.approx(0.2, abs=0.05)
+    # All of B rewritten: the relative change is above any tolerance; the absolute one is not.
+    whole = spread_mixture(20, 20, 0.7, rng)
+    assert change_bound(whole, 20, relative=True).effect_lower > 0.5
+    assert change_bound(whole, 20).effect_lower < 0.35
+
+
+def test_relative_guard_needs_the_calls_that_could_see_a_rare_rewrite() -> None:
+    # A/A with sampled-text spread: the relative upper bound cannot go below what n calls
+    # that moved nowhere can exclude (1 - alpha ** (1/n)), as for the absolute change.
+    for n in (10, 20):
+        d = spread_mixture(n, 0, 0.7, np.random.default_rng(n))
+        res = change_bound(d, n, relative=True)
+        assert res.upper >= smallest_certifiable(n, 0.05) - 1e-12
+    assert (
+        change_bound(spread_mixture(20, 0, 0.7, np.random.default_rng(5)), 20, relative=True).upper
+        < 0.2
+    )
+
+
+def test_relative_change_without_room_stays_finite() -> None:
+    # Every call at distance 1 from every other: no room for a change to show (compare()
+    # then refuses to certify), and no division by zero.
+    d = np.ones((10, 10)) - np.eye(10)
+    res = change_bound(d, 5, relative=True)
+    assert all(math.isfinite(x) for x in (res.estimate, res.se, res.lower, res.upper))
+
+
 def test_trial_change_bound_is_a_difference_of_means() -> None:
     d_a = np.array([0.40, 0.51, 0.51, 0.36, 0.45, 0.21, 0.43, 0.54, 0.40, 0.44])
     d_b = np.array([0.44, 0.49, 0.93, 0.26, 0.46, 0.39, 0.54, 0.39, 0.49, 0.49])

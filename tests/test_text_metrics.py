@@ -224,3 +224,21 @@ def test_sampled_calls_get_js_edit_and_greedy_calls_js() -> None:
     sampled = [_sampled("x"), _sampled("y")] * 2
     assert compare(sampled, sampled).metric == "js_edit"
     assert compare(sampled, sampled, metric="js").metric == "js"  # an explicit metric stays
+
+
+def test_a_rewrite_of_sampled_answers_is_different_by_the_share_that_moved() -> None:
+    # Sampled-like answers: two calls of an arm share few characters (edit ~0.9), so even
+    # answers in another alphabet altogether are only ~0.1 further apart; the change is the
+    # share of answers that moved (all of them), not that 0.1.
+    rng = np.random.default_rng(0)
+
+    def answers(alphabet: str) -> list[ParsedCall]:
+        return [text_call("".join(rng.choice(list(alphabet), size=40))) for _ in range(20)]
+
+    letters, digits = answers("abcdefghijklmnopqrstuvwxyz"), answers("0123456789")
+    result = compare(letters, digits, metric="edit")
+    assert result.within_a > 0.85
+    assert result.cross - result.within_a < 0.2  # what the absolute change would read
+    assert result.change > 0.9
+    assert result.verdict == "different"
+    assert compare(letters[:10], letters[10:], metric="edit").verdict != "different"

@@ -529,7 +529,7 @@ def _answer(n: int | None, plan: Plan, otherwise: str) -> str:
 
 def run(args: argparse.Namespace) -> int:
     """Run ``rolecheck plan`` with parsed arguments; return the exit status."""
-    from ..core.distances import BOUNDED_METRICS
+    from ..core.distances import BOUNDED_METRICS, uses_text
     from ..core.planner import plan_trials
 
     try:
@@ -545,6 +545,7 @@ def run(args: argparse.Namespace) -> int:
             effect=args.effect,
             alpha=args.alpha,
             bounded=pilot.metric in BOUNDED_METRICS,
+            relative=uses_text(pilot.metric),
             power=args.power,
             replications=args.replications,
             seed=args.seed,

@@ -1,9 +1,10 @@
 """Confidence bounds on the size of the change between two arms.
 
 All-pairs design: :func:`change_bound` on ``cross - min(within_a, within_b)``
-(two-sample jackknife); seed design: :func:`trial_change_bound` on
-``mean(B) - mean(A)`` of the distances to the baseline. With a metric in
-[0, 1] both are widened by the unseen-change guard (:func:`unseen_share_upper`).
+(two-sample jackknife; for the text metrics over the room ``1 - within``); seed
+design: :func:`trial_change_bound` on ``mean(B) - mean(A)`` of the distances to
+the baseline. With a metric in [0, 1] both are widened by the unseen-change guard
+(:func:`unseen_share_upper`).
 """
 
 from __future__ import annotations
@@ -113,7 +114,12 @@ def _two_sample_se(reps_a: FloatArray, reps_b: FloatArray) -> float:
 
 
 def change_bound(
-    distances: npt.ArrayLike, n_a: int, *, alpha: float = DEFAULT_ALPHA, bounded: bool = True
+    distances: npt.ArrayLike,
+    n_a: int,
+    *,
+    alpha: float = DEFAULT_ALPHA,
+    bounded: bool = True,
+    relative: bool = False,
 ) -> Bound:
     """Confidence bounds on the change between arms, ``delta = cross - min(within_a, within_b)``.
 
@@ -142,6 +148,18 @@ def change_bound(
     * ``lower`` is ``max(lower_A, lower_B)`` at level ``1 - alpha/2`` each
       (Bonferroni over the two): above a tolerance it shows the change exceeds it.
 
+    With ``relative`` (the text metrics, always with ``bounded``) each component is
+    divided by the room its arm leaves, ``R_A = D_A / (1 - within_a)``: the share
+    of answers that moved, counting an answer rewritten into a text at distance 1
+    from the arm's own as one. Two sampled answers of one arm already differ in
+    most of their characters, so ``D_A`` of even a complete rewrite is at most
+    ``1 - within_a`` (~0.25); ``R_A`` is ``q`` for a share ``q`` of answers moved
+    that far, still linear in ``q``, and 0 for A/A. The jackknife replicates are
+    ratios too (the within term of a dropped call leaves the denominator as well),
+    and the unseen-change guard is the Clopper-Pearson bound on the relative
+    excess ``sum_j (s_j - within_a) / (1 - within_a) = n_b * R_A``: ``n`` calls
+    that moved nowhere cannot exclude a share ``1 - alpha ** (1/n)`` that moved.
+
     Returns
     -------
     Bound
@@ -155,10 +173,12 @@ def change_bound(
        sampling", Technometrics 24(4), pp. 295-300, 1982.
     """
     d = validate_matrix(distances, n_a)
-    return _change_bound(d, n_a, alpha=alpha, bounded=bounded)
+    return _change_bound(d, n_a, alpha=alpha, bounded=bounded, relative=relative)
 
 
-def _change_bound(d: FloatArray, n_a: int, *, alpha: float, bounded: bool) -> Bound:
+def _change_bound(
+    d: FloatArray, n_a: int, *, alpha: float, bounded: bool, relative: bool = False
+) -> Bound:
     n_b = d.shape[0] - n_a
     to_a = d[:, :n_a].sum(axis=1)  # each call's summed distance to the A calls
     to_b = d[:, n_a:].sum(axis=1)
@@ -181,15 +201,21 @@ def _change_bound(d: FloatArray, n_a: int, *, alpha: float, bounded: bool) -> Bo
     # holds alpha there and costs nothing measurable from 10 calls on.
     t_diff = t_quantile(n - 2, 1.0 - alpha / 2)
     parts = []
-    for est, reps_a, reps_b, own, scores, m in (
+    for cross_a, own_a, cross_b, own_b, own, scores, m in (
         # D_A = cross - w_A; the unseen-change guard looks at B's calls' distances to A.
-        (cross - w_a, cross_drop_a - wa_drop_a, cross_drop_b - w_a, w_a, to_a[n_a:] / n_a, n_b),
-        (cross - w_b, cross_drop_a - w_b, cross_drop_b - wb_drop_b, w_b, to_b[:n_a] / n_b, n_a),
+        (cross_drop_a, wa_drop_a, cross_drop_b, w_a, w_a, to_a[n_a:] / n_a, n_b),
+        (cross_drop_a, w_b, cross_drop_b, wb_drop_b, w_b, to_b[:n_a] / n_b, n_a),
     ):
+        est = cross - own
+        reps_a, reps_b = cross_a - own_a, cross_b - own_b
+        total = float(scores.sum())
+        if relative:
+            est = float(_per_room(est, own))
+            reps_a, reps_b = _per_room(reps_a, own_a), _per_room(reps_b, own_b)
+            total, own = m * est, 0.0  # the excess in the same units: what the guard bounds
         se = _two_sample_se(reps_a, reps_b)
         upper, lower = est + t_eq * se, est - t_diff * se
         if bounded:
-            total = float(scores.sum())
             upper = max(upper, unseen_share_upper(total, m, alpha) - own)
             # The same exact bound from below: with few calls the jackknife SE of 0/1-like
             # distances is itself noisy, and a "different" must not rest on it alone.
@@ -205,6 +231,17 @@ def _change_bound(d: FloatArray, n_a: int, *, alpha: float, bounded: bool) -> Bo
         t_quantile=t_eq,
         df=n - 1,
     )
+
+
+def _per_room(change: npt.ArrayLike, own: npt.ArrayLike) -> FloatArray:
+    """``change / (1 - own)``: the change as a share of the room the arm's spread leaves.
+
+    An arm whose calls are all at distance 1 leaves none: the tiny floor keeps the values
+    finite, and the comparison refuses to certify there (its room check), as it does for a
+    change in characters.
+    """
+    room = np.maximum(1.0 - np.asarray(own, dtype=np.float64), 1e-12)
+    return np.asarray(np.asarray(change, dtype=np.float64) / room, dtype=np.float64)
 
 
 def _pairs(k: int) -> float:

@@ -165,7 +165,8 @@ _PARTING = frozenset({"js", "tv"})
 
 #: Metrics whose values lie in [0, 1]: "share of probability mass moved" (js in bits
 #: is at most tv) or, for the text metrics (:mod:`.text_metrics`), share of characters
-#: that differ. The tolerance is read in those units and the change bound guards
+#: that differ. The tolerance is read in those units (for the text metrics: the share of
+#: answers that moved, see ``change_bound(relative=True)``) and the change bound guards
 #: against changes too rare to be seen (see ``_stats``).
 BOUNDED_METRICS: frozenset[str] = frozenset(
     {"js", "tv", "first_token", "hamming", "edit", "js_edit"}

@@ -62,7 +62,7 @@ import numpy.typing as npt
 from scipy import stats
 
 from ..errors import RolecheckUsageError
-from .bounds import change_bound, smallest_certifiable
+from .bounds import change_bound, share_lower, smallest_certifiable
 from .decision import decide
 from .difference import permutation_test
 from .limits import DEFAULT_ALPHA, DEFAULT_TOLERANCE, MIN_CALLS_PER_ARM
@@ -162,24 +162,28 @@ def _simulate(
     effect: float | None,
     alpha: float,
     bounded: bool,
+    relative: bool,
     replications: int,
     seed: int,
 ) -> _Draws:
     rng = np.random.default_rng([seed, n])
+    # A relative change (text metrics) of ``effect`` moves the distances by ``effect`` times
+    # the room the pilot's spread leaves.
+    unit = 1.0 - floor if relative else 1.0
     rho, se, upper = (np.empty(replications) for _ in range(3))
     s_rho, s_se, different, significant = (np.empty(replications) for _ in range(4))
     for r in range(replications):
         sub = _split(d, n, rng)
-        bound = change_bound(sub, n, alpha=alpha, bounded=bounded)
+        bound = change_bound(sub, n, alpha=alpha, bounded=bounded, relative=relative)
         rho[r], se[r], upper[r] = bound.estimate, bound.se, bound.upper
         if effect is None:
             continue
         shifted = sub.copy()
         # Each B call moves by its own amount: the jitter of a random pilot call.
-        move = effect * rng.choice(weights, size=n)
+        move = effect * unit * rng.choice(weights, size=n)
         shifted[:n, n:] += move[None, :]
         shifted[n:, :n] += move[:, None]
-        moved = change_bound(shifted, n, alpha=alpha, bounded=bounded)
+        moved = change_bound(shifted, n, alpha=alpha, bounded=bounded, relative=relative)
         s_rho[r], s_se[r] = moved.estimate, moved.se
         p = permutation_test(
             shifted, n, seed=seed + r, max_exact=_SIM_MAX_EXACT, n_resamples=_SIM_RESAMPLES
@@ -252,6 +256,7 @@ class _Planner:
         effect: float | None,
         alpha: float,
         bounded: bool,
+        relative: bool,
         replications: int,
         seed: int,
     ) -> None:
@@ -259,6 +264,7 @@ class _Planner:
         self.floor = floor
         self.tolerance = tolerance
         self.bounded = bounded
+        self.relative = relative
         self.effect = effect
         self.alpha = alpha
         self.replications = replications
@@ -280,6 +286,7 @@ class _Planner:
                 effect=self.effect,
                 alpha=self.alpha,
                 bounded=self.bounded,
+                relative=self.relative,
                 replications=self.replications,
                 seed=self.seed,
             )
@@ -362,6 +369,12 @@ class _Planner:
             se = np.where(ok, base.shifted_se * shrink, 0.0)
             t_lower = float(stats.t.ppf(1.0 - self.alpha / 2, n - 1))
             lower = np.where(ok, est - t_lower * se, -np.inf)
+            if self.bounded:
+                # The engine's exact bound from below, as on the simulated rows: without it
+                # the first extrapolated row could jump from "never" to "always different".
+                own = 0.0 if self.relative else self.floor
+                exact = np.vectorize(share_lower)(n * (est + own), n, self.alpha / 2) - own
+                lower = np.minimum(lower, exact)
             detected = ((base.significant > 0) | (lower > 0)) & (lower > self.tolerance)
             different = detected.astype(float)
         return self._summary(n, upper, different, extrapolated=True)
@@ -403,6 +416,7 @@ def plan_trials(
     effect: float | None = None,
     alpha: float = DEFAULT_ALPHA,
     bounded: bool = True,
+    relative: bool = False,
     power: float = 0.8,
     replications: int = 200,
     seed: int = 0,
@@ -427,6 +441,10 @@ def plan_trials(
     bounded : bool, default True
         The metric's values lie in [0, 1] (js, tv, first_token): the bounds
         include the unseen-change guard.
+    relative : bool, default False
+        The change is a share of the room the pilot's spread leaves, as the engine
+        measures it for the text metrics (``change_bound(relative=True)``); ``effect``
+        and ``tolerance`` are read in those units.
     power : float, default 0.8
         Required share of simulated runs reaching the goal.
     replications : int, default 200
@@ -499,6 +517,7 @@ def plan_trials(
         effect=effect,
         alpha=alpha,
         bounded=bounded,
+        relative=relative,
         replications=replications,
         seed=seed,
     )

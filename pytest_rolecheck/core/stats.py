@@ -15,10 +15,11 @@ numbers they share in ``limits``, the verdict names in ``verdict``.
 The decision rules, in one place (``decide``), the same for every design:
 
 * the *change* is ``delta = cross - min(within_a, within_b)`` (all-pairs,
-  :func:`change_bound`) or ``mean(B) - mean(A)`` of the trials' distances to
-  the baseline (seed design, :func:`trial_change_bound`); the *tolerance* is
-  the largest change that still counts as equivalent, chosen before seeing
-  data (:data:`DEFAULT_TOLERANCE`);
+  :func:`change_bound`; for the text metrics the larger of ``(cross - within_x) /
+  (1 - within_x)``, the share of answers that moved) or ``mean(B) - mean(A)`` of
+  the trials' distances to the baseline (seed design, :func:`trial_change_bound`);
+  the *tolerance* is the largest change that still counts as equivalent, chosen
+  before seeing data (:data:`DEFAULT_TOLERANCE`);
 * *equivalent*: the ``1 - alpha`` upper bound of the change is below the
   tolerance;
 * *different*: the permutation (seed design: Mann-Whitney) p-value is

@@ -33,10 +33,14 @@ empty texts included) and ``1.0`` when exactly one text is empty.
     next-token distributions up to the first divergence, ``edit`` what the
     answers say after it.
 
-Units: a change measured by these metrics is a share of characters, beyond what
-the arms' own calls already differ by. Two unrelated texts are not at distance 1
-(letters and spaces recur), so a complete rewrite moves these metrics less than
-it moves ``js``; the calibration in the README shows what that costs in power.
+Units: a distance is a share of characters; a *change* measured by these metrics is
+a share of answers that moved: the distance between the arms beyond an arm's own
+spread, over the room ``1 - within`` that spread leaves
+(:func:`~pytest_rolecheck.core.bounds.change_bound` with ``relative``). Two sampled
+answers of one prompt already differ in most of their characters, so in characters
+even a complete rewrite moves little. Two unrelated texts are not at distance 1
+(letters and spaces recur), so a complete rewrite reads as less than "all answers
+moved"; the calibration in the README shows what that costs in power.
 """
 
 from __future__ import annotations

@@ -258,8 +258,8 @@ def compare(
     tolerance : float, optional
         The largest change that still counts as equivalent, chosen before
         looking at data: for ``js``, ``tv`` and ``first_token`` the share of
-        probability mass moved, for the text metrics the share of characters
-        that differ (beyond the arms' own call-to-call spread), in (0, 1]; default
+        probability mass moved, for the text metrics the share of answers that
+        moved (beyond an arm's own call-to-call spread, over the room it leaves), in (0, 1]; default
         :data:`~pytest_rolecheck.core.limits.DEFAULT_TOLERANCE` (0.2). ``n`` calls
         per arm cannot certify a tolerance below ``1 - alpha ** (1/n)``
         (0.259 for 10 calls, 0.139 for 20, 0.095 for 30).
@@ -433,6 +433,9 @@ def _statistical(
     # 1 - within: when calls of the same arm already part (nearly) always, the metric has
     # no room to show a change of the tolerance's size, and a small estimate means nothing.
     room = 1.0 - min(core.within_a, core.within_b) if opts.bounded and not two_sided else 1.0
+    if opts.relative:
+        # A relative change (text metrics) is a share of that room: all of it, or none.
+        room = 1.0 if room > 0 else 0.0
     decision = _stats.decide(
         p_value=p_value,
         alpha=opts.alpha,

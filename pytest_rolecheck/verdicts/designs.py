@@ -110,7 +110,9 @@ def measure_all_pairs(
             f"seed {opts.seed}"
         )
     test += f"; U = {perm.statistic:,.1f}"
-    bound = _stats.change_bound(d, n_a, alpha=opts.alpha, bounded=opts.bounded)
+    bound = _stats.change_bound(
+        d, n_a, alpha=opts.alpha, bounded=opts.bounded, relative=opts.relative
+    )
     extra: list[str] = []
     if perm.smallest_p > opts.alpha:
         extra.append(wording.alpha_below_smallest_p(opts.alpha, perm.smallest_p, "this design"))

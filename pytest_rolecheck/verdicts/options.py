@@ -37,6 +37,11 @@ class Options:
     bounded: bool  # metric values in [0, 1]: the unseen-change guard applies
     blind: str | None  # why this metric cannot certify equivalence (None: it can)
 
+    @property
+    def relative(self) -> bool:
+        """The change is a share of the room the arms' spread leaves (the text metrics)."""
+        return uses_text(self.metric_fn)
+
 
 def check_options(
     *,
@@ -70,7 +75,7 @@ def check_options(
     if bounded and tolerance > 1:
         raise RolecheckUsageError(
             f"tolerance={tolerance!r} is not allowed with metric={name!r}: its values are a share "
-            f"(of probability mass or of characters) in [0, 1], so the tolerance must be in "
+            f"(of probability mass or of answers) in [0, 1], so the tolerance must be in "
             f"(0, 1], e.g. "
             f"{DEFAULT_TOLERANCE} (the default)."
         )

@@ -15,6 +15,7 @@ from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Final
 
+from ...core.distances import uses_text
 from ...core.divergence import METRIC_UNITS as _METRIC_UNITS
 from ..numbers import fmt_bounds, fmt_confidence, fmt_list, fmt_p, fmt_value
 from ..numbers import fmt_exact as _n
@@ -36,6 +37,11 @@ __all__ = [
 _TEXT_WIDTH: Final = 100
 #: Width of a text or outcome quoted in a report or message.
 SHORT: Final = 60
+
+#: What the change of a text metric is (all-pairs design): a share of answers, not of characters.
+RELATIVE_CHANGE: Final = (
+    "largest (cross - within) / (1 - within) of the arms: share of answers moved"
+)
 
 #: Why a change is exact when the calls of an arm are not identical: what is said
 #: instead of "deterministic", which only identical calls (text and logprobs) are.
@@ -76,7 +82,7 @@ def comparison_report(c: Comparison, *, with_next: bool = True) -> str:
         lines.append(
             f"  cross mean       {_n(c.cross)} (mean distance between calls of different arms)"
         )
-        what = "cross - smaller within-arm mean"
+        what = RELATIVE_CHANGE if uses_text(c.metric) else "cross - smaller within-arm mean"
     change = f"  change           {_n(c.change)} ({what}"
     if c.change_upper is not None and c.change_lower is not None:
         change += (
@@ -239,10 +245,15 @@ def _logprob_sentences(d: Mapping[str, Any], a: str, b: str, esc: _Esc, bold: _E
             f"— what "
             f"repeating the same request costs."
         )
+        beyond = (
+            "the share of answers that moved: the distance beyond an arm's own spread, over "
+            "the room 1 - within that spread leaves"
+            if uses_text(metric)
+            else "beyond the quieter arm's own spread"
+        )
         out.append(
             f"Two calls of different arms differ by {_num(esc, d.get('cross'))} {esc(unit)} on "
-            f"average: a change of {bold(_num(esc, d.get('change')))} beyond the quieter arm's own "
-            f"spread."
+            f"average: a change of {bold(_num(esc, d.get('change')))}, {beyond}."
         )
     if not d.get("exact", d.get("deterministic")) and d.get("p_value") is not None:
         # A JSON report stores an infinite bound as null: print it as the formatter does.
