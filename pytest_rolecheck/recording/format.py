@@ -539,15 +539,3 @@ def read_cassette(path: Path) -> tuple[dict[int, _Recorded], dict[str, Any]]:
         ) from None
     setup = doc.get(SETUP_KEY)
     return found, dict(setup) if isinstance(setup, dict) else {}
-
-
-def interaction_count(path: Path) -> int | None:
-    """How many calls the cassette at ``path`` holds; ``None``: none there, or unreadable.
-
-    For planning only (the live-call announcement): a replay reads it through
-    the session, which explains what is wrong with a bad file.
-    """
-    try:
-        return len(read_cassette(path)[0])
-    except (OSError, Unreadable):
-        return None
