@@ -219,3 +219,17 @@ def test_rows_carry_their_cost_through_json_and_the_totals_say_what_replays_cost
     unpriced = _row("live", models={"other": Tokens(1, 5, 5)}, prices=TABLE)
     assert unpriced.cells()["cost"] == "no price for other"
     assert Totals.of([unpriced]).cost_text() == "no price for other: its calls are not counted"
+
+
+def test_the_compact_table_shows_a_cost_column_only_for_a_run_that_went_live() -> None:
+    from pytest_rolecheck.reporting.summary import SummaryReport
+
+    models = {"gpt-4.1": Tokens(1, 1000, 100)}
+    live, replayed = (_row(s, models=models, prices=TABLE) for s in ("live", "replayed"))
+    assert replayed.cells()["cost_now"] == "$0"
+    keys = [key for key, _ in SummaryReport([live, replayed]).columns(full=False)]
+    assert keys[-1] == "cost_now"
+    assert "cost_now" not in [key for key, _ in SummaryReport([replayed]).columns(full=False)]
+    assert [key for key, _ in SummaryReport([replayed]).columns(full=True)][-1] == "cost"
+    unpriced = _row("live", models=models)
+    assert "cost" not in [key for key, _ in SummaryReport([unpriced]).columns(full=True)]

@@ -201,6 +201,8 @@ class Row:
 
     def cells(self) -> dict[str, str]:
         """Every column of the summary tables, formatted once for terminal and HTML."""
+        from ..verdicts.wording.cost import cost_cell
+
         if self.kind == "calls":
             tolerance = effect = NO_VERDICT
         else:
@@ -226,6 +228,11 @@ class Row:
             "tokens": str(self.tokens),
             "source": self.source,
             "cost": self.cost_text,
+            # The compact table's: what the calls cost this run (a replay's recorded cost is
+            # in the full table and the totals line; the test ids keep their room).
+            "cost_now": cost_cell(
+                self.cost, self.no_price, replayed=self.source == "replayed", now=True
+            ),
         }
 
     @property

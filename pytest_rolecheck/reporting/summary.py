@@ -39,7 +39,7 @@ COMPACT_COLUMNS: Final[tuple[tuple[str, str], ...]] = (
     ("effect", "effect"),
     ("p", "p"),
     ("source", "source"),
-    ("cost", "cost"),
+    ("cost_now", "cost"),
 )
 # Columns given up first when the table is too wide, and the least they keep.
 _SHRINKABLE: Final = ("test", "compared")
@@ -73,9 +73,11 @@ class SummaryReport:
 
         The cost column is there when a price table was given (``--rolecheck-prices``).
         """
-        dropped = set() if any(row.priced for row in self.rows) else {"cost"}
+        dropped = set() if any(row.priced for row in self.rows) else {"cost", "cost_now"}
         if not full and len({row.source for row in self.rows}) <= 1:
             dropped.add("source")  # the totals line says live/replayed
+        if not any(row.source == "live" for row in self.rows):
+            dropped.add("cost_now")  # every replay costs $0 now: the totals line says so
         return tuple(c for c in (FULL_COLUMNS if full else COMPACT_COLUMNS) if c[0] not in dropped)
 
     def table(self, *, full: bool = True) -> tuple[list[str], list[list[str]]]:

@@ -16,13 +16,17 @@ def no_price(models: Sequence[str]) -> str:
     return f"no price for {', '.join(models)}"
 
 
-def cost_cell(cost: float | None, missing: Sequence[str], *, replayed: bool) -> str:
-    """A row's cost: ``~$0.012`` live, ``$0 (~$0.012 recorded)`` replayed."""
+def cost_cell(
+    cost: float | None, missing: Sequence[str], *, replayed: bool, now: bool = False
+) -> str:
+    """A row's cost: ``~$0.012`` live, ``$0 (~$0.012 recorded)`` replayed (``now``: ``$0``)."""
     if missing:
         return no_price(missing)
     if cost is None:
         return MISSING
-    return f"$0 (~{fmt_usd(cost)} recorded)" if replayed else f"~{fmt_usd(cost)}"
+    if replayed:
+        return "$0" if now else f"$0 (~{fmt_usd(cost)} recorded)"
+    return f"~{fmt_usd(cost)}"
 
 
 def totals_text(
