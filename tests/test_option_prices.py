@@ -213,3 +213,41 @@ def test_the_option_is_not_a_marker_keyword(project: pytest.Pytester) -> None:
     result.assert_outcomes(errors=1)
     assert re.search(r"unknown argument 'prices'", result.stdout.str())
     assert Path(project.path / "prices.yaml").exists()
+
+
+@pytest.mark.e2e
+def test_the_local_model_costs_and_plans_as_priced(pytester: pytest.Pytester) -> None:
+    """The real server's usage, through xdist: each row's cost is its tokens at the table's
+    price, and a re-record's estimate holds the prompts it then sends and caps the answers."""
+    from test_e2e_local import INI, SMALL_TESTS, require_backend
+
+    from pytest_rolecheck.verdicts.numbers import fmt_rounded_count
+
+    require_backend()
+    pytester.makeini(INI + "rolecheck_prices = prices.yaml\n")
+    pytester.makepyfile(test_small=SMALL_TESTS)
+    (pytester.path / "prices.yaml").write_text('"smollm2-*": {input: 0.1, output: 0.4}\n')
+    args = ("-p", "no:cacheprovider", "--rolecheck-local")
+    recorded = pytester.runpytest_subprocess(*args, "-n", "2", "--rolecheck-record-mode=once")
+    recorded.assert_outcomes(passed=3)
+    rows = _report(pytester)["comparisons"]
+    for row in rows:
+        (model, tokens), *others = row["models"].items()
+        assert not others
+        assert model.startswith("smollm2")
+        assert tokens["prompt_tokens"] == row["prompt_tokens"] > 0
+        assert row["cost"] == pytest.approx(
+            (row["prompt_tokens"] * 0.1 + row["completion_tokens"] * 0.4) / 1e6
+        )
+    prompts = sum(row["prompt_tokens"] for row in rows)
+    calls = sum(row["calls"] for row in rows)
+
+    again = pytester.runpytest_subprocess(*args, "--rolecheck-record-mode=all")
+    again.assert_outcomes(passed=3)
+    planned = prompts + calls * 6  # rolecheck_max_tokens = 6
+    again.stdout.fnmatch_lines(
+        [f"rolecheck: planned: {calls} calls, ~{fmt_rounded_count(planned)} tokens, ~$0.0*"]
+    )
+    rerecorded = _report(pytester)["comparisons"]
+    assert sum(row["prompt_tokens"] for row in rerecorded) == prompts  # the same requests
+    assert sum(row["completion_tokens"] for row in rerecorded) <= calls * 6
