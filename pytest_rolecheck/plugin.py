@@ -258,12 +258,12 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 @pytest.hookimpl(trylast=True)  # after "collected N items"
 def pytest_collection_finish(session: pytest.Session) -> None:
     config = session.config
-    if _is_worker(config) or config.stash[SETTINGS_KEY].record_mode == "none":
+    settings = config.stash[SETTINGS_KEY]
+    if _is_worker(config) or (settings.record_mode == "none" and not settings.drift):
         return
     from .prices import price_table
     from .recording.announce import planned_live_calls
 
-    settings = config.stash[SETTINGS_KEY]
     lines = planned_live_calls(
         settings.record_mode,
         [
@@ -272,6 +272,7 @@ def pytest_collection_finish(session: pytest.Session) -> None:
             if _uses_rolecheck(item)
         ],
         price_table(settings),
+        drift=settings.drift,
     )
     reporter = config.pluginmanager.get_plugin("terminalreporter")
     for line in lines:

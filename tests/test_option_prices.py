@@ -143,6 +143,21 @@ def test_a_live_run_announces_its_planned_calls_tokens_and_cost(
     assert "$" not in plain.stdout.str()
 
 
+def test_a_drift_check_goes_live_and_is_announced_with_its_estimate(
+    project: pytest.Pytester,
+) -> None:
+    project.runpytest("--rolecheck-record-mode=once").assert_outcomes(passed=2)
+    drift = project.runpytest("--rolecheck-drift", "--rolecheck-prices=prices.yaml")
+    drift.assert_outcomes(passed=2)
+    drift.stdout.fnmatch_lines(
+        [
+            f"rolecheck: drift check, live: 2 tests, {CALLS} calls (as in their old cassettes)",
+            f"rolecheck: planned: {CALLS} calls, ~* tokens, ~$0.0* (estimate: *)",
+        ]
+    )
+    assert _report(project)["totals"]["cost_usd"] > 0
+
+
 @pytest.mark.parametrize(
     ("args", "content", "message"),
     [

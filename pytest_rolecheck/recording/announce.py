@@ -18,7 +18,7 @@ Call = tuple[str, Mapping[str, Any], Mapping[str, Any] | None]
 
 
 def planned_live_calls(
-    mode: str, cassettes: Sequence[Path], prices: PriceTable | None = None
+    mode: str, cassettes: Sequence[Path], prices: PriceTable | None = None, *, drift: bool = False
 ) -> list[str]:
     """Say how many tests will call the model live, how many calls and what they may cost.
 
@@ -26,9 +26,9 @@ def planned_live_calls(
     known for a test re-recording an existing cassette (as many as it holds, with
     the requests it sent); a new test's calls are only counted as it runs. The
     second line estimates the known calls' tokens and, with ``prices``, their cost.
-    Empty: nothing goes live.
+    Empty: nothing goes live. A drift check (``drift``) runs every test live.
     """
-    live = [path for path in cassettes if goes_live(mode, path)]
+    live = [path for path in cassettes if drift or goes_live(mode, path)]
     if not live:
         return []
     recorded = [calls for calls in map(recorded_calls, live) if calls is not None]
@@ -41,7 +41,8 @@ def planned_live_calls(
     else:
         calls = f"{sum(known)} calls known + those of {len(live) - len(known)} new"
     # Short: it must fit an 80-column terminal.
-    lines = [f"rolecheck: recording live (mode {mode}): {tests}, {calls}"]
+    what = "drift check, live" if drift else f"recording live (mode {mode})"
+    lines = [f"rolecheck: {what}: {tests}, {calls}"]
     if known:
         lines.append(planned_estimate(recorded, prices, unknown_tests=len(live) - len(known)))
     return lines
