@@ -83,6 +83,21 @@ def text_value(text: str) -> str:
 
 text = parser("a non-empty string", text_value)
 path = parser("a path", lambda text: Path(text_value(text)))
+# What a price table may be read from (the file itself is checked by pytest_rolecheck.prices).
+PRICE_SUFFIXES = (".yaml", ".yml", ".json")
+
+
+def price_file_value(text: str) -> str:
+    if not text_value(text).lower().endswith(PRICE_SUFFIXES):
+        raise ValueError
+    return text
+
+
+price_file = parser(
+    f"the path of a price table file ({', '.join(PRICE_SUFFIXES)}); for a name without "
+    "that suffix, rename the file",
+    price_file_value,
+)
 
 
 def bool_value(text: str) -> bool:

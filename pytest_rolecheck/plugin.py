@@ -98,10 +98,15 @@ def pytest_configure(config: pytest.Config) -> None:
         settings = settings.replace(
             **{
                 name: str(invoked / cli[name])
-                for name in ("report", "report_dir", "drift_save")
+                for name in ("report", "report_dir", "drift_save", "prices")
                 if cli.get(name) and not Path(cli[name]).is_absolute()
             }
         )
+        if settings.prices:  # read and checked now, before any test runs
+            from .prices import price_table
+
+            settings = settings.replace(prices=str(_under_root(config, settings.prices)))
+            price_table(settings)
         _check_tolerance(settings)
         check_drift(settings, typed_record_mode=cli.get("record_mode"))
         if settings.report_dir and not _is_worker(config):
@@ -253,22 +258,26 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 @pytest.hookimpl(trylast=True)  # after "collected N items"
 def pytest_collection_finish(session: pytest.Session) -> None:
     config = session.config
-    if _is_worker(config) or config.stash[SETTINGS_KEY].record_mode == "none":
+    settings = config.stash[SETTINGS_KEY]
+    if _is_worker(config) or (settings.record_mode == "none" and not settings.drift):
         return
+    from .prices import price_table
     from .recording.announce import planned_live_calls
 
-    settings = config.stash[SETTINGS_KEY]
-    text = planned_live_calls(
+    lines = planned_live_calls(
         settings.record_mode,
         [
             default_cassette_path(settings, item.nodeid, item.path)
             for item in session.items
             if _uses_rolecheck(item)
         ],
+        price_table(settings),
+        drift=settings.drift,
     )
     reporter = config.pluginmanager.get_plugin("terminalreporter")
-    if text and reporter is not None:
-        reporter.write_line(text, yellow=True)
+    for line in lines:
+        if reporter is not None:
+            reporter.write_line(line, yellow=True)
 
 
 def _uses_rolecheck(item: pytest.Item) -> bool:

@@ -238,6 +238,15 @@ OPTIONS: tuple[OptionSpec, ...] = (
         "out like the cassette directory (to inspect, or to promote by copying them over it)",
         marker=False,
     ),
+    OptionSpec(
+        "prices",
+        values.price_file,
+        None,
+        "price table (YAML or JSON: model name or glob -> USD per 1M input, output and cached "
+        "input tokens): each test's cost in the summary and reports, and an estimate before a "
+        "live run. Relative: to where pytest was started, or to the rootdir for the ini key",
+        marker=False,
+    ),
     # -- rolecheck compare
     _command_only("instruction", values.text, None, "instruction message text"),
     _command_only("prompt", values.text, None, "user message"),
@@ -447,6 +456,7 @@ class Settings:
     report_dir: str | None = _default("report_dir")
     drift: bool = _default("drift")
     drift_save: str | None = _default("drift_save")
+    prices: str | None = _default("prices")
     rootdir: Path = dataclasses.field(default_factory=Path.cwd)
 
     def replace(self, **changes: Any) -> Settings:

@@ -10,6 +10,8 @@ Modules::
     changes       What changed between two recordings of the same calls, or two reports (``rolecheck
                   diff``).
     contingency   Contingency-table statistics of tool-call outcomes: the 2xK table of two arms.
+    cost          What calls cost: a price table, tokens per model, and the estimate of planned
+                  calls.
     decision      The verdict rule shared by every comparison: :func:`decide`, and the trials
                   advice.
     descriptives  Descriptive statistics of distances: per-arm summaries, pair means, Cliff's

@@ -4,7 +4,7 @@
 
 Modules::
 
-    announce      The line announcing a run's planned live calls (a live run is slow and costs).
+    announce      The lines announcing a run's planned live calls (a live run is slow and costs).
     cassette      Per-test cassettes: record the chat completions of a test once, replay them
                   offline.
     diff          The short diff a cassette mismatch shows: recorded request vs the one sent now.

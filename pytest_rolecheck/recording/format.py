@@ -544,18 +544,6 @@ def read_cassette(path: Path) -> tuple[dict[int, _Recorded], dict[str, Any]]:
     return found, dict(setup) if isinstance(setup, dict) else {}
 
 
-def interaction_count(path: Path) -> int | None:
-    """How many calls the cassette at ``path`` holds; ``None``: none there, or unreadable.
-
-    For planning only (the live-call announcement): a replay reads it through
-    the session, which explains what is wrong with a bad file.
-    """
-    try:
-        return len(read_cassette(path)[0])
-    except (OSError, Unreadable):
-        return None
-
-
 def upgraded(path: Path) -> str | None:
     """The text of the cassette at ``path`` in the current format; ``None``: already in it.
 

@@ -233,6 +233,8 @@ def _numbers_table(row: Row, d: Mapping[str, Any]) -> str:
         items.append(("Cliff's delta", _fmt(d.get("cliffs_delta"), 2)))
     items.append(("calls made, tokens", f"{cells['calls']}, {cells['tokens']}"))
     items.append(("source", _e(cells["source"] or "—")))
+    if row.priced:
+        items.append(("cost", _e(cells["cost"])))
     body = "".join(f"<tr><th>{k}</th><td class='num'>{v}</td></tr>" for k, v in items)
     return f"<table class='numbers'>{body}</table>"
 
@@ -413,13 +415,14 @@ def _section(row: Row, index: int, images: Sequence[_Image]) -> str:
 
 def _summary(rows: Sequence[Row]) -> str:
     totals = Totals.of(rows)
+    cost = totals.cost_text()
     head = (
-        f"<p class='meta'>{_e(totals.comparisons_text())}; {_e(totals.calls_text())}. "
-        f"pytest-rolecheck {_e(__version__)}.</p>"
+        f"<p class='meta'>{_e(totals.comparisons_text())}; {_e(totals.calls_text())}"
+        f"{'; ' + _e(cost) if cost else ''}. pytest-rolecheck {_e(__version__)}.</p>"
     )
     lines = [
         "<table><tr><th>#</th><th>test</th><th>compared</th><th>verdict</th><th>n</th>"
-        "<th>change [upper] / TV [upper]</th><th>p</th></tr>"
+        f"<th>change [upper] / TV [upper]</th><th>p</th>{'<th>cost</th>' if cost else ''}</tr>"
     ]
     for i, row in enumerate(rows, 1):
         cells = row.cells()
@@ -427,10 +430,15 @@ def _summary(rows: Sequence[Row]) -> str:
             f"<tr><td>{i}</td><td class='mono'>{_e(cells['test'])}</td>"
             f"<td><a href='#c{i}'>{_e(cells['compared'])}</a></td>"
             f"<td>{_verdict(row.verdict)}</td><td class='num'>{_e(cells['n'])}</td>"
-            f"<td class='num'>{_e(cells['effect'])}</td><td class='num'>{_e(cells['p'])}</td></tr>"
+            f"<td class='num'>{_e(cells['effect'])}</td><td class='num'>{_e(cells['p'])}</td>"
+            f"{_cell(cells['cost']) if cost else ''}</tr>"
         )
     lines.append("</table>")
     return head + "".join(lines)
+
+
+def _cell(text: str) -> str:
+    return f"<td class='num'>{_e(text)}</td>"
 
 
 def _drift(drift: Mapping[str, Any]) -> str:

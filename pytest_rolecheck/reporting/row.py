@@ -13,9 +13,12 @@ import dataclasses
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Final, Literal
+from typing import TYPE_CHECKING, Any, Final, Literal
 
 from ..verdicts.numbers import fmt_change, fmt_p, fmt_value
+
+if TYPE_CHECKING:
+    from ..core.cost import PriceTable, Tokens
 
 Kind = Literal["logprobs", "tool-calls", "calls"]
 KINDS: Final[tuple[str, ...]] = ("logprobs", "tool-calls", "calls")
@@ -55,6 +58,11 @@ class Row:
     asserted: str | None = None
     details: Mapping[str, Any] = field(default_factory=dict)
     insight: Mapping[str, Any] | None = None
+    # Calls and tokens per model requested, and their cost at the --rolecheck-prices table
+    # (replayed calls: what they cost when recorded); None: no table, or a model in no_price.
+    models: Mapping[str, Mapping[str, int]] = field(default_factory=dict)
+    cost: float | None = None
+    no_price: tuple[str, ...] = ()
 
     # ------------------------------------------------------------------ build
     @classmethod
@@ -67,6 +75,8 @@ class Row:
         source: str,
         by_hand: bool = False,
         insight: Mapping[str, Any] | None = None,
+        models: Mapping[str, Tokens] | None = None,
+        prices: PriceTable | None = None,
     ) -> Row:
         """The row of a ``Comparison``, ``ToolCallComparison`` or ``PromptSetComparison``.
 
@@ -95,10 +105,19 @@ class Row:
             by_hand=by_hand,
             details=details,
             insight=insight,
+            **_spend(models, prices),
         )
 
     @classmethod
-    def of_calls(cls, *, nodeid: str | None, usage: tuple[int, int, int], source: str) -> Row:
+    def of_calls(
+        cls,
+        *,
+        nodeid: str | None,
+        usage: tuple[int, int, int],
+        source: str,
+        models: Mapping[str, Tokens] | None = None,
+        prices: PriceTable | None = None,
+    ) -> Row:
         """The row of a test that ran calls but compared nothing (they still cost)."""
         return cls(
             nodeid=nodeid,
@@ -111,6 +130,7 @@ class Row:
             prompt_tokens=usage[1],
             completion_tokens=usage[2],
             source=source,
+            **_spend(models, prices),
         )
 
     def with_insight(self, insight: Mapping[str, Any] | None) -> Row:
@@ -144,6 +164,12 @@ class Row:
         values["by_hand"] = bool(values.get("by_hand"))
         asserted = values.get("asserted")
         values["asserted"] = asserted if isinstance(asserted, str) else None
+        models = values.get("models")
+        values["models"] = dict(models) if isinstance(models, Mapping) else {}
+        cost = values.get("cost")
+        number = isinstance(cost, int | float) and not isinstance(cost, bool)
+        values["cost"] = float(cost) if number and isinstance(cost, int | float) else None
+        values["no_price"] = tuple(str(m) for m in values.get("no_price") or ())
         return cls(**values)
 
     # ---------------------------------------------------------------- display
@@ -175,6 +201,8 @@ class Row:
 
     def cells(self) -> dict[str, str]:
         """Every column of the summary tables, formatted once for terminal and HTML."""
+        from ..verdicts.wording.cost import cost_cell
+
         if self.kind == "calls":
             tolerance = effect = NO_VERDICT
         else:
@@ -199,11 +227,40 @@ class Row:
             "calls": str(self.calls),
             "tokens": str(self.tokens),
             "source": self.source,
+            "cost": self.cost_text,
+            # The compact table's: what the calls cost this run (a replay's recorded cost is
+            # in the full table and the totals line; the test ids keep their room).
+            "cost_now": cost_cell(
+                self.cost, self.no_price, replayed=self.source == "replayed", now=True
+            ),
         }
+
+    @property
+    def priced(self) -> bool:
+        """Whether a price table was given (a cost, or a model it has no price for)."""
+        return self.cost is not None or bool(self.no_price)
+
+    @property
+    def cost_text(self) -> str:
+        from ..verdicts.wording.cost import cost_cell
+
+        return cost_cell(self.cost, self.no_price, replayed=self.source == "replayed")
 
 
 def _is_set(details: Mapping[str, Any]) -> bool:
     return isinstance(details.get("cases"), list | tuple)
+
+
+def _spend(models: Mapping[str, Tokens] | None, prices: PriceTable | None) -> dict[str, Any]:
+    """The row's per-model tokens and, with a price table, their cost."""
+    models = models or {}
+    fields: dict[str, Any] = {"models": {m: t.to_json() for m, t in sorted(models.items())}}
+    if prices is not None:  # a row without calls costs $0 (not "no price")
+        from ..core.cost import priced
+
+        cost = priced(prices, models)
+        fields.update(cost=cost.complete, no_price=cost.no_price)
+    return fields
 
 
 _FROM_DETAILS: Final = (
@@ -227,6 +284,12 @@ class Totals:
     calls: int
     live_calls: int
     tokens: int
+    priced: bool = False  # a price table was given
+    # None: no row of that source has a complete cost (never a false $0).
+    live_cost: float | None = None
+    # What the replayed calls cost when they were recorded, at the same prices.
+    recorded_cost: float | None = None
+    no_price: tuple[str, ...] = ()
 
     @classmethod
     def of(cls, rows: Iterable[Row]) -> Totals:
@@ -239,6 +302,10 @@ class Totals:
             calls=sum(row.calls for row in rows),
             live_calls=sum(row.calls for row in rows if row.source == "live"),
             tokens=sum(row.tokens for row in rows),
+            priced=any(row.priced for row in rows),
+            live_cost=_sum_costs(row for row in rows if row.source == "live"),
+            recorded_cost=_sum_costs(row for row in rows if row.source != "live"),
+            no_price=tuple(sorted({m for row in rows for m in row.no_price})),
         )
 
     def to_json(self) -> dict[str, Any]:
@@ -249,6 +316,16 @@ class Totals:
             "live_calls": self.live_calls,
             "replayed_calls": self.calls - self.live_calls,
             "tokens": self.tokens,
+            **(
+                {
+                    "cost_usd": self.live_cost or 0.0,
+                    "replayed_cost_usd": 0.0,
+                    "replayed_cost_when_recorded_usd": self.recorded_cost,
+                    "no_price": list(self.no_price),
+                }
+                if self.priced
+                else {}
+            ),
         }
 
     def comparisons_text(self) -> str:
@@ -262,6 +339,23 @@ class Totals:
             f"{self.calls} calls ({self.live_calls} live, {replayed} replayed), "
             f"{self.tokens} tokens"
         )
+
+    def cost_text(self) -> str | None:
+        """The run's cost in one line; ``None`` without a price table."""
+        if not self.priced:
+            return None
+        from ..verdicts.wording.cost import totals_text
+
+        return totals_text(
+            live=(self.live_calls, self.live_cost),
+            replayed=(self.calls - self.live_calls, self.recorded_cost),
+            no_price=self.no_price,
+        )
+
+
+def _sum_costs(rows: Iterable[Row]) -> float | None:
+    costs = [row.cost for row in rows if row.cost is not None]
+    return sum(costs) if costs else None
 
 
 def short_test(nodeid: str | None) -> str:

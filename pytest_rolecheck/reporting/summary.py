@@ -30,6 +30,7 @@ FULL_COLUMNS: Final[tuple[tuple[str, str], ...]] = (
     ("calls", "calls"),
     ("tokens", "tokens"),
     ("source", "source"),
+    ("cost", "cost"),
 )
 COMPACT_COLUMNS: Final[tuple[tuple[str, str], ...]] = (
     ("test", "test"),
@@ -38,6 +39,7 @@ COMPACT_COLUMNS: Final[tuple[tuple[str, str], ...]] = (
     ("effect", "effect"),
     ("p", "p"),
     ("source", "source"),
+    ("cost_now", "cost"),
 )
 # Columns given up first when the table is too wide, and the least they keep.
 _SHRINKABLE: Final = ("test", "compared")
@@ -67,12 +69,16 @@ class SummaryReport:
         return Totals.of(self.rows)
 
     def columns(self, *, full: bool = True) -> tuple[tuple[str, str], ...]:
-        """The table's (key, title) columns; the compact table drops a source all rows share."""
-        if full:
-            return FULL_COLUMNS
-        if len({row.source for row in self.rows}) <= 1:  # the totals line says live/replayed
-            return tuple(c for c in COMPACT_COLUMNS if c[0] != "source")
-        return COMPACT_COLUMNS
+        """The table's (key, title) columns; the compact table drops a source all rows share.
+
+        The cost column is there when a price table was given (``--rolecheck-prices``).
+        """
+        dropped = set() if any(row.priced for row in self.rows) else {"cost", "cost_now"}
+        if not full and len({row.source for row in self.rows}) <= 1:
+            dropped.add("source")  # the totals line says live/replayed
+        if not any(row.source == "live" for row in self.rows):
+            dropped.add("cost_now")  # every replay costs $0 now: the totals line says so
+        return tuple(c for c in (FULL_COLUMNS if full else COMPACT_COLUMNS) if c[0] not in dropped)
 
     def table(self, *, full: bool = True) -> tuple[list[str], list[list[str]]]:
         columns = self.columns(full=full)
@@ -105,6 +111,9 @@ class SummaryReport:
         totals = self.totals
         yield f"{totals.comparisons_text()};"
         yield totals.calls_text()
+        cost = totals.cost_text()
+        if cost is not None:
+            yield cost
         for row in self.rows:  # a comparison by text: why (the server gave no logprobs)
             if row.details.get("no_logprobs"):
                 from ..verdicts.wording.logprobs import summary_line

@@ -252,7 +252,7 @@ class CompletionRunner:
                 response = type(response).construct(**stored)
         with self._lock:
             self.progress.done += 1
-            self.progress.usage.add(response)
+            self.progress.usage.add(response, spec.request.get("model"))
         return response
 
     async def _run_async(self, specs: Sequence[CallSpec]) -> list[Any]:

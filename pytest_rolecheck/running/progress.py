@@ -8,26 +8,47 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..core.cost import Tokens, add_tokens, minus
+
 
 @dataclass
 class Usage:
-    """Token usage summed over calls."""
+    """Token usage summed over calls, and per model (what a price table prices)."""
 
     calls: int = 0
     prompt_tokens: int = 0
     completion_tokens: int = 0
+    models: dict[str, Tokens] = field(default_factory=dict)
+    _taken: dict[str, Tokens] = field(default_factory=dict)
 
-    def add(self, response: Any) -> None:
+    def add(self, response: Any, model: str | None = None) -> None:
+        """Count one call; ``model`` is the one requested (else the response's)."""
         self.calls += 1
         usage = getattr(response, "usage", None)
+        prompt: Any = 0
+        completion: Any = 0
+        cached: Any = 0
         if usage is not None:
             # chat completions' names, else the Responses API's
             prompt = getattr(usage, "prompt_tokens", None) or getattr(usage, "input_tokens", 0)
             completion = getattr(usage, "completion_tokens", None) or getattr(
                 usage, "output_tokens", 0
             )
+            details = getattr(usage, "prompt_tokens_details", None) or getattr(
+                usage, "input_tokens_details", None
+            )
+            cached = getattr(details, "cached_tokens", None) or 0
             self.prompt_tokens += int(prompt or 0)
             self.completion_tokens += int(completion or 0)
+        name = model or getattr(response, "model", None) or "unknown model"
+        call = Tokens(1, int(prompt or 0), int(completion or 0), int(cached))
+        self.models = add_tokens(self.models, {str(name): call})
+
+    def take(self) -> dict[str, Tokens]:
+        """The tokens per model counted since the last ``take`` (one report row's)."""
+        taken = minus(self.models, self._taken)
+        self._taken = dict(self.models)
+        return taken
 
     @property
     def total_tokens(self) -> int:

@@ -141,8 +141,6 @@ class Rolecheck(Calls):
         self._live: bool | None = None
         self._next_index = 0
         self._rows: list[Row] = []
-        # Usage when the last row was added: a row counts the calls made since.
-        self._reported = (0, 0, 0)
         # Set while Rolecheck.compare* runs the pure comparison (not one made by hand).
         self._own_comparison = False
         self._finished = False
@@ -494,15 +492,19 @@ class Rolecheck(Calls):
         check_drift(self, labels, arms, compare_arm)  # kept short: this module is long
 
     # ---------------------------------------------------------------- records
-    def _usage_snapshot(self) -> tuple[int, int, int]:
-        usage = self.progress.usage
-        return (usage.calls, usage.prompt_tokens, usage.completion_tokens)
+    def _spent(self) -> dict[str, Any]:
+        """A row's usage, per model and priced: the calls made since the last row."""
+        from ..core.cost import Tokens
+        from ..prices import price_table
+
+        models = self.progress.usage.take()
+        made = sum(models.values(), Tokens())
+        usage = (made.calls, made.prompt, made.completion)
+        return {"usage": usage, "models": models, "prices": price_table(self.settings)}
 
     def _add_row(self, result: Any, *, by_hand: bool = False) -> None:
         from ..reporting.row import Row
 
-        after = self._usage_snapshot()
-        before, self._reported = self._reported, after
         insight = None
         if hasattr(result, "calls_a") and (self.settings.report or self.settings.report_dir):
             # Only reports draw it, and it costs ~0.1 s per comparison.
@@ -518,10 +520,10 @@ class Rolecheck(Calls):
             Row.of_result(
                 result,
                 nodeid=self.nodeid,
-                usage=(after[0] - before[0], after[1] - before[1], after[2] - before[2]),
                 source=self._source,
                 by_hand=by_hand,
                 insight=insight,
+                **self._spent(),
             )
         )
 
@@ -574,9 +576,7 @@ class Rolecheck(Calls):
         # Calls run by hand (rolecheck.run + no comparison) still count in the summary.
         from ..reporting.row import Row
 
-        self._rows.append(
-            Row.of_calls(nodeid=self.nodeid, usage=self._usage_snapshot(), source=self._source)
-        )
+        self._rows.append(Row.of_calls(nodeid=self.nodeid, source=self._source, **self._spent()))
 
 
 def _same(responses: Any) -> Any:

@@ -22,10 +22,13 @@ __all__ = [
     "fmt_bounds",
     "fmt_change",
     "fmt_confidence",
+    "fmt_count",
     "fmt_exact",
     "fmt_list",
     "fmt_p",
+    "fmt_rounded_count",
     "fmt_share",
+    "fmt_usd",
     "fmt_value",
     "json_value",
 ]
@@ -115,6 +118,37 @@ def fmt_change(estimate: Any, upper: Any, *, exact: bool = False, digits: int = 
         return f"{fmt_value(estimate, digits)} (exact)"
     bound = "∞" if upper is None else fmt_value(upper, digits)
     return f"{fmt_value(estimate, digits)} [{bound}]"
+
+
+def fmt_count(value: int) -> str:
+    """A count in full with thousands separators: ``1240`` -> ``"1,240"``."""
+    return f"{value:,}"
+
+
+def fmt_rounded_count(value: float) -> str:
+    """An estimated count, rounded to what it is worth: ``310_400`` -> ``"310k"``.
+
+    Below 1,000 in full; then 2 significant digits at least, with ``k`` or ``M``.
+    """
+    for scale, suffix in ((1e9, "G"), (1e6, "M"), (1e3, "k")):
+        if abs(value) >= scale:
+            scaled = value / scale
+            return f"{scaled:.0f}{suffix}" if abs(scaled) >= 10 else f"{scaled:.2g}{suffix}"
+    return f"{round(value):,}"
+
+
+def fmt_usd(value: Any) -> str:
+    """US dollars: cents from $0.01 up (``"$0.42"``, ``"$1,234.50"``), 2 significant digits
+    below (``"$0.0031"``: a cheap call is not free), ``"$0"`` for nothing, ``"—"`` if missing."""
+    if value is None or (isinstance(value, float) and not math.isfinite(value)):
+        return MISSING
+    x = float(value)
+    if x == 0:
+        return "$0"
+    if abs(x) < 0.005:  # 2 significant digits, written out: $0.000012, not $1.2e-05
+        decimals = 1 - math.floor(math.log10(abs(x)))
+        return f"${x:.{decimals}f}"
+    return f"${x:,.2f}"
 
 
 def json_value(value: Any) -> Any:

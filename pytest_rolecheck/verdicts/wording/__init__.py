@@ -10,6 +10,8 @@ typical text and where they part), the numbers as a detail block, one next step 
 
 Modules::
 
+    cost          Every text about cost: a row's cell, the run's total, the estimate before a
+                  live run.
     details       The detail block of a verdict: the numbers behind it, as text or as report
                   sentences.
     diff          The words of ``rolecheck diff``: what changed between two recordings or reports.
