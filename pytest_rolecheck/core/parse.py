@@ -424,7 +424,9 @@ def _tool_calls(message: Mapping[str, Any]) -> tuple[ToolCallRecord, ...]:
 
 
 # Long by its docstring (the accepted shapes and every error); the body is under 60 lines.
-def parse_response(response: Any, *, require_logprobs: bool = True, choice: int = 0) -> ParsedCall:
+def parse_response(
+    response: Any, *, require_logprobs: bool = True, choice: int = 0, tokens: bool = True
+) -> ParsedCall:
     """Parse one chat-completion response into a :class:`ParsedCall`.
 
     Parameters
@@ -439,6 +441,10 @@ def parse_response(response: Any, *, require_logprobs: bool = True, choice: int 
         Pass False for tool-call responses, which usually have none.
     choice : int, default 0
         Which entry of ``choices`` to read (for requests with ``n > 1``).
+    tokens : bool, default True
+        False skips reading the token entries (``positions`` stays empty, and a
+        malformed entry goes unnoticed): for a caller that only asks whether the
+        call has logprobs, which costs a tenth of reading them all.
 
     Returns
     -------
@@ -502,7 +508,7 @@ def parse_response(response: Any, *, require_logprobs: bool = True, choice: int 
 
     positions = tuple(
         _position(entry, f"choices[{choice}].logprobs.content[{i}]")
-        for i, entry in enumerate(entries or [])
+        for i, entry in enumerate((entries or []) if tokens else [])
     )
     usage_raw = data.get("usage")
     usage = _mapping(usage_raw, "usage") if usage_raw is not None else {}
