@@ -369,11 +369,44 @@ def _alternative(entry: Any, where: str) -> tuple[str, str, float]:
     return _token_entry(_mapping(entry, where), where)
 
 
+def _plain_entries(entries: list[Any]) -> list[tuple[str, str, float]] | None:
+    """``_token_entry`` of each entry when all are plain and in range, else ``None``.
+
+    The usual case, at a third of the cost: a top-20 call has 420 entries, and
+    the checked path below (which says what is wrong, and where) builds a
+    location string and makes three calls for each.
+    """
+    out: list[tuple[str, str, float]] = []
+    for entry in entries:
+        data = entry if type(entry) is dict else _mapping(entry, "")
+        token, logprob, raw = data.get("token"), data.get("logprob"), data.get("bytes")
+        if type(token) is not str or type(logprob) is not float:
+            return None
+        if not LOGPROB_FLOOR <= logprob <= 0.0:
+            return None
+        if raw is None:
+            key = token
+        elif type(raw) is list and _PLAIN_INT.issuperset(map(type, raw)):
+            try:
+                key = bytes(raw).decode("utf-8")
+            except ValueError:  # out of range, or not UTF-8 (UnicodeDecodeError)
+                return None
+        else:
+            return None
+        out.append((key, token, logprob))
+    return out
+
+
 def _position(entry: Any, where: str) -> Position:
     data = _mapping(entry, where)
     key, token, logprob = _token_entry(data, where)
     raw_top = _list(data.get("top_logprobs"), f"{where}.top_logprobs") or []
-    listed = [_alternative(alt, f"{where}.top_logprobs[{j}]") for j, alt in enumerate(raw_top)]
+    try:
+        listed = _plain_entries(raw_top)
+    except ResponseFormatError:
+        listed = None
+    if listed is None:
+        listed = [_alternative(alt, f"{where}.top_logprobs[{j}]") for j, alt in enumerate(raw_top)]
     return Position(
         token=token,
         key=key,
