@@ -62,5 +62,5 @@ def test_replay_bench_suite_times_every_test_and_the_sdk(monkeypatch: pytest.Mon
     # The suite part of replay.py: a generated suite that replays, and the SDK's limit.
     monkeypatch.syspath_prepend(str(ROOT / "bench"))  # it imports memory.py
     suite = _bench("_suite_replay")
-    assert suite.plugin_per_call_ms(2) > 0
-    assert suite.sdk_per_call_ms(1) > 0
+    assert min(suite.plugin_per_call_ms(2)) > 0
+    assert min(suite.sdk_per_call_ms(1)) > 0
