@@ -378,7 +378,12 @@ def _plain_entries(entries: list[Any]) -> list[tuple[str, str, float]] | None:
     """
     out: list[tuple[str, str, float]] = []
     for entry in entries:
-        data = entry if type(entry) is dict else _mapping(entry, "")
+        data = entry
+        if type(entry) is not dict:
+            kind = type(entry)
+            # An SDK object without extras: read its fields in place (as_dict copies them).
+            plain = hasattr(kind, "__pydantic_fields__") and not entry.__pydantic_extra__
+            data = vars(entry) if plain else _mapping(entry, "")
         token, logprob, raw = data.get("token"), data.get("logprob"), data.get("bytes")
         if type(token) is not str or type(logprob) is not float:
             return None

@@ -451,12 +451,18 @@ class CassetteSession:
             ):
                 self._played.add(index)
                 return entry.response
-        refused = self._refusal(index, method, uri, body) if index >= 0 else None
+        if index < 0:
+            refused: CassetteError | None = CassetteError(
+                f"{CALL_INDEX_HEADER}: {raw_index!r} is not a call index (an integer >= 0)"
+            )
+        else:
+            refused = self._refusal(index, method, uri, body)
         if refused is None:
-            with self._lock:
-                if index >= 0 and index not in self._played:
+            entry = self._interactions()[index]  # loaded by _refusal: no error here
+            with self._lock:  # not around _interactions(), which takes it too
+                if index not in self._played:
                     self._played.add(index)
-                    return self._interactions()[index].response
+                    return entry.response
             refused = CassetteError(refusals.sent_twice(self.nodeid, index))
         self._refused.append(refused)
         raise refused
