@@ -12,6 +12,11 @@ left out: they do not grow with the calls.
 The limit: the SDK's own ``AsyncOpenAI.chat.completions.create()`` over an
 ``httpx2.MockTransport`` that answers with the same recorded bodies, one after
 another on one client, in this process (median per call over the rounds).
+
+Both sides are timed in wall time and in CPU time (``time.process_time``, all
+threads of the process): a replay is CPU-bound, so on an idle machine the two
+agree, while on a shared one the wall time also counts whatever other
+processes took, which differs between the two sides' runs.
 """
 
 from __future__ import annotations
@@ -25,7 +30,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import httpx2
 import openai
@@ -45,9 +50,9 @@ TIMES = []
 
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_protocol(item, nextitem):
-    start = time.perf_counter()
+    start, start_cpu = time.perf_counter(), time.process_time()
     yield
-    TIMES.append(time.perf_counter() - start)
+    TIMES.append((time.perf_counter() - start, time.process_time() - start_cpu))
 
 
 def pytest_sessionfinish(session):
@@ -56,11 +61,18 @@ def pytest_sessionfinish(session):
 """
 
 
+class PerCall(NamedTuple):
+    """Milliseconds per call: wall time and CPU time."""
+
+    wall: float
+    cpu: float
+
+
 def calls_per_test() -> int:
     return len(json.loads(CASSETTE.read_text(encoding="utf-8"))["interactions"])
 
 
-def plugin_per_call_ms(tests: int, root: Path = ROOT) -> float:
+def plugin_per_call_ms(tests: int, root: Path = ROOT) -> PerCall:
     """Milliseconds per replayed call over a generated suite of ``tests`` tests."""
     with tempfile.TemporaryDirectory(prefix="rolecheck-suite-") as tmp:
         where = Path(tmp)
@@ -81,14 +93,18 @@ def plugin_per_call_ms(tests: int, root: Path = ROOT) -> float:
         if result.returncode != 0 or not out.exists():
             sys.stdout.write(result.stdout[-3000:] + result.stderr[-3000:])
             raise SystemExit(f"the generated suite failed (exit status {result.returncode})")
-        times: list[float] = json.loads(out.read_text(encoding="utf-8"))
+        times: list[list[float]] = json.loads(out.read_text(encoding="utf-8"))
     if len(times) != tests:
         raise SystemExit(f"timed {len(times)} tests, expected {tests}")
     # The first test pays the lazy imports (numpy, scipy, the SDK): once per run, not per call.
-    return sum(times[1:]) * 1e3 / ((tests - 1) * calls_per_test())
+    calls = (tests - 1) * calls_per_test()
+    return PerCall(
+        sum(wall for wall, _ in times[1:]) * 1e3 / calls,
+        sum(cpu for _, cpu in times[1:]) * 1e3 / calls,
+    )
 
 
-def sdk_per_call_ms(rounds: int) -> float:
+def sdk_per_call_ms(rounds: int) -> PerCall:
     """Median milliseconds per ``create()`` over a mock transport, same bodies and requests."""
     found, _ = read_cassette(CASSETTE)  # the one reader: format v2 packs the response bodies
     recorded = [found[index] for index in sorted(found)]
@@ -109,15 +125,18 @@ def sdk_per_call_ms(rounds: int) -> float:
         http_client=httpx2.AsyncClient(transport=httpx2.MockTransport(answer)),
     )
 
-    async def one_round() -> float:
-        start = time.perf_counter()
+    async def one_round() -> tuple[float, float]:
+        start, start_cpu = time.perf_counter(), time.process_time()
         for request in requests:
             await client.chat.completions.create(**request)
-        return (time.perf_counter() - start) * 1e3 / len(requests)
+        wall, cpu = time.perf_counter() - start, time.process_time() - start_cpu
+        return wall * 1e3 / len(requests), cpu * 1e3 / len(requests)
 
-    async def run() -> list[float]:
+    async def run() -> list[tuple[float, float]]:
         await one_round()  # warm-up: imports, caches
         return [await one_round() for _ in range(rounds)]
 
     result: list[Any] = asyncio.run(run())
-    return statistics.median(result)
+    return PerCall(
+        statistics.median(wall for wall, _ in result), statistics.median(cpu for _, cpu in result)
+    )

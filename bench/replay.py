@@ -25,7 +25,7 @@ Then, over a whole suite (``_suite_replay.py``): the plugin's per-call replay
 cost in a generated ``--suite-tests``-test suite (client creation, cassette
 load, GC and all, as a real suite pays them) vs the SDK's own ``create()`` over
 an ``httpx2.MockTransport`` answering with the same bodies. Target: plugin / SDK
-<= 2.0 per call.
+<= 2.0 per call, in CPU time (the wall times are printed too).
 
 Each arm of the 21-call comparison builds its client outside the timed
 region. Target: median plugin / median raw vcrpy (wall time) <= 1.2 for each
@@ -308,18 +308,24 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _suite(tests: int, rounds: int) -> bool:
-    """Print the suite's per-call cost against the SDK's; whether it is on target."""
+    """Print the suite's per-call cost against the SDK's; whether it is on target.
+
+    Judged on CPU time: the two sides run one after the other, and on a shared
+    machine their wall times count different amounts of other processes' work.
+    """
     plugin = plugin_per_call_ms(tests)
     sdk = sdk_per_call_ms(rounds)
-    ratio = plugin / sdk
+    ratio = plugin.cpu / sdk.cpu
     passed = ratio <= SUITE_TARGET
     print(
-        f"\nsuite of {tests} replayed tests (40 calls each): plugin {plugin:.2f} ms per call "
-        f"(all of each test's run but the first test's), SDK create() over a mock transport "
-        f"{sdk:.2f} ms per call (median of {rounds} rounds)"
+        f"\nsuite of {tests} replayed tests (40 calls each), ms per call (all of each test's "
+        f"run but the first test's) vs the SDK's create() over a mock transport (median of "
+        f"{rounds} rounds):\n"
+        f"  CPU:  plugin {plugin.cpu:.2f}, SDK {sdk.cpu:.2f}\n"
+        f"  wall: plugin {plugin.wall:.2f}, SDK {sdk.wall:.2f} (ratio {plugin.wall / sdk.wall:.2f})"
     )
     print(
-        f"ratio plugin / SDK per call: {ratio:.2f} (target <= {SUITE_TARGET}) -> "
+        f"ratio plugin / SDK per call (CPU time): {ratio:.2f} (target <= {SUITE_TARGET}) -> "
         f"{'PASS' if passed else 'FAIL'}"
     )
     return passed

@@ -62,8 +62,8 @@ def test_replay_bench_suite_times_every_test_and_the_sdk(monkeypatch: pytest.Mon
     # The suite part of replay.py: a generated suite that replays, and the SDK's limit.
     monkeypatch.syspath_prepend(str(ROOT / "bench"))  # it imports memory.py
     suite = _bench("_suite_replay")
-    assert suite.plugin_per_call_ms(2) > 0
-    assert suite.sdk_per_call_ms(1) > 0
+    assert min(suite.plugin_per_call_ms(2)) > 0
+    assert min(suite.sdk_per_call_ms(1)) > 0
 
 
 def test_cassette_size_bench_reads_both_formats_back_equal(

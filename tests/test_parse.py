@@ -455,3 +455,30 @@ def test_random_responses_parse_to_consistent_calls(seed: int) -> None:
     assert len(call.positions) == 5
     assert "".join(p.token for p in call.positions) == call.text
     assert all(p.key == p.alternatives[0][0] for p in call.positions)  # greedy
+
+
+_ENTRY_VALUES = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(-300, 300),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.text(max_size=3),
+    st.lists(st.one_of(st.integers(-2, 300), st.booleans()), max_size=4),
+)
+_ENTRIES = st.lists(
+    st.dictionaries(st.sampled_from(["token", "logprob", "bytes"]), _ENTRY_VALUES), max_size=4
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(_ENTRIES)
+def test_the_plain_entry_path_reads_entries_as_the_checked_one(entries: list[Any]) -> None:
+    from pytest_rolecheck.core.parse import _plain_entries, _token_entry
+
+    fast = _plain_entries(entries)
+    try:
+        checked = [_token_entry(entry, "e") for entry in entries]
+    except ResponseFormatError:
+        assert fast is None  # only the checked path reports (and locates) a bad entry
+        return
+    assert fast is None or fast == checked

@@ -369,11 +369,49 @@ def _alternative(entry: Any, where: str) -> tuple[str, str, float]:
     return _token_entry(_mapping(entry, where), where)
 
 
+def _plain_entries(entries: list[Any]) -> list[tuple[str, str, float]] | None:
+    """``_token_entry`` of each entry when all are plain and in range, else ``None``.
+
+    The usual case, at a third of the cost: a top-20 call has 420 entries, and
+    the checked path below (which says what is wrong, and where) builds a
+    location string and makes three calls for each.
+    """
+    out: list[tuple[str, str, float]] = []
+    for entry in entries:
+        data = entry
+        if type(entry) is not dict:
+            kind = type(entry)
+            # An SDK object without extras: read its fields in place (as_dict copies them).
+            plain = hasattr(kind, "__pydantic_fields__") and not entry.__pydantic_extra__
+            data = vars(entry) if plain else _mapping(entry, "")
+        token, logprob, raw = data.get("token"), data.get("logprob"), data.get("bytes")
+        if type(token) is not str or type(logprob) is not float:
+            return None
+        if not LOGPROB_FLOOR <= logprob <= 0.0:
+            return None
+        if raw is None:
+            key = token
+        elif type(raw) is list and _PLAIN_INT.issuperset(map(type, raw)):
+            try:
+                key = bytes(raw).decode("utf-8")
+            except ValueError:  # out of range, or not UTF-8 (UnicodeDecodeError)
+                return None
+        else:
+            return None
+        out.append((key, token, logprob))
+    return out
+
+
 def _position(entry: Any, where: str) -> Position:
     data = _mapping(entry, where)
     key, token, logprob = _token_entry(data, where)
     raw_top = _list(data.get("top_logprobs"), f"{where}.top_logprobs") or []
-    listed = [_alternative(alt, f"{where}.top_logprobs[{j}]") for j, alt in enumerate(raw_top)]
+    try:
+        listed = _plain_entries(raw_top)
+    except ResponseFormatError:
+        listed = None
+    if listed is None:
+        listed = [_alternative(alt, f"{where}.top_logprobs[{j}]") for j, alt in enumerate(raw_top)]
     return Position(
         token=token,
         key=key,
@@ -424,7 +462,9 @@ def _tool_calls(message: Mapping[str, Any]) -> tuple[ToolCallRecord, ...]:
 
 
 # Long by its docstring (the accepted shapes and every error); the body is under 60 lines.
-def parse_response(response: Any, *, require_logprobs: bool = True, choice: int = 0) -> ParsedCall:
+def parse_response(
+    response: Any, *, require_logprobs: bool = True, choice: int = 0, tokens: bool = True
+) -> ParsedCall:
     """Parse one chat-completion response into a :class:`ParsedCall`.
 
     Parameters
@@ -439,6 +479,10 @@ def parse_response(response: Any, *, require_logprobs: bool = True, choice: int 
         Pass False for tool-call responses, which usually have none.
     choice : int, default 0
         Which entry of ``choices`` to read (for requests with ``n > 1``).
+    tokens : bool, default True
+        False skips reading the token entries (``positions`` stays empty, and a
+        malformed entry goes unnoticed): for a caller that only asks whether the
+        call has logprobs, which costs a tenth of reading them all.
 
     Returns
     -------
@@ -502,7 +546,7 @@ def parse_response(response: Any, *, require_logprobs: bool = True, choice: int 
 
     positions = tuple(
         _position(entry, f"choices[{choice}].logprobs.content[{i}]")
-        for i, entry in enumerate(entries or [])
+        for i, entry in enumerate((entries or []) if tokens else [])
     )
     usage_raw = data.get("usage")
     usage = _mapping(usage_raw, "usage") if usage_raw is not None else {}

@@ -19,13 +19,12 @@ and ``user-agent`` headers differ between machines.
 from __future__ import annotations
 
 import contextlib
-import difflib
 import threading
 from collections.abc import Callable, Mapping, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Final
-from urllib.parse import urlsplit
 
 from ..errors import (
     CassetteCorruptError,
@@ -35,7 +34,8 @@ from ..errors import (
     CassetteNotFoundError,
     RolecheckUsageError,
 )
-from .diff import _changed_keys, body_diff
+from . import direct as _direct
+from . import refusals
 from .encoding import pack_body
 from .files import atomic_write
 from .fix_command import endpoint_of, fix_command
@@ -174,6 +174,7 @@ class CassetteSession:
         cassette_dir: Path | None = None,
         recorded_with: Mapping[str, Any] | None = None,
         command: Callable[[str | None, Sequence[str]], str] | None = None,
+        direct: bool = False,
     ) -> None:
         try:
             self.mode = RecordMode(mode)
@@ -195,6 +196,10 @@ class CassetteSession:
         self._stored_setup: dict[str, Any] = {}
         # decided once: a cassette written by this very session must not flip it
         self._live = goes_live(self.mode, self.path)
+        # Replays answered by play() through the client's transport, not by vcrpy.
+        self.direct = direct and _direct.ENABLED and not self._live
+        self._played: set[int] = set()
+        self._refused: list[CassetteError] = []  # raised by play(), recognised by explain()
         self._lock = threading.Lock()
         self._loaded: dict[int, _Recorded] | None = None
         self._load_error: tuple[type[CassetteError], str] | None = None
@@ -218,7 +223,9 @@ class CassetteSession:
     @property
     def replayed(self) -> int:
         """Responses replayed from the cassette so far."""
-        return int(self._cassette.play_count) if self._cassette is not None else 0
+        if self._cassette is not None:
+            return int(self._cassette.play_count)
+        return len(self._played)
 
     @property
     def written(self) -> bool:
@@ -285,13 +292,8 @@ class CassetteSession:
         unused = sorted(index for index in recorded if index >= calls_made)
         if not unused:
             return None
-        count = len(recorded)
-        return (
-            f"{self.nodeid} made {calls_made} call{'s' if calls_made != 1 else ''} but its "
-            f"cassette {_display(self.path)} recorded {count}: {len(unused)} recorded "
-            f"call{'s' if len(unused) != 1 else ''} (#{unused[0] + 1} on) went unused, so the "
-            "result came from a subset of the recording (fewer trials or comparisons than "
-            f"recorded?). Re-record it to match the test: `{self.rewrite_command}`"
+        return refusals.unused(
+            self.nodeid, self.path, calls_made, len(recorded), unused, self.rewrite_command
         )
 
     @property
@@ -362,19 +364,31 @@ class CassetteSession:
         recorded = self._interactions()
         entry = recorded.get(index)
         if entry is None:
-            raise CassetteExhaustedError(self._exhausted_message(index, len(recorded)))
+            message = refusals.exhausted(self.path, index, len(recorded), self.rewrite_command)
+            raise CassetteExhaustedError(message)
         if entry.canonical != canonical:
-            raise CassetteMismatchError(self._mismatch_message(entry, shown))
+            if isinstance(shown, bytes):  # a body as sent: shown as JSON when it is
+                ok, tree = _parse_json_bytes(shown)
+                shown = tree if ok else shown.decode("utf-8", "replace")
+            raise CassetteMismatchError(
+                refusals.mismatch(
+                    self.nodeid, self.path, index, entry.shown, shown, self.rewrite_command
+                )
+            )
         return entry
 
     def explain(self, error: BaseException) -> CassetteError | None:
-        """Turn a vcrpy refusal found in ``error``'s chain into a pytest-rolecheck error.
+        """Turn a refusal found in ``error``'s chain into a pytest-rolecheck error.
 
         The SDK may raise vcrpy's ``CannotOverwriteExistingCassetteException`` as is
         (openai 3.x) or wrapped in ``APIConnectionError`` after retries (openai 1.x);
-        both are recognised through ``__cause__``/``__context__``. Returns None if the
-        chain holds no such exception.
+        both are recognised through ``__cause__``/``__context__``, and so is an error
+        :meth:`play` raised. Returns None if the chain holds no such exception.
         """
+        own = _find_in_chain(error, lambda e: isinstance(e, CassetteError) and e in self._refused)
+        if own is not None:
+            assert isinstance(own, CassetteError)
+            return own
         refusal = _find_vcr_refusal(error)
         if refusal is None:
             return None
@@ -384,32 +398,79 @@ class CassetteSession:
         raw_index = _header_index(request.headers)
         if raw_index is None or not raw_index.isdigit():
             return None
-        index = int(raw_index)
         body = request.body if isinstance(request.body, bytes) else b""
-        ok, tree = _parse_json_bytes(body)
-        shown = tree if ok else body.decode("utf-8", "replace")
+        refused = self._refusal(int(raw_index), request.method, request.uri, body)
+        if refused is not None:
+            return refused
+        message = refusals.sent_twice(self.nodeid, int(raw_index))
+        return CassetteError(f"{message}. vcrpy said:\n{refusal}")
+
+    def _refusal(self, index: int, method: str, uri: str, body: bytes) -> CassetteError | None:
+        """Why call ``index`` (as scrubbed, sent) cannot replay; ``None``: it matches."""
         try:
-            entry = self._check(index, _canonical_bytes(request.body), shown)
+            entry = self._check(index, _canonical_bytes(body), body)
         except CassetteError as err:
             return err
-        now = f"{request.method} {request.uri}"
-        then = f"{entry.method} {entry.uri}"
-        if _url_key(request.method, request.uri) != _url_key(entry.method, entry.uri):
-            recorded_base = _base_of(entry.uri)
+        if refusals.url_key(method, uri) != refusals.url_key(entry.method, entry.uri):
             point = self._command(
-                None, [*self.command_flags, f"--rolecheck-base-url={recorded_base}"]
+                None, [*self.command_flags, f"--rolecheck-base-url={refusals.base_of(entry.uri)}"]
             )
             return CassetteMismatchError(
-                f"call #{index + 1} of {self.nodeid} was recorded as {then} but this request "
-                f"is {now}: the paths differ (method and path must match; the host and port "
-                f"are ignored when replaying). Replay with a client whose base URL has the "
-                f"recorded path (the rolecheck_client fixture, or `{point}`); if the endpoint "
-                f"change is intended, re-record: `{self.rewrite_command}`"
+                refusals.paths_differ(
+                    self.nodeid,
+                    index,
+                    f"{entry.method} {entry.uri}",
+                    f"{method} {uri}",
+                    point,
+                    self.rewrite_command,
+                )
             )
-        return CassetteError(
-            f"call #{index + 1} of {self.nodeid} ({CALL_INDEX_HEADER}: {index}) was sent twice; "
-            f"each call must carry its own index. vcrpy said:\n{refusal}"
-        )
+        return None
+
+    # ----------------------------------------------------------------- direct replay
+
+    def serving(self) -> AbstractContextManager[None]:
+        """Around a batch of calls: the client's transport asks this session (direct replay)."""
+        return _direct.serving(self) if self.direct else nullcontext()
+
+    def play(self, method: str, uri: str, raw_index: str, body: bytes) -> dict[str, Any]:
+        """The recorded response (vcrpy's in-memory shape) to a request, as vcrpy would play it.
+
+        Called by the client's transport in a direct replay, with the request as
+        sent: matched like vcrpy matches it (method, path, call index, canonical
+        body, after scrubbing), each recording played once; a refusal raises the
+        error :meth:`explain` would have made of vcrpy's.
+        """
+        __tracebackhide__ = True
+        uri = self._redactor.uri(uri)
+        body = self._scrubbed(body)
+        index = int(raw_index) if raw_index.isdigit() else -1
+        with self._lock:
+            entry = self._loaded.get(index) if self._loaded is not None else None
+            # The common case first: the very bytes recorded (check_request saw the call).
+            if (
+                entry is not None
+                and index not in self._played
+                and entry.body == body
+                and refusals.url_key(method, uri) == refusals.url_key(entry.method, entry.uri)
+            ):
+                self._played.add(index)
+                return entry.response
+        if index < 0:
+            refused: CassetteError | None = CassetteError(
+                f"{CALL_INDEX_HEADER}: {raw_index!r} is not a call index (an integer >= 0)"
+            )
+        else:
+            refused = self._refusal(index, method, uri, body)
+        if refused is None:
+            entry = self._interactions()[index]  # loaded by _refusal: no error here
+            with self._lock:  # not around _interactions(), which takes it too
+                if index not in self._played:
+                    self._played.add(index)
+                    return entry.response
+            refused = CassetteError(refusals.sent_twice(self.nodeid, index))
+        self._refused.append(refused)
+        raise refused
 
     # ----------------------------------------------------------------- loading
 
@@ -430,69 +491,12 @@ class CassetteSession:
         try:
             found, self._stored_setup = read_cassette(self.path)
         except FileNotFoundError:
-            raise CassetteNotFoundError(self._not_found_message(_display(self.path))) from None
+            record = self._command("once", self.command_flags)
+            message = refusals.not_found(self.path, record, self.mode.value, self.cassette_dir)
+            raise CassetteNotFoundError(message) from None
         except Unreadable as err:
-            raise self._corrupt(str(err)) from None
+            raise CassetteCorruptError(refusals.corrupt(str(err), self.rewrite_command)) from None
         return found
-
-    def _not_found_message(self, shown: str) -> str:
-        record = self._command("once", self.command_flags)
-        directory = self.cassette_dir
-        if directory is not None and not directory.is_dir():
-            # A typo in the directory must not read as "this one test has no cassette".
-            parent = directory.parent
-            existing = sorted(
-                p.name
-                for p in (parent.iterdir() if parent.is_dir() else ())
-                if p.is_dir() and not p.name.startswith(".")
-            )
-            close = difflib.get_close_matches(directory.name, existing, n=1)
-            listing = ", ".join(f"{name}/" for name in existing[:12]) or "none"
-            hint = f"did you mean {close[0]!r}? " if close else ""
-            return (
-                f"the cassette directory {_display(directory)} does not exist: nothing was "
-                f"recorded there yet, or its name is misspelt (directories in "
-                f"{_display(parent)}: {listing}). {hint}Fix --rolecheck-cassette-dir / "
-                f"rolecheck_cassette_dir (relative to the rootdir), or record into the new "
-                f"directory with `{record}`"
-            )
-        return (
-            f"no cassette at {shown} — record it with `{record}` "
-            f"(record mode {self.mode.value!r} only replays and never calls the API)"
-        )
-
-    def _corrupt(self, where: str) -> CassetteCorruptError:
-        return CassetteCorruptError(
-            f"corrupt cassette {where}. Re-record it with `{self.rewrite_command}` "
-            "(or restore the file from version control)"
-        )
-
-    def _exhausted_message(self, index: int, count: int) -> str:
-        where = _display(self.path)
-        if index >= count:
-            problem = (
-                f"the cassette {where} recorded {count} call{'s' if count != 1 else ''}, "
-                f"the test requested call #{index + 1} ({CALL_INDEX_HEADER}: {index})"
-            )
-        else:
-            problem = (
-                f"the cassette {where} has no recording of call #{index + 1} "
-                f"({CALL_INDEX_HEADER}: {index}); it holds {count} calls"
-            )
-        return (
-            f"{problem} — the test now makes more or different calls (more trials, "
-            f"variants or comparisons?). Re-record it: `{self.rewrite_command}`"
-        )
-
-    def _mismatch_message(self, entry: _Recorded, shown: Any) -> str:
-        changed = _changed_keys(entry.shown, shown)
-        what = f" (changed: {', '.join(changed)})" if changed else ""
-        return (
-            f"call #{entry.index + 1} of {self.nodeid} no longer matches its recording in "
-            f"{_display(self.path)}{what}: the prompt or the parameters changed.\n"
-            f"{body_diff(entry.shown, shown)}\n"
-            f"If the change is intended, re-record: `{self.rewrite_command}`"
-        )
 
     # ----------------------------------------------------------------- vcrpy
 
@@ -508,13 +512,16 @@ class CassetteSession:
                 kept[name] = value[0] if isinstance(value, list | tuple) else str(value)
         request.headers = kept
         request.uri = self._redactor.uri(request.uri)
-        body = request.body
-        if self._redactor.needles and isinstance(body, bytes) and self._redactor.raw(body) != body:
-            ok, tree = _parse_json_bytes(body)
-            request.body = (
-                _compact_bytes(self._redactor.tree(tree)) if ok else self._redactor.raw(body)
-            )
+        if isinstance(request.body, bytes):
+            request.body = self._scrubbed(request.body)
         return request
+
+    def _scrubbed(self, body: bytes) -> bytes:
+        """A request body with every secret replaced (as it is stored and matched)."""
+        if self._redactor.needles and self._redactor.raw(body) != body:
+            ok, tree = _parse_json_bytes(body)
+            return _compact_bytes(self._redactor.tree(tree)) if ok else self._redactor.raw(body)
+        return body
 
     def __enter__(self) -> CassetteSession:
         if self._used:
@@ -522,6 +529,8 @@ class CassetteSession:
                 "a CassetteSession can be entered only once; create one per test"
             )
         self._used = True
+        if self.direct:
+            return self  # answered by play(), through the client's transport
         import inspect
 
         import vcr
@@ -600,22 +609,15 @@ class CassetteSession:
         return dict(sorted(by_index.items()))
 
 
-def _url_key(method: str, uri: str) -> tuple[str, str]:
-    return method.upper(), urlsplit(uri).path or "/"
-
-
-def _base_of(uri: str) -> str:
-    """The base URL a recorded request went to (its URI without the API's path)."""
-    base = endpoint_of(uri) or uri
-    for suffix in ("/chat/completions", "/responses"):
-        if base.endswith(suffix):
-            return base[: -len(suffix)]
-    return base
-
-
 def _find_vcr_refusal(error: BaseException) -> BaseException | None:
     from vcr.errors import CannotOverwriteExistingCassetteException
 
+    return _find_in_chain(error, lambda e: isinstance(e, CannotOverwriteExistingCassetteException))
+
+
+def _find_in_chain(
+    error: BaseException, wanted: Callable[[BaseException], bool]
+) -> BaseException | None:
     seen: set[int] = set()
     stack: list[BaseException] = [error]
     while stack:
@@ -623,9 +625,8 @@ def _find_vcr_refusal(error: BaseException) -> BaseException | None:
         if id(current) in seen:
             continue
         seen.add(id(current))
-        if isinstance(current, CannotOverwriteExistingCassetteException):
-            found: BaseException = current
-            return found
+        if wanted(current):
+            return current
         for linked in (current.__cause__, current.__context__):
             if linked is not None:
                 stack.append(linked)

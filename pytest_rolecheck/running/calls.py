@@ -163,6 +163,7 @@ class Calls:
         )
 
         def session(path: Path, mode: RecordMode, flags: Sequence[str]) -> CassetteSession:
+            # A replay through our own client needs no vcrpy: its transport asks the session.
             return CassetteSession(
                 path,
                 mode,
@@ -178,6 +179,7 @@ class Calls:
                     "endpoint": client_base_url(client),
                     "model": default_model,
                 },
+                direct=self._owns_client,
             )
 
         if settings.drift and path is not None:
@@ -235,8 +237,9 @@ class Calls:
             else None
         )
         display = self._progress_display if self.live else None
+        serving = self._cassette.serving() if self._cassette is not None else nullcontext()
         try:
-            with display(self.progress) if display is not None else nullcontext():
+            with serving, display(self.progress) if display is not None else nullcontext():
                 specs, responses = gate.run(self._runner, specs)
         except BaseException:
             # Calls were cut short (an error, Ctrl-C), even if the test catches it:

@@ -8,21 +8,31 @@ first use and closed by :func:`close_default_clients` at the end of the run
 shared across settings: the key holds everything the client is built from, so a
 live test still retries and a replay never does, and ``--rolecheck-timeout``
 applies per try through each request's ``timeout``, not through the client.
+
+A replay client's transport answers the calls of a test whose cassette session
+is serving them (:mod:`~pytest_rolecheck.recording.direct`) from that session,
+without vcrpy; any other request goes on to the real transport.
 """
 
 from __future__ import annotations
 
 import os
 import threading
+from typing import Any
 
+import httpx2
 import openai
 
 from ..errors import BackendError
+from ..recording.direct import serving_now
+from ..recording.format import CALL_INDEX_HEADER
 from .client import REPLAY_API_KEY, AnyClient, close_client
 
 _Key = tuple[str, str | None, int, float]
 _clients: dict[_Key, openai.AsyncOpenAI] = {}
 _lock = threading.Lock()
+# The connection limits the SDK gives its own HTTP client.
+_LIMITS: Any = openai.DEFAULT_CONNECTION_LIMITS
 
 
 def make_client(
@@ -55,8 +65,14 @@ def make_client(
     with _lock:
         client = _clients.get(key)
         if client is None:
+            # Only a replay client answers from cassettes: a live one never meets a session.
+            http = None if live else openai.DefaultAsyncHttpxClient(transport=_ReplayTransport())
             client = _clients[key] = openai.AsyncOpenAI(
-                api_key=key[0], base_url=key[1], max_retries=retries, timeout=timeout
+                api_key=key[0],
+                base_url=key[1],
+                max_retries=retries,
+                timeout=timeout,
+                http_client=http,
             )
         return client
 
@@ -68,3 +84,34 @@ def close_default_clients() -> None:
         _clients.clear()
     for client in clients:
         close_client(client)
+
+
+class _ReplayTransport(httpx2.AsyncBaseTransport):
+    """Answers a call from the cassette session serving it, else sends it on.
+
+    The response is built as vcrpy's httpx stub builds a replayed one, so the
+    SDK sees the same thing on both paths.
+    """
+
+    def __init__(self) -> None:
+        self._real = httpx2.AsyncHTTPTransport(limits=_LIMITS)
+
+    async def handle_async_request(self, request: httpx2.Request) -> httpx2.Response:
+        session = serving_now()
+        index = request.headers.get(CALL_INDEX_HEADER)
+        if session is None or index is None:
+            return await self._real.handle_async_request(request)
+        body = await request.aread()
+        recorded = session.play(request.method, str(request.url), index, body)
+        message: str = recorded["status"]["message"]
+        return httpx2.Response(
+            recorded["status"]["code"],
+            headers=[
+                (name, value) for name, values in recorded["headers"].items() for value in values
+            ],
+            stream=httpx2.ByteStream(recorded["body"]["string"]),
+            extensions={"reason_phrase": message.encode("ascii")} if message else None,
+        )
+
+    async def aclose(self) -> None:
+        await self._real.aclose()

@@ -151,7 +151,8 @@ def missing(response: Any) -> str | None:
     from ..errors import ResponseFormatError
 
     try:
-        call = parse_response(response, require_logprobs=False)
+        # Whether there are logprobs, not what they are: the comparison reads them.
+        call = parse_response(response, require_logprobs=False, tokens=False)
     except ResponseFormatError:
         return None  # not ours to judge here; the comparison reports it
     if call.has_logprobs or not call.text:
