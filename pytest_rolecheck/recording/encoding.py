@@ -237,7 +237,7 @@ class _Layout:
         self.top = top
         self.utf8 = table.get(_BYTES) == _UTF8
         self.float32 = table.get("float32") is True
-        self.fast = _fast_entry(
+        self.fast: Callable[[Any], dict[str, Any]] = _fast_entry(
             tuple(keys), self.utf8, self.float32, None if top is None else top.fast
         )
 
