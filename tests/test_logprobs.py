@@ -15,7 +15,7 @@ from typing import Any
 import httpx2
 import openai
 import pytest
-from _fake_api import completion
+from _fake_api import completion, response
 
 from pytest_rolecheck import Rolecheck
 from pytest_rolecheck.errors import BackendError, NoLogprobsError, RolecheckUsageError
@@ -61,7 +61,7 @@ class Server:
 
 
 def _rolecheck(
-    server: Server, *, sync: bool = False, memory: LogprobsMemory | None = None, **settings: Any
+    server: Handler, *, sync: bool = False, memory: LogprobsMemory | None = None, **settings: Any
 ) -> Rolecheck:
     kind = openai.OpenAI if sync else openai.AsyncOpenAI
     transport = httpx2.MockTransport(server)
@@ -231,3 +231,30 @@ def test_a_responses_api_request_asks_by_its_include_entry() -> None:
     other = {"model": "m", "include": ["reasoning.encrypted_content", *request["include"]]}
     assert unasked(other) == {"model": "m", "include": ["reasoning.encrypted_content"]}
     assert not asks(unasked(other))
+
+
+def test_what_chat_completions_found_is_not_taken_for_the_responses_api() -> None:
+    # One server, logprobs on /chat/completions but refused on /responses (as the bundled
+    # llama.cpp server): a finding is per API, or the Responses calls would all ask and fail.
+    bodies: list[tuple[str, dict[str, Any]]] = []
+
+    def serve(request: httpx2.Request) -> httpx2.Response:
+        body = json.loads(request.content)
+        kind = "responses" if request.url.path.endswith("/responses") else "chat"
+        bodies.append((kind, body))
+        index = int(request.headers["x-rolecheck-call"])
+        if kind == "chat":
+            return httpx2.Response(200, json=completion(body, index))
+        if "top_logprobs" in body:
+            return httpx2.Response(400, json={"error": {"message": "logprobs not supported"}})
+        return httpx2.Response(200, json=response(body, index))
+
+    chat = _rolecheck(serve)
+    first = _roles(chat)
+    assert first.metric == "js"
+    later = _roles(chat, api="responses")
+    chat.finish(save=False)
+    assert later.metric == "edit"
+    assert "it rejected them" in later.notes[0]
+    refused = [b for kind, b in bodies if kind == "responses" and "top_logprobs" in b]
+    assert len(refused) == 1  # found out once, by the first Responses call alone

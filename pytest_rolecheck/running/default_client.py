@@ -28,7 +28,7 @@ from ..recording.direct import serving_now
 from ..recording.format import CALL_INDEX_HEADER
 from .client import REPLAY_API_KEY, AnyClient, close_client
 
-_Key = tuple[str, str | None, int, float]
+_Key = tuple[str, str | None, int, float, bool]
 _clients: dict[_Key, openai.AsyncOpenAI] = {}
 _lock = threading.Lock()
 # The connection limits the SDK gives its own HTTP client.
@@ -61,7 +61,9 @@ def make_client(
         api_key = REPLAY_API_KEY
     # Replays never fail transiently; retrying them would only hide a mismatch.
     retries = max_retries if live else 0
-    key = (api_key, base_url or os.environ.get("OPENAI_BASE_URL") or None, retries, timeout)
+    # live is part of the key: a live client has no replay transport, so a replay that
+    # reused one (same key, URL, retries 0) would send its calls to the network
+    key = (api_key, base_url or os.environ.get("OPENAI_BASE_URL") or None, retries, timeout, live)
     with _lock:
         client = _clients.get(key)
         if client is None:

@@ -74,7 +74,7 @@ class Gap:
 
 
 class LogprobsMemory:
-    """What the run found out: (base URL, model) -> ``None`` (gives logprobs) or the Gap."""
+    """What the run found out: (base URL and API, model) -> ``None`` (gives logprobs) or the Gap."""
 
     def __init__(self) -> None:
         self._known: dict[tuple[str, str], Gap | None] = {}
@@ -176,7 +176,7 @@ class LogprobsGate:
     mode
         ``auto``, ``true`` or ``false``.
     memory
-        The run's findings, keyed by ``(base_url, model)``; used when ``detect``.
+        The run's findings, keyed by ``(base_url and API, model)``; used when ``detect``.
     base_url
         The endpoint the calls go to.
     detect
@@ -213,7 +213,8 @@ class LogprobsGate:
 
     # ----------------------------------------------------------------- findings
     def _key(self, spec: CallSpec) -> tuple[str, str]:
-        return (self._base, str(spec.request.get("model") or ""))
+        # per API too: one server may give logprobs on chat completions and not on responses
+        return (f"{self._base} {spec.api}", str(spec.request.get("model") or ""))
 
     def known_gap(self, spec: CallSpec) -> Gap | None:
         """The finding that this call's model gives no logprobs, if there is one."""
