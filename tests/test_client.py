@@ -247,3 +247,14 @@ def test_default_client_is_shared_per_settings_and_closed_at_the_end(
     close_default_clients()
     assert make_client(base_url="http://a.test/v1", live=False) is not replay
     close_default_clients()
+
+
+def test_a_replay_never_gets_a_live_client_without_retries(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Same key, URL and retries (0): only a replay client answers from cassettes, so a
+    # replay handed the live one would send its calls to the network.
+    monkeypatch.setenv("OPENAI_API_KEY", KEY)
+    live = make_client(base_url="http://a.test/v1", live=True, max_retries=0)
+    replay = make_client(base_url="http://a.test/v1", live=False)
+    assert replay is not live
+    assert make_client(base_url="http://a.test/v1", live=True, max_retries=0) is live
+    close_default_clients()
