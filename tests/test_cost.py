@@ -233,3 +233,11 @@ def test_the_compact_table_shows_a_cost_column_only_for_a_run_that_went_live() -
     assert [key for key, _ in SummaryReport([replayed]).columns(full=True)][-1] == "cost"
     unpriced = _row("live", models=models)
     assert "cost" not in [key for key, _ in SummaryReport([unpriced]).columns(full=True)]
+
+
+def test_a_cost_carries_no_float_noise_into_the_reports() -> None:
+    from pytest_rolecheck.core.cost import settled
+
+    # 0.1 + 0.2 style noise from summing per-token prices stays out of the JSON
+    assert settled(0.00045120000000000007) == 0.0004512
+    assert settled(0.1 + 0.2) == 0.3

@@ -110,6 +110,12 @@ class PriceTable:
         return any(char in name for char in "*?[")
 
 
+def settled(usd: float) -> float:
+    """``usd`` rounded to 1e-12 dollars: sums of per-token prices carry float noise
+    (``0.00045120000000000007``) into the JSON report otherwise."""
+    return round(usd, 12)
+
+
 def cost_of(price: Price, tokens: Tokens) -> float:
     """USD for ``tokens`` at ``price``; cached prompt tokens at the cached price if any."""
     cached = min(max(tokens.cached, 0), tokens.prompt)
@@ -146,7 +152,7 @@ def priced(table: PriceTable, by_model: Mapping[str, Tokens]) -> Cost:
             missing.append(model)
         else:
             total += cost_of(price, tokens)
-    return Cost(total, tuple(missing))
+    return Cost(settled(total), tuple(missing))
 
 
 def add_tokens(*parts: Mapping[str, Tokens]) -> dict[str, Tokens]:

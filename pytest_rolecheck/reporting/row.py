@@ -355,7 +355,9 @@ class Totals:
 
 def _sum_costs(rows: Iterable[Row]) -> float | None:
     costs = [row.cost for row in rows if row.cost is not None]
-    return sum(costs) if costs else None
+    from ..core.cost import settled
+
+    return settled(sum(costs)) if costs else None
 
 
 def short_test(nodeid: str | None) -> str:
