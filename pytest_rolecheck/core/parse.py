@@ -381,8 +381,10 @@ def _plain_entries(entries: list[Any]) -> list[tuple[str, str, float]] | None:
         data = entry
         if type(entry) is not dict:
             kind = type(entry)
-            # An SDK object without extras: read its fields in place (as_dict copies them).
-            plain = hasattr(kind, "__pydantic_fields__") and not entry.__pydantic_extra__
+            # An SDK object: read its declared fields in place (as_dict copies them all).
+            # Extras (llama.cpp's "id") live apart and are not read here; a token or
+            # logprob that is not a declared field is missing and goes the checked way.
+            plain = hasattr(kind, "__pydantic_fields__")
             data = vars(entry) if plain else _mapping(entry, "")
         token, logprob, raw = data.get("token"), data.get("logprob"), data.get("bytes")
         if type(token) is not str or type(logprob) is not float:

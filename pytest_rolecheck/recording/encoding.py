@@ -266,6 +266,21 @@ class _Layout:
         return dict(zip(self.keys, values, strict=True))
 
 
+# A vocabulary's tokens recur in every call and position: their UTF-8 is worked out once.
+# The lists are shared between entries, which are only ever written out as JSON.
+_UTF8_SEEN: dict[str, list[int]] = {}
+_UTF8_SEEN_MAX: Final = 200_000
+
+
+def _utf8_of(token: str) -> list[int]:
+    found = _UTF8_SEEN.get(token)
+    if found is None:
+        found = list(token.encode("utf-8"))  # a lone surrogate raises: the checked way
+        if len(_UTF8_SEEN) < _UTF8_SEEN_MAX:
+            _UTF8_SEEN[token] = found
+    return found
+
+
 class _Slow(Exception):
     """A row the fast reader leaves to :meth:`_Layout.entry` (which checks and names it)."""
 
@@ -301,23 +316,25 @@ def _compile_entry(
     items = []
     for key in keys:
         if key == _BYTES:
-            expr = f"_utf8(row[{cells.index('token')}])" if utf8 and "token" in cells else "None"
+            expr = f"_utf8_of(row[{cells.index('token')}])" if utf8 and "token" in cells else "None"
         elif key == _TOP and top is not None:
             at = cells.index(key)
             expr = f"None if row[{at}] is None else list(map(_top, row[{at}]))"
-        elif key == "token" or not float32:  # a token is text: checked below, never cast
+        elif key in ("token", "id") or not float32:  # text and token ids: checked below
             expr = f"row[{cells.index(key)}]"
         else:
             expr = f"_cast32(row[{cells.index(key)}])"
         items.append(f"{key!r}: {expr}")
     text = f" or type(row[{cells.index('token')}]) is not str" if "token" in cells else ""
+    if float32 and "id" in cells:  # an id that is not an int goes the way that casts floats
+        text += f" or type(row[{cells.index('id')}]) is not int"
     source = (
         "def entry(row):\n"
         f"    if type(row) is not list or len(row) != {len(cells)}{text}:\n"
         "        raise _Slow\n"
         f"    return {{{', '.join(items)}}}\n"
     )
-    scope: dict[str, Any] = {"_Slow": _Slow, "_utf8": _utf8, "_cast32": _cast32, "_top": top}
+    scope: dict[str, Any] = {"_Slow": _Slow, "_utf8_of": _utf8_of, "_cast32": _cast32, "_top": top}
     exec(source, scope)  # generated from repr()'d keys only
     entry: Callable[[Any], dict[str, Any]] = scope["entry"]
     return entry
